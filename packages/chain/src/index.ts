@@ -1,0 +1,1 @@
+export { scryptHash, sha256d } from './hash.js';
