@@ -1,1 +1,5 @@
-export {};
+export * from './events.js';
+export * from './framer.js';
+export * from './keys.js';
+export * from './rpc.js';
+export * from './stratum.js';

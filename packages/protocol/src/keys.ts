@@ -1,0 +1,57 @@
+/**
+ * The one place Redis key names are made. Every key starts with a configurable prefix
+ * (default `hw:`). Keys that a multi-key Lua script touches together share a hash tag
+ * (`{...}`), so the script runs on Redis Cluster too.
+ */
+export interface KeyBuilderOptions {
+  /** @defaultValue 'hw:' */
+  prefix?: string;
+}
+
+export const DEFAULT_KEY_PREFIX = 'hw:';
+
+const SAFE_PART = /^[A-Za-z0-9._:-]{1,200}$/;
+
+function part(name: string, value: string | number): string {
+  const text = String(value);
+  if (!SAFE_PART.test(text)) {
+    throw new TypeError(
+      `${name} ${JSON.stringify(text)} is not usable in a Redis key (allowed: A-Z a-z 0-9 . _ : -)`,
+    );
+  }
+  return text;
+}
+
+export function createKeyBuilder(options: KeyBuilderOptions = {}) {
+  const prefix = options.prefix ?? DEFAULT_KEY_PREFIX;
+  if (/[{}\s]/.test(prefix)) {
+    throw new TypeError(`key prefix ${JSON.stringify(prefix)} must not contain braces or whitespace`);
+  }
+  return {
+    prefix,
+    /** Hash of one live service; its TTL is the health check. */
+    service: (kind: string, id: string) => `${prefix}svc:${part('kind', kind)}:${part('id', id)}`,
+    /** Ids of a kind by last heartbeat. */
+    serviceIndex: (kind: string) => `${prefix}svcidx:${part('kind', kind)}`,
+    /** Channel where services announce up/down/changed. */
+    serviceChannel: () => `${prefix}ev:svc`,
+    /** Leader lease and its fencing epoch (group e.g. `jm:ltc`); one hash tag so a Lua script sees both. */
+    lease: (group: string) => `${prefix}lease:{${part('group', group)}}`,
+    leaseEpoch: (group: string) => `${prefix}epoch:{${part('group', group)}}`,
+    /** Extranonce1 prefix slot leased by one stratum instance. */
+    extranonceSlot: (slot: number) => `${prefix}en1slot:${part('slot', slot)}`,
+    session: (sessionId: string) => `${prefix}sess:${part('sessionId', sessionId)}`,
+    job: (chain: string, jobId: string) => `${prefix}job:${part('chain', chain)}:${part('jobId', jobId)}`,
+    batch: (batchId: string) => `${prefix}batch:${part('batchId', batchId)}`,
+    round: (chain: string) => `${prefix}round:{${part('chain', chain)}}`,
+    blocks: (chain: string) => `${prefix}blocks:{${part('chain', chain)}}`,
+    blocksIndex: (chain: string) => `${prefix}blocks:{${part('chain', chain)}}:idx`,
+    events: () => `${prefix}events`,
+    /** Membership group keys share the group's hash tag. */
+    group: (group: string, sub: string) => `${prefix}grp:{${part('group', group)}}:${part('sub', sub)}`,
+    watch: (id: string) => `${prefix}watch:${part('id', id)}`,
+    token: (sha256Hex: string) => `${prefix}token:${part('sha256', sha256Hex)}`,
+  } as const;
+}
+
+export type KeyBuilder = ReturnType<typeof createKeyBuilder>;

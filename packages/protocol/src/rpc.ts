@@ -1,0 +1,127 @@
+/**
+ * RPC envelope and the contracts between services. The transport (ZeroMQ ROUTER/DEALER,
+ * msgpack) lives in the `rpc` package; these are the shapes both sides agree on.
+ */
+export const RPC_VERSION = 1;
+
+export const RpcKind = { Request: 'req', Reply: 'rep', Error: 'err', Push: 'push' } as const;
+export type RpcKind = (typeof RpcKind)[keyof typeof RpcKind];
+
+/** `[version, kind, id, method, body]`, msgpack-encoded in one frame. */
+export type RpcEnvelope = [
+  version: typeof RPC_VERSION,
+  kind: RpcKind,
+  id: number,
+  method: string,
+  body: unknown,
+];
+
+/** Body of an `err` envelope. */
+export interface RpcErrorBody {
+  code: number;
+  message: string;
+}
+
+export const RpcErrorCode = {
+  BadEnvelope: 1,
+  UnknownMethod: 2,
+  BadRequest: 3,
+  Timeout: 4,
+  Unavailable: 5,
+  TooLarge: 6,
+  Internal: 7,
+  Fenced: 8,
+  Unauthorized: 9,
+} as const;
+export type RpcErrorCode = (typeof RpcErrorCode)[keyof typeof RpcErrorCode];
+
+/** A stratum job as the jobmanager pushes it. Hex strings are in stratum wire order. */
+export interface Job {
+  chain: string;
+  epoch: number;
+  jobId: string;
+  jmId: string;
+  height: number;
+  /** Previous block hash with its 4-byte words swapped, as `mining.notify` sends it. */
+  prevhash: string;
+  coinb1: string;
+  coinb2: string;
+  merkleBranch: string[];
+  version: string;
+  nbits: string;
+  ntime: string;
+  cleanJobs: boolean;
+  /** Network target, 64 hex digits, big-endian. */
+  target: string;
+  createdAt: number;
+}
+
+export const ShareResult = {
+  Accepted: 'accepted',
+  Stale: 'stale',
+  Duplicate: 'duplicate',
+  LowDiff: 'lowdiff',
+  Invalid: 'invalid',
+} as const;
+export type ShareResult = (typeof ShareResult)[keyof typeof ShareResult];
+
+export interface Share {
+  shareId: string;
+  sessionId: string;
+  account: string;
+  worker: string;
+  jobId: string;
+  extranonce1: string;
+  extranonce2: string;
+  ntime: string;
+  nonce: string;
+  version: string;
+  /** Difficulty credited for this share (the session's difficulty for the job). */
+  diff: number;
+  /** Difficulty the hash actually met. */
+  actualDiff: number;
+  result: ShareResult;
+  ts: number;
+  ip: string;
+  blockHash?: string;
+}
+
+/** Method names and their request/reply types, so clients and servers are typed from one map. */
+export interface RpcMethods {
+  'jm.subscribe': { req: { stratumId: string; chain: string }; rep: { job: Job | null } };
+  'jm.submitBlock': {
+    req: {
+      chain: string;
+      jobId: string;
+      extranonce1: string;
+      extranonce2: string;
+      ntime: string;
+      nonce: string;
+      version: string;
+      shareId: string;
+    };
+    rep: { accepted: boolean; hash: string; reason?: string };
+  };
+  'reporter.shares': {
+    req: { batchId: string; stratumId: string; chain: string; shares: Share[] };
+    rep: { batchId: string; credited: number };
+  };
+  'svc.status': { req: Record<string, never>; rep: Record<string, unknown> };
+  'svc.drain': { req: Record<string, never>; rep: { draining: true } };
+}
+export type RpcMethod = keyof RpcMethods;
+
+/** Messages a server pushes to subscribed clients. */
+export interface RpcPushes {
+  job: Job;
+}
+
+export const SERVICE_KINDS = ['jobmanager', 'stratum', 'reporter', 'api'] as const;
+export type ServiceKind = (typeof SERVICE_KINDS)[number];
+
+/** Default port ranges: each service binds the first free port of its range and registers it. */
+export const PortRange = {
+  rpc: [28000, 28999],
+  http: [29000, 29999],
+  stratum: [23000, 23999],
+} as const;

@@ -1,0 +1,33 @@
+import { createKeyBuilder } from '@hashwire/protocol';
+import { describe, expect, it } from 'vitest';
+
+function hashTag(key: string): string {
+  const open = key.indexOf('{');
+  const close = key.indexOf('}', open + 1);
+  return open >= 0 && close > open + 1 ? key.slice(open + 1, close) : key;
+}
+
+describe('key builder', () => {
+  it('prefixes every key, default hw:', () => {
+    const keys = createKeyBuilder();
+    expect(keys.service('stratum', 's1')).toBe('hw:svc:stratum:s1');
+    expect(keys.session('abc')).toBe('hw:sess:abc');
+    expect(createKeyBuilder({ prefix: 't42:' }).job('ltc', 'j1')).toBe('t42:job:ltc:j1');
+  });
+
+  it('keeps keys used by one script in the same cluster hash slot', () => {
+    const keys = createKeyBuilder({ prefix: 'x:' });
+    expect(hashTag(keys.lease('jm:ltc'))).toBe(hashTag(keys.leaseEpoch('jm:ltc')));
+    expect(hashTag(keys.round('ltc'))).toBe(hashTag(keys.blocks('ltc')));
+    expect(hashTag(keys.blocks('ltc'))).toBe(hashTag(keys.blocksIndex('ltc')));
+    expect(hashTag(keys.group('g', 'members'))).toBe(hashTag(keys.group('g', 'version')));
+    expect(hashTag(keys.round('ltc'))).not.toBe(hashTag(keys.round('btc')));
+  });
+
+  it('refuses key parts that would break the key space, naming the field', () => {
+    const keys = createKeyBuilder();
+    expect(() => keys.session('a b')).toThrow(/sessionId "a b"/);
+    expect(() => keys.group('x}{y', 'm')).toThrow(/group/);
+    expect(() => createKeyBuilder({ prefix: '{p}' })).toThrow(/prefix/);
+  });
+});
