@@ -1,1 +1,1 @@
-export {};
+export { main, usage, UsageError } from './main.js';

@@ -1,0 +1,38 @@
+/** Calls `fn` in rounds until `seconds` have passed; returns operations per second. */
+export function opsPerSecond(fn: () => number, seconds: number): number {
+  // Warm up the JIT and caches before measuring.
+  const warmUntil = performance.now() + Math.min(200, seconds * 200);
+  while (performance.now() < warmUntil) fn();
+  let ops = 0;
+  const start = performance.now();
+  const until = start + seconds * 1000;
+  let now = start;
+  while (now < until) {
+    ops += fn();
+    now = performance.now();
+  }
+  return ops / ((now - start) / 1000);
+}
+
+/** Like opsPerSecond for async work, one call in flight at a time. */
+export async function opsPerSecondAsync(fn: () => Promise<number>, seconds: number): Promise<number> {
+  const warmUntil = performance.now() + Math.min(200, seconds * 200);
+  while (performance.now() < warmUntil) await fn();
+  let ops = 0;
+  const start = performance.now();
+  const until = start + seconds * 1000;
+  let now = start;
+  while (now < until) {
+    ops += await fn();
+    now = performance.now();
+  }
+  return ops / ((now - start) / 1000);
+}
+
+/** The p-th percentile (0–100) of samples, nearest-rank. */
+export function percentile(samples: number[], p: number): number {
+  if (samples.length === 0) return Number.NaN;
+  const sorted = [...samples].sort((a, b) => a - b);
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[rank] as number;
+}

@@ -1,0 +1,5 @@
+import type { BenchSuite } from '../types.js';
+import { protocolSuite } from './protocol.js';
+
+/** Every suite `hashwire bench` knows, in run order. Issues add theirs here. */
+export const suites: readonly BenchSuite[] = [protocolSuite];
