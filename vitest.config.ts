@@ -7,7 +7,10 @@ export default defineConfig({
   resolve: {
     // Tests run against the TypeScript sources of every workspace package, so a
     // change is tested without a rebuild; `./hashwire test` still builds first.
-    alias: [{ find: /^@hashwire\/([a-z-]+)$/, replacement: `${root}packages/$1/src/index.ts` }],
+    alias: [
+      { find: /^@hashwire\/bench$/, replacement: `${root}bench/src/index.ts` },
+      { find: /^@hashwire\/([a-z-]+)$/, replacement: `${root}packages/$1/src/index.ts` },
+    ],
   },
   test: {
     include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'],

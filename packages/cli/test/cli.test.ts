@@ -1,0 +1,64 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { main, usage } from '@hashwire/cli';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+
+let dir: string;
+let out: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'hw-cli-'));
+  out = '';
+  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    out += String(chunk);
+    return true;
+  });
+  vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+  vi.spyOn(console, 'log').mockImplementation((...args: unknown[]) => {
+    out += `${args.join(' ')}\n`;
+  });
+});
+afterEach(() => {
+  vi.restoreAllMocks();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('hashwire cli', () => {
+  it('lists its commands', async () => {
+    expect(await main(['help'])).toBe(0);
+    expect(out).toBe(usage());
+    expect(out).toMatch(/bench/);
+    expect(out).toMatch(/demo/);
+  });
+
+  it('refuses an unknown command, naming it and the known ones', async () => {
+    await expect(main(['frobnicate'])).rejects.toThrow(
+      /unknown command "frobnicate"; commands: test, demo, bench/,
+    );
+  });
+
+  it('runs every bench suite and writes the JSON report with machine and baselines', async () => {
+    const file = join(dir, 'bench.json');
+    expect(await main(['bench', '--quick', '--json', file])).toBe(0);
+    const report = JSON.parse(readFileSync(file, 'utf8'));
+    expect(report.machine.cores).toBeGreaterThan(0);
+    expect(report.machine.node).toBe(process.version);
+    expect(typeof report.machine.cpu).toBe('string');
+    expect(report.results.length).toBeGreaterThan(0);
+    for (const r of report.results) {
+      expect(Object.keys(r)).toEqual(
+        expect.arrayContaining(['name', 'value', 'unit', 'higherIsBetter', 'baseline']),
+      );
+      expect(r.value, r.name).toBeGreaterThan(0);
+      if (r.baseline) expect(r.baseline.value, `${r.name} baseline`).toBeGreaterThan(0);
+    }
+    // The table names each result next to its baseline.
+    for (const r of report.results) expect(out).toContain(r.name);
+  });
+
+  it('refuses an unknown bench suite, listing the available ones', async () => {
+    await expect(main(['bench', 'nope'])).rejects.toThrow(
+      /unknown bench suite "nope"; available: .*protocol/,
+    );
+  });
+});
