@@ -29,10 +29,10 @@ export function createKeyBuilder(options: KeyBuilderOptions = {}) {
   }
   return {
     prefix,
-    /** Hash of one live service; its TTL is the health check. */
-    service: (kind: string, id: string) => `${prefix}svc:${part('kind', kind)}:${part('id', id)}`,
+    /** Hash of one live service; its TTL is the health check. One hash tag per kind, shared with its index. */
+    service: (kind: string, id: string) => `${prefix}svc:{${part('kind', kind)}}:${part('id', id)}`,
     /** Ids of a kind by last heartbeat. */
-    serviceIndex: (kind: string) => `${prefix}svcidx:${part('kind', kind)}`,
+    serviceIndex: (kind: string) => `${prefix}svcidx:{${part('kind', kind)}}`,
     /** Channel where services announce up/down/changed. */
     serviceChannel: () => `${prefix}ev:svc`,
     /** Leader lease and its fencing epoch (group e.g. `jm:ltc`); one hash tag so a Lua script sees both. */

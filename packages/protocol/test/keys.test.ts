@@ -10,13 +10,14 @@ function hashTag(key: string): string {
 describe('key builder', () => {
   it('prefixes every key, default hw:', () => {
     const keys = createKeyBuilder();
-    expect(keys.service('stratum', 's1')).toBe('hw:svc:stratum:s1');
+    expect(keys.service('stratum', 's1')).toBe('hw:svc:{stratum}:s1');
     expect(keys.session('abc')).toBe('hw:sess:abc');
     expect(createKeyBuilder({ prefix: 't42:' }).job('ltc', 'j1')).toBe('t42:job:ltc:j1');
   });
 
   it('keeps keys used by one script in the same cluster hash slot', () => {
     const keys = createKeyBuilder({ prefix: 'x:' });
+    expect(hashTag(keys.service('stratum', 'a'))).toBe(hashTag(keys.serviceIndex('stratum')));
     expect(hashTag(keys.lease('jm:ltc'))).toBe(hashTag(keys.leaseEpoch('jm:ltc')));
     expect(hashTag(keys.round('ltc'))).toBe(hashTag(keys.blocks('ltc')));
     expect(hashTag(keys.blocks('ltc'))).toBe(hashTag(keys.blocksIndex('ltc')));
