@@ -38,6 +38,8 @@ export function createKeyBuilder(options: KeyBuilderOptions = {}) {
     /** Leader lease and its fencing epoch (group e.g. `jm:ltc`); one hash tag so a Lua script sees both. */
     lease: (group: string) => `${prefix}lease:{${part('group', group)}}`,
     leaseEpoch: (group: string) => `${prefix}epoch:{${part('group', group)}}`,
+    /** Channel where handovers are announced, so a named successor takes over at once. */
+    leaseChannel: () => `${prefix}ev:lease`,
     /** Extranonce1 prefix slot leased by one stratum instance. */
     extranonceSlot: (slot: number) => `${prefix}en1slot:${part('slot', slot)}`,
     session: (sessionId: string) => `${prefix}sess:${part('sessionId', sessionId)}`,

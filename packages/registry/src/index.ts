@@ -1,1 +1,32 @@
-export {};
+export { ExtranonceSlotLease, leaseExtranonceSlot, type ExtranonceSlotOptions } from './extranonce.js';
+export {
+  acquireLease,
+  Leadership,
+  leaseLeadership,
+  renewLease,
+  type AcquireResult,
+  type LeaseEvents,
+  type LeaseOptions,
+} from './lease.js';
+export {
+  GroupMember,
+  Membership,
+  NotMemberError,
+  DEFAULT_MEMBER_TIMEOUT_MS,
+  type GroupView,
+} from './membership.js';
+export { connectRedis, duplicateRedis, type RedisClient, type RedisConfig } from './redis.js';
+export {
+  DEFAULT_SERVICE_TTL_MS,
+  getService,
+  listServices,
+  registerService,
+  watchServices,
+  type RegisterServiceOptions,
+  type ServiceEvent,
+  type ServiceInfo,
+  type ServiceRegistration,
+  type ServiceState,
+  type ServiceWatcher,
+  type WatchServicesOptions,
+} from './services.js';

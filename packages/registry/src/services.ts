@@ -1,0 +1,303 @@
+import { EventEmitter } from 'node:events';
+import type { KeyBuilder } from '@hashwire/protocol';
+import { type RedisClient, duplicateRedis } from './redis.js';
+import { runScript } from './scripts.js';
+
+export type ServiceState = 'up' | 'draining';
+
+/** What one live service publishes about itself in `svc:{kind}:{id}`. */
+export interface ServiceInfo {
+  kind: string;
+  id: string;
+  rpc: string;
+  http: string;
+  pid: number;
+  version: string;
+  chain: string;
+  state: ServiceState;
+  load: number;
+  startedAt: number;
+}
+
+export interface RegisterServiceOptions {
+  redis: RedisClient;
+  keys: KeyBuilder;
+  kind: string;
+  id: string;
+  rpc?: string;
+  http?: string;
+  version?: string;
+  chain?: string;
+  load?: number;
+  /**
+   * Lifetime of the hash without a refresh; refreshed every ttlMs/3.
+   * @defaultValue 60000
+   */
+  ttlMs?: number;
+  /** Called when a refresh fails (Redis away); the registration keeps trying. */
+  onError?: (error: Error) => void;
+}
+
+export interface ServiceRegistration {
+  readonly info: Readonly<ServiceInfo>;
+  /** Change state or load; announced to watchers at once. */
+  update(change: Partial<Pick<ServiceInfo, 'state' | 'load' | 'rpc' | 'http'>>): Promise<void>;
+  /** Refresh now (also done on a timer and whenever the Redis connection comes back). */
+  refresh(): Promise<void>;
+  /** Remove the hash at once and announce `down`. */
+  close(): Promise<void>;
+}
+
+export const DEFAULT_SERVICE_TTL_MS = 60_000;
+
+function toFields(info: ServiceInfo): string[] {
+  return Object.entries(info).flatMap(([k, v]) => [k, String(v)]);
+}
+
+/** Registers a service and keeps its TTL hash alive until `close()`. */
+export async function registerService(options: RegisterServiceOptions): Promise<ServiceRegistration> {
+  const { redis, keys, kind, id } = options;
+  const ttlMs = options.ttlMs ?? DEFAULT_SERVICE_TTL_MS;
+  const info: ServiceInfo = {
+    kind,
+    id,
+    rpc: options.rpc ?? '',
+    http: options.http ?? '',
+    pid: process.pid,
+    version: options.version ?? '0.0.0',
+    chain: options.chain ?? '',
+    state: 'up',
+    load: options.load ?? 0,
+    startedAt: Date.now(),
+  };
+  const serviceKey = keys.service(kind, id);
+  const indexKey = keys.serviceIndex(kind);
+  const channel = keys.serviceChannel();
+  let closed = false;
+
+  const write = async (announceChange: boolean) => {
+    await runScript(
+      redis,
+      'register',
+      [serviceKey, indexKey],
+      [id, ttlMs, channel, kind, announceChange ? '1' : '0', ...toFields(info)],
+    );
+  };
+  const refresh = async () => {
+    if (closed) return;
+    try {
+      await write(false);
+    } catch (error) {
+      options.onError?.(error as Error);
+    }
+  };
+  // After Redis restarts without persistence the hash is gone: put it back at once rather
+  // than waiting up to ttlMs/3 for the timer.
+  const onReady = () => void refresh();
+  redis.on('ready', onReady);
+  const timer = setInterval(refresh, Math.max(10, Math.floor(ttlMs / 3)));
+  timer.unref();
+  await write(false);
+
+  return {
+    info,
+    refresh,
+    async update(change) {
+      Object.assign(info, change);
+      await write(true);
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      clearInterval(timer);
+      redis.off('ready', onReady);
+      await runScript(redis, 'deregister', [serviceKey, indexKey], [id, channel, kind]);
+    },
+  };
+}
+
+function parseInfo(hash: Record<string, string>): ServiceInfo | null {
+  if (!hash.id || !hash.kind) return null;
+  return {
+    kind: hash.kind,
+    id: hash.id,
+    rpc: hash.rpc ?? '',
+    http: hash.http ?? '',
+    pid: Number(hash.pid ?? 0),
+    version: hash.version ?? '',
+    chain: hash.chain ?? '',
+    state: hash.state === 'draining' ? 'draining' : 'up',
+    load: Number(hash.load ?? 0),
+    startedAt: Number(hash.startedAt ?? 0),
+  };
+}
+
+/** Live services of a kind, read from their TTL hashes (expired ones are not listed). */
+export async function listServices(
+  redis: RedisClient,
+  keys: KeyBuilder,
+  kind: string,
+): Promise<ServiceInfo[]> {
+  const ids = await redis.zrange(keys.serviceIndex(kind), 0, -1);
+  if (ids.length === 0) return [];
+  const pipeline = redis.pipeline();
+  for (const id of ids) pipeline.hgetall(keys.service(kind, id));
+  const replies = (await pipeline.exec()) ?? [];
+  const services: ServiceInfo[] = [];
+  for (const [error, hash] of replies) {
+    if (error) throw error;
+    const info = parseInfo(hash as Record<string, string>);
+    if (info) services.push(info);
+  }
+  return services;
+}
+
+export async function getService(
+  redis: RedisClient,
+  keys: KeyBuilder,
+  kind: string,
+  id: string,
+): Promise<ServiceInfo | null> {
+  return parseInfo(await redis.hgetall(keys.service(kind, id)));
+}
+
+export interface ServiceEvent {
+  type: 'up' | 'down' | 'changed';
+  service: ServiceInfo;
+}
+
+export interface WatchServicesOptions {
+  redis: RedisClient;
+  keys: KeyBuilder;
+  kind: string;
+  /**
+   * How often the watcher re-reads the index to notice services whose TTL ran out
+   * (a SIGKILLed process announces nothing).
+   * @defaultValue 1000
+   */
+  reconcileMs?: number;
+  /**
+   * After the Redis connection comes back, how long to wait before believing a service
+   * is gone (it may not have re-registered yet after a Redis restart).
+   * @defaultValue 5000
+   */
+  graceAfterReconnectMs?: number;
+}
+
+export interface ServiceWatcher extends EventEmitter<{ event: [ServiceEvent]; error: [Error] }> {
+  /** The services currently believed live (kept as they were while Redis is unreachable). */
+  readonly services: ReadonlyMap<string, ServiceInfo>;
+  /** Resolves once the initial list has been read. */
+  readonly ready: Promise<void>;
+  close(): Promise<void>;
+}
+
+function sameInfo(a: ServiceInfo, b: ServiceInfo): boolean {
+  return (
+    a.rpc === b.rpc &&
+    a.http === b.http &&
+    a.state === b.state &&
+    a.load === b.load &&
+    a.pid === b.pid &&
+    a.version === b.version &&
+    a.startedAt === b.startedAt
+  );
+}
+
+/**
+ * Watches one kind of service: `up` as soon as one is announced (pub/sub, well under a
+ * second), `changed` on state/load/endpoint changes, `down` on a graceful close at once or
+ * when a TTL runs out (found by the periodic reconcile). While Redis is unreachable the last
+ * known set is kept and nothing is reported down.
+ */
+export function watchServices(options: WatchServicesOptions): ServiceWatcher {
+  const { redis, keys, kind } = options;
+  const reconcileMs = options.reconcileMs ?? 1000;
+  const graceMs = options.graceAfterReconnectMs ?? 5000;
+  const services = new Map<string, ServiceInfo>();
+  const emitter = new EventEmitter<{ event: [ServiceEvent]; error: [Error] }>();
+  const subscriber = duplicateRedis(redis);
+  const channel = keys.serviceChannel();
+  let closed = false;
+  let holdDownsUntil = 0;
+  let reconnecting = false;
+
+  const emit = (type: ServiceEvent['type'], service: ServiceInfo) => emitter.emit('event', { type, service });
+  // Redis being away is expected; an 'error' event without a listener would crash the process.
+  const report = (error: Error) => {
+    if (emitter.listenerCount('error') > 0) emitter.emit('error', error);
+  };
+
+  const apply = (id: string, info: ServiceInfo | null) => {
+    const known = services.get(id);
+    if (info) {
+      services.set(id, info);
+      if (!known) emit('up', info);
+      else if (!sameInfo(known, info)) emit('changed', info);
+    } else if (known) {
+      services.delete(id);
+      emit('down', known);
+    }
+  };
+
+  const reconcile = async () => {
+    const live = await listServices(redis, keys, kind);
+    const liveIds = new Set(live.map((s) => s.id));
+    for (const info of live) apply(info.id, info);
+    if (Date.now() >= holdDownsUntil) {
+      for (const id of [...services.keys()]) if (!liveIds.has(id)) apply(id, null);
+    }
+    // Index entries of services whose hash expired long ago.
+    await redis.zremrangebyscore(keys.serviceIndex(kind), '-inf', Date.now() - 10 * 60_000);
+  };
+
+  subscriber.on('message', (_channel: string, message: string) => {
+    let note: { event?: string; kind?: string; id?: string };
+    try {
+      note = JSON.parse(message);
+    } catch {
+      return;
+    }
+    if (closed || note.kind !== kind || typeof note.id !== 'string') return;
+    const id = note.id;
+    if (note.event === 'down') {
+      apply(id, null);
+      return;
+    }
+    getService(redis, keys, kind, id).then((info) => {
+      if (!closed && info) apply(id, info);
+    }, report);
+  });
+  const onClose = () => {
+    reconnecting = true;
+  };
+  redis.on('close', onClose);
+  const onReady = () => {
+    if (reconnecting) holdDownsUntil = Date.now() + graceMs;
+    reconnecting = false;
+  };
+  redis.on('ready', onReady);
+
+  const timer = setInterval(() => {
+    if (closed) return;
+    reconcile().catch(report);
+  }, reconcileMs);
+  timer.unref();
+
+  const ready = (async () => {
+    await subscriber.subscribe(channel);
+    await reconcile();
+  })();
+
+  return Object.assign(emitter, {
+    services,
+    ready,
+    async close() {
+      closed = true;
+      clearInterval(timer);
+      redis.off('ready', onReady);
+      redis.off('close', onClose);
+      subscriber.disconnect();
+    },
+  });
+}
