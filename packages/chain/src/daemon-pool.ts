@@ -1,0 +1,203 @@
+import { EventEmitter } from 'node:events';
+import {
+  type BlockTemplate,
+  type CallOptions,
+  DaemonClient,
+  type DaemonClientOptions,
+  DaemonError,
+  DaemonUnreachableError,
+  type GetBlockTemplateOptions,
+  RpcCode,
+  type SubmitBlockResult,
+  submitVerdict,
+} from './daemon.js';
+
+export interface DaemonPoolOptions {
+  /** First pause after a daemon fails; doubles on each further failure. @defaultValue 1_000 */
+  backoffInitialMs?: number;
+  /** @defaultValue 30_000 */
+  backoffMaxMs?: number;
+}
+
+/** One daemon's answer in a call made to every daemon. */
+export interface DaemonOutcome<T> {
+  daemon: string;
+  result?: T;
+  error?: Error;
+}
+
+export interface PoolSubmitResult {
+  /** At least one daemon took the block (or already had it). */
+  accepted: boolean;
+  /** The first rejection reason or error message when no daemon accepted. */
+  reason?: string;
+  results: DaemonOutcome<SubmitBlockResult>[];
+}
+
+export interface DaemonHealth {
+  daemon: string;
+  url: string;
+  up: boolean;
+  failures: number;
+  /** Epoch ms after which a down daemon is tried first again. */
+  retryAt: number;
+  lastError?: string;
+}
+
+export interface DaemonPoolEvents {
+  down: [{ daemon: string; error: Error; retryInMs: number }];
+  up: [{ daemon: string }];
+}
+
+// RPC errors that say "this daemon cannot serve now" rather than "the request is wrong".
+const UNAVAILABLE_CODES: ReadonlySet<number> = new Set([
+  RpcCode.InWarmup,
+  RpcCode.NotConnected,
+  RpcCode.InInitialDownload,
+]);
+
+function isDaemonFailure(err: unknown): boolean {
+  return (
+    err instanceof DaemonUnreachableError || (err instanceof DaemonError && UNAVAILABLE_CODES.has(err.code))
+  );
+}
+
+interface Member {
+  client: DaemonClient;
+  failures: number;
+  retryAt: number;
+  lastError?: string;
+}
+
+/**
+ * Several daemons of one chain: ordinary calls go to the first healthy one in the configured
+ * order, a failing daemon is marked down with exponential backoff, and `submitBlock` goes to
+ * every daemon in parallel.
+ */
+export class DaemonPool extends EventEmitter<DaemonPoolEvents> {
+  readonly #members: Member[];
+  readonly #backoffInitialMs: number;
+  readonly #backoffMaxMs: number;
+
+  constructor(daemons: readonly (DaemonClient | DaemonClientOptions)[], options: DaemonPoolOptions = {}) {
+    super();
+    if (daemons.length === 0) {
+      throw new TypeError('daemon pool: give at least one daemon');
+    }
+    this.#members = daemons.map((d) => ({
+      client: d instanceof DaemonClient ? d : new DaemonClient(d),
+      failures: 0,
+      retryAt: 0,
+    }));
+    this.#backoffInitialMs = options.backoffInitialMs ?? 1_000;
+    this.#backoffMaxMs = options.backoffMaxMs ?? 30_000;
+  }
+
+  get clients(): DaemonClient[] {
+    return this.#members.map((m) => m.client);
+  }
+
+  health(): DaemonHealth[] {
+    const now = Date.now();
+    return this.#members.map((m) => {
+      const h: DaemonHealth = {
+        daemon: m.client.name,
+        url: m.client.url,
+        up: m.failures === 0 || m.retryAt <= now,
+        failures: m.failures,
+        retryAt: m.retryAt,
+      };
+      if (m.lastError) h.lastError = m.lastError;
+      return h;
+    });
+  }
+
+  /**
+   * Calls the first healthy daemon; on a daemon failure marks it down and tries the next. Down
+   * daemons are still tried last (soonest retry first), so a pool whose daemons all failed
+   * recovers as soon as one comes back. RPC errors about the request itself are thrown at once.
+   */
+  call<T = unknown>(method: string, params: readonly unknown[] = [], options: CallOptions = {}): Promise<T> {
+    return this.#failover((client) => client.call<T>(method, params, options));
+  }
+
+  getBlockTemplate(options: GetBlockTemplateOptions = {}): Promise<BlockTemplate> {
+    return this.#failover((client) => client.getBlockTemplate(options));
+  }
+
+  /** Calls every daemon in parallel and reports each outcome; marks failing daemons down. */
+  async callAll<T = unknown>(
+    method: string,
+    params: readonly unknown[] = [],
+    options: CallOptions = {},
+  ): Promise<DaemonOutcome<T>[]> {
+    return Promise.all(
+      this.#members.map(async (m): Promise<DaemonOutcome<T>> => {
+        try {
+          const result = await m.client.call<T>(method, params, options);
+          this.#markUp(m);
+          return { daemon: m.client.name, result };
+        } catch (err) {
+          if (isDaemonFailure(err)) this.#markDown(m, err as Error);
+          return { daemon: m.client.name, error: err as Error };
+        }
+      }),
+    );
+  }
+
+  /** `submitblock` to every daemon in parallel. */
+  async submitBlock(blockHex: string, options: CallOptions = {}): Promise<PoolSubmitResult> {
+    const outcomes = await this.callAll<string | null>('submitblock', [blockHex], options);
+    const results = outcomes.map((o): DaemonOutcome<SubmitBlockResult> => {
+      if (o.error) return { daemon: o.daemon, error: o.error };
+      return { daemon: o.daemon, result: submitVerdict(o.result ?? null) };
+    });
+    const accepted = results.some((r) => r.result?.accepted);
+    const submitResult: PoolSubmitResult = { accepted, results };
+    if (!accepted) {
+      const first = results.find((r) => r.result?.reason) ?? results.find((r) => r.error);
+      const reason = first?.result?.reason ?? first?.error?.message;
+      if (reason) submitResult.reason = reason;
+    }
+    return submitResult;
+  }
+
+  close(): void {
+    for (const m of this.#members) m.client.close();
+  }
+
+  async #failover<T>(attempt: (client: DaemonClient) => Promise<T>): Promise<T> {
+    const now = Date.now();
+    const ready = this.#members.filter((m) => m.retryAt <= now);
+    const waiting = this.#members.filter((m) => m.retryAt > now).sort((a, b) => a.retryAt - b.retryAt);
+    let lastError: unknown;
+    for (const m of [...ready, ...waiting]) {
+      try {
+        const result = await attempt(m.client);
+        this.#markUp(m);
+        return result;
+      } catch (err) {
+        if (!isDaemonFailure(err)) throw err;
+        this.#markDown(m, err as Error);
+        lastError = err;
+      }
+    }
+    throw lastError;
+  }
+
+  #markDown(m: Member, error: Error): void {
+    m.failures += 1;
+    const retryInMs = Math.min(this.#backoffMaxMs, this.#backoffInitialMs * 2 ** (m.failures - 1));
+    m.retryAt = Date.now() + retryInMs;
+    m.lastError = error.message;
+    this.emit('down', { daemon: m.client.name, error, retryInMs });
+  }
+
+  #markUp(m: Member): void {
+    if (m.failures === 0) return;
+    m.failures = 0;
+    m.retryAt = 0;
+    m.lastError = undefined;
+    this.emit('up', { daemon: m.client.name });
+  }
+}
