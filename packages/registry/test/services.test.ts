@@ -1,0 +1,152 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import {
+  type RedisClient,
+  type ServiceEvent,
+  connectRedis,
+  listServices,
+  registerService,
+  watchServices,
+} from '@hashwire/registry';
+import { type RedisServer, startRedis } from '@hashwire/testkit';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { nextEvent, testKeys, until } from './helpers.js';
+
+const childScript = fileURLToPath(new URL('./fixtures/child.mjs', import.meta.url));
+
+let server: RedisServer;
+let redis: RedisClient;
+const cleanups: (() => Promise<unknown> | unknown)[] = [];
+
+beforeAll(async () => {
+  server = await startRedis();
+  redis = connectRedis(server.url);
+});
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+afterAll(async () => {
+  redis.disconnect();
+  await server.stop();
+});
+
+function isEvent(type: ServiceEvent['type'], id: string) {
+  return (e: ServiceEvent) => e.type === type && e.service.id === id;
+}
+
+describe('service discovery', () => {
+  it('registers a TTL hash with endpoints, pid, version, chain, state and load', async () => {
+    const keys = testKeys();
+    const reg = await registerService({
+      redis,
+      keys,
+      kind: 'stratum',
+      id: 's1',
+      rpc: 'tcp://127.0.0.1:28001',
+      http: 'http://127.0.0.1:29001',
+      version: '1.2.3',
+      chain: 'ltc',
+      load: 0.25,
+      ttlMs: 60_000,
+    });
+    cleanups.push(() => reg.close());
+    const hash = await redis.hgetall(keys.service('stratum', 's1'));
+    expect(hash).toMatchObject({
+      kind: 'stratum',
+      id: 's1',
+      rpc: 'tcp://127.0.0.1:28001',
+      http: 'http://127.0.0.1:29001',
+      pid: String(process.pid),
+      version: '1.2.3',
+      chain: 'ltc',
+      state: 'up',
+      load: '0.25',
+    });
+    const ttl = await redis.pttl(keys.service('stratum', 's1'));
+    expect(ttl).toBeGreaterThan(50_000);
+    expect(ttl).toBeLessThanOrEqual(60_000);
+  });
+
+  it('tells a watcher about a new service, a change and a graceful close by announcement alone', async () => {
+    const keys = testKeys();
+    // The reconcile period is an hour: only the pub/sub announcements can deliver these events.
+    const watcher = watchServices({ redis, keys, kind: 'stratum', reconcileMs: 3_600_000 });
+    cleanups.push(() => watcher.close());
+    await watcher.ready;
+
+    const up = nextEvent(watcher, 'event', isEvent('up', 'a'), 1000);
+    const reg = await registerService({ redis, keys, kind: 'stratum', id: 'a', rpc: 'tcp://127.0.0.1:1' });
+    expect((await up).service.rpc).toBe('tcp://127.0.0.1:1');
+
+    const changed = nextEvent<ServiceEvent>(watcher, 'event', isEvent('changed', 'a'), 1000);
+    await reg.update({ state: 'draining', load: 0.9 });
+    expect((await changed).service).toMatchObject({ state: 'draining', load: 0.9 });
+
+    const down = nextEvent(watcher, 'event', isEvent('down', 'a'), 1000);
+    await reg.close();
+    await down;
+    expect(await redis.exists(keys.service('stratum', 'a'))).toBe(0);
+    expect(watcher.services.size).toBe(0);
+  });
+
+  it('lists services already running when a watcher starts, and only of its kind', async () => {
+    const keys = testKeys();
+    const a = await registerService({ redis, keys, kind: 'stratum', id: 'a' });
+    const b = await registerService({ redis, keys, kind: 'reporter', id: 'b' });
+    cleanups.push(
+      () => a.close(),
+      () => b.close(),
+    );
+    const watcher = watchServices({ redis, keys, kind: 'stratum' });
+    cleanups.push(() => watcher.close());
+    await watcher.ready;
+    expect([...watcher.services.keys()]).toEqual(['a']);
+    expect((await listServices(redis, keys, 'reporter')).map((s) => s.id)).toEqual(['b']);
+  });
+
+  it('forgets a SIGKILLed service once its TTL runs out', async () => {
+    const keys = testKeys();
+    const watcher = watchServices({ redis, keys, kind: 'stratum', reconcileMs: 100 });
+    cleanups.push(() => watcher.close());
+    await watcher.ready;
+    const up = nextEvent(watcher, 'event', isEvent('up', 'victim'), 5000);
+    const child: ChildProcess = spawn(
+      process.execPath,
+      [childScript, server.url, keys.prefix, 'service', 'victim', '1500'],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    cleanups.push(() => child.kill('SIGKILL'));
+    await up;
+    const killedAt = Date.now();
+    child.kill('SIGKILL');
+    await once(child, 'exit');
+    await nextEvent(watcher, 'event', isEvent('down', 'victim'), 5000);
+    // Gone within its TTL (1.5 s), give or take a reconcile period and a loaded machine.
+    expect(Date.now() - killedAt).toBeLessThan(1500 + 1500);
+    expect(await listServices(redis, keys, 'stratum')).toEqual([]);
+  });
+
+  it('keeps the hash alive by refreshing it every TTL/3', async () => {
+    const keys = testKeys();
+    const key = keys.service('stratum', 'r');
+    const reg = await registerService({ redis, keys, kind: 'stratum', id: 'r', ttlMs: 600 });
+    cleanups.push(() => reg.close());
+    // Watch the remaining TTL go down and jump back up: each jump is a refresh.
+    let refreshes = 0;
+    let last = await redis.pttl(key);
+    await until(
+      async () => {
+        const now = await redis.pttl(key);
+        expect(now, 'the hash expired between refreshes').toBeGreaterThan(0);
+        if (now > last) refreshes++;
+        last = now;
+        return refreshes >= 3;
+      },
+      5000,
+      'three refreshes',
+    );
+  });
+});
