@@ -1,6 +1,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
+import { LineFramer } from '@hashwire/protocol';
 
 export interface BlocknotifyReceiverOptions {
   /** Loopback address to listen on. @defaultValue '127.0.0.1' */
@@ -91,20 +92,17 @@ export class BlocknotifyReceiver extends EventEmitter<BlocknotifyEvents> {
     socket.setTimeout(IDLE_CONNECTION_MS, () => socket.destroy());
     socket.on('close', () => this.#sockets.delete(socket));
     socket.on('error', () => socket.destroy());
-    let pending = '';
-    socket.setEncoding('latin1');
-    socket.on('data', (chunk: string) => {
-      pending += chunk;
-      let newline = pending.indexOf('\n');
-      while (newline >= 0) {
-        this.#line(pending.slice(0, newline));
-        pending = pending.slice(newline + 1);
-        newline = pending.indexOf('\n');
-      }
-      if (pending.length > MAX_LINE_BYTES) {
+    const framer = new LineFramer({ maxLineBytes: MAX_LINE_BYTES });
+    socket.on('data', (chunk: Buffer) => {
+      let lines: string[];
+      try {
+        lines = framer.push(chunk);
+      } catch {
         this.emit('rejected', 'line too long');
         socket.destroy();
+        return;
       }
+      for (const line of lines) this.#line(line);
     });
   }
 
