@@ -1,5 +1,6 @@
 import type { BenchSuite } from '../types.js';
+import { chainSuite } from './chain.js';
 import { protocolSuite } from './protocol.js';
 
 /** Every suite `hashwire bench` knows, in run order. Issues add theirs here. */
-export const suites: readonly BenchSuite[] = [protocolSuite];
+export const suites: readonly BenchSuite[] = [protocolSuite, chainSuite];
