@@ -13,3 +13,15 @@ export {
   sha256dMerkleRoot,
 } from './hash.js';
 export type { HashBackend, HashImplementation, ScryptHeadersOptions } from './hash.js';
+export * from './errors.js';
+export * from './bytes.js';
+export * from './params.js';
+export * from './script.js';
+export * from './address.js';
+export * from './transaction.js';
+export * from './merkle.js';
+export * from './header.js';
+export * from './target.js';
+export * from './coinbase.js';
+export * from './block.js';
+export { blockTransactions, parseBlockTemplate, templateMerkleBranch, templateTxids } from './template.js';
