@@ -121,6 +121,15 @@ describe('DaemonClient', () => {
     expect(fake.connections).toBe(1);
   });
 
+  it('stays usable after close(), on a new connection', async () => {
+    const fake = await fakeDaemon((call) => reply(call, 1));
+    const c = client({ url: fake.url, user: 'u', password: 'p' });
+    await c.call('getblockcount');
+    c.close();
+    expect(await c.call('getblockcount')).toBe(1);
+    expect(fake.connections).toBe(2);
+  });
+
   it('takes credentials out of the url', async () => {
     const fake = await fakeDaemon((call) => reply(call, 1));
     const c = client({ url: `http://pool:s3cret@127.0.0.1:${fake.port}/` });

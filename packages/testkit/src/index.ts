@@ -1,1 +1,27 @@
-export {};
+export { getFreePort } from './ports.js';
+export { type RedisOptions, type RedisServer, startRedis } from './redis.js';
+export {
+  type HaproxyInstance,
+  type HaproxyOptions,
+  HaproxyConfigError,
+  runtimeCommand,
+  startHaproxy,
+} from './haproxy.js';
+export { LitecoinNode, type LitecoinNodeOptions, WALLET_NAME } from './litecoin-node.js';
+export {
+  type LitecoinRegtest,
+  type LitecoinRegtestOptions,
+  type WaitHeightOptions,
+  startLitecoinRegtest,
+} from './litecoin-regtest.js';
+export {
+  GOLDEN_CHAIN_VERSION,
+  GOLDEN_HEIGHT,
+  type GoldenChain,
+  MWEB_PEGIN_HEIGHT,
+  cacheDir,
+  goldenChain,
+} from './golden-chain.js';
+export { type RichMempool, isHogEx, prepareRichMempool } from './mempool.js';
+export { type ExitInfo, ManagedProcess, liveProcesses, makeTempDir, spawnManaged } from './process.js';
+export { StopWaiting, type WaitOptions, waitFor } from './wait.js';
