@@ -203,7 +203,11 @@ export class DaemonClient {
       this.#authorization = basic(`${user}:${password}`);
     }
     const idleSocketMs = options.idleSocketMs ?? 5_000;
-    this.#agent = new http.Agent({ keepAlive: true, maxSockets: options.maxSockets ?? 4, timeout: idleSocketMs });
+    this.#agent = new http.Agent({
+      keepAlive: true,
+      maxSockets: options.maxSockets ?? 4,
+      timeout: idleSocketMs,
+    });
     this.#longpollAgent = new http.Agent({ keepAlive: true, timeout: idleSocketMs });
   }
 
