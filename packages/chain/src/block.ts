@@ -1,7 +1,7 @@
 import { hashToDisplayHex, hexToBytes, varIntSize, writeVarInt } from './bytes.js';
 import { type CoinbaseTemplate, assembleCoinbaseForBlock } from './coinbase.js';
 import { ChainError } from './errors.js';
-import { scryptHash, sha256d } from './hash.js';
+import { scryptHeadersSync, sha256dHeaders } from './hash.js';
 import { HEADER_SIZE } from './header.js';
 import type { PowAlgorithm } from './params.js';
 import { type BlockTemplate, blockTransactions } from './template.js';
@@ -9,7 +9,7 @@ import { type BlockTemplate, blockTransactions } from './template.js';
 /** Block hash (the id daemons show) in internal byte order: sha256d of the header, for both coins. */
 export function blockHash(header: Uint8Array): Buffer {
   checkHeader(header);
-  return sha256d(header);
+  return sha256dHeaders(header);
 }
 
 /** Block hash as daemons display it (reversed hex). */
@@ -20,7 +20,7 @@ export function blockHashHex(header: Uint8Array): string {
 /** Proof-of-work hash of a header, little-endian: sha256d for bitcoin, scrypt(1024,1,1) for litecoin. */
 export function powHash(algorithm: PowAlgorithm, header: Uint8Array): Buffer {
   checkHeader(header);
-  return algorithm === 'scrypt' ? scryptHash(header) : sha256d(header);
+  return algorithm === 'scrypt' ? scryptHeadersSync(header) : sha256dHeaders(header);
 }
 
 function checkHeader(header: Uint8Array): void {

@@ -1,5 +1,5 @@
 import { ChainError } from './errors.js';
-import { sha256d } from './hash.js';
+import { sha256d, sha256dMerkleRoot } from './hash.js';
 
 /*
  * All hashes here are 32-byte buffers in internal byte order (what stratum calls
@@ -57,18 +57,29 @@ export function merkleBranch(txids: readonly Uint8Array[]): Buffer[] {
   return branch;
 }
 
+/** A branch as one buffer of k×32 bytes: the form {@link merkleRootFromBranch} hashes without copying. */
+export function packMerkleBranch(branch: readonly Uint8Array[]): Buffer {
+  branch.forEach((h, i) => check32(h, `branch hash ${i}`));
+  return Buffer.concat(branch);
+}
+
 /**
- * Merkle root from the coinbase hash and a stratum branch: the share-validation path.
- * `scratch` (64 bytes) may be passed in to avoid allocating it per share.
+ * Merkle root from the coinbase txid and a stratum branch: the share-validation path. Pass the
+ * branch packed ({@link packMerkleBranch}, once per job) to hash it in one native call per share.
  */
 export function merkleRootFromBranch(
   coinbaseHash: Uint8Array,
-  branch: readonly Uint8Array[],
-  scratch: Buffer = Buffer.allocUnsafe(64),
+  branch: readonly Uint8Array[] | Uint8Array,
 ): Buffer {
-  let current: Uint8Array = coinbaseHash;
-  for (const sibling of branch) current = hashPair(scratch, current, sibling);
-  return current === coinbaseHash ? Buffer.from(coinbaseHash) : (current as Buffer);
+  check32(coinbaseHash, 'coinbase hash');
+  const packed = branch instanceof Uint8Array ? branch : packMerkleBranch(branch);
+  if (packed.length % 32 !== 0) {
+    throw new ChainError(
+      'bad-length',
+      `a packed merkle branch must be a multiple of 32 bytes, got ${packed.length}`,
+    );
+  }
+  return sha256dMerkleRoot(coinbaseHash, packed);
 }
 
 /**

@@ -13,6 +13,7 @@ import {
   merkleBranch,
   merkleRoot,
   merkleRootFromBranch,
+  packMerkleBranch,
   powHash,
   pushData,
   pushInt,
@@ -142,9 +143,8 @@ function shareValidationPath(block: RealBlock, algorithm: 'sha256d' | 'scrypt') 
 
   const txids = block.tx.map((t) => hashFromDisplayHex(t.txid));
   const branch = merkleBranch(txids.slice(1));
-  const scratch = Buffer.alloc(64);
   const assembled = Buffer.concat([coinb1, en1, en2, coinb2]);
-  const root = merkleRootFromBranch(sha256d(assembled), branch, scratch);
+  const root = merkleRootFromBranch(sha256d(assembled), packMerkleBranch(branch));
   const header = realHeader(block, root);
   const target = targetToBuffer(bitsToTarget(block.bits));
   return { assembled, txids, root, header, pow: powHash(algorithm, header), target };

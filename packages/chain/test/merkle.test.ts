@@ -4,6 +4,7 @@ import {
   merkleBranch,
   merkleRoot,
   merkleRootFromBranch,
+  packMerkleBranch,
   sha256d,
   witnessCommitment,
   witnessMerkleRoot,
@@ -73,12 +74,13 @@ describe('merkle branch', () => {
     expect(five[2]).toEqual(sha256d(Buffer.concat([t44, t44])));
   });
 
-  it('reuses a caller scratch buffer without changing the result', () => {
+  it('takes the branch packed (one buffer per job) with the same result', () => {
     const hashes = Array.from({ length: 9 }, (_, i) => leaf(i));
     const branch = merkleBranch(hashes.slice(1));
-    const scratch = Buffer.alloc(64);
-    expect(merkleRootFromBranch(hashes[0]!, branch, scratch)).toEqual(merkleRoot(hashes));
-    expect(merkleRootFromBranch(hashes[0]!, branch, scratch)).toEqual(merkleRoot(hashes));
+    const packed = packMerkleBranch(branch);
+    expect(packed.length).toBe(32 * branch.length);
+    expect(merkleRootFromBranch(hashes[0]!, packed)).toEqual(merkleRoot(hashes));
+    expect(() => merkleRootFromBranch(hashes[0]!, packed.subarray(1))).toThrow(/multiple of 32/);
   });
 
   it('refuses hashes that are not 32 bytes', () => {
