@@ -6,7 +6,7 @@
 -- KEYS[2] timeouts       grp:{g}:timeouts  hash member -> timeout ms
 -- KEYS[3] member config  grp:{g}:mconfig   hash member -> config (persistent, may precede a join)
 -- KEYS[4] group config   grp:{g}:config    string
--- KEYS[5] version        grp:{g}:version   counter
+-- KEYS[5] version        grp:{g}:version   counter (starts from server time, so it survives data loss)
 -- ARGV[1] op: join | heartbeat | leave | member-config | group-config | get
 -- ARGV[2] member id (join, heartbeat, leave, member-config)
 -- ARGV[3] join: timeout ms; member-config and group-config: the config ('' deletes it)
@@ -66,6 +66,9 @@ end
 
 local version
 if changed then
+  -- A new counter starts at the current time in ms, not 0: if Redis loses its data the
+  -- version still only moves forward, so no member mistakes a new group for the old one.
+  if redis.call('EXISTS', KEYS[5]) == 0 then redis.call('SET', KEYS[5], now) end
   version = redis.call('INCR', KEYS[5])
 else
   version = tonumber(redis.call('GET', KEYS[5]) or '0')

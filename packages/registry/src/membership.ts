@@ -140,9 +140,9 @@ export class GroupMember extends EventEmitter<{ changed: [GroupView]; error: [Er
     this.timer.unref();
   }
 
-  private update(view: GroupView): void {
+  private update(view: GroupView, force = false): void {
     this.view = view;
-    if (view.version !== this.version) {
+    if (force || view.version !== this.version) {
       this.version = view.version;
       this.emit('changed', view);
     }
@@ -154,8 +154,9 @@ export class GroupMember extends EventEmitter<{ changed: [GroupView]; error: [Er
       if (version !== this.version) this.update(await this.membership.get(this.group));
     } catch (error) {
       try {
+        // Dropped (timed out, or Redis lost its data): rejoining is a change of membership.
         if (error instanceof NotMemberError)
-          this.update(await this.membership.join(this.group, this.id, this.options));
+          this.update(await this.membership.join(this.group, this.id, this.options), true);
         else throw error;
       } catch (inner) {
         if (this.listenerCount('error') > 0) this.emit('error', inner as Error);
