@@ -36,7 +36,7 @@ function referenceHeaders(headers: Uint8Array): Buffer {
 }
 
 function referenceMerkleRoot(coinbaseHash: Uint8Array, branch: Uint8Array): Buffer {
-  let cur = Buffer.from(coinbaseHash);
+  let cur: Buffer = Buffer.from(coinbaseHash);
   for (let i = 0; i < branch.length; i += 32) {
     cur = referenceSha256d(Buffer.concat([cur, branch.subarray(i, i + 32)]));
   }
