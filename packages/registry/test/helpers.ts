@@ -30,20 +30,6 @@ export function nextEvent<T>(
   });
 }
 
-/** Polls `check` until it returns true; for conditions that have no event (a key in Redis). */
-export async function until(
-  check: () => Promise<boolean> | boolean,
-  timeoutMs: number,
-  what: string,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 export function clients(url: string, n: number): RedisClient[] {
   return Array.from({ length: n }, () => connectRedis(url, 'test'));
 }

@@ -1,7 +1,7 @@
 import { Membership, NotMemberError, type RedisClient, connectRedis } from '@hashwire/registry';
-import { type RedisServer, startRedis } from '@hashwire/testkit';
+import { type RedisServer, startRedis, waitFor } from '@hashwire/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nextEvent, testKeys, until } from './helpers.js';
+import { nextEvent, testKeys } from './helpers.js';
 
 let server: RedisServer;
 let redis: RedisClient;
@@ -29,7 +29,10 @@ describe('membership groups (seeds/002)', () => {
     expect(await m.heartbeat('database', 'db1')).toBe(v1.version);
 
     // db2 stops heartbeating: once its timeout passes it is dropped and the version moves.
-    await until(async () => (await m.heartbeat('database', 'db1')) > v1.version, 5000, 'db2 to expire');
+    await waitFor(async () => (await m.heartbeat('database', 'db1')) > v1.version, {
+      timeoutMs: 5000,
+      what: 'db2 to expire',
+    });
     const v2 = await m.get('database');
     expect(v2.active.map((a) => a.id)).toEqual(['db1']);
     await expect(m.heartbeat('database', 'db2')).rejects.toThrow(NotMemberError);

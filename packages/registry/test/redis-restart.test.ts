@@ -7,9 +7,9 @@ import {
   registerService,
   watchServices,
 } from '@hashwire/registry';
-import { type RedisServer, startRedis } from '@hashwire/testkit';
+import { type RedisServer, startRedis, waitFor } from '@hashwire/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nextEvent, testKeys, until } from './helpers.js';
+import { nextEvent, testKeys } from './helpers.js';
 
 let server: RedisServer;
 
@@ -42,10 +42,9 @@ describe('a Redis restart while services run', () => {
     expect(watcher.services.has('s1')).toBe(true);
 
     // The registration puts its hash back as soon as the connection is ready again.
-    await until(
+    await waitFor(
       async () => (await watcherSide.exists(keys.service('stratum', 's1')).catch(() => 0)) === 1,
-      10_000,
-      're-registration',
+      { timeoutMs: 10_000, what: 're-registration' },
     );
     // The member rejoins on its next heartbeat.
     await nextEvent(
@@ -55,11 +54,10 @@ describe('a Redis restart while services run', () => {
       10_000,
     );
     // The leader either kept or retook the lease; a leader exists again.
-    await until(
-      async () => (await watcherSide.get(keys.lease('jm:ltc')).catch(() => null)) !== null,
-      10_000,
-      'a leader',
-    );
+    await waitFor(async () => (await watcherSide.get(keys.lease('jm:ltc')).catch(() => null)) !== null, {
+      timeoutMs: 10_000,
+      what: 'a leader',
+    });
 
     // Through all of it the watcher never reported the service down.
     expect(downs).toEqual([]);

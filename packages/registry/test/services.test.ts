@@ -9,9 +9,9 @@ import {
   registerService,
   watchServices,
 } from '@hashwire/registry';
-import { type RedisServer, startRedis } from '@hashwire/testkit';
+import { type RedisServer, startRedis, waitFor } from '@hashwire/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { nextEvent, testKeys, until } from './helpers.js';
+import { nextEvent, testKeys } from './helpers.js';
 
 const childScript = fileURLToPath(new URL('./fixtures/child.mjs', import.meta.url));
 
@@ -137,7 +137,7 @@ describe('service discovery', () => {
     // Watch the remaining TTL go down and jump back up: each jump is a refresh.
     let refreshes = 0;
     let last = await redis.pttl(key);
-    await until(
+    await waitFor(
       async () => {
         const now = await redis.pttl(key);
         expect(now, 'the hash expired between refreshes').toBeGreaterThan(0);
@@ -145,8 +145,7 @@ describe('service discovery', () => {
         last = now;
         return refreshes >= 3;
       },
-      5000,
-      'three refreshes',
+      { timeoutMs: 5000, what: 'three refreshes' },
     );
   });
 });

@@ -25,3 +25,9 @@ export {
 export { type RichMempool, isHogEx, prepareRichMempool } from './mempool.js';
 export { type ExitInfo, ManagedProcess, liveProcesses, makeTempDir, spawnManaged } from './process.js';
 export { StopWaiting, type WaitOptions, waitFor } from './wait.js';
+export {
+  type RedisClusterServer,
+  type RedisSentinelServer,
+  startRedisCluster,
+  startRedisSentinel,
+} from './redis-topologies.js';
