@@ -21,6 +21,8 @@ export {
   getService,
   listServices,
   registerService,
+  ServiceNotFoundError,
+  serviceEndpointResolver,
   watchServices,
   type RegisterServiceOptions,
   type ServiceEvent,

@@ -301,3 +301,31 @@ export function watchServices(options: WatchServicesOptions): ServiceWatcher {
     },
   });
 }
+
+/** Thrown by a resolver when no live service of the kind (or with the id) is registered. */
+export class ServiceNotFoundError extends Error {
+  override readonly name = 'ServiceNotFoundError';
+}
+
+/**
+ * An endpoint resolver for RPC clients: the rpc endpoint of service `id`, or of the
+ * least-loaded live `up` service of `kind` when no id is given. Called again by a client
+ * whenever its server goes quiet, so a server restarted on another port is found again.
+ */
+export function serviceEndpointResolver(options: {
+  redis: RedisClient;
+  keys: KeyBuilder;
+  kind: string;
+  id?: string;
+}): () => Promise<string> {
+  const { redis, keys, kind, id } = options;
+  return async () => {
+    const candidates = id
+      ? [await getService(redis, keys, kind, id)].filter((s): s is ServiceInfo => s !== null)
+      : (await listServices(redis, keys, kind)).filter((s) => s.state === 'up');
+    const best = candidates.filter((s) => s.rpc !== '').sort((a, b) => a.load - b.load)[0];
+    if (!best)
+      throw new ServiceNotFoundError(`no live ${kind}${id ? ` with id ${id}` : ''} with an rpc endpoint`);
+    return best.rpc;
+  };
+}

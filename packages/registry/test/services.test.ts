@@ -4,9 +4,11 @@ import { fileURLToPath } from 'node:url';
 import {
   type RedisClient,
   type ServiceEvent,
+  ServiceNotFoundError,
   connectRedis,
   listServices,
   registerService,
+  serviceEndpointResolver,
   watchServices,
 } from '@hashwire/registry';
 import { type RedisServer, startRedis, waitFor } from '@hashwire/testkit';
@@ -146,6 +148,42 @@ describe('service discovery', () => {
         return refreshes >= 3;
       },
       { timeoutMs: 5000, what: 'three refreshes' },
+    );
+  });
+
+  it('resolves an rpc endpoint: the least-loaded live service, or one by id, never a draining one', async () => {
+    const keys = testKeys();
+    const a = await registerService({
+      redis,
+      keys,
+      kind: 'reporter',
+      id: 'a',
+      rpc: 'tcp://127.0.0.1:1',
+      load: 0.7,
+    });
+    const b = await registerService({
+      redis,
+      keys,
+      kind: 'reporter',
+      id: 'b',
+      rpc: 'tcp://127.0.0.1:2',
+      load: 0.2,
+    });
+    cleanups.push(
+      () => a.close(),
+      () => b.close(),
+    );
+    const any = serviceEndpointResolver({ redis, keys, kind: 'reporter' });
+    expect(await any()).toBe('tcp://127.0.0.1:2');
+    await b.update({ state: 'draining' });
+    expect(await any()).toBe('tcp://127.0.0.1:1');
+    expect(await serviceEndpointResolver({ redis, keys, kind: 'reporter', id: 'b' })()).toBe(
+      'tcp://127.0.0.1:2',
+    );
+    await a.close();
+    await expect(any()).rejects.toThrow(ServiceNotFoundError);
+    await expect(serviceEndpointResolver({ redis, keys, kind: 'reporter', id: 'zz' })()).rejects.toThrow(
+      'no live reporter with id zz with an rpc endpoint',
     );
   });
 });
