@@ -52,7 +52,7 @@ rmSync(resultsFile, { force: true });
 const vitest = spawnSync(
   bin('vitest'),
   ['run', '--reporter=default', '--reporter=json', `--outputFile.json=${resultsFile}`, ...args],
-  { cwd: root, stdio: 'inherit', env: { ...process.env, FORCE_COLOR: process.env.CI ? '0' : '1' } },
+  { cwd: root, stdio: 'inherit', env: process.env.CI ? { ...process.env, NO_COLOR: '1' } : process.env },
 );
 
 if (existsSync(resultsFile)) {
