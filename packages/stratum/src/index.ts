@@ -1,1 +1,1 @@
-export {};
+export { type ShareBatch, ShareSpool, type ShareSpoolOptions, type SpoolStats } from './spool.js';
