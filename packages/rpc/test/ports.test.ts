@@ -38,21 +38,23 @@ describe('binding the first free port of a range', () => {
     }
   });
 
-  it('skips a port another socket holds', async () => {
-    const range = randomRange(10);
+  /** A socket holding a port the OS picked; returns the port. */
+  async function squat(): Promise<number> {
     const squatter = closer.add(new Router({ linger: 0 }));
-    await squatter.bind(`tcp://127.0.0.1:${range[0]}`);
-    const server = closer.add(await createRpcServer({ portRange: range, handlers: {} }));
-    expect(server.port).toBeGreaterThan(range[0]);
+    await squatter.bind('tcp://127.0.0.1:*');
+    return Number((squatter.lastEndpoint as string).split(':').pop());
+  }
+
+  it('skips a port another socket holds', async () => {
+    const held = await squat();
+    const server = closer.add(await createRpcServer({ portRange: [held, held + 10], handlers: {} }));
+    expect(server.port).toBeGreaterThan(held);
   });
 
   it('fails with a clear error when every port of the range is taken', async () => {
-    const range = randomRange(2);
-    await Promise.all(
-      [0, 1].map(async () => closer.add(await createRpcServer({ portRange: range, handlers: {} }))),
-    );
-    await expect(createRpcServer({ portRange: range, handlers: {} })).rejects.toThrow(
-      `no free port in ${range[0]}-${range[1]} on 127.0.0.1`,
+    const held = await squat();
+    await expect(createRpcServer({ portRange: [held, held], handlers: {} })).rejects.toThrow(
+      `no free port in ${held}-${held} on 127.0.0.1`,
     );
   });
 
