@@ -25,3 +25,4 @@ export * from './target.js';
 export * from './coinbase.js';
 export * from './block.js';
 export { blockTransactions, parseBlockTemplate, templateMerkleBranch, templateTxids } from './template.js';
+export { type BuiltJob, type JobBuildOptions, buildJob, headerFieldHex } from './job-builder.js';
