@@ -1,6 +1,5 @@
 import { EventEmitter } from 'node:events';
 import {
-  type BlockTemplate,
   type CallOptions,
   DaemonClient,
   type DaemonClientOptions,
@@ -11,6 +10,7 @@ import {
   type SubmitBlockResult,
   submitVerdict,
 } from './daemon.js';
+import type { BlockTemplate } from './template.js';
 
 export interface DaemonPoolOptions {
   /** First pause after a daemon fails; doubles on each further failure. @defaultValue 1_000 */

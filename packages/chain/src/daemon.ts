@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
+import type { BlockTemplate } from './template.js';
 
 /** JSON-RPC error codes of bitcoin-family daemons that callers branch on. */
 export const RpcCode = {
@@ -68,40 +69,6 @@ export interface SubmitBlockResult {
   accepted: boolean;
   /** The daemon's verdict when it was not a plain accept, e.g. `bad-txnmrklroot`, `duplicate`, `inconclusive`. */
   reason?: string;
-}
-
-export interface BlockTemplateTransaction {
-  data: string;
-  txid: string;
-  hash: string;
-  depends: number[];
-  fee: number;
-  sigops: number;
-  weight: number;
-}
-
-/** `getblocktemplate` as bitcoin/litecoin daemons return it (field names are the daemon's). */
-export interface BlockTemplate {
-  version: number;
-  rules: string[];
-  previousblockhash: string;
-  transactions: BlockTemplateTransaction[];
-  coinbasevalue: number;
-  coinbaseaux?: Record<string, string>;
-  longpollid: string;
-  target: string;
-  mintime: number;
-  curtime: number;
-  bits: string;
-  height: number;
-  mutable?: string[];
-  noncerange?: string;
-  sigoplimit?: number;
-  sizelimit?: number;
-  weightlimit?: number;
-  default_witness_commitment?: string;
-  /** Litecoin with MWEB active: the MWEB block body, serialized after the transactions behind a `0x01` byte. */
-  mweb?: string;
 }
 
 export interface GetBlockTemplateOptions {

@@ -24,5 +24,13 @@ export * from './header.js';
 export * from './target.js';
 export * from './coinbase.js';
 export * from './block.js';
-export { blockTransactions, parseBlockTemplate, templateMerkleBranch, templateTxids } from './template.js';
+export {
+  type BlockTemplate,
+  type BlockTemplateTransaction,
+  blockTransactions,
+  parseBlockTemplate,
+  templateMerkleBranch,
+  templateTxids,
+} from './template.js';
+export * from './block-assembly.js';
 export { type BuiltJob, type JobBuildOptions, buildJob, headerFieldHex } from './job-builder.js';

@@ -151,7 +151,7 @@ async function build(binary: string, target: string): Promise<void> {
     const tip = await n0.rpc.getBestBlockHash();
     await waitFor(async () => (await n1.rpc.getBestBlockHash()) === tip, { what: 'golden nodes in sync' });
     const template: BlockTemplate = await n0.rpc.getBlockTemplate();
-    if (!template.mweb || !template.rules.includes('mweb')) {
+    if (!template.mweb || !template.rules?.includes('mweb')) {
       throw new Error('golden chain: MWEB is not active after the recipe');
     }
     for (const exit of await Promise.all(nodes.map((n) => n.stop()))) {
