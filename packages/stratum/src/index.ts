@@ -8,3 +8,24 @@ export {
   type ProxyParse,
   trustedProxies,
 } from './proxy-protocol.js';
+export { type DedupeOutcome, ShareDedupe } from './dedupe.js';
+export {
+  DEFAULT_JOB_DIFFICULTIES,
+  type JobDifficulties,
+  ShareTargetCache,
+  createJobDifficulties,
+  difficultyForJob,
+  recordJobSent,
+} from './difficulty.js';
+export { JobError, type PrepareJobOptions, type PreparedJob, prepareJob } from './job.js';
+export { type JobAddOutcome, JobBook, type JobBookOptions, type JobBookStats } from './job-book.js';
+export {
+  type ShareCheck,
+  type ShareContext,
+  ShareRejectReason,
+  type ShareSubmission,
+  ShareValidator,
+  type ShareValidatorOptions,
+  type ShareVerdict,
+  parseHexWord,
+} from './validate.js';

@@ -1,0 +1,34 @@
+/** What {@link ShareDedupe.add} found. */
+export type DedupeOutcome = 'added' | 'duplicate' | 'full';
+
+/**
+ * The shares already credited on one job, keyed on (extranonce1, extranonce2, ntime, nonce,
+ * version) in binary form. One set per job, dropped with the job, so memory follows the jobs
+ * the book still holds. When full it refuses instead of forgetting: forgetting would let a
+ * duplicate through.
+ */
+export class ShareDedupe {
+  #seen = new Set<string>();
+
+  /** @param maxEntries most shares remembered for the job */
+  constructor(readonly maxEntries: number) {}
+
+  get size(): number {
+    return this.#seen.size;
+  }
+
+  has(key: string): boolean {
+    return this.#seen.has(key);
+  }
+
+  add(key: string): DedupeOutcome {
+    if (this.#seen.has(key)) return 'duplicate';
+    if (this.#seen.size >= this.maxEntries) return 'full';
+    this.#seen.add(key);
+    return 'added';
+  }
+
+  clear(): void {
+    this.#seen.clear();
+  }
+}
