@@ -43,7 +43,15 @@ export function createKeyBuilder(options: KeyBuilderOptions = {}) {
     /** Extranonce1 prefix slot leased by one stratum instance. */
     extranonceSlot: (slot: number) => `${prefix}en1slot:${part('slot', slot)}`,
     session: (sessionId: string) => `${prefix}sess:${part('sessionId', sessionId)}`,
+    /** Claim of one extranonce1 value (hex) by a live or resumable session: unique across the cluster. */
+    extranonce1: (extranonce1Hex: string) => `${prefix}en1:${part('extranonce1', extranonce1Hex)}`,
     job: (chain: string, jobId: string) => `${prefix}job:${part('chain', chain)}:${part('jobId', jobId)}`,
+    /** A block template jobs were built from, stored once however many jobs share it. */
+    template: (chain: string, templateId: string) => `${prefix}tpl:${part('chain', chain)}:${part('templateId', templateId)}`,
+    /** The latest job a group published, so a new leader knows whether the prevhash changed. */
+    latestJob: (chain: string) => `${prefix}job:${part('chain', chain)}:latest`,
+    /** Sequence for globally unique job ids of a chain. */
+    jobSequence: (chain: string) => `${prefix}jobseq:${part('chain', chain)}`,
     batch: (batchId: string) => `${prefix}batch:${part('batchId', batchId)}`,
     round: (chain: string) => `${prefix}round:{${part('chain', chain)}}`,
     blocks: (chain: string) => `${prefix}blocks:{${part('chain', chain)}}`,

@@ -1,0 +1,126 @@
+import type { BlockTemplate, CoinbasePayout } from '@hashwire/chain';
+import type { Job, KeyBuilder } from '@hashwire/protocol';
+import type { RedisClient } from '@hashwire/registry';
+
+/** What any jobmanager of the group needs to turn a share on this job into a block. */
+export interface StoredJob {
+  job: Job;
+  template: BlockTemplate;
+  payouts: CoinbasePayout[];
+  poolTag: string;
+  extranonce1Size: number;
+  extranonce2Size: number;
+}
+
+export type BlockState = 'submitted' | 'accepted' | 'rejected' | 'confirmed' | 'orphaned';
+
+export interface BlockRecord {
+  hash: string;
+  chain: string;
+  height: number;
+  jobId: string;
+  jmId: string;
+  shareId: string;
+  state: BlockState;
+  reason?: string;
+  submittedAt: number;
+  updatedAt: number;
+}
+
+/** Bound on the events stream: enough for watchers to catch up after a pause. */
+const EVENTS_MAX_LEN = 100_000;
+
+export class JobStore {
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly keys: KeyBuilder,
+    private readonly chain: string,
+    private readonly ttlMs: number,
+  ) {}
+
+  /** Stores the job and (once per template) its template, marks it the group's latest, emits `job.new`. */
+  async save(stored: StoredJob, templateId: string): Promise<void> {
+    const { job } = stored;
+    const tplKey = this.keys.template(this.chain, templateId);
+    const jobKey = this.keys.job(this.chain, job.jobId);
+    const pipeline = this.redis.pipeline();
+    pipeline.set(tplKey, JSON.stringify(stored.template), 'PX', this.ttlMs, 'NX');
+    pipeline.pexpire(tplKey, this.ttlMs);
+    pipeline.hset(jobKey, {
+      job: JSON.stringify(job),
+      templateId,
+      payouts: JSON.stringify(stored.payouts),
+      poolTag: stored.poolTag,
+      extranonce1Size: stored.extranonce1Size,
+      extranonce2Size: stored.extranonce2Size,
+    });
+    pipeline.pexpire(jobKey, this.ttlMs);
+    pipeline.set(this.keys.latestJob(this.chain), JSON.stringify(job), 'PX', this.ttlMs);
+    const results = (await pipeline.exec()) ?? [];
+    for (const [error] of results) if (error) throw error;
+    await this.event('job.new', {
+      chain: job.chain,
+      jobId: job.jobId,
+      height: job.height,
+      epoch: job.epoch,
+      jmId: job.jmId,
+      cleanJobs: job.cleanJobs,
+    });
+  }
+
+  async load(jobId: string): Promise<StoredJob | null> {
+    const hash = await this.redis.hgetall(this.keys.job(this.chain, jobId));
+    if (!hash.job || !hash.templateId) return null;
+    const template = await this.redis.get(this.keys.template(this.chain, hash.templateId));
+    if (!template) return null;
+    return {
+      job: JSON.parse(hash.job) as Job,
+      template: JSON.parse(template) as BlockTemplate,
+      payouts: JSON.parse(hash.payouts ?? '[]') as CoinbasePayout[],
+      poolTag: hash.poolTag ?? '',
+      extranonce1Size: Number(hash.extranonce1Size),
+      extranonce2Size: Number(hash.extranonce2Size),
+    };
+  }
+
+  /** The latest job any leader of the group published, if still fresh. */
+  async latest(): Promise<Job | null> {
+    const text = await this.redis.get(this.keys.latestJob(this.chain));
+    return text ? (JSON.parse(text) as Job) : null;
+  }
+
+  /** A globally unique, short job id (miners echo it back in every share). */
+  async nextJobId(): Promise<string> {
+    return (await this.redis.incr(this.keys.jobSequence(this.chain))).toString(16);
+  }
+
+  async recordBlock(record: BlockRecord): Promise<void> {
+    await this.redis
+      .multi()
+      .hset(this.keys.blocks(this.chain), record.hash, JSON.stringify(record))
+      .zadd(this.keys.blocksIndex(this.chain), record.height, record.hash)
+      .exec();
+    await this.event(`block.${record.state}`, record);
+  }
+
+  async getBlock(hash: string): Promise<BlockRecord | null> {
+    const text = await this.redis.hget(this.keys.blocks(this.chain), hash);
+    return text ? (JSON.parse(text) as BlockRecord) : null;
+  }
+
+  async event(type: string, data: unknown): Promise<void> {
+    await this.redis.xadd(
+      this.keys.events(),
+      'MAXLEN',
+      '~',
+      EVENTS_MAX_LEN,
+      '*',
+      'type',
+      type,
+      'ts',
+      String(Date.now()),
+      'data',
+      JSON.stringify(data),
+    );
+  }
+}

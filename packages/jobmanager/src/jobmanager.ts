@@ -1,0 +1,347 @@
+import { createHash } from 'node:crypto';
+import {
+  type BlockTemplate,
+  BlocknotifyReceiver,
+  DaemonPool,
+  HashblockListener,
+  assembleTemplateBlock,
+  buildJob,
+} from '@hashwire/chain';
+import { type Job, RpcErrorCode, type RpcMethods } from '@hashwire/protocol';
+import {
+  type Leadership,
+  type ServiceRegistration,
+  leaseLeadership,
+  listServices,
+  registerService,
+} from '@hashwire/registry';
+import { RpcError, type RpcServer, createRpcServer } from '@hashwire/rpc';
+import { JobStore, type StoredJob } from './job-store.js';
+import { type JobManagerOptions, type ResolvedOptions, resolveOptions } from './options.js';
+import { TemplateSource } from './template-source.js';
+
+export interface JobManagerStats {
+  id: string;
+  chain: string;
+  leader: boolean;
+  epoch: number | null;
+  height: number | null;
+  jobsPublished: number;
+  lastJobId: string | null;
+  subscribers: number;
+  blocksSubmitted: number;
+  blocksAccepted: number;
+  daemons: { daemon: string; up: boolean; lastError?: string }[];
+  healthy: boolean;
+}
+
+export interface JobManager {
+  readonly id: string;
+  readonly chain: string;
+  /** `tcp://host:port` of its RPC server (also in its registry hash). */
+  readonly endpoint: string;
+  readonly leadership: Leadership;
+  /** The command a daemon's `-blocknotify` should run (when `blocknotify: true`). */
+  readonly blocknotifyCommand: string | null;
+  /** The last job this process published (or null while a standby). */
+  currentJob(): Job | null;
+  stats(): JobManagerStats;
+  /** Planned step-down: hand the lease to a standby of the group (if any), then close. */
+  drain(): Promise<void>;
+  close(): Promise<void>;
+}
+
+type JmMethods = Pick<RpcMethods, 'jm.subscribe' | 'jm.submitBlock' | 'svc.status' | 'svc.drain'>;
+
+/** Hex of a 32-bit header field as miners send it (big-endian digits of the value). */
+function uint32Hex(field: string, hex: string): number {
+  if (typeof hex !== 'string' || !/^[0-9a-fA-F]{8}$/.test(hex)) {
+    throw new RpcError(RpcErrorCode.BadRequest, `${field} must be 8 hex digits`);
+  }
+  return Number.parseInt(hex, 16);
+}
+
+function hexBytes(field: string, hex: string, size: number): Buffer {
+  if (typeof hex !== 'string' || hex.length !== size * 2 || !/^[0-9a-fA-F]*$/.test(hex)) {
+    throw new RpcError(RpcErrorCode.BadRequest, `${field} must be ${size * 2} hex digits`);
+  }
+  return Buffer.from(hex, 'hex');
+}
+
+function templateId(template: BlockTemplate): string {
+  const h = createHash('sha256');
+  h.update(template.previousblockhash);
+  h.update(String(template.curtime));
+  h.update(template.longpollid ?? '');
+  for (const tx of template.transactions) h.update(tx.hash ?? tx.txid);
+  h.update(template.mweb ?? '');
+  return h.digest('hex').slice(0, 24);
+}
+
+/**
+ * A jobmanager of one chain's group. Every member polls the daemons and holds a ready
+ * template; only the lease holder publishes. Stratum servers subscribe to every member
+ * (`jm.subscribe`) and keep the jobs with the highest epoch, so a new leader's first job
+ * reaches them at once. Any member can submit a block for any job of the group: the job and
+ * its template are in Redis.
+ */
+export async function createJobManager(input: JobManagerOptions): Promise<JobManager> {
+  const options: ResolvedOptions = resolveOptions(input);
+  const { id, chain, redis, keys, params } = options;
+  const store = new JobStore(redis, keys, chain, options.jobTtlMs);
+  const daemons = new DaemonPool(options.daemons);
+  const source = new TemplateSource({
+    daemons,
+    pollIntervalMs: options.pollIntervalMs,
+    refreshIntervalMs: options.refreshIntervalMs,
+  });
+  const localJobs = new Map<string, StoredJob>();
+  const templateIds = new WeakMap<BlockTemplate, string>();
+  let lastJob: Job | null = null;
+  let jobsPublished = 0;
+  let blocksSubmitted = 0;
+  let blocksAccepted = 0;
+  let closed = false;
+  let publishing: Promise<void> = Promise.resolve();
+  let receiver: BlocknotifyReceiver | null = null;
+  const hashblock: HashblockListener[] = [];
+
+  try {
+    await source.start();
+  } catch (error) {
+    daemons.close();
+    const urls = daemons.health().map((d) => d.url);
+    throw new Error(`no daemon answered getblocktemplate (${urls.join(', ')}): ${(error as Error).message}`);
+  }
+
+  const leadership = leaseLeadership({
+    redis,
+    keys,
+    group: `jm:${chain}`,
+    holder: id,
+    ttlMs: options.leaseTtlMs,
+  });
+
+  const rememberLocal = (stored: StoredJob) => {
+    localJobs.set(stored.job.jobId, stored);
+    // Jobs older than the store's TTL are of no use; keep the map bounded by count too.
+    if (localJobs.size > 256) localJobs.delete(localJobs.keys().next().value as string);
+  };
+
+  const publish = (template: BlockTemplate, cleanJobs: boolean): Promise<void> => {
+    publishing = publishing.then(async () => {
+      if (closed || !leadership.isLeader()) return;
+      const epoch = leadership.epoch as number;
+      const jobId = await store.nextJobId();
+      const built = buildJob({
+        template,
+        params,
+        chain,
+        payouts: options.payouts,
+        poolTag: options.poolTag,
+        extranonce1Size: options.extranonce1Size,
+        extranonce2Size: options.extranonce2Size,
+        epoch,
+        jobId,
+        jmId: id,
+        cleanJobs,
+      });
+      const stored: StoredJob = {
+        job: built.job,
+        template,
+        payouts: options.payouts,
+        poolTag: options.poolTag,
+        extranonce1Size: options.extranonce1Size,
+        extranonce2Size: options.extranonce2Size,
+      };
+      let tplId = templateIds.get(template);
+      if (!tplId) {
+        tplId = templateId(template);
+        templateIds.set(template, tplId);
+      }
+      // In Redis before any stratum server can see it: a block on it can be submitted by anyone.
+      await store.save(stored, tplId);
+      rememberLocal(stored);
+      // Fencing: a lease lost while we stored the job means this job must not go out.
+      if (!leadership.isLeader() || leadership.epoch !== epoch) return;
+      lastJob = built.job;
+      jobsPublished++;
+      rpc.push(chain, 'job', built.job);
+    });
+    publishing = publishing.catch(() => {});
+    return publishing;
+  };
+
+  const submitBlock = async (req: RpcMethods['jm.submitBlock']['req']) => {
+    if (req.chain !== chain)
+      throw new RpcError(RpcErrorCode.BadRequest, `this jobmanager serves ${chain}, not ${req.chain}`);
+    const stored = localJobs.get(req.jobId) ?? (await store.load(req.jobId));
+    if (!stored) throw new RpcError(RpcErrorCode.BadRequest, `job ${req.jobId} is unknown or expired`);
+    const assembled = assembleTemplateBlock({
+      template: stored.template,
+      params,
+      payouts: stored.payouts,
+      poolTag: stored.poolTag,
+      extranonce1: hexBytes('extranonce1', req.extranonce1, stored.extranonce1Size),
+      extranonce2: hexBytes('extranonce2', req.extranonce2, stored.extranonce2Size),
+      ntime: uint32Hex('ntime', req.ntime),
+      nonce: uint32Hex('nonce', req.nonce),
+      version: uint32Hex('version', req.version),
+    });
+    if (!assembled.meetsTarget) {
+      return { accepted: false, hash: assembled.hashHex, reason: 'does not meet the network target' };
+    }
+    blocksSubmitted++;
+    const base = {
+      hash: assembled.hashHex,
+      chain,
+      height: stored.template.height,
+      jobId: req.jobId,
+      jmId: id,
+      shareId: req.shareId,
+      submittedAt: Date.now(),
+    };
+    await store.recordBlock({ ...base, state: 'submitted', updatedAt: Date.now() }).catch(() => {});
+    // Transient daemon failures (restart, timeout) are retried; a verdict is final.
+    let result = await daemons.submitBlock(assembled.blockHex);
+    for (
+      let attempt = 1;
+      !result.accepted && attempt < 3 && result.results.every((r) => r.error);
+      attempt++
+    ) {
+      await new Promise((resolve) => setTimeout(resolve, 250 * attempt));
+      result = await daemons.submitBlock(assembled.blockHex);
+    }
+    if (result.accepted) blocksAccepted++;
+    await store
+      .recordBlock({
+        ...base,
+        state: result.accepted ? 'accepted' : 'rejected',
+        ...(result.reason ? { reason: result.reason } : {}),
+        updatedAt: Date.now(),
+      })
+      .catch(() => {});
+    // The daemon has a new tip: get the next template now rather than at the next poll.
+    if (result.accepted) source.notify('submitted');
+    return {
+      accepted: result.accepted,
+      hash: assembled.hashHex,
+      ...(result.reason ? { reason: result.reason } : {}),
+    };
+  };
+
+  const stats = (): JobManagerStats => {
+    const health = daemons.health();
+    const template = source.template;
+    return {
+      id,
+      chain,
+      leader: leadership.isLeader(),
+      epoch: leadership.epoch,
+      height: template?.height ?? null,
+      jobsPublished,
+      lastJobId: lastJob?.jobId ?? null,
+      subscribers: rpc.stats().subscribers,
+      blocksSubmitted,
+      blocksAccepted,
+      daemons: health.map((d) => ({
+        daemon: d.daemon,
+        up: d.up,
+        ...(d.lastError ? { lastError: d.lastError } : {}),
+      })),
+      healthy: health.some((d) => d.up),
+    };
+  };
+
+  let draining: Promise<void> | null = null;
+  const rpc: RpcServer<JmMethods> = await createRpcServer<JmMethods>({
+    portRange: options.rpcPortRange,
+    host: options.host,
+    heartbeatIntervalMs: options.heartbeatIntervalMs,
+    handlers: {
+      'jm.subscribe': async (req, ctx) => {
+        if (req.chain !== chain) {
+          throw new RpcError(RpcErrorCode.BadRequest, `this jobmanager serves ${chain}, not ${req.chain}`);
+        }
+        ctx.subscribe(chain);
+        return { job: lastJob ?? (await store.latest()) };
+      },
+      'jm.submitBlock': submitBlock,
+      'svc.status': () => stats() as unknown as Record<string, unknown>,
+      'svc.drain': () => {
+        void manager.drain();
+        return { draining: true };
+      },
+    },
+  });
+
+  source.on('update', ({ template, newBlock }) => void publish(template, newBlock));
+  leadership.on('elected', () => {
+    const template = source.template;
+    if (!template) return;
+    // A new leader sends clean_jobs only if the block changed since the group's last job.
+    void store.latest().then(
+      (latest) => publish(template, !latest || latest.height !== template.height),
+      () => publish(template, true),
+    );
+  });
+  await leadership.start();
+
+  if (options.blocknotify) {
+    receiver = await BlocknotifyReceiver.create();
+    receiver.on('block', () => source.notify('blocknotify'));
+  }
+  for (const endpoint of options.zmqHashblock) {
+    const listener = new HashblockListener({ endpoint });
+    listener.on('block', () => source.notify('hashblock'));
+    hashblock.push(listener);
+  }
+
+  const registration: ServiceRegistration = await registerService({
+    redis,
+    keys,
+    kind: 'jobmanager',
+    id,
+    rpc: rpc.endpoint,
+    chain,
+    version: options.version,
+    ttlMs: options.serviceTtlMs,
+  });
+
+  const manager: JobManager = {
+    id,
+    chain,
+    endpoint: rpc.endpoint,
+    leadership,
+    blocknotifyCommand: receiver ? receiver.command(id) : null,
+    currentJob: () => lastJob,
+    stats,
+    drain() {
+      draining ??= (async () => {
+        await registration.update({ state: 'draining' });
+        if (leadership.isLeader()) {
+          const standbys = (await listServices(redis, keys, 'jobmanager')).filter(
+            (s) => s.chain === chain && s.id !== id && s.state === 'up',
+          );
+          const successor = standbys[0];
+          if (successor) await leadership.handover(successor.id).catch(() => {});
+        }
+        await manager.close();
+      })();
+      return draining;
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      source.close();
+      await publishing;
+      await leadership.close().catch(() => {});
+      await registration.close().catch(() => {});
+      for (const l of hashblock) l.close();
+      receiver?.close();
+      await rpc.close();
+      daemons.close();
+    },
+  };
+  return manager;
+}

@@ -1,0 +1,148 @@
+import {
+  type ChainParams,
+  type CoinbasePayout,
+  type DaemonClientOptions,
+  addressToScript,
+  getChainParams,
+} from '@hashwire/chain';
+import type { KeyBuilder } from '@hashwire/protocol';
+import type { RedisClient } from '@hashwire/registry';
+
+/** A bad jobmanager configuration: the message names the field and what is allowed. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(`${field}: ${message}`);
+  }
+}
+
+export interface PayoutOption {
+  address: string;
+  /** Exact amount in satoshis; at most one payout leaves it out and gets the rest. */
+  valueSat?: number;
+}
+
+export interface JobManagerOptions {
+  /** Unique id of this jobmanager, e.g. `jm-ltc-1`. */
+  id: string;
+  /** Coin and network, e.g. `{ coin: 'litecoin', network: 'regtest' }`. */
+  coin: string;
+  network: string;
+  /** Pool chain id used in keys, jobs and leases. @defaultValue `${coin}-${network}` */
+  chain?: string;
+  /** Daemons of the chain, tried in order; blocks go to all of them. */
+  daemons: DaemonClientOptions[];
+  /** Where the block reward goes (validated at start). */
+  payouts: PayoutOption[];
+  /** @defaultValue '/hashwire/' */
+  poolTag?: string;
+  /** @defaultValue 4 */
+  extranonce1Size?: number;
+  /** @defaultValue 4 */
+  extranonce2Size?: number;
+  redis: RedisClient;
+  keys: KeyBuilder;
+  /** @defaultValue [28000, 28999] */
+  rpcPortRange?: readonly [number, number];
+  /** @defaultValue '127.0.0.1' */
+  host?: string;
+  /** RPC heartbeat (stratum clients use the same). @defaultValue 1000 */
+  heartbeatIntervalMs?: number;
+  /** Leader lease lifetime. @defaultValue 3000 */
+  leaseTtlMs?: number;
+  /** Registration TTL in Redis. @defaultValue 60000 */
+  serviceTtlMs?: number;
+  /** @defaultValue 500 */
+  pollIntervalMs?: number;
+  /** @defaultValue 30000 */
+  refreshIntervalMs?: number;
+  /** How long a job (and its template) stays in Redis for block submission. @defaultValue 900000 */
+  jobTtlMs?: number;
+  /** Start a blocknotify receiver; its `command()` is what the daemon's `-blocknotify` runs. */
+  blocknotify?: boolean;
+  /** ZMQ `hashblock` endpoints of daemons built with ZMQ (bitcoind). */
+  zmqHashblock?: string[];
+  /** @defaultValue '0.1.0' */
+  version?: string;
+}
+
+export interface ResolvedOptions extends Required<Omit<JobManagerOptions, 'payouts' | 'zmqHashblock'>> {
+  params: ChainParams;
+  payouts: CoinbasePayout[];
+  zmqHashblock: string[];
+}
+
+function positiveInteger(field: string, value: number | undefined, fallback: number, max = 2 ** 31): number {
+  const v = value ?? fallback;
+  if (!Number.isInteger(v) || v <= 0 || v > max)
+    throw new ConfigError(field, `must be an integer from 1 to ${max}, got ${v}`);
+  return v;
+}
+
+/** Checks everything before anything starts; throws ConfigError naming the first bad field. */
+export function resolveOptions(options: JobManagerOptions): ResolvedOptions {
+  if (!options.id || !/^[A-Za-z0-9._-]{1,64}$/.test(options.id)) {
+    throw new ConfigError('id', `must be 1–64 of A-Z a-z 0-9 . _ -, got ${JSON.stringify(options.id)}`);
+  }
+  let params: ChainParams;
+  try {
+    params = getChainParams(options.coin, options.network);
+  } catch (error) {
+    throw new ConfigError('coin/network', (error as Error).message);
+  }
+  if (!Array.isArray(options.daemons) || options.daemons.length === 0) {
+    throw new ConfigError('daemons', 'at least one daemon is needed (url and credentials or cookie file)');
+  }
+  if (!Array.isArray(options.payouts) || options.payouts.length === 0) {
+    throw new ConfigError('payouts', 'at least one payout address is needed');
+  }
+  let remainders = 0;
+  const payouts = options.payouts.map((p, i): CoinbasePayout => {
+    try {
+      addressToScript(p.address, params);
+    } catch (error) {
+      throw new ConfigError(`payouts[${i}].address`, (error as Error).message);
+    }
+    if (p.valueSat === undefined) {
+      remainders++;
+      return { address: p.address };
+    }
+    if (!Number.isSafeInteger(p.valueSat) || p.valueSat <= 0) {
+      throw new ConfigError(
+        `payouts[${i}].valueSat`,
+        `must be a positive integer of satoshis, got ${p.valueSat}`,
+      );
+    }
+    return { address: p.address, valueSat: p.valueSat };
+  });
+  if (remainders > 1)
+    throw new ConfigError('payouts', 'at most one payout may leave out valueSat (it gets the rest)');
+  return {
+    id: options.id,
+    coin: options.coin,
+    network: options.network,
+    chain: options.chain ?? `${options.coin}-${options.network}`,
+    daemons: options.daemons,
+    payouts,
+    params,
+    poolTag: options.poolTag ?? '/hashwire/',
+    extranonce1Size: positiveInteger('extranonce1Size', options.extranonce1Size, 4, 16),
+    extranonce2Size: positiveInteger('extranonce2Size', options.extranonce2Size, 4, 16),
+    redis: options.redis,
+    keys: options.keys,
+    rpcPortRange: options.rpcPortRange ?? [28000, 28999],
+    host: options.host ?? '127.0.0.1',
+    heartbeatIntervalMs: positiveInteger('heartbeatIntervalMs', options.heartbeatIntervalMs, 1000),
+    leaseTtlMs: positiveInteger('leaseTtlMs', options.leaseTtlMs, 3000),
+    serviceTtlMs: positiveInteger('serviceTtlMs', options.serviceTtlMs, 60_000),
+    pollIntervalMs: positiveInteger('pollIntervalMs', options.pollIntervalMs, 500),
+    refreshIntervalMs: positiveInteger('refreshIntervalMs', options.refreshIntervalMs, 30_000),
+    jobTtlMs: positiveInteger('jobTtlMs', options.jobTtlMs, 900_000),
+    blocknotify: options.blocknotify ?? false,
+    zmqHashblock: options.zmqHashblock ?? [],
+    version: options.version ?? '0.1.0',
+  };
+}

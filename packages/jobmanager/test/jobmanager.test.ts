@@ -1,0 +1,254 @@
+import { randomBytes } from 'node:crypto';
+import {
+  assembleCoinbase,
+  bitsToTarget,
+  buildHeader,
+  getChainParams,
+  hashMeetsTarget,
+  merkleRootFromBranch,
+  powHash,
+  prevHashFromStratum,
+  sha256d,
+  targetToBuffer,
+} from '@hashwire/chain';
+import { ConfigError, type JobManager, type JobManagerOptions, createJobManager } from '@hashwire/jobmanager';
+import { type Job, type RpcMethods, type RpcPushes, createKeyBuilder } from '@hashwire/protocol';
+import { type RedisClient, connectRedis } from '@hashwire/registry';
+import { type RpcClient, createRpcClient } from '@hashwire/rpc';
+import {
+  type LitecoinRegtest,
+  type RedisServer,
+  startLitecoinRegtest,
+  startRedis,
+  waitFor,
+} from '@hashwire/testkit';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+
+const params = getChainParams('litecoin', 'regtest');
+let ltc: LitecoinRegtest;
+let redisServer: RedisServer;
+let redis: RedisClient;
+let payout: string;
+const cleanups: (() => Promise<unknown> | unknown)[] = [];
+
+beforeAll(async () => {
+  [ltc, redisServer] = await Promise.all([startLitecoinRegtest({ nodes: 2 }), startRedis()]);
+  redis = connectRedis(redisServer.url);
+  payout = await ltc.rpc[0]!.call<string>('getnewaddress', ['', 'bech32']);
+});
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+afterAll(async () => {
+  redis?.disconnect();
+  await Promise.all([ltc?.stop(), redisServer?.stop()]);
+});
+
+function baseOptions(id: string, keys = createKeyBuilder({ prefix: `t${randomBytes(4).toString('hex')}:` })) {
+  return {
+    id,
+    coin: 'litecoin',
+    network: 'regtest',
+    daemons: ltc.nodes.slice(0, 1).map((n) => ({ url: n.rpcUrl, cookieFile: n.cookieFile })),
+    payouts: [{ address: payout }],
+    redis,
+    keys,
+    leaseTtlMs: 600,
+    heartbeatIntervalMs: 100,
+    pollIntervalMs: 100,
+  } satisfies JobManagerOptions;
+}
+
+async function start(options: JobManagerOptions): Promise<JobManager> {
+  const jm = await createJobManager(options);
+  cleanups.push(() => jm.close());
+  return jm;
+}
+
+/** A stratum server's side of the wire: subscribe, collect pushed jobs. */
+async function subscriber(endpoint: string) {
+  const client: RpcClient<RpcMethods, RpcPushes> = createRpcClient<RpcMethods, RpcPushes>(endpoint, {
+    heartbeatIntervalMs: 100,
+  });
+  cleanups.push(() => client.close());
+  const jobs: Job[] = [];
+  client.onPush('job', (job) => jobs.push(job));
+  const first = await client.subscribe('jm.subscribe', { stratumId: 's1', chain: 'litecoin-regtest' });
+  return { client, jobs, first: (first as { job: Job | null }).job };
+}
+
+/** What a miner does: find a nonce whose scrypt hash meets (or, for a test, misses) the network target. */
+function grind(job: Job, extranonce1: Buffer, extranonce2: Buffer, meets = true): string {
+  const coinbase = sha256d(
+    Buffer.concat([Buffer.from(job.coinb1, 'hex'), extranonce1, extranonce2, Buffer.from(job.coinb2, 'hex')]),
+  );
+  const root = merkleRootFromBranch(
+    coinbase,
+    job.merkleBranch.map((h) => Buffer.from(h, 'hex')),
+  );
+  const target = targetToBuffer(bitsToTarget(job.nbits));
+  for (let nonce = 0; ; nonce++) {
+    const header = buildHeader({
+      version: Number.parseInt(job.version, 16),
+      prevHash: prevHashFromStratum(job.prevhash),
+      merkleRoot: root,
+      time: Number.parseInt(job.ntime, 16),
+      bits: Number.parseInt(job.nbits, 16),
+      nonce,
+    });
+    if (hashMeetsTarget(powHash('scrypt', header), target) === meets)
+      return nonce.toString(16).padStart(8, '0');
+  }
+}
+
+describe('jobmanager', () => {
+  it('refuses bad config naming the field, before starting anything', async () => {
+    const opts = baseOptions('jm-bad');
+    await expect(
+      createJobManager({ ...opts, payouts: [{ address: '1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2' }] }),
+    ).rejects.toThrow(/^payouts\[0\]\.address: .*1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2.*litecoin regtest/);
+    await expect(createJobManager({ ...opts, daemons: [] })).rejects.toThrow(ConfigError);
+    await expect(createJobManager({ ...opts, daemons: [] })).rejects.toThrow(/^daemons: at least one daemon/);
+    await expect(createJobManager({ ...opts, extranonce2Size: 0 })).rejects.toThrow(
+      /^extranonce2Size: must be/,
+    );
+    await expect(
+      createJobManager({ ...opts, daemons: [{ url: 'http://user:s3cret@127.0.0.1:1', timeoutMs: 500 }] }),
+    ).rejects.toThrow(/no daemon answered getblocktemplate \(http:\/\/127\.0\.0\.1:1\/?\)/);
+    await createJobManager({
+      ...opts,
+      daemons: [{ url: 'http://user:s3cret@127.0.0.1:1', timeoutMs: 500 }],
+    }).catch((e: Error) => expect(e.message).not.toContain('s3cret'));
+  });
+
+  it('the leader pushes jobs; a new block on the other node makes a clean job at once; jobs are in Redis', async () => {
+    const opts = baseOptions('jm-a');
+    const a = await start(opts);
+    const b = await start({ ...opts, id: 'jm-b' });
+    await waitFor(() => a.leadership.isLeader() || b.leadership.isLeader(), {
+      timeoutMs: 5000,
+      what: 'a leader',
+    });
+    const leader = a.leadership.isLeader() ? a : b;
+    const standby = leader === a ? b : a;
+    const sub = await subscriber(leader.endpoint);
+    expect(sub.first?.jmId).toBe(leader.id);
+    expect(standby.currentJob()).toBeNull();
+
+    const before = sub.first!;
+    const [hash] = await ltc.mine(1, 1);
+    await waitFor(() => sub.jobs.find((j) => j.height === before.height + 1), {
+      timeoutMs: 10_000,
+      what: 'the new job',
+    });
+    const job = sub.jobs.find((j) => j.height === before.height + 1)!;
+    expect(job.cleanJobs).toBe(true);
+    expect(job.epoch).toBe(before.epoch);
+    // prevhash is the new block, in stratum word order.
+    expect(prevHashFromStratum(job.prevhash).reverse().toString('hex')).toBe(hash);
+    expect(await redis.exists(opts.keys.job('litecoin-regtest', job.jobId))).toBe(1);
+  });
+
+  it('a standby takes over when the leader goes, with a higher epoch, and keeps the same work when the block did not change', async () => {
+    const opts = baseOptions('jm-1');
+    const first = await start(opts);
+    await waitFor(() => first.leadership.isLeader(), { timeoutMs: 5000, what: 'jm-1 to lead' });
+    const second = await start({ ...opts, id: 'jm-2' });
+    const sub = await subscriber(second.endpoint);
+    const epoch = first.leadership.epoch!;
+    await first.close(); // gone: no handover
+    await waitFor(() => sub.jobs.find((j) => j.jmId === 'jm-2'), {
+      timeoutMs: 5000,
+      what: 'a job from jm-2',
+    });
+    const job = sub.jobs.find((j) => j.jmId === 'jm-2')!;
+    expect(job.epoch).toBeGreaterThan(epoch);
+    expect(job.cleanJobs).toBe(false);
+  });
+
+  it('a planned drain hands over to a standby, which publishes at once', async () => {
+    const opts = { ...baseOptions('jm-x'), leaseTtlMs: 60_000 };
+    const x = await start(opts);
+    await waitFor(() => x.leadership.isLeader(), { timeoutMs: 5000, what: 'jm-x to lead' });
+    const y = await start({ ...opts, id: 'jm-y' });
+    const sub = await subscriber(y.endpoint);
+    const started = Date.now();
+    await x.drain();
+    // With a 60 s lease only the handover can make jm-y leader this soon.
+    await waitFor(() => sub.jobs.find((j) => j.jmId === 'jm-y'), {
+      timeoutMs: 5000,
+      what: 'a job from jm-y',
+    });
+    expect(Date.now() - started).toBeLessThan(30_000);
+    expect(sub.jobs.find((j) => j.jmId === 'jm-y')!.cleanJobs).toBe(false);
+  });
+
+  it('any member submits a block for a job issued by another, even after the issuer is gone', async () => {
+    const opts = {
+      ...baseOptions('jm-issuer'),
+      daemons: ltc.nodes.map((n) => ({ url: n.rpcUrl, cookieFile: n.cookieFile })),
+    };
+    const issuer = await start(opts);
+    await waitFor(() => issuer.leadership.isLeader(), { timeoutMs: 5000, what: 'the issuer to lead' });
+    const sub = await subscriber(issuer.endpoint);
+    const job = sub.first!;
+    const other = await start({ ...opts, id: 'jm-other' });
+    await issuer.close();
+
+    const extranonce1 = Buffer.from('0a0b0c0d', 'hex');
+    const extranonce2 = Buffer.from('00000001', 'hex');
+    const nonce = grind(job, extranonce1, extranonce2);
+    const client = createRpcClient<RpcMethods>(other.endpoint, { heartbeatIntervalMs: 100 });
+    cleanups.push(() => client.close());
+    const reply = await client.request('jm.submitBlock', {
+      chain: 'litecoin-regtest',
+      jobId: job.jobId,
+      extranonce1: extranonce1.toString('hex'),
+      extranonce2: extranonce2.toString('hex'),
+      ntime: job.ntime,
+      nonce,
+      version: job.version,
+      shareId: 'share-1',
+    });
+    expect(reply).toEqual({ accepted: true, hash: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect(await ltc.rpc[0]!.getBestBlockHash()).toBe(reply.hash);
+    const record = JSON.parse((await redis.hget(opts.keys.blocks('litecoin-regtest'), reply.hash))!);
+    expect(record).toMatchObject({
+      state: 'accepted',
+      jobId: job.jobId,
+      jmId: 'jm-other',
+      shareId: 'share-1',
+    });
+    const events = await redis.xrange(opts.keys.events(), '-', '+');
+    const types = events.map(([, fields]) => fields[fields.indexOf('type') + 1]);
+    expect(types).toEqual(expect.arrayContaining(['job.new', 'block.submitted', 'block.accepted']));
+
+    // A share that does not meet the network target is not sent to the daemon.
+    const weak = await client.request('jm.submitBlock', {
+      chain: 'litecoin-regtest',
+      jobId: job.jobId,
+      extranonce1: extranonce1.toString('hex'),
+      extranonce2: '00000002',
+      ntime: job.ntime,
+      nonce: grind(job, extranonce1, Buffer.from('00000002', 'hex'), false),
+      version: job.version,
+      shareId: 'share-2',
+    });
+    expect(weak).toMatchObject({ accepted: false, reason: 'does not meet the network target' });
+    expect(await ltc.rpc[0]!.getBestBlockHash()).toBe(reply.hash);
+    await expect(
+      client.request('jm.submitBlock', {
+        ...{
+          chain: 'litecoin-regtest',
+          jobId: 'nope',
+          extranonce1: '00',
+          extranonce2: '00',
+          ntime: '00',
+          nonce: '00',
+          version: '00',
+          shareId: 'x',
+        },
+      }),
+    ).rejects.toThrow(/job nope is unknown or expired/);
+  });
+});
