@@ -81,7 +81,9 @@ export class LitecoinNode {
   /** Starts the daemon (on new free ports the first time, the same ports after) and waits for RPC. */
   async start(): Promise<void> {
     if (this.running) return;
-    await mkdir(path.join(this.options.home), { recursive: true });
+    // Debian's wrapper runs `[ -e ~/.litecoin ] || mkdir ~/.litecoin`: nodes sharing a HOME and
+    // starting together race on it ("File exists"), so it must exist before any of them starts.
+    await mkdir(path.join(this.options.home, '.litecoin'), { recursive: true });
     const firstStart = this.#rpcPort === 0;
     for (let attempt = 1; ; attempt++) {
       if (firstStart) {
