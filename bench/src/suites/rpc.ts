@@ -1,0 +1,318 @@
+import type { Job } from '@hashwire/protocol';
+import { type RpcClient, type RpcServer, createRpcClient, createRpcServer } from '@hashwire/rpc';
+import { Dealer, Router } from 'zeromq';
+import { percentile } from '../measure.js';
+import type { BenchContext, BenchResult, BenchSuite } from '../types.js';
+
+interface EchoMethods {
+  'bench.echo': { req: { seq: number; pad: string }; rep: { seq: number; pad: string } };
+}
+
+const PACED_RATE_PER_S = 10_000;
+const SUBSCRIBERS = 50;
+const JOB_BYTES = 2048;
+
+/**
+ * Request–reply latency at a paced 10,000 req/s and the most a single client gets through, and
+ * the time for one 2 KB job push to reach the last of 50 subscribers. Baselines are raw ZeroMQ
+ * in the same process: a DEALER/ROUTER echo of bare bytes, and 50 bare ROUTER sends.
+ */
+export const rpcSuite: BenchSuite = {
+  name: 'rpc',
+  description: 'ZeroMQ RPC: request–reply latency and job push fan-out',
+  async run(ctx) {
+    const seconds = ctx.quick ? 0.5 : 3;
+    const results: BenchResult[] = [];
+    results.push(...(await requestReply(ctx, seconds)));
+    results.push(await fanout(ctx, ctx.quick ? 40 : 400));
+    return results;
+  },
+};
+
+const ms = (v: number) => Number(v.toFixed(3));
+
+async function requestReply(ctx: BenchContext, seconds: number): Promise<BenchResult[]> {
+  const server = await createRpcServer<EchoMethods>({ handlers: { 'bench.echo': (body) => body } });
+  const client = createRpcClient<EchoMethods>(server.endpoint);
+  const raw = await RawEcho.start();
+  try {
+    const pad = 'x'.repeat(64);
+    let seq = 0;
+    const call = () => client.request('bench.echo', { seq: seq++, pad });
+    const rawCall = () => raw.call();
+
+    ctx.log(`rpc: request–reply paced at ${PACED_RATE_PER_S}/s for ${seconds}s (and raw echo baseline)`);
+    await pacedLatencies(call, PACED_RATE_PER_S, Math.min(0.3, seconds)); // warm-up
+    const rpc = await pacedLatencies(call, PACED_RATE_PER_S, seconds);
+    await pacedLatencies(rawCall, PACED_RATE_PER_S, Math.min(0.3, seconds));
+    const bare = await pacedLatencies(rawCall, PACED_RATE_PER_S, seconds);
+
+    ctx.log('rpc: request–reply max throughput, 256 in flight');
+    const rpcRate = await maxThroughput(call, seconds);
+    const rawRate = await maxThroughput(rawCall, seconds);
+
+    const p99 = percentile(rpc, 99);
+    return [
+      {
+        name: 'rpc.reqrep_p99_ms',
+        value: ms(p99),
+        unit: 'ms (p99)',
+        higherIsBetter: false,
+        baseline: { name: 'raw DEALER/ROUTER echo p99', value: ms(percentile(bare, 99)) },
+        target: '< 1 ms',
+        met: p99 < 1,
+      },
+      {
+        name: 'rpc.reqrep_p50_ms',
+        value: ms(percentile(rpc, 50)),
+        unit: 'ms',
+        higherIsBetter: false,
+        baseline: { name: 'raw DEALER/ROUTER echo p50', value: ms(percentile(bare, 50)) },
+      },
+      {
+        name: 'rpc.reqrep_max_throughput_per_s',
+        value: Math.round(rpcRate),
+        unit: 'req/s',
+        higherIsBetter: true,
+        baseline: { name: 'raw DEALER/ROUTER echo', value: Math.round(rawRate) },
+      },
+    ];
+  } finally {
+    await client.close();
+    await server.close();
+    await raw.close();
+  }
+}
+
+async function fanout(ctx: BenchContext, rounds: number): Promise<BenchResult> {
+  const server: RpcServer = await createRpcServer({
+    handlers: {
+      'jm.subscribe': ({ chain }, call) => {
+        call.subscribe(chain);
+        return { job: null };
+      },
+    },
+  });
+  const clients: RpcClient[] = Array.from({ length: SUBSCRIBERS }, () => createRpcClient(server.endpoint));
+  const raw = await RawFanout.start(SUBSCRIBERS);
+  try {
+    ctx.log(
+      `rpc: ${rounds} pushes of a 2 KB job to ${SUBSCRIBERS} subscribers (and ${SUBSCRIBERS} raw sends)`,
+    );
+    await Promise.all(
+      clients.map((c, i) => c.subscribe('jm.subscribe', { stratumId: `bench-${i}`, chain: 'ltc' })),
+    );
+    let remaining = 0;
+    let roundDone: () => void = () => {};
+    for (const c of clients) {
+      c.onPush('job', () => {
+        if (--remaining === 0) roundDone();
+      });
+    }
+    const job = benchJob();
+    const pushRound = () =>
+      new Promise<void>((resolve) => {
+        remaining = SUBSCRIBERS;
+        roundDone = resolve;
+        server.push('ltc', 'job', job);
+      });
+    await timedRounds(pushRound, Math.min(20, rounds)); // warm-up
+    const rpc = await timedRounds(pushRound, rounds);
+    await timedRounds(() => raw.round(), Math.min(20, rounds));
+    const bare = await timedRounds(() => raw.round(), rounds);
+
+    const p99 = percentile(rpc, 99);
+    return {
+      name: 'rpc.push_fanout50_p99_ms',
+      value: ms(p99),
+      unit: 'ms (p99)',
+      higherIsBetter: false,
+      baseline: { name: `${SUBSCRIBERS} raw ROUTER sends p99`, value: ms(percentile(bare, 99)) },
+      target: '< 5 ms',
+      met: p99 < 5,
+    };
+  } finally {
+    await Promise.all(clients.map((c) => c.close()));
+    await server.close();
+    await raw.close();
+  }
+}
+
+/**
+ * Calls `call` at `ratePerS` for `seconds` without waiting for replies. Latency counts from when
+ * each call was due, so a stalled sender shows in the figures instead of hiding.
+ */
+function pacedLatencies(call: () => Promise<unknown>, ratePerS: number, seconds: number): Promise<number[]> {
+  const total = Math.max(1, Math.round(ratePerS * seconds));
+  const periodMs = 1000 / ratePerS;
+  const samples: number[] = [];
+  const start = performance.now();
+  let sent = 0;
+  return new Promise((resolve, reject) => {
+    const pump = () => {
+      const due = Math.min(total, Math.floor((performance.now() - start) / periodMs) + 1);
+      while (sent < due) {
+        const dueAt = start + sent * periodMs;
+        sent++;
+        call().then(() => {
+          samples.push(performance.now() - dueAt);
+          if (samples.length === total) resolve(samples);
+        }, reject);
+      }
+      if (sent < total) setImmediate(pump);
+    };
+    pump();
+  });
+}
+
+/** Calls per second with `window` calls always in flight. */
+async function maxThroughput(call: () => Promise<unknown>, seconds: number, window = 256): Promise<number> {
+  let completed = 0;
+  const start = performance.now();
+  const until = start + seconds * 1000;
+  const worker = async () => {
+    while (performance.now() < until) {
+      await call();
+      completed++;
+    }
+  };
+  await Promise.all(Array.from({ length: window }, worker));
+  return completed / ((performance.now() - start) / 1000);
+}
+
+/** Duration of each of `rounds` sequential rounds, in ms. */
+async function timedRounds(round: () => Promise<void>, rounds: number): Promise<number[]> {
+  const samples: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    const start = performance.now();
+    await round();
+    samples.push(performance.now() - start);
+  }
+  return samples;
+}
+
+/** A stratum job of about 2 KB once encoded, the size the issue measures. */
+function benchJob(): Job {
+  return {
+    chain: 'ltc',
+    epoch: 7,
+    jobId: '1a2b3c4d',
+    jmId: 'jm-bench',
+    height: 2_800_000,
+    prevhash: 'ab'.repeat(32),
+    coinb1: '01'.repeat(400),
+    coinb2: 'ff'.repeat(100),
+    merkleBranch: Array.from({ length: 12 }, (_, i) => i.toString(16).padStart(2, '0').repeat(32)),
+    version: '20000000',
+    nbits: '1a01cd2d',
+    ntime: '66a1b2c3',
+    cleanJobs: true,
+    target: `00000000${'f'.repeat(56)}`,
+    createdAt: 1_700_000_000_000,
+  };
+}
+
+/**
+ * Baseline: bare bytes echoed by a ROUTER to a DEALER, matched by a 4-byte sequence number. Same
+ * socket settings as the RPC package (`sendTimeout: 0`, `linger: 0`).
+ */
+class RawEcho {
+  private seq = 0;
+  private readonly waiting = new Map<number, () => void>();
+  private readonly payload = Buffer.alloc(80, 0x78);
+
+  private constructor(
+    private readonly router: Router,
+    private readonly dealer: Dealer,
+    private readonly loops: Promise<void>[],
+  ) {}
+
+  static async start(): Promise<RawEcho> {
+    const router = new Router({ linger: 0, sendTimeout: 0 });
+    await router.bind('tcp://127.0.0.1:*');
+    const dealer = new Dealer({ linger: 0, sendTimeout: 0 });
+    dealer.connect(router.lastEndpoint as string);
+    const echo = new RawEcho(router, dealer, []);
+    echo.loops.push(
+      (async () => {
+        for await (const frames of router) await router.send(frames).catch(() => {});
+      })(),
+      (async () => {
+        for await (const [seq] of dealer) echo.waiting.get((seq as Buffer).readUInt32BE(0))?.();
+      })(),
+    );
+    return echo;
+  }
+
+  call(): Promise<void> {
+    const seq = this.seq++ >>> 0;
+    const header = Buffer.allocUnsafe(4);
+    header.writeUInt32BE(seq, 0);
+    return new Promise<void>((resolve) => {
+      this.waiting.set(seq, () => {
+        this.waiting.delete(seq);
+        resolve();
+      });
+      this.dealer.send([header, this.payload]).catch(() => {});
+    });
+  }
+
+  async close(): Promise<void> {
+    this.dealer.close();
+    this.router.close();
+    await Promise.allSettled(this.loops);
+  }
+}
+
+/** Baseline: one 2 KB buffer sent by a ROUTER to each of `count` DEALERs. */
+class RawFanout {
+  private remaining = 0;
+  private roundDone: () => void = () => {};
+  private readonly frame = Buffer.alloc(JOB_BYTES, 0x61);
+
+  private constructor(
+    private readonly router: Router,
+    private readonly dealers: Dealer[],
+    private readonly identities: Buffer[],
+    private readonly loops: Promise<void>[],
+  ) {}
+
+  static async start(count: number): Promise<RawFanout> {
+    const router = new Router({ linger: 0, sendTimeout: 0 });
+    await router.bind('tcp://127.0.0.1:*');
+    const dealers = Array.from({ length: count }, () => {
+      const dealer = new Dealer({ linger: 0, sendTimeout: 0 });
+      dealer.connect(router.lastEndpoint as string);
+      return dealer;
+    });
+    const fanout = new RawFanout(router, dealers, [], []);
+    // Each DEALER says hello so the ROUTER learns its routing id, as a subscribe call would.
+    await Promise.all(dealers.map((d) => d.send('hello')));
+    for (let i = 0; i < count; i++) {
+      const [identity] = await router.receive();
+      fanout.identities.push(identity as Buffer);
+    }
+    for (const dealer of dealers) {
+      fanout.loops.push(
+        (async () => {
+          for await (const _ of dealer) if (--fanout.remaining === 0) fanout.roundDone();
+        })(),
+      );
+    }
+    return fanout;
+  }
+
+  round(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.remaining = this.identities.length;
+      this.roundDone = resolve;
+      for (const identity of this.identities) this.router.send([identity, this.frame]).catch(() => {});
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const dealer of this.dealers) dealer.close();
+    this.router.close();
+    await Promise.allSettled(this.loops);
+  }
+}
