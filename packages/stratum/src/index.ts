@@ -29,3 +29,4 @@ export {
   type ShareVerdict,
   parseHexWord,
 } from './validate.js';
+export { JobFeed, type JobFeedOptions } from './job-feed.js';
