@@ -99,7 +99,8 @@ export class ZapHandler {
       if (status === '200') this.allowed++;
       else {
         this.denied++;
-        this.logger.warn(
+        // Debug only: a refused client retries every 100 ms; stats().authDenied counts them.
+        this.logger.debug(
           { address: address?.toString(), reason: text },
           'rpc: client refused by CURVE policy',
         );

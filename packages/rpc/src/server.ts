@@ -274,7 +274,7 @@ class RpcServerImpl extends EventEmitter<RpcServerEvents> {
       this.onHandlerError(identity, id, method, err);
       return;
     }
-    if (result instanceof Promise) {
+    if (isPromiseLike(result)) {
       result.then(
         (value) => this.reply(identity, id, method, value),
         (err) => this.onHandlerError(identity, id, method, err),
@@ -403,6 +403,10 @@ class RpcServerImpl extends EventEmitter<RpcServerEvents> {
     this.peers.clear();
     this.topicSubscribers.clear();
   }
+}
+
+function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function';
 }
 
 function malformedMessage(result: Extract<DecodeResult, { ok: false }>): string {
