@@ -2,6 +2,7 @@ import type { BenchSuite } from '../types.js';
 import { chainSuite } from './chain.js';
 import { protocolSuite } from './protocol.js';
 import { registrySuite } from './registry.js';
+import { rpcSuite } from './rpc.js';
 
 /** Every suite `hashwire bench` knows, in run order. Issues add theirs here. */
-export const suites: readonly BenchSuite[] = [protocolSuite, chainSuite, registrySuite];
+export const suites: readonly BenchSuite[] = [protocolSuite, chainSuite, registrySuite, rpcSuite];
