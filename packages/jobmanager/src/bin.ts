@@ -1,0 +1,46 @@
+#!/usr/bin/env node
+// Thin entry: reads the options as JSON (HASHWIRE_JOBMANAGER_CONFIG, or a file path as the
+// first argument), starts a jobmanager, drains on SIGTERM/SIGINT. The operations issue
+// replaces this with the pool-wide config loader.
+import { readFileSync } from 'node:fs';
+import { createKeyBuilder } from '@hashwire/protocol';
+import { connectRedis } from '@hashwire/registry';
+import { createJobManager } from './jobmanager.js';
+import type { JobManagerOptions } from './options.js';
+
+type FileOptions = Omit<JobManagerOptions, 'redis' | 'keys'> & { redisUrl: string; keyPrefix?: string };
+
+async function main(): Promise<number> {
+  const text = process.argv[2]
+    ? readFileSync(process.argv[2], 'utf8')
+    : process.env.HASHWIRE_JOBMANAGER_CONFIG;
+  if (!text) {
+    process.stderr.write('jobmanager: give a JSON config file or HASHWIRE_JOBMANAGER_CONFIG\n');
+    return 2;
+  }
+  const config = JSON.parse(text) as FileOptions;
+  const redis = connectRedis(config.redisUrl, config.id);
+  const jm = await createJobManager({
+    ...config,
+    redis,
+    keys: createKeyBuilder({ prefix: config.keyPrefix ?? 'hw:' }),
+  });
+  process.stdout.write(`${JSON.stringify({ ready: true, id: jm.id, endpoint: jm.endpoint })}\n`);
+  await new Promise<void>((resolve) => {
+    const stop = () => void jm.drain().then(resolve, resolve);
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+  redis.disconnect();
+  return 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: Error) => {
+    process.stderr.write(`jobmanager: ${error.message}\n`);
+    process.exitCode = 1;
+  },
+);

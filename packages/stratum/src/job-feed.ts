@@ -1,0 +1,161 @@
+import { EventEmitter } from 'node:events';
+import { type Job, type KeyBuilder, RpcErrorCode, type RpcMethods, type RpcPushes } from '@hashwire/protocol';
+import { type RedisClient, type ServiceEvent, type ServiceWatcher, watchServices } from '@hashwire/registry';
+import { type RpcClient, RpcError, createRpcClient } from '@hashwire/rpc';
+
+export interface JobFeedOptions {
+  redis: RedisClient;
+  keys: KeyBuilder;
+  /** Chain id the jobs are for (`Job.chain`, the jobmanagers' registered chain). */
+  chain: string;
+  /** This stratum server's id, sent with `jm.subscribe`. */
+  stratumId: string;
+  /** Must match the jobmanagers'. @defaultValue 1000 */
+  heartbeatIntervalMs?: number;
+  /** How often the registry is re-read for jobmanagers that vanished. @defaultValue 1000 */
+  reconcileMs?: number;
+  /** @defaultValue 5000 */
+  submitTimeoutMs?: number;
+}
+
+type JmClient = RpcClient<RpcMethods, RpcPushes>;
+type SubmitRequest = RpcMethods['jm.submitBlock']['req'];
+type SubmitReply = RpcMethods['jm.submitBlock']['rep'];
+
+/**
+ * Jobs for a stratum server from the whole jobmanager group: subscribes to every jobmanager
+ * of the chain found in the registry (so whichever leads next reaches us at once), passes on
+ * each job once, and drops jobs of an epoch lower than one already seen (a deposed leader).
+ * Block candidates go to the jobmanager that issued the job, or any other of the group.
+ */
+export class JobFeed extends EventEmitter<{ job: [Job]; fenced: [Job]; error: [Error] }> {
+  private readonly options: JobFeedOptions;
+  private readonly clients = new Map<string, JmClient>();
+  private watcher: ServiceWatcher | null = null;
+  private latest: Job | null = null;
+  private highestEpoch = -1;
+  private readonly seen = new Set<string>();
+  private readonly issuer = new Map<string, string>();
+  private closed = false;
+  readonly stats = { jobs: 0, fenced: 0, duplicates: 0, submits: 0, submitFailovers: 0 };
+
+  constructor(options: JobFeedOptions) {
+    super();
+    this.options = options;
+  }
+
+  /** The newest job of the highest epoch, or null before the first. */
+  current(): Job | null {
+    return this.latest;
+  }
+
+  onJob(callback: (job: Job) => void): () => void {
+    this.on('job', callback);
+    return () => this.off('job', callback);
+  }
+
+  /** Jobmanagers currently connected. */
+  connected(): string[] {
+    return [...this.clients.keys()];
+  }
+
+  async start(): Promise<void> {
+    const { redis, keys, chain } = this.options;
+    this.watcher = watchServices({
+      redis,
+      keys,
+      kind: 'jobmanager',
+      reconcileMs: this.options.reconcileMs ?? 1000,
+    });
+    this.watcher.on('event', (event) => this.onService(event));
+    this.watcher.on('error', (error) => this.report(error));
+    await this.watcher.ready;
+    for (const service of this.watcher.services.values()) {
+      if (service.chain === chain) this.connect(service.id, service.rpc);
+    }
+  }
+
+  private onService({ type, service }: ServiceEvent): void {
+    if (this.closed || service.chain !== this.options.chain) return;
+    if (type === 'down') this.disconnect(service.id);
+    else if (!this.clients.has(service.id) || type === 'up') this.connect(service.id, service.rpc);
+  }
+
+  private connect(id: string, endpoint: string): void {
+    if (!endpoint) return;
+    this.disconnect(id);
+    const client: JmClient = createRpcClient<RpcMethods, RpcPushes>(endpoint, {
+      heartbeatIntervalMs: this.options.heartbeatIntervalMs ?? 1000,
+    });
+    this.clients.set(id, client);
+    client.onPush('job', (job) => this.deliver(job));
+    client
+      .subscribe(
+        'jm.subscribe',
+        { stratumId: this.options.stratumId, chain: this.options.chain },
+        (reply) => {
+          if (reply.job) this.deliver(reply.job);
+        },
+      )
+      .catch((error: Error) => this.report(error));
+  }
+
+  private disconnect(id: string): void {
+    const client = this.clients.get(id);
+    if (!client) return;
+    this.clients.delete(id);
+    void client.close();
+  }
+
+  private deliver(job: Job): void {
+    if (this.closed || job.chain !== this.options.chain) return;
+    const key = `${job.epoch}:${job.jobId}`;
+    if (this.seen.has(key)) {
+      this.stats.duplicates++;
+      return;
+    }
+    if (job.epoch < this.highestEpoch) {
+      this.stats.fenced++;
+      this.emit('fenced', job);
+      return;
+    }
+    this.seen.add(key);
+    if (this.seen.size > 1024) this.seen.delete(this.seen.values().next().value as string);
+    this.issuer.set(job.jobId, job.jmId);
+    if (this.issuer.size > 1024) this.issuer.delete(this.issuer.keys().next().value as string);
+    this.highestEpoch = job.epoch;
+    this.latest = job;
+    this.stats.jobs++;
+    this.emit('job', job);
+  }
+
+  /** `jm.submitBlock` to the job's issuer first, then to every other jobmanager until one answers. */
+  async submitBlock(request: SubmitRequest): Promise<SubmitReply> {
+    this.stats.submits++;
+    const issuer = this.issuer.get(request.jobId);
+    const order = [...this.clients.entries()].sort(([a], [b]) => Number(b === issuer) - Number(a === issuer));
+    let lastError: unknown = new RpcError(RpcErrorCode.Unavailable, 'no jobmanager connected');
+    for (const [i, [, client]] of order.entries()) {
+      if (i > 0) this.stats.submitFailovers++;
+      try {
+        return await client.request('jm.submitBlock', request, {
+          timeoutMs: this.options.submitTimeoutMs ?? 5000,
+        });
+      } catch (error) {
+        lastError = error;
+      }
+    }
+    throw lastError;
+  }
+
+  private report(error: Error): void {
+    if (this.listenerCount('error') > 0) this.emit('error', error);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.watcher?.close();
+    await Promise.all([...this.clients.values()].map((c) => c.close()));
+    this.clients.clear();
+  }
+}
