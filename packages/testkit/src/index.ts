@@ -31,3 +31,20 @@ export {
   startRedisCluster,
   startRedisSentinel,
 } from './redis-topologies.js';
+export {
+  SimMinerOptionsError,
+  SimMiners,
+  startSimMiners,
+  type SimAlgorithm,
+  type SimDisconnectEvent,
+  type SimMinerOptions,
+  type SimMinersEvents,
+  type SimMinersStats,
+  type SimNotifyEvent,
+  type SimReconnectEvent,
+  type SimShare,
+  type SimShareAnswer,
+  type SimShareCounters,
+  type SimWorkerState,
+  type SimWorkerStats,
+} from './sim-miner/index.js';
