@@ -97,6 +97,7 @@ export const ShareRejectReason = {
 interface Pending {
   readonly job: PreparedJob;
   readonly diff: number;
+  readonly shareTarget: Buffer;
   readonly version: number;
   readonly key: string;
 }
@@ -257,6 +258,8 @@ export class ShareValidator {
     }
     if (job.stale)
       return reject(ShareResult.Stale, StratumErrorCode.JobNotFound, ShareRejectReason.Stale, diff);
+    // Before anything else, so a bad difficulty (a caller bug) throws before any state changes.
+    const shareTarget = job.targets.get(diff);
     const { coinbase, header, extranonce1Offset, extranonce2Offset, extranonce2Size } = job;
     if (context.extranonce1.length !== job.extranonce1Size) {
       return reject(ShareResult.Invalid, StratumErrorCode.Other, ShareRejectReason.Extranonce1, diff);
@@ -310,7 +313,7 @@ export class ShareValidator {
     root.copy(header, 36);
     header.writeUInt32LE(ntime, 68);
     header.writeUInt32LE(nonce, 76);
-    return { job, diff, version, key: keyString };
+    return { job, diff, shareTarget, version, key: keyString };
   }
 
   #finish(share: Pending, pow: Uint8Array, header: Buffer): ShareVerdict {
@@ -319,7 +322,7 @@ export class ShareValidator {
     const blockCandidate = hashMeetsTarget(pow, job.networkTarget);
     // A block is worth more than any share: credit it even when the share target is higher
     // than the network's (regtest).
-    if (!blockCandidate && !hashMeetsTarget(pow, job.targets.get(diff))) {
+    if (!blockCandidate && !hashMeetsTarget(pow, share.shareTarget)) {
       return reject(
         ShareResult.LowDiff,
         StratumErrorCode.LowDifficulty,

@@ -238,6 +238,18 @@ describe('classification', () => {
     expect(batch.map((v) => v.actualDiff)).toEqual(single);
   });
 
+  it('validates a job with no other transaction (empty branch: the coinbase txid is the root)', async () => {
+    const job = fresh({ txCount: 0 });
+    expect(job.branch.length).toBe(0);
+    const share = submission(job);
+    const [batched] = await validator.validateBatch([
+      { job: fresh({ txCount: 0 }), context: ctx(ANY), submission: share },
+    ]);
+    const single = validator.validate(job, ctx(ANY), share);
+    expect(single.result).toBe(ShareResult.Accepted);
+    expect(batched!.actualDiff).toBe(single.actualDiff);
+  });
+
   it('stale (21) for a job superseded by a new prevhash or unknown', () => {
     const jobs = new JobBook({ ...prepare, chain: 'btc-main' });
     jobs.add(makeJob({ jobId: 'old' }));
@@ -267,6 +279,20 @@ describe('classification', () => {
     ]);
     expect(validator.validate(job, ctx(ANY), shares[0]!).result).toBe(ShareResult.Duplicate);
     expect(job.dedupe.size).toBe(2);
+  });
+
+  it('throws on a difficulty that is no number (a caller bug), before remembering anything', async () => {
+    const job = fresh();
+    const share = submission(job);
+    expect(() => validator.validate(job, ctx(0), share)).toThrow(/difficulty/);
+    await expect(
+      validator.validateBatch([
+        { job, context: ctx(ANY), submission: share },
+        { job, context: ctx(Number.NaN), submission: submission(job) },
+      ]),
+    ).rejects.toThrow(/difficulty/);
+    expect(job.dedupe.size).toBe(0);
+    expect(validator.validate(job, ctx(ANY), share).result).toBe(ShareResult.Accepted);
   });
 
   it('flags a block candidate even when the share target is harder than the network (regtest)', () => {
