@@ -51,7 +51,7 @@ export interface JobManagerOptions {
   host?: string;
   /** RPC heartbeat (stratum clients use the same). @defaultValue 1000 */
   heartbeatIntervalMs?: number;
-  /** Leader lease lifetime. @defaultValue 3000 */
+  /** Leader lease lifetime: a dead leader's standby takes over within about this long. @defaultValue 2000 */
   leaseTtlMs?: number;
   /** Registration TTL in Redis. @defaultValue 60000 */
   serviceTtlMs?: number;
@@ -136,7 +136,7 @@ export function resolveOptions(options: JobManagerOptions): ResolvedOptions {
     rpcPortRange: options.rpcPortRange ?? [28000, 28999],
     host: options.host ?? '127.0.0.1',
     heartbeatIntervalMs: positiveInteger('heartbeatIntervalMs', options.heartbeatIntervalMs, 1000),
-    leaseTtlMs: positiveInteger('leaseTtlMs', options.leaseTtlMs, 3000),
+    leaseTtlMs: positiveInteger('leaseTtlMs', options.leaseTtlMs, 2000),
     serviceTtlMs: positiveInteger('serviceTtlMs', options.serviceTtlMs, 60_000),
     pollIntervalMs: positiveInteger('pollIntervalMs', options.pollIntervalMs, 500),
     refreshIntervalMs: positiveInteger('refreshIntervalMs', options.refreshIntervalMs, 30_000),

@@ -16,10 +16,16 @@ export interface LeaseOptions {
    */
   ttlMs?: number;
   /**
-   * How often the leader renews and a standby tries to take over.
-   * @defaultValue ttlMs / 3
+   * How often the leader renews.
+   * @defaultValue ttlMs / 4
    */
   renewEveryMs?: number;
+  /**
+   * How often a standby tries to take the lease. Shorter than the renew period, so a lease
+   * left by a dead leader is taken within about ttlMs of its last renew.
+   * @defaultValue ttlMs / 8
+   */
+  retryEveryMs?: number;
 }
 
 export type LeaseEvents = {
@@ -62,7 +68,7 @@ export async function renewLease(
 
 /**
  * Leadership of one group with a fencing epoch. A standby tries to take the lease every
- * `renewEveryMs`; the leader renews it. The leader trusts its lease only for ttlMs × 0.8
+ * `retryEveryMs`; the leader renews it every `renewEveryMs`. The leader trusts its lease only for ttlMs × 0.8
  * measured from when its last successful renew was *sent*, on the monotonic clock — so a
  * leader frozen (SIGSTOP, a long GC pause) past its lease knows on waking that it is no
  * longer leader, before it can act, even if no renew has run yet.
@@ -74,6 +80,8 @@ export class Leadership extends EventEmitter<LeaseEvents> {
   private readonly redis: RedisClient;
   private readonly keys: KeyBuilder;
   private readonly renewEveryMs: number;
+  private readonly retryEveryMs: number;
+  private lastRenewAt = 0;
   private currentEpoch: number | null = null;
   private validUntil = 0;
   private timer: NodeJS.Timeout | null = null;
@@ -88,7 +96,8 @@ export class Leadership extends EventEmitter<LeaseEvents> {
     this.group = options.group;
     this.holder = options.holder;
     this.ttlMs = options.ttlMs ?? 3000;
-    this.renewEveryMs = options.renewEveryMs ?? Math.max(10, Math.floor(this.ttlMs / 3));
+    this.renewEveryMs = options.renewEveryMs ?? Math.max(10, Math.floor(this.ttlMs / 4));
+    this.retryEveryMs = options.retryEveryMs ?? Math.max(10, Math.floor(this.ttlMs / 8));
   }
 
   /** The epoch to stamp on everything this leader publishes; null when not leader. */
@@ -119,7 +128,7 @@ export class Leadership extends EventEmitter<LeaseEvents> {
     });
     await this.subscriber.subscribe(this.keys.leaseChannel());
     await this.tick();
-    this.timer = setInterval(() => void this.tick(), this.renewEveryMs);
+    this.timer = setInterval(() => void this.tick(), Math.min(this.renewEveryMs, this.retryEveryMs));
     this.timer.unref();
   }
 
@@ -137,6 +146,8 @@ export class Leadership extends EventEmitter<LeaseEvents> {
     const sentAt = performance.now();
     try {
       if (this.currentEpoch !== null && this.isLeader()) {
+        if (sentAt - this.lastRenewAt < this.renewEveryMs) return;
+        this.lastRenewAt = sentAt;
         const renewed = await renewLease(
           this.redis,
           this.keys,
@@ -152,6 +163,7 @@ export class Leadership extends EventEmitter<LeaseEvents> {
       const result = await acquireLease(this.redis, this.keys, this.group, this.holder, this.ttlMs);
       if (result.held && !this.stopped) {
         this.validUntil = sentAt + this.ttlMs * 0.8;
+        this.lastRenewAt = sentAt;
         if (this.currentEpoch !== result.epoch) {
           this.currentEpoch = result.epoch;
           this.emit('elected', result.epoch);
