@@ -7,7 +7,10 @@ export class UsageError extends Error {
 }
 
 const commands: Record<string, { summary: string; run: (argv: string[]) => Promise<number> }> = {
-  demo: { summary: 'run a pool locally on embedded defaults', run: demoCommand },
+  demo: {
+    summary: 'solo-mine a local litecoind regtest pair with the chain library (pool services not built yet)',
+    run: demoCommand,
+  },
   bench: { summary: 'run benchmark suites (table, --json FILE)', run: benchCommand },
 };
 
