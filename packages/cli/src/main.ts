@@ -1,5 +1,6 @@
 import { benchCommand } from './bench.js';
 import { demoCommand } from './demo.js';
+import { simCommand } from './sim.js';
 
 /** Raised for a bad command line: printed as one line with the usage hint, exit code 2. */
 export class UsageError extends Error {
@@ -12,6 +13,7 @@ const commands: Record<string, { summary: string; run: (argv: string[]) => Promi
     run: demoCommand,
   },
   bench: { summary: 'run benchmark suites (table, --json FILE)', run: benchCommand },
+  sim: { summary: 'run simulated stratum miners against a pool (--port P --username ADDR)', run: simCommand },
 };
 
 export function usage(): string {
