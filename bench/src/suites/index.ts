@@ -1,8 +1,17 @@
 import type { BenchSuite } from '../types.js';
 import { chainSuite } from './chain.js';
+import { jobsSuite } from './jobs.js';
 import { protocolSuite } from './protocol.js';
 import { registrySuite } from './registry.js';
 import { rpcSuite } from './rpc.js';
+import { stratumSharesSuite } from './stratum-shares.js';
 
 /** Every suite `hashwire bench` knows, in run order. Issues add theirs here. */
-export const suites: readonly BenchSuite[] = [protocolSuite, chainSuite, registrySuite, rpcSuite];
+export const suites: readonly BenchSuite[] = [
+  protocolSuite,
+  chainSuite,
+  registrySuite,
+  rpcSuite,
+  stratumSharesSuite,
+  jobsSuite,
+];

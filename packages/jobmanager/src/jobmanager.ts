@@ -15,7 +15,7 @@ import {
   listServices,
   registerService,
 } from '@hashwire/registry';
-import { RpcError, type RpcServer, createRpcServer } from '@hashwire/rpc';
+import { RpcError, type RpcServer, createRpcClient, createRpcServer } from '@hashwire/rpc';
 import { JobStore, type StoredJob } from './job-store.js';
 import { type JobManagerOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { TemplateSource } from './template-source.js';
@@ -76,6 +76,23 @@ function templateId(template: BlockTemplate): string {
   for (const tx of template.transactions) h.update(tx.hash ?? tx.txid);
   h.update(template.mweb ?? '');
   return h.digest('hex').slice(0, 24);
+}
+
+/** The id of the first jobmanager (in the given order) that answers `svc.status` as itself within 300 ms. */
+async function firstAlive(candidates: { id: string; rpc: string }[]): Promise<string | null> {
+  for (const candidate of candidates) {
+    const client = createRpcClient<JmMethods>(candidate.rpc, { timeoutMs: 300 });
+    try {
+      // Its port may have been taken over by another process since it registered.
+      const status = (await client.request('svc.status', {})) as { id?: string };
+      if (status.id === candidate.id) return candidate.id;
+    } catch {
+      // silent: dead or stalled, try the next
+    } finally {
+      await client.close();
+    }
+  }
+  return null;
 }
 
 /**
@@ -323,8 +340,10 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
           const standbys = (await listServices(redis, keys, 'jobmanager')).filter(
             (s) => s.chain === chain && s.id !== id && s.state === 'up',
           );
-          const successor = standbys[0];
-          if (successor) await leadership.handover(successor.id).catch(() => {});
+          // A SIGKILLed standby stays registered until its TTL runs out: hand over only to
+          // one that answers right now, or the lease would sit with a dead process.
+          const successor = await firstAlive(standbys.map((s) => ({ id: s.id, rpc: s.rpc })));
+          if (successor) await leadership.handover(successor).catch(() => {});
         }
         await manager.close();
       })();

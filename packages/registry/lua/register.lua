@@ -18,6 +18,20 @@ if #fields > 0 then redis.call('HSET', KEYS[1], unpack(fields)) end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('ZADD', KEYS[2], nowMs, ARGV[1])
 if existed == 0 then
+  -- A new registration owns its rpc endpoint now: any other service of this kind still
+  -- registered with it died without deregistering and its port was reused. Drop it, so
+  -- nobody talks to us believing we are it. (Same hash tag: the keys share a slot.)
+  local rpc = redis.call('HGET', KEYS[1], 'rpc')
+  if rpc and rpc ~= '' then
+    local base = string.sub(KEYS[1], 1, #KEYS[1] - #ARGV[1])
+    for _, other in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+      if other ~= ARGV[1] and redis.call('HGET', base .. other, 'rpc') == rpc then
+        redis.call('DEL', base .. other)
+        redis.call('ZREM', KEYS[2], other)
+        redis.call('PUBLISH', ARGV[3], cjson.encode({ event = 'down', kind = ARGV[4], id = other }))
+      end
+    end
+  end
   redis.call('PUBLISH', ARGV[3], cjson.encode({ event = 'up', kind = ARGV[4], id = ARGV[1] }))
   return 1
 elseif ARGV[5] == '1' then

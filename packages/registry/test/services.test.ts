@@ -186,4 +186,40 @@ describe('service discovery', () => {
       'no live reporter with id zz with an rpc endpoint',
     );
   });
+
+  it('a new service on a reused endpoint evicts the dead one still registered there', async () => {
+    const keys = testKeys();
+    // 'dead' was SIGKILLed: its hash lives on until its TTL; its port is free again.
+    await redis.hset(keys.service('jobmanager', 'dead'), {
+      kind: 'jobmanager',
+      id: 'dead',
+      rpc: 'tcp://127.0.0.1:28001',
+    });
+    await redis.zadd(keys.serviceIndex('jobmanager'), Date.now(), 'dead');
+    const watcher = watchServices({ redis, keys, kind: 'jobmanager', reconcileMs: 3_600_000 });
+    cleanups.push(() => watcher.close());
+    await watcher.ready;
+    expect(watcher.services.has('dead')).toBe(true);
+    const other = await registerService({
+      redis,
+      keys,
+      kind: 'jobmanager',
+      id: 'other',
+      rpc: 'tcp://127.0.0.1:28002',
+    });
+    const down = nextEvent(watcher, 'event', isEvent('down', 'dead'), 1000);
+    const reg = await registerService({
+      redis,
+      keys,
+      kind: 'jobmanager',
+      id: 'new',
+      rpc: 'tcp://127.0.0.1:28001',
+    });
+    cleanups.push(
+      () => reg.close(),
+      () => other.close(),
+    );
+    await down;
+    expect((await listServices(redis, keys, 'jobmanager')).map((s) => s.id).sort()).toEqual(['new', 'other']);
+  });
 });
