@@ -47,7 +47,8 @@ export function createKeyBuilder(options: KeyBuilderOptions = {}) {
     extranonce1: (extranonce1Hex: string) => `${prefix}en1:${part('extranonce1', extranonce1Hex)}`,
     job: (chain: string, jobId: string) => `${prefix}job:${part('chain', chain)}:${part('jobId', jobId)}`,
     /** A block template jobs were built from, stored once however many jobs share it. */
-    template: (chain: string, templateId: string) => `${prefix}tpl:${part('chain', chain)}:${part('templateId', templateId)}`,
+    template: (chain: string, templateId: string) =>
+      `${prefix}tpl:${part('chain', chain)}:${part('templateId', templateId)}`,
     /** The latest job a group published, so a new leader knows whether the prevhash changed. */
     latestJob: (chain: string) => `${prefix}job:${part('chain', chain)}:latest`,
     /** Sequence for globally unique job ids of a chain. */
