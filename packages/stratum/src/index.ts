@@ -30,3 +30,29 @@ export {
   parseHexWord,
 } from './validate.js';
 export { JobFeed, type JobFeedOptions } from './job-feed.js';
+export { createStratumServer } from './create.js';
+export {
+  StratumServer,
+  type DisconnectEvent,
+  type StratumServerEvents,
+  type StratumServerParts,
+  type StratumStats,
+} from './server.js';
+export {
+  type BlockSink,
+  type DrainOptions,
+  type JobSource,
+  type ShareSink,
+  type StratumLogger,
+  type StratumServerOptions,
+  type SubmitBlockReply,
+  type SubmitBlockRequest,
+  silentStratumLogger,
+} from './options.js';
+export type { BlockEvent } from './shares.js';
+export type { CloseReason } from './connection.js';
+export type { SessionState, SessionCounters } from './session.js';
+export type { LimitOptions } from './limits.js';
+export type { VardiffOptions } from './vardiff.js';
+export { ExtranonceAllocator, type ExtranonceAllocatorOptions } from './extranonce.js';
+export { SessionStore, type ResumableSession, type SessionStoreOptions } from './session-store.js';

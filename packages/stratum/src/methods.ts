@@ -1,0 +1,283 @@
+import { randomBytes } from 'node:crypto';
+import { AddressError, addressToScript } from '@hashwire/chain';
+import { StratumError, StratumErrorCode, type StratumRequest } from '@hashwire/protocol';
+import type { Connection } from './connection.js';
+import type { ExtranonceAllocator } from './extranonce.js';
+import type { ResolvedStratumOptions } from './options.js';
+import type { ResumableSession, SessionStore } from './session-store.js';
+import { isSessionId } from './session-store.js';
+import { difficultyHint, splitUsername } from './session.js';
+import { parseHexWord } from './validate.js';
+import { clampDifficulty, effectiveDifficulty } from './vardiff.js';
+
+/** What the method handlers need from the server. */
+export interface MethodHost {
+  readonly options: ResolvedStratumOptions;
+  readonly store: SessionStore;
+  readonly allocator: ExtranonceAllocator;
+  /** Version bits the pool lets miners roll now (may change at runtime). */
+  readonly versionMask: number;
+  /** The live connection holding `sessionId` in this process, if any. */
+  liveSession(sessionId: string): Connection | undefined;
+  /** `conn` now holds its session id (after subscribe). */
+  bindSession(conn: Connection): void;
+  reply(
+    conn: Connection,
+    id: StratumRequest['id'],
+    result: unknown,
+    error?: [code: number, message: string, traceback: null] | null,
+  ): void;
+  /** Sends the current job (with its difficulty) once the session is subscribed and authorized. */
+  startMining(conn: Connection): void;
+  saveSession(conn: Connection): void;
+  closeConnection(conn: Connection, reason: 'replaced' | 'socket-error', detail?: string): void;
+  /** Runs the lines held while `conn` was busy. */
+  releaseHeld(conn: Connection): void;
+  /** Logs an unexpected failure (never shown to the miner). */
+  fail(conn: Connection, error: unknown, what: string): void;
+}
+
+/** A fresh session id: 8 random bytes as 16 hex digits (unguessable, fits a Redis key). */
+export function newSessionId(): string {
+  return randomBytes(8).toString('hex');
+}
+
+const WORKER_NAME = /^[A-Za-z0-9_.@+-]{0,64}$/;
+
+function hex8(value: number): string {
+  return (value >>> 0).toString(16).padStart(8, '0');
+}
+
+function positiveNumber(value: unknown): number | null {
+  const n = typeof value === 'string' && value.length <= 32 ? Number(value) : value;
+  return typeof n === 'number' && Number.isFinite(n) && n > 0 ? n : null;
+}
+
+function printable(value: unknown, max: number): string {
+  return typeof value === 'string' ? value.replace(/[^\x20-\x7e]/g, '').slice(0, max) : '';
+}
+
+/** `mining.subscribe [userAgent?, sessionId?]`: resumes a session from here or Redis, or starts one. */
+export async function handleSubscribe(
+  host: MethodHost,
+  conn: Connection,
+  req: StratumRequest,
+): Promise<void> {
+  const state = conn.state;
+  if (state.subscribed) throw new StratumError(StratumErrorCode.Other, 'already subscribed');
+  state.userAgent = printable(req.params[0], 128);
+  const wanted = req.params[1];
+  conn.held = [];
+  let extranonce1 = '';
+  try {
+    let resumable: ResumableSession | null = null;
+    if (isSessionId(wanted)) {
+      const live = host.liveSession(wanted);
+      if (live && live !== conn) {
+        // The miner came back before we noticed its old connection die: this one takes over.
+        resumable = resumableFromLive(live);
+        host.closeConnection(live, 'replaced', 'session resumed on a new connection');
+      } else {
+        resumable = await host.store.load(wanted);
+      }
+      if (resumable && !(await host.allocator.reclaim(resumable.extranonce1, wanted))) resumable = null;
+    }
+    if (conn.closed) return;
+    if (resumable) {
+      applyResume(conn, resumable);
+      extranonce1 = resumable.extranonce1;
+    } else {
+      extranonce1 = await host.allocator.allocate(state.sessionId);
+      if (conn.closed) {
+        await host.allocator.release(extranonce1, state.sessionId);
+        return;
+      }
+    }
+  } catch (error) {
+    host.fail(conn, error, 'subscribe');
+    host.reply(conn, req.id, null, [StratumErrorCode.Other, 'session store unavailable, try again', null]);
+    conn.held = null;
+    host.closeConnection(conn, 'socket-error', 'session store unavailable');
+    return;
+  }
+  state.extranonce1 = extranonce1;
+  state.subscribed = true;
+  host.bindSession(conn);
+  host.reply(conn, req.id, [
+    [
+      ['mining.set_difficulty', state.sessionId],
+      ['mining.notify', state.sessionId],
+    ],
+    extranonce1,
+    host.options.extranonce2Size,
+  ]);
+  host.saveSession(conn);
+  host.startMining(conn);
+  host.releaseHeld(conn);
+}
+
+function resumableFromLive(live: Connection): ResumableSession {
+  const s = live.state;
+  return {
+    sessionId: s.sessionId,
+    extranonce1: s.extranonce1,
+    difficulty: effectiveDifficulty(s),
+    minDifficulty: s.minDifficulty,
+    versionMask: s.versionMask,
+    account: s.account,
+    worker: s.worker,
+    jobDiffs: { jobIds: [...s.jobDiffs.jobIds], diffs: [...s.jobDiffs.diffs] },
+    connId: s.connId,
+    stratumId: '',
+    updatedAt: Date.now(),
+  };
+}
+
+function applyResume(conn: Connection, r: ResumableSession): void {
+  const state = conn.state;
+  state.sessionId = r.sessionId;
+  state.resumed = true;
+  // What this connection already negotiated (configure, suggest) wins over the stored values.
+  if (state.pendingDifficulty === null) state.difficulty = r.difficulty;
+  if (state.minDifficulty === null) state.minDifficulty = r.minDifficulty;
+  if (state.versionMask === 0) {
+    state.versionMask = r.versionMask;
+    state.minerVersionMask = r.versionMask;
+  }
+  state.jobDiffs = r.jobDiffs;
+}
+
+/** `mining.authorize [address.worker, password]`: the address must be payable on this chain. */
+export function handleAuthorize(host: MethodHost, conn: Connection, req: StratumRequest): void {
+  const state = conn.state;
+  const [username, password] = req.params;
+  if (typeof username !== 'string' || username.length === 0 || username.length > 128) {
+    throw new StratumError(
+      StratumErrorCode.Unauthorized,
+      'username must be "address.worker" (at most 128 characters)',
+    );
+  }
+  const { account, worker } = splitUsername(username);
+  try {
+    addressToScript(account, host.options.params);
+  } catch (error) {
+    if (error instanceof AddressError) throw new StratumError(StratumErrorCode.Unauthorized, error.message);
+    throw error;
+  }
+  if (!WORKER_NAME.test(worker)) {
+    throw new StratumError(
+      StratumErrorCode.Unauthorized,
+      'worker name may hold only letters, digits and _ . @ + - (at most 64 characters)',
+    );
+  }
+  if (!state.workers.includes(username)) {
+    if (state.workers.length >= host.options.limits.maxWorkersPerConnection) {
+      throw new StratumError(
+        StratumErrorCode.Other,
+        `at most ${host.options.limits.maxWorkersPerConnection} workers per connection`,
+      );
+    }
+    state.workers.push(username);
+  }
+  const first = state.account === '';
+  if (first) {
+    state.account = account;
+    state.worker = worker;
+  }
+  const hint = difficultyHint(password);
+  if (hint !== null) requestDifficulty(host, conn, hint);
+  host.reply(conn, req.id, true);
+  if (first) {
+    host.saveSession(conn);
+    host.startMining(conn);
+  }
+}
+
+/**
+ * A difficulty the miner asked for (`mining.suggest_difficulty`, `d=` in the password): it
+ * becomes the session's floor and, clamped to the pool's limits, its difficulty from the
+ * next job on. Vardiff may raise it later, never lower it below the request.
+ */
+function requestDifficulty(host: MethodHost, conn: Connection, diff: number): void {
+  const state = conn.state;
+  const vardiff = host.options.vardiff;
+  state.minDifficulty = Math.min(Math.max(diff, vardiff.minDifficulty), vardiff.maxDifficulty);
+  const next = clampDifficulty(diff, state, vardiff);
+  if (next !== effectiveDifficulty(state)) state.pendingDifficulty = next;
+}
+
+/** `mining.suggest_difficulty [diff]`. */
+export function handleSuggestDifficulty(host: MethodHost, conn: Connection, req: StratumRequest): void {
+  const diff = positiveNumber(req.params[0]);
+  if (diff === null) {
+    throw new StratumError(StratumErrorCode.Other, 'suggested difficulty must be a positive number');
+  }
+  requestDifficulty(host, conn, diff);
+  host.reply(conn, req.id, true);
+  host.saveSession(conn);
+}
+
+/** `mining.extranonce.subscribe`: the miner accepts `mining.set_extranonce`. */
+export function handleExtranonceSubscribe(host: MethodHost, conn: Connection, req: StratumRequest): void {
+  conn.state.extranonceSubscribed = true;
+  host.reply(conn, req.id, true);
+}
+
+/**
+ * `mining.configure [extensions, params]` (BIP310): version-rolling (the mask is the pool's
+ * ANDed with the miner's), minimum-difficulty, subscribe-extranonce; others answered false.
+ */
+export function handleConfigure(host: MethodHost, conn: Connection, req: StratumRequest): void {
+  const [extensions, rawParams] = req.params;
+  if (
+    !Array.isArray(extensions) ||
+    extensions.length > 16 ||
+    !extensions.every((e) => typeof e === 'string')
+  ) {
+    throw new StratumError(StratumErrorCode.Other, 'mining.configure needs a list of extension names');
+  }
+  if (
+    rawParams !== undefined &&
+    (typeof rawParams !== 'object' || rawParams === null || Array.isArray(rawParams))
+  ) {
+    throw new StratumError(StratumErrorCode.Other, 'mining.configure parameters must be an object');
+  }
+  const params = (rawParams ?? {}) as Record<string, unknown>;
+  const state = conn.state;
+  const result: Record<string, unknown> = {};
+  for (const name of extensions as string[]) {
+    const ext = name.slice(0, 64);
+    if (ext === 'version-rolling') {
+      const asked = params['version-rolling.mask'] ?? 'ffffffff';
+      const minerMask = parseHexWord(asked);
+      if (minerMask < 0) {
+        result[ext] = false;
+        result['version-rolling.error'] = 'version-rolling.mask must be 8 hex digits';
+        continue;
+      }
+      state.minerVersionMask = minerMask;
+      state.versionMask = (host.versionMask & minerMask) >>> 0;
+      result[ext] = state.versionMask !== 0;
+      result['version-rolling.mask'] = hex8(state.versionMask);
+    } else if (ext === 'minimum-difficulty') {
+      const value = positiveNumber(params['minimum-difficulty.value']);
+      if (value === null) {
+        result[ext] = false;
+        continue;
+      }
+      const vardiff = host.options.vardiff;
+      state.minDifficulty = Math.min(value, vardiff.maxDifficulty);
+      if (effectiveDifficulty(state) < state.minDifficulty) {
+        state.pendingDifficulty = clampDifficulty(state.minDifficulty, state, vardiff);
+      }
+      result[ext] = true;
+    } else if (ext === 'subscribe-extranonce') {
+      state.extranonceSubscribed = true;
+      result[ext] = true;
+    } else {
+      result[ext] = false;
+    }
+  }
+  host.reply(conn, req.id, result);
+  host.saveSession(conn);
+}

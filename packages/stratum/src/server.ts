@@ -1,0 +1,787 @@
+import { EventEmitter } from 'node:events';
+import { type BlockList, type Server, type Socket, createServer } from 'node:net';
+import {
+  FrameError,
+  type Job,
+  type KeyBuilder,
+  ServerMethod,
+  type Share,
+  StratumError,
+  StratumErrorCode,
+  type StratumErrorTuple,
+  type StratumRequest,
+  formatNotification,
+  formatResponse,
+  parseStratumRequest,
+} from '@hashwire/protocol';
+import type { RedisClient } from '@hashwire/registry';
+import { type CloseReason, Connection } from './connection.js';
+import { DEFAULT_JOB_DIFFICULTIES } from './difficulty.js';
+import { drainConnections } from './drain.js';
+import type { ExtranonceAllocator } from './extranonce.js';
+import { JobBook } from './job-book.js';
+import { JobError, type PreparedJob } from './job.js';
+import { AddressLimiter } from './limits.js';
+import { listenOnRange } from './listen.js';
+import {
+  type MethodHost,
+  handleAuthorize,
+  handleConfigure,
+  handleExtranonceSubscribe,
+  handleSubscribe,
+  handleSuggestDifficulty,
+  newSessionId,
+} from './methods.js';
+import type { BlockSink, JobSource, ResolvedStratumOptions, ShareSink, StratumLogger } from './options.js';
+import {
+  type ProxyHeader,
+  isTrustedProxy,
+  looksLikeProxyHeader,
+  parseProxyHeader,
+  trustedProxies,
+} from './proxy-protocol.js';
+import { SessionStore } from './session-store.js';
+import { type SessionState, beforeJobSent, newSessionState } from './session.js';
+import { type BlockEvent, type ShareHost, SharePipeline } from './shares.js';
+import type { ShareBatch, ShareSpool, SpoolStats } from './spool.js';
+import { ShareValidator, type ShareVerdict } from './validate.js';
+import { vardiffOnShare, vardiffOnTick } from './vardiff.js';
+
+export interface DisconnectEvent {
+  sessionId: string;
+  connId: string;
+  ip: string;
+  reason: CloseReason;
+  subscribed: boolean;
+}
+
+export interface StratumServerEvents {
+  /** A spool batch sealed (only with the default ShareSpool): forward it to a reporter. */
+  batch: [ShareBatch];
+  /** A share was judged (accepted ones once written). */
+  share: [Share];
+  /** A block candidate's submission finished. */
+  block: [BlockEvent];
+  /** A job was taken into the job book and sent to the sessions. */
+  job: [PreparedJob];
+  disconnect: [DisconnectEvent];
+  error: [Error];
+}
+
+export interface StratumStats {
+  id: string;
+  port: number;
+  state: 'created' | 'running' | 'draining' | 'closed';
+  connections: number;
+  sessions: number;
+  mining: number;
+  addresses: number;
+  bans: number;
+  extranonceSlot: number | null;
+  currentJobId: string | null;
+  shares: {
+    accepted: number;
+    stale: number;
+    duplicate: number;
+    lowdiff: number;
+    invalid: number;
+    blocks: number;
+  };
+  closed: Partial<Record<CloseReason, number>>;
+  spool: SpoolStats | null;
+}
+
+/** Internals the server is built from; see `createStratumServer`. */
+export interface StratumServerParts {
+  options: ResolvedStratumOptions;
+  redis: RedisClient;
+  keys: KeyBuilder;
+  jobs: JobSource;
+  shareSink: ShareSink;
+  spool: ShareSpool | null;
+  blockSink: BlockSink;
+  allocator: ExtranonceAllocator;
+}
+
+/** Longest PROXY header accepted (v2 with TLVs); HAProxy's are well under this. */
+const MAX_PROXY_HEADER = 4096;
+/** Lines a miner may send while its subscribe is being answered. */
+const MAX_HELD_LINES = 64;
+/** After a last error line, how long a miner has to read it before the socket is destroyed. */
+const LINGER_MS = 2000;
+/** Reasons that come with a last message worth delivering. */
+const LINGER: ReadonlySet<CloseReason> = new Set([
+  'line-too-long',
+  'too-many-errors',
+  'banned',
+  'socket-error',
+]);
+
+export class StratumServer extends EventEmitter<StratumServerEvents> implements MethodHost, ShareHost {
+  readonly id: string;
+  readonly chain: string;
+  readonly options: ResolvedStratumOptions;
+  readonly store: SessionStore;
+  readonly allocator: ExtranonceAllocator;
+  readonly book: JobBook;
+  readonly validator: ShareValidator;
+  readonly shareSink: ShareSink;
+  readonly blockSink: BlockSink;
+  /** The default share spool (null when a custom share sink was given). */
+  readonly spool: ShareSpool | null;
+  readonly logger: StratumLogger;
+  readonly spoolRejected: boolean;
+  versionMask: number;
+  private readonly jobs: JobSource;
+  private readonly trusted: BlockList;
+  private readonly limiter: AddressLimiter;
+  private readonly pipeline: SharePipeline;
+  private readonly connections = new Set<Connection>();
+  private readonly bySession = new Map<string, Connection>();
+  private readonly mining = new Set<Connection>();
+  private listener: Server | null = null;
+  private boundPort = 0;
+  private phase: StratumStats['state'] = 'created';
+  private unsubscribe: (() => void) | undefined;
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private refreshTimer: NodeJS.Timeout | null = null;
+  private connSeq = 0;
+  private drainDone: Promise<void> | null = null;
+  private closeDone: Promise<void> | null = null;
+  private readonly limitLogged = new Map<string, number>();
+  private emptyWaiters: (() => void)[] = [];
+  private readonly shareCounts = { accepted: 0, stale: 0, duplicate: 0, lowdiff: 0, invalid: 0, blocks: 0 };
+  private readonly closedCounts: StratumStats['closed'] = {};
+
+  constructor(parts: StratumServerParts) {
+    super();
+    const { options } = parts;
+    this.options = options;
+    this.id = options.id;
+    this.chain = options.chain;
+    this.logger = options.logger;
+    this.versionMask = options.versionMask;
+    this.spoolRejected = options.spoolRejectedShares;
+    this.jobs = parts.jobs;
+    this.shareSink = parts.shareSink;
+    this.spool = parts.spool;
+    this.blockSink = parts.blockSink;
+    this.allocator = parts.allocator;
+    this.store = new SessionStore({
+      redis: parts.redis,
+      keys: parts.keys,
+      stratumId: options.id,
+      ttlMs: options.sessionTtlMs,
+    });
+    this.book = new JobBook({
+      chain: options.chain,
+      params: options.params,
+      extranonce1Size: options.extranonce1Size,
+      extranonce2Size: options.extranonce2Size,
+    });
+    this.validator = new ShareValidator({ ntimeMaxAheadSec: options.ntimeMaxAheadSeconds });
+    this.trusted = trustedProxies(options.trustedProxies);
+    this.limiter = new AddressLimiter(options.limits);
+    this.pipeline = new SharePipeline(this);
+    this.spool?.on('batch', (batch) => this.emit('batch', batch));
+    this.spool?.on('error', (error) => this.report(error));
+    this.allocator.on('error', (error) => this.report(error));
+  }
+
+  /** The port miners connect to (0 before `start()`). */
+  get port(): number {
+    return this.boundPort;
+  }
+
+  /** Binds the first free port of the range, takes jobs, starts the timers. */
+  async start(): Promise<void> {
+    if (this.phase !== 'created') throw new Error(`stratum server ${this.id} was already started`);
+    const listener = createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 });
+    listener.on('connection', (socket) => this.onConnection(socket));
+    listener.on('error', (error) => this.report(error));
+    this.boundPort = await listenOnRange(listener, this.options.host, this.options.ports);
+    this.listener = listener;
+    this.phase = 'running';
+    const current = this.jobs.current();
+    if (current) this.takeJob(current);
+    this.unsubscribe = this.jobs.onJob((job) => this.takeJob(job));
+    this.sweepTimer = setInterval(() => this.sweep(), this.options.sweepIntervalMs);
+    this.sweepTimer.unref();
+    this.refreshTimer = setInterval(() => this.refreshSessions(), Math.floor(this.options.sessionTtlMs / 3));
+    this.refreshTimer.unref();
+    this.logger.info({ stratumId: this.id, port: this.boundPort, chain: this.chain }, 'stratum: listening');
+  }
+
+  stats(): StratumStats {
+    let sessions = 0;
+    for (const conn of this.connections) if (conn.state.subscribed) sessions++;
+    const limiter = this.limiter.stats();
+    return {
+      id: this.id,
+      port: this.boundPort,
+      state: this.phase,
+      connections: this.connections.size,
+      sessions,
+      mining: this.mining.size,
+      addresses: limiter.addresses,
+      bans: limiter.bans,
+      extranonceSlot: this.allocator.slot,
+      currentJobId: this.book.current?.jobId ?? null,
+      shares: { ...this.shareCounts },
+      closed: { ...this.closedCounts },
+      spool: this.spool?.stats() ?? null,
+    };
+  }
+
+  /** The live sessions' plain state (read-only use: tests, status pages). */
+  sessions(): SessionState[] {
+    return [...this.connections].filter((c) => c.state.subscribed).map((c) => c.state);
+  }
+
+  // ---- connections -------------------------------------------------------------------
+
+  private onConnection(socket: Socket): void {
+    if (this.phase !== 'running') {
+      socket.destroy();
+      return;
+    }
+    const now = Date.now();
+    const ip = plainAddress(socket.remoteAddress);
+    const state = newSessionState({
+      sessionId: newSessionId(),
+      connId: `${this.id}-${++this.connSeq}`,
+      ip,
+      port: socket.remotePort ?? 0,
+      difficulty: this.options.vardiff.initialDifficulty,
+      now,
+    });
+    const conn = new Connection(
+      socket,
+      state,
+      this.options.limits.maxLineBytes,
+      this.options.limits.maxOutputBytes,
+    );
+    const trusted = isTrustedProxy(this.trusted, socket.remoteAddress);
+    if (!trusted) {
+      // Counted at once: a flood from one address costs no more than accept and close.
+      const refused = this.admit(conn, now);
+      if (refused) {
+        this.closedCounts[refused] = (this.closedCounts[refused] ?? 0) + 1;
+        socket.destroy();
+        return;
+      }
+    }
+    this.connections.add(conn);
+    socket.on('data', (chunk: Buffer) => this.onData(conn, chunk, trusted));
+    socket.on('error', () => this.closeConnection(conn, 'socket-error'));
+    socket.on('close', () => this.onClosed(conn));
+  }
+
+  /** Counts the connection against its address; the reason (logged) when it is refused. */
+  private admit(conn: Connection, now: number): 'banned' | 'per-ip-limit' | 'server-full' | null {
+    const refused = this.limiter.admit(conn.state.ip, now);
+    if (refused === null) {
+      conn.counted = true;
+      return null;
+    }
+    // One line per address and minute: a flood must not become a log flood.
+    const key = `${refused}:${conn.state.ip}`;
+    if ((this.limitLogged.get(key) ?? 0) < now) {
+      this.limitLogged.set(key, now + 60_000);
+      this.logger.warn(
+        { ip: conn.state.ip, reason: refused, open: this.limiter.connectionsFrom(conn.state.ip) },
+        'stratum: connection refused',
+      );
+    }
+    return refused;
+  }
+
+  private onData(conn: Connection, chunk: Buffer, trusted: boolean): void {
+    if (conn.closed) return;
+    let data = chunk;
+    if (!conn.headerDone) {
+      data = conn.preamble ? Buffer.concat([conn.preamble, chunk]) : chunk;
+      conn.preamble = null;
+      const proxy = looksLikeProxyHeader(data) && (data[0] === 0x50 || data[0] === 0x0d);
+      if (!trusted) {
+        // Honouring it would let anyone pick the address our limits and bans see.
+        if (proxy) {
+          this.closeConnection(conn, 'proxy-from-untrusted');
+          return;
+        }
+        conn.headerDone = true;
+      } else if (!proxy) {
+        // A trusted address speaking stratum directly (no PROXY header): fine.
+        conn.headerDone = true;
+        const refused = this.admit(conn, Date.now());
+        if (refused) {
+          this.closeConnection(conn, refused);
+          return;
+        }
+      } else {
+        let parsed: ReturnType<typeof parseProxyHeader>;
+        try {
+          parsed = parseProxyHeader(data);
+        } catch (error) {
+          this.closeConnection(conn, 'bad-proxy-header', (error as Error).message);
+          return;
+        }
+        if (parsed.status === 'need-more') {
+          if (data.length > MAX_PROXY_HEADER) {
+            this.closeConnection(conn, 'bad-proxy-header', 'too long');
+            return;
+          }
+          conn.preamble = Buffer.from(data);
+          return;
+        }
+        conn.headerDone = true;
+        if (!this.applyProxyHeader(conn, parsed.header)) return;
+        data = data.subarray(parsed.consumed);
+        if (data.length === 0) return;
+      }
+    }
+    let lines: string[];
+    try {
+      lines = conn.framer.push(data);
+    } catch (error) {
+      if (error instanceof FrameError) {
+        this.reply(conn, null, null, [
+          StratumErrorCode.Other,
+          `line too long (max ${error.maxLineBytes} bytes)`,
+          null,
+        ]);
+        this.closeConnection(conn, 'line-too-long', `${error.seenBytes} bytes`);
+        return;
+      }
+      throw error;
+    }
+    for (const line of lines) {
+      if (conn.closed) return;
+      if (conn.held) {
+        if (conn.held.length >= MAX_HELD_LINES) {
+          this.closeConnection(conn, 'queue-overflow');
+          return;
+        }
+        conn.held.push(line);
+      } else {
+        this.handleLine(conn, line);
+      }
+    }
+  }
+
+  private applyProxyHeader(conn: Connection, header: ProxyHeader): boolean {
+    const state = conn.state;
+    if (header.uniqueId) state.connId = header.uniqueId.slice(0, 128);
+    if (header.command === 'local') {
+      // HAProxy's health check: the proxy itself, not a miner; nothing to count.
+      this.logger.debug({ connId: state.connId }, 'stratum: proxy health check');
+      return true;
+    }
+    if (header.sourceAddress) state.ip = plainAddress(header.sourceAddress);
+    if (header.sourcePort !== undefined) state.port = header.sourcePort;
+    const refused = this.admit(conn, Date.now());
+    if (refused) {
+      this.closeConnection(conn, refused);
+      return false;
+    }
+    return true;
+  }
+
+  releaseHeld(conn: Connection): void {
+    const held = conn.held;
+    conn.held = null;
+    if (!held) return;
+    for (let i = 0; i < held.length; i++) {
+      if (conn.closed) return;
+      const again = conn.held as string[] | null;
+      if (again) {
+        again.push(...held.slice(i));
+        return;
+      }
+      this.handleLine(conn, held[i]!);
+    }
+  }
+
+  private handleLine(conn: Connection, line: string): void {
+    let req: StratumRequest;
+    try {
+      req = parseStratumRequest(line);
+    } catch (error) {
+      this.protocolError(conn, null, error as StratumError);
+      return;
+    }
+    try {
+      switch (req.method) {
+        case 'mining.submit':
+          conn.state.lastSubmitAt = Date.now();
+          this.pipeline.submit(conn, req);
+          return;
+        case 'mining.subscribe':
+          handleSubscribe(this, conn, req).catch((error: unknown) => this.requestFailed(conn, req, error));
+          return;
+        case 'mining.authorize':
+          handleAuthorize(this, conn, req);
+          return;
+        case 'mining.configure':
+          handleConfigure(this, conn, req);
+          return;
+        case 'mining.suggest_difficulty':
+          handleSuggestDifficulty(this, conn, req);
+          return;
+        case 'mining.extranonce.subscribe':
+          handleExtranonceSubscribe(this, conn, req);
+          return;
+        default:
+          this.protocolError(conn, req.id, new StratumError(StratumErrorCode.Other, 'unknown method'));
+      }
+    } catch (error) {
+      this.requestFailed(conn, req, error);
+    }
+  }
+
+  private requestFailed(conn: Connection, req: StratumRequest, error: unknown): void {
+    if (error instanceof StratumError) {
+      if (error.code === StratumErrorCode.Other) conn.state.counters.protocolErrors++;
+      this.reply(conn, req.id, null, error.toTuple());
+      this.checkProtocolErrors(conn);
+      return;
+    }
+    this.fail(conn, error, req.method);
+    this.reply(conn, req.id, null, [StratumErrorCode.Other, 'internal error', null]);
+  }
+
+  private protocolError(conn: Connection, id: StratumRequest['id'], error: StratumError): void {
+    conn.state.counters.protocolErrors++;
+    this.reply(conn, id, null, error.toTuple());
+    this.checkProtocolErrors(conn);
+  }
+
+  private checkProtocolErrors(conn: Connection): void {
+    if (conn.state.counters.protocolErrors > this.options.limits.maxProtocolErrors) {
+      this.closeConnection(conn, 'too-many-errors', `${conn.state.counters.protocolErrors} bad requests`);
+    }
+  }
+
+  fail(conn: Connection, error: unknown, what: string): void {
+    this.logger.error(
+      { err: error, sessionId: conn.state.sessionId, connId: conn.state.connId, what },
+      'stratum: request failed',
+    );
+  }
+
+  reply(
+    conn: Connection,
+    id: StratumRequest['id'],
+    result: unknown,
+    error: StratumErrorTuple | null = null,
+  ): void {
+    if (!conn.write(formatResponse(id, result, error))) this.closeConnection(conn, 'output-overflow');
+  }
+
+  liveSession(sessionId: string): Connection | undefined {
+    return this.bySession.get(sessionId);
+  }
+
+  bindSession(conn: Connection): void {
+    conn.extranonce1 = Buffer.from(conn.state.extranonce1, 'hex');
+    this.bySession.set(conn.state.sessionId, conn);
+  }
+
+  saveSession(conn: Connection): void {
+    if (!conn.state.subscribed) return;
+    this.store.save(conn.state).catch((error: unknown) => {
+      this.logger.warn({ err: error, sessionId: conn.state.sessionId }, 'stratum: session not saved');
+    });
+  }
+
+  startMining(conn: Connection): void {
+    const state = conn.state;
+    if (conn.closed || !state.subscribed || state.workers.length === 0 || this.mining.has(conn)) return;
+    this.mining.add(conn);
+    const job = this.book.current;
+    if (job) this.sendJob(conn, job, true);
+  }
+
+  private sendJob(conn: Connection, job: PreparedJob, first: boolean): void {
+    const announce = beforeJobSent(conn.state, job.jobId, DEFAULT_JOB_DIFFICULTIES);
+    const line = first ? job.notifyLineClean : job.notifyLine;
+    let ok: boolean;
+    if (announce === null) {
+      ok = conn.write(line);
+    } else {
+      conn.socket.cork();
+      ok = conn.write(formatNotification(ServerMethod.SetDifficulty, [announce])) && conn.write(line);
+      conn.socket.uncork();
+      if (ok && !first) this.saveSession(conn);
+    }
+    if (!ok) this.closeConnection(conn, 'output-overflow');
+  }
+
+  closeConnection(conn: Connection, reason: CloseReason, detail?: string): void {
+    if (conn.closed) return;
+    conn.closed = true;
+    conn.held = null;
+    this.closedCounts[reason] = (this.closedCounts[reason] ?? 0) + 1;
+    const fields = {
+      sessionId: conn.state.sessionId,
+      connId: conn.state.connId,
+      ip: conn.state.ip,
+      reason,
+      detail,
+    };
+    if (
+      reason === 'socket-error' ||
+      reason === 'drained' ||
+      reason === 'replaced' ||
+      reason === 'server-closed'
+    ) {
+      this.logger.debug(fields, 'stratum: connection closed');
+    } else {
+      this.logger.info(fields, 'stratum: connection closed');
+    }
+    this.forget(conn, reason);
+    const socket = conn.socket;
+    if (
+      LINGER.has(reason) &&
+      !socket.destroyed &&
+      socket.writableLength <= this.options.limits.maxOutputBytes
+    ) {
+      // Let the last error line out, but do not wait on a miner that does not read.
+      socket.end();
+      setTimeout(() => socket.destroy(), LINGER_MS).unref();
+    } else {
+      socket.destroy();
+    }
+  }
+
+  private onClosed(conn: Connection): void {
+    if (!conn.closed) {
+      conn.closed = true;
+      conn.held = null;
+      this.closedCounts['client-closed'] = (this.closedCounts['client-closed'] ?? 0) + 1;
+      this.forget(conn, 'client-closed');
+    }
+  }
+
+  /** Drops every reference to the connection; its session stays resumable in Redis. */
+  private forget(conn: Connection, reason: CloseReason): void {
+    if (!this.connections.delete(conn)) return;
+    this.mining.delete(conn);
+    if (conn.counted) this.limiter.release(conn.state.ip);
+    conn.framer.reset();
+    const state = conn.state;
+    if (this.bySession.get(state.sessionId) === conn) this.bySession.delete(state.sessionId);
+    // On close() every session was saved already.
+    if (state.subscribed && reason !== 'replaced' && this.phase !== 'closed') this.saveSession(conn);
+    this.emit('disconnect', {
+      sessionId: state.sessionId,
+      connId: state.connId,
+      ip: state.ip,
+      reason,
+      subscribed: state.subscribed,
+    });
+    if (this.connections.size === 0) {
+      const waiters = this.emptyWaiters;
+      this.emptyWaiters = [];
+      for (const resolve of waiters) resolve();
+    }
+  }
+
+  // ---- jobs and shares -----------------------------------------------------------------
+
+  private takeJob(job: Job): void {
+    let outcome: ReturnType<JobBook['add']>;
+    try {
+      outcome = this.book.add(job);
+    } catch (error) {
+      if (error instanceof JobError) {
+        this.logger.warn({ jobId: job.jobId, code: error.code, err: error.message }, 'stratum: job refused');
+        return;
+      }
+      throw error;
+    }
+    if (outcome.status === 'fenced') {
+      this.logger.warn(
+        { jobId: job.jobId, epoch: job.epoch, highestEpoch: outcome.highestEpoch },
+        'stratum: job from an old epoch ignored',
+      );
+      return;
+    }
+    if (outcome.status !== 'added') return;
+    const prepared = outcome.job;
+    // One serialisation per job: every session gets the same buffer.
+    for (const conn of this.mining) this.sendJob(conn, prepared, false);
+    this.logger.debug(
+      { jobId: prepared.jobId, clean: outcome.clean, sessions: this.mining.size },
+      'stratum: job sent',
+    );
+    this.emit('job', prepared);
+  }
+
+  judged(conn: Connection, verdict: ShareVerdict, now: number): void {
+    const state = conn.state;
+    const counters = state.counters;
+    counters[verdict.result]++;
+    this.shareCounts[verdict.result]++;
+    if (verdict.blockCandidate) this.shareCounts.blocks++;
+    if (verdict.result === 'accepted') {
+      counters.acceptedDiff += verdict.diff;
+      if (vardiffOnShare(state, now, this.options.vardiff) !== null) this.saveSession(conn);
+    }
+    if (verdict.result === 'stale') return;
+    counters.windowChecked++;
+    if (verdict.result !== 'accepted') counters.windowBad++;
+    const limits = this.options.limits;
+    if (counters.windowChecked >= limits.banCheckShares) {
+      const ratio = counters.windowBad / counters.windowChecked;
+      counters.windowChecked = 0;
+      counters.windowBad = 0;
+      if (limits.banDurationMs > 0 && ratio >= limits.banInvalidRatio && limits.banInvalidRatio > 0) {
+        const until = this.limiter.ban(state.ip, now);
+        this.logger.warn(
+          { ip: state.ip, sessionId: state.sessionId, worker: state.worker, ratio, until },
+          'stratum: address banned for bad shares',
+        );
+        // Answer this share first; the close follows on the next turn.
+        setImmediate(() => this.closeConnection(conn, 'banned', `bad share ratio ${ratio.toFixed(2)}`));
+      }
+    }
+  }
+
+  shareEvent(share: Share): void {
+    if (this.listenerCount('share') > 0) this.emit('share', share);
+  }
+
+  blockEvent(event: BlockEvent): void {
+    this.emit('block', event);
+  }
+
+  // ---- timers -------------------------------------------------------------------------
+
+  private sweep(): void {
+    const now = Date.now();
+    const { authTimeoutMs, idleTimeoutMs } = this.options.limits;
+    for (const conn of this.connections) {
+      const state = conn.state;
+      if (state.workers.length === 0 || !state.subscribed) {
+        if (now - state.connectedAt > authTimeoutMs) this.closeConnection(conn, 'auth-timeout');
+        continue;
+      }
+      if (now - Math.max(state.lastSubmitAt, state.connectedAt) > idleTimeoutMs) {
+        this.closeConnection(conn, 'idle-timeout');
+        continue;
+      }
+      if (vardiffOnTick(state, now, this.options.vardiff) !== null) this.saveSession(conn);
+    }
+    this.limiter.sweep(now);
+    for (const [key, until] of this.limitLogged) if (until < now) this.limitLogged.delete(key);
+  }
+
+  private refreshSessions(): void {
+    const states = [...this.connections].map((c) => c.state);
+    this.store.refresh(states).catch((error: unknown) => {
+      this.logger.warn({ err: error }, 'stratum: sessions not refreshed');
+    });
+  }
+
+  // ---- runtime changes -----------------------------------------------------------------
+
+  /**
+   * Changes the version bits miners may roll; sessions rolling versions get their new
+   * negotiated mask with `mining.set_version_mask`.
+   */
+  setVersionMask(mask: number): void {
+    if (!Number.isInteger(mask) || mask < 0 || mask > 0xffffffff) {
+      throw new RangeError(`version mask must be a 32-bit unsigned integer, got ${mask}`);
+    }
+    this.versionMask = mask >>> 0;
+    for (const conn of this.connections) {
+      const state = conn.state;
+      if (state.minerVersionMask === 0) continue;
+      const next = (state.minerVersionMask & this.versionMask) >>> 0;
+      if (next === state.versionMask) continue;
+      state.versionMask = next;
+      const line = formatNotification(ServerMethod.SetVersionMask, [next.toString(16).padStart(8, '0')]);
+      if (!conn.write(line)) this.closeConnection(conn, 'output-overflow');
+      else this.saveSession(conn);
+    }
+  }
+
+  /** Sends `client.reconnect` to one session (operator action, or a drain wave). */
+  reconnect(conn: Connection): void {
+    const to = this.options.drain.reconnectTo;
+    const params = to ? [to.host, to.port, to.waitSeconds ?? 0] : [];
+    if (!conn.write(formatNotification(ServerMethod.Reconnect, params)))
+      this.closeConnection(conn, 'output-overflow');
+  }
+
+  // ---- lifecycle ---------------------------------------------------------------------
+
+  /**
+   * Stops taking connections, sends `client.reconnect` in waves (each session saved to
+   * Redis first, so the miner resumes elsewhere), waits for the sessions to leave (closing
+   * the rest after `drain.graceMs`), then closes the share sink. Resolves with no session left.
+   */
+  drain(): Promise<void> {
+    if (this.drainDone) return this.drainDone;
+    this.drainDone = (async () => {
+      if (this.phase === 'created' || this.phase === 'closed') return this.close();
+      this.phase = 'draining';
+      this.listener?.close();
+      this.logger.info({ stratumId: this.id, sessions: this.connections.size }, 'stratum: draining');
+      await drainConnections({
+        connections: () => [...this.connections].filter((c) => !c.closed),
+        save: (conn) => (conn.state.subscribed ? this.store.save(conn.state) : Promise.resolve()),
+        reconnect: (conn) => this.reconnect(conn),
+        waitEmpty: () => this.waitEmpty(),
+        closeRest: (conn) => this.closeConnection(conn, 'drain-timeout'),
+        waveSize: this.options.drain.waveSize,
+        waveIntervalMs: this.options.drain.waveIntervalMs,
+        graceMs: this.options.drain.graceMs,
+        logger: this.logger,
+      });
+      await this.close();
+    })();
+    return this.drainDone;
+  }
+
+  private waitEmpty(): Promise<void> {
+    if (this.connections.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.emptyWaiters.push(resolve));
+  }
+
+  /** Closes every connection (sessions stay resumable), writes what is queued, releases the slot. */
+  close(): Promise<void> {
+    if (this.closeDone) return this.closeDone;
+    this.closeDone = (async () => {
+      this.phase = 'closed';
+      this.unsubscribe?.();
+      if (this.sweepTimer) clearInterval(this.sweepTimer);
+      if (this.refreshTimer) clearInterval(this.refreshTimer);
+      const listener = this.listener;
+      this.listener = null;
+      const saves = [...this.connections].map((conn) =>
+        conn.state.subscribed ? this.store.save(conn.state).catch(() => {}) : Promise.resolve(),
+      );
+      for (const conn of [...this.connections]) this.closeConnection(conn, 'server-closed');
+      await Promise.all(saves);
+      await this.pipeline.settle();
+      await this.shareSink.close?.();
+      await this.allocator.close();
+      if (listener) await new Promise<void>((resolve) => listener.close(() => resolve()));
+      this.logger.info({ stratumId: this.id }, 'stratum: closed');
+    })();
+    return this.closeDone;
+  }
+
+  private report(error: Error): void {
+    if (this.listenerCount('error') > 0) this.emit('error', error);
+    else this.logger.error({ err: error }, 'stratum: background error');
+  }
+}
+
+/** `::ffff:1.2.3.4` → `1.2.3.4`, so limits and bans see one address per IPv4 client. */
+function plainAddress(address: string | undefined): string {
+  if (!address) return 'unknown';
+  return address.startsWith('::ffff:') ? address.slice(7) : address;
+}

@@ -1,0 +1,140 @@
+import type { KeyBuilder } from '@hashwire/protocol';
+import type { RedisClient } from '@hashwire/registry';
+import type { JobDifficulties } from './difficulty.js';
+import type { SessionState } from './session.js';
+
+/**
+ * What a session leaves in Redis (`sess:{id}`, a hash) so the miner can resume it on any
+ * stratum process: same extranonce1, same difficulty, same version mask, and the
+ * difficulty of every job it was sent (shares on those are still judged right after a
+ * reconnect). The hash lives `ttlMs` after the last refresh: live sessions are refreshed
+ * in the background, so it expires `ttlMs` after the disconnect.
+ */
+export interface ResumableSession {
+  sessionId: string;
+  extranonce1: string;
+  difficulty: number;
+  minDifficulty: number | null;
+  versionMask: number;
+  account: string;
+  worker: string;
+  jobDiffs: JobDifficulties;
+  connId: string;
+  stratumId: string;
+  updatedAt: number;
+}
+
+export interface SessionStoreOptions {
+  redis: RedisClient;
+  keys: KeyBuilder;
+  /** The stratum instance writing (recorded, for operators). */
+  stratumId: string;
+  /** @defaultValue 600000 (10 min) */
+  ttlMs?: number;
+}
+
+const SESSION_ID = /^[0-9a-f]{16}$/;
+
+/** Whether `value` has the shape of a session id this server hands out. */
+export function isSessionId(value: unknown): value is string {
+  return typeof value === 'string' && SESSION_ID.test(value);
+}
+
+function finite(text: string | undefined, fallback: number): number {
+  const n = Number(text);
+  return text !== undefined && text !== '' && Number.isFinite(n) ? n : fallback;
+}
+
+export class SessionStore {
+  readonly ttlMs: number;
+  private readonly redis: RedisClient;
+  private readonly keys: KeyBuilder;
+  private readonly stratumId: string;
+
+  constructor(options: SessionStoreOptions) {
+    this.redis = options.redis;
+    this.keys = options.keys;
+    this.stratumId = options.stratumId;
+    this.ttlMs = options.ttlMs ?? 600_000;
+  }
+
+  /** Writes what resume needs and (re)starts the TTL. */
+  async save(state: SessionState, now = Date.now()): Promise<void> {
+    if (!state.subscribed) return;
+    const key = this.keys.session(state.sessionId);
+    const difficulty = state.pendingDifficulty ?? state.difficulty;
+    await this.redis
+      .multi()
+      .hset(key, {
+        extranonce1: state.extranonce1,
+        difficulty: String(difficulty),
+        minDifficulty: state.minDifficulty === null ? '' : String(state.minDifficulty),
+        versionMask: String(state.versionMask),
+        account: state.account,
+        worker: state.worker,
+        jobDiffs: JSON.stringify(state.jobDiffs),
+        connId: state.connId,
+        stratumId: this.stratumId,
+        updatedAt: String(now),
+      })
+      .pexpire(key, this.ttlMs)
+      .exec();
+  }
+
+  /** The stored session, or null when it expired, never existed or is unreadable. */
+  async load(sessionId: string): Promise<ResumableSession | null> {
+    if (!isSessionId(sessionId)) return null;
+    const hash = await this.redis.hgetall(this.keys.session(sessionId));
+    if (!hash.extranonce1 || !/^[0-9a-f]+$/.test(hash.extranonce1)) return null;
+    const difficulty = finite(hash.difficulty, 0);
+    if (!(difficulty > 0)) return null;
+    const jobDiffs: JobDifficulties = { jobIds: [], diffs: [] };
+    try {
+      const parsed = JSON.parse(hash.jobDiffs ?? '{}') as Partial<JobDifficulties>;
+      const ids = Array.isArray(parsed.jobIds) ? parsed.jobIds : [];
+      const diffs = Array.isArray(parsed.diffs) ? parsed.diffs : [];
+      ids.forEach((id, i) => {
+        const diff = diffs[i];
+        if (typeof id === 'string' && typeof diff === 'number' && diff > 0) {
+          jobDiffs.jobIds.push(id);
+          jobDiffs.diffs.push(diff);
+        }
+      });
+    } catch {
+      // Unreadable list: shares on older jobs are then unknown (21), nothing worse.
+    }
+    const minDifficulty = finite(hash.minDifficulty, 0);
+    return {
+      sessionId,
+      extranonce1: hash.extranonce1,
+      difficulty,
+      minDifficulty: minDifficulty > 0 ? minDifficulty : null,
+      versionMask: finite(hash.versionMask, 0) >>> 0,
+      account: hash.account ?? '',
+      worker: hash.worker ?? '',
+      jobDiffs,
+      connId: hash.connId ?? '',
+      stratumId: hash.stratumId ?? '',
+      updatedAt: finite(hash.updatedAt, 0),
+    };
+  }
+
+  /**
+   * Keeps live sessions (and their extranonce1 claims) resumable. Plain commands sent
+   * without waiting for each other rather than a pipeline: on a Cluster the keys live in
+   * different slots, which one ioredis pipeline cannot span.
+   */
+  async refresh(states: Iterable<SessionState>): Promise<void> {
+    let inFlight: Promise<unknown>[] = [];
+    for (const state of states) {
+      if (!state.subscribed) continue;
+      inFlight.push(this.redis.pexpire(this.keys.session(state.sessionId), this.ttlMs));
+      inFlight.push(this.redis.pexpire(this.keys.extranonce1(state.extranonce1), this.ttlMs));
+      if (inFlight.length >= 2000) {
+        await Promise.all(inFlight);
+        inFlight = [];
+      }
+    }
+    await Promise.all(inFlight);
+  }
+}
