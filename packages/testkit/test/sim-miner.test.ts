@@ -344,6 +344,11 @@ async function miners(options: Parameters<typeof startSimMiners>[0]): Promise<Si
   return m;
 }
 
+/** Every one of these shares has its answer (shares found later may still be in flight). */
+function answered(shares: SimShare[]): boolean {
+  return shares.every((s) => s.answer !== 'pending');
+}
+
 function tcpSockets(): number {
   return process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length;
 }
@@ -473,10 +478,10 @@ describe('sim miner against a scripted stratum server', () => {
     const before = m.shares().length;
     // Shares found after the miner took the new difficulty, still on job A.
     await m.until(() => m.shares().length >= before + 8, 20_000);
-    const afterChange = m.shares().slice(before);
+    await m.until(() => answered(m.shares().slice(before, before + 8)), 10_000);
+    const afterChange = m.shares().slice(before, before + 8);
     expect(afterChange.every((s) => s.jobId === 'da' && s.difficulty === d1)).toBe(true);
     // Judged at d1 they all pass; most of them would fail d2.
-    await m.until((s) => s.total.submitted === s.total.accepted + s.total.rejected, 10_000);
     const judged = afterChange.map(
       (s) => conn.shares.find((r) => r.params[4] === s.nonce && r.params[2] === s.extranonce2)!,
     );
@@ -508,9 +513,10 @@ describe('sim miner against a scripted stratum server', () => {
     conn.setExtranonce(Buffer.from('cafebabe', 'hex'));
     conn.notify(jobB);
     await m.until(() => m.shares().filter((s) => s.jobId === 'cb').length >= 3, 20_000);
-    await m.until((s) => s.total.submitted === s.total.accepted + s.total.rejected, 10_000);
+    const count = m.shares().length;
+    await m.until(() => answered(m.shares().slice(0, count)), 10_000);
 
-    const shares = m.shares();
+    const shares = m.shares().slice(0, count);
     const firstB = shares.findIndex((s) => s.jobId === 'cb');
     expect(shares.slice(firstB).every((s) => s.jobId === 'cb')).toBe(true);
     expect(shares.slice(0, firstB).every((s) => s.extranonce1 === oldExtranonce)).toBe(true);
@@ -737,6 +743,33 @@ describe('sim miner against a scripted stratum server', () => {
         algorithm: 'scrypt',
         reconnectOnClose: false,
       }),
-    ).rejects.toThrow(/gave up before authorizing: .*ECONNREFUSED/);
+    ).rejects.toThrow(/gave up before authorizing: connect failed: .*ECONNREFUSED/);
+  });
+
+  it('says why no worker got authorized when the pool answers subscribe wrongly', async () => {
+    const pool = net.createServer((socket) => {
+      const framer = new LineFramer();
+      socket.on('data', (chunk: Buffer) => {
+        for (const line of framer.push(chunk)) {
+          const { id } = parseStratumRequest(line);
+          socket.write(`${JSON.stringify({ id, result: [[], 'abc', 4], error: null })}\n`);
+        }
+      });
+    });
+    pool.listen(0, '127.0.0.1');
+    await once(pool, 'listening');
+    cleanups.push(() => new Promise((resolve) => pool.close(() => resolve())));
+    await expect(
+      startSimMiners({
+        host: '127.0.0.1',
+        port: (pool.address() as net.AddressInfo).port,
+        username: 'x',
+        algorithm: 'scrypt',
+        reconnectDelayMs: 20,
+        startTimeoutMs: 300,
+      }),
+    ).rejects.toThrow(
+      /1 of 1 workers not authorized .*handshake failed: subscribe reply: extranonce1 must be hex/,
+    );
   });
 });

@@ -237,15 +237,15 @@ export async function startSimMiners(options: SimMinerOptions): Promise<SimMiner
     await Promise.race([
       Promise.all(ready),
       new Promise((_, reject) => {
-        timer = setTimeout(
-          () =>
-            reject(
-              new Error(
-                `sim miners: not every worker was authorized by ${options.host}:${options.port} within ${startTimeoutMs} ms`,
-              ),
+        timer = setTimeout(() => {
+          const stats = miners.stats();
+          const reasons = [...new Set(stats.workers.map((w) => w.lastDisconnect ?? w.state))];
+          reject(
+            new Error(
+              `sim miners: ${stats.workers.length - stats.total.authorized} of ${stats.workers.length} workers not authorized by ${options.host}:${options.port} within ${startTimeoutMs} ms (${reasons.join('; ')})`,
             ),
-          startTimeoutMs,
-        );
+          );
+        }, startTimeoutMs);
       }),
     ]);
   } catch (err) {

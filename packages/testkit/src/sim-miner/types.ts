@@ -135,6 +135,8 @@ export interface SimWorkerStats extends SimShareCounters {
   hashes: number;
   /** Server messages that could not be understood. */
   protocolErrors: number;
+  /** Why the last connection ended (or the last connect failed); null before any. */
+  lastDisconnect: string | null;
 }
 
 export interface SimMinersStats {

@@ -162,6 +162,7 @@ export class SimWorker {
       resumes: 0,
       hashes: 0,
       protocolErrors: 0,
+      lastDisconnect: null,
       submitted: 0,
       accepted: 0,
       rejected: 0,
@@ -196,15 +197,15 @@ export class SimWorker {
   private async run(): Promise<void> {
     let reason: SimReconnectEvent['reason'] | null = null;
     let delayMs = this.options.reconnectDelayMs;
-    let lastError = '';
     while (!this.stopped) {
       let established = false;
       try {
         established = await this.session(reason);
       } catch (err) {
-        lastError = (err as Error).message;
+        const reason = `connect failed: ${(err as Error).message}`;
         this.stats.state = 'disconnected';
-        this.sink.emit('disconnect', { worker: this.index, reason: `connect failed: ${lastError}` });
+        this.stats.lastDisconnect = reason;
+        this.sink.emit('disconnect', { worker: this.index, reason });
         this.sink.changed();
       }
       if (this.stopped) break;
@@ -226,7 +227,9 @@ export class SimWorker {
     }
     if (!this.readyState.settled) {
       this.readyState.reject(
-        new Error(`worker ${this.index} gave up before authorizing${lastError ? `: ${lastError}` : ''}`),
+        new Error(
+          `worker ${this.index} gave up before authorizing${this.stats.lastDisconnect ? `: ${this.stats.lastDisconnect}` : ''}`,
+        ),
       );
     }
   }
@@ -347,6 +350,7 @@ export class SimWorker {
     this.stats.connected = false;
     this.stats.authorized = false;
     this.stats.jobId = null;
+    this.stats.lastDisconnect = reason;
     if (!this.stopped) this.stats.state = 'disconnected';
     this.sink.emit('disconnect', { worker: this.index, reason });
     this.sink.changed();
