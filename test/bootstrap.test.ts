@@ -17,6 +17,8 @@ describe('./hashwire', () => {
   it('exits 2 with a one-line message for an unknown command', () => {
     const run = spawnSync(`${root}hashwire`, ['frobnicate'], { cwd: root, encoding: 'utf8' });
     expect(run.status).toBe(2);
-    expect(run.stderr.trim()).toBe('hashwire: unknown command "frobnicate"; commands: test, demo, bench');
+    expect(run.stderr.trim()).toMatch(
+      /^hashwire: unknown command "frobnicate"; commands: test, demo, bench(, [a-z]+)*$/,
+    );
   });
 });

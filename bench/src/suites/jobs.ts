@@ -1,8 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { createRequire } from 'node:module';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { type Job, createKeyBuilder } from '@hashwire/protocol';
 import { connectRedis } from '@hashwire/registry';
 import { JobFeed } from '@hashwire/stratum';
@@ -24,7 +24,9 @@ export const jobsSuite: BenchSuite = {
   description: 'job path: new block, leader failover and planned handover',
   async run(ctx) {
     const rounds = ctx.quick ? 1 : 5;
-    const bin = fileURLToPath(import.meta.resolve('@hashwire/jobmanager').replace(/index\.js$/, 'bin.js'));
+    const bin = createRequire(import.meta.url)
+      .resolve('@hashwire/jobmanager')
+      .replace(/index\.js$/, 'bin.js');
     const [ltc, redisServer] = await Promise.all([startLitecoinRegtest({ nodes: 2 }), startRedis()]);
     const redis = connectRedis(redisServer.url, 'bench');
     const children = new Set<ChildProcess>();
