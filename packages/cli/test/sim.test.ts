@@ -36,6 +36,8 @@ async function acceptingPool(stopAfter: number, stop: AbortController): Promise<
   let submits = 0;
   let extranonce = 0x0a000000;
   const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
     const en1 = (extranonce++).toString(16).padStart(8, '0');
     const framer = new LineFramer();
     socket.on('error', () => {});
@@ -63,11 +65,10 @@ async function acceptingPool(stopAfter: number, stop: AbortController): Promise<
 }
 
 const servers: net.Server[] = [];
+const sockets = new Set<net.Socket>();
 afterEach(async () => {
-  for (const s of servers.splice(0)) {
-    s.closeAllConnections?.();
-    await new Promise((resolve) => s.close(resolve));
-  }
+  for (const socket of sockets) socket.destroy();
+  for (const s of servers.splice(0)) await new Promise((resolve) => s.close(resolve));
 });
 
 describe('hashwire sim', () => {
