@@ -27,7 +27,7 @@ import {
   type SubmitParams,
   parseStratumRequest,
 } from '@hashwire/protocol';
-import { type SimMiners, type SimShare, startSimMiners } from '@hashwire/testkit';
+import { type SimMiners, type SimNotifyEvent, type SimShare, startSimMiners } from '@hashwire/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 
 // ---- a scripted stratum server, just enough to drive one miner through each behaviour ----
@@ -510,6 +510,8 @@ describe('sim miner against a scripted stratum server', () => {
     const conn = await srv.connection(0);
     await m.until((s) => s.total.accepted >= 2, 20_000);
     const oldExtranonce = conn.extranonce1.toString('hex');
+    const notifies: SimNotifyEvent[] = [];
+    m.on('notify', (e) => notifies.push(e));
     conn.setExtranonce(Buffer.from('cafebabe', 'hex'));
     conn.notify(jobB);
     await m.until(() => m.shares().filter((s) => s.jobId === 'cb').length >= 3, 20_000);
@@ -524,6 +526,9 @@ describe('sim miner against a scripted stratum server', () => {
     expect(conn.shares.every((r) => r.meetsTarget)).toBe(true);
     expect(m.stats().total.rejected).toBe(0);
     expect(m.stats().workers[0]!.extranonce1).toBe('cafebabe');
+    expect(notifies).toEqual([
+      { worker: 0, jobId: 'cb', prevhash: jobB.notify[1], cleanJobs: true, difficulty: SCRYPT_DIFF },
+    ]);
   });
 
   it('client.reconnect: the miner moves to the new address and resumes its session there', async () => {

@@ -157,6 +157,8 @@ export interface SimMinersStats {
 export interface SimNotifyEvent {
   worker: number;
   jobId: string;
+  /** As the server sent it (stratum form: 4-byte words swapped). */
+  prevhash: string;
   cleanJobs: boolean;
   /** Difficulty the job is mined at. */
   difficulty: number;

@@ -18,6 +18,8 @@ const HEX = /^(?:[0-9a-fA-F]{2})*$/;
 /** A `mining.notify` turned into bytes, with the session state it was received under. */
 export interface MinerJob {
   readonly jobId: string;
+  /** Stratum form, lower-case hex, as received. */
+  readonly prevhash: string;
   readonly prevHash: Buffer;
   readonly coinb1: Buffer;
   readonly coinb2: Buffer;
@@ -66,6 +68,7 @@ export function parseNotify(params: unknown[], context: JobContext): MinerJob {
   const bits = Number.parseInt(nbits as string, 16);
   return {
     jobId,
+    prevhash: prevhash.toLowerCase(),
     prevHash: prevHashFromStratum(prevhash),
     coinb1: Buffer.from(coinb1, 'hex'),
     coinb2: Buffer.from(coinb2, 'hex'),

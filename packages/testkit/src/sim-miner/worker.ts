@@ -444,6 +444,7 @@ export class SimWorker {
     this.sink.emit('notify', {
       worker: this.index,
       jobId: job.jobId,
+      prevhash: job.prevhash,
       cleanJobs: job.cleanJobs,
       difficulty: job.difficulty,
     });
