@@ -1,0 +1,256 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { getChainParams, stratumPrevhashFromDisplay } from '@hashwire/chain';
+import { type Job, LineFramer, createKeyBuilder } from '@hashwire/protocol';
+import { type RedisClient, connectRedis } from '@hashwire/registry';
+import { JobFeed, type StratumServer, createStratumServer } from '@hashwire/stratum';
+import {
+  type LitecoinRegtest,
+  type RedisServer,
+  type SimMiners,
+  type SimNotifyEvent,
+  prepareRichMempool,
+  startLitecoinRegtest,
+  startRedis,
+  startSimMiners,
+  waitFor,
+} from '@hashwire/testkit';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+
+const jobmanagerBin = fileURLToPath(new URL('../packages/jobmanager/dist/bin.js', import.meta.url));
+const CHAIN = 'litecoin-regtest';
+const params = getChainParams('litecoin', 'regtest');
+
+let ltc: LitecoinRegtest;
+let redisServer: RedisServer;
+let redis: RedisClient;
+let payout: string;
+let miner: string;
+const cleanups: (() => Promise<unknown> | unknown)[] = [];
+
+beforeAll(async () => {
+  [ltc, redisServer] = await Promise.all([startLitecoinRegtest({ nodes: 2 }), startRedis()]);
+  redis = connectRedis(redisServer.url);
+  payout = await ltc.rpc[0]!.call<string>('getnewaddress', ['', 'bech32']);
+  miner = await ltc.rpc[1]!.call<string>('getnewaddress', ['', 'bech32']);
+});
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+afterAll(async () => {
+  redis?.disconnect();
+  await Promise.all([ltc?.stop(), redisServer?.stop()]);
+});
+
+interface Pool {
+  prefix: string;
+  jobmanagers: Map<string, ChildProcess>;
+  servers: StratumServer[];
+  feeds: JobFeed[];
+  jobsSeen: Job[][];
+}
+
+async function spawnJobmanager(pool: Pool, id: string): Promise<ChildProcess> {
+  const config = {
+    id,
+    coin: 'litecoin',
+    network: 'regtest',
+    daemons: ltc.nodes.map((n) => ({ url: n.rpcUrl, cookieFile: n.cookieFile })),
+    payouts: [{ address: payout }],
+    redisUrl: redisServer.url,
+    keyPrefix: pool.prefix,
+    heartbeatIntervalMs: 250,
+    pollIntervalMs: 100,
+  };
+  const child = spawn(process.execPath, [jobmanagerBin], {
+    env: { ...process.env, HASHWIRE_JOBMANAGER_CONFIG: JSON.stringify(config) },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  cleanups.push(() => {
+    child.kill('SIGCONT');
+    child.kill('SIGKILL');
+  });
+  await once(createInterface({ input: child.stdout! }), 'line');
+  pool.jobmanagers.set(id, child);
+  return child;
+}
+
+/** Two jobmanager processes and two stratum servers, each server fed by the whole group. */
+async function startPool(): Promise<Pool> {
+  const pool: Pool = {
+    prefix: `t${randomBytes(4).toString('hex')}:`,
+    jobmanagers: new Map(),
+    servers: [],
+    feeds: [],
+    jobsSeen: [],
+  };
+  const keys = createKeyBuilder({ prefix: pool.prefix });
+  await spawnJobmanager(pool, 'jm-1');
+  await spawnJobmanager(pool, 'jm-2');
+  for (let i = 0; i < 2; i++) {
+    const feed = new JobFeed({
+      redis,
+      keys,
+      chain: CHAIN,
+      stratumId: `st-${i}`,
+      heartbeatIntervalMs: 250,
+      reconcileMs: 250,
+    });
+    const seen: Job[] = [];
+    feed.onJob((job) => seen.push(job));
+    await feed.start();
+    const spoolDir = mkdtempSync(join(tmpdir(), 'hw-spool-'));
+    const server = await createStratumServer({
+      id: `st-${i}`,
+      chain: CHAIN,
+      params,
+      host: '127.0.0.1',
+      port: 0,
+      redis,
+      keys,
+      jobs: feed,
+      blockSink: feed,
+      spoolDir,
+      vardiff: { enabled: false, initialDifficulty: 0.002 },
+    });
+    await server.start();
+    cleanups.push(async () => {
+      await server.close();
+      await feed.close();
+      rmSync(spoolDir, { recursive: true, force: true });
+    });
+    pool.servers.push(server);
+    pool.feeds.push(feed);
+    pool.jobsSeen.push(seen);
+  }
+  await waitFor(() => pool.feeds.every((f) => f.connected().length === 2 && f.current()), {
+    timeoutMs: 15_000,
+    what: 'both stratum servers to hold a job from the group',
+  });
+  return pool;
+}
+
+async function mine(pool: Pool, workersPerServer: number, rate = 2000): Promise<SimMiners[]> {
+  const miners = await Promise.all(
+    pool.servers.map((server, s) =>
+      startSimMiners({
+        host: '127.0.0.1',
+        port: server.port,
+        workers: workersPerServer,
+        username: (i) => `${miner}.s${s}w${i}`,
+        algorithm: 'scrypt',
+        recordShares: true,
+        hashesPerSecondLimit: rate,
+      }),
+    ),
+  );
+  for (const m of miners) cleanups.push(() => m.stop());
+  return miners;
+}
+
+/** A bare stratum session, to submit exactly what a test needs. */
+async function rawSession(port: number) {
+  const socket = connect(port, '127.0.0.1');
+  await once(socket, 'connect');
+  const framer = new LineFramer();
+  const replies = new Map<
+    number,
+    (msg: { result: unknown; error: [number, string, unknown] | null }) => void
+  >();
+  let extranonce2Size = 4;
+  socket.on('data', (chunk: Buffer) => {
+    for (const line of framer.push(chunk)) {
+      const msg = JSON.parse(line);
+      if (typeof msg.id === 'number') replies.get(msg.id)?.(msg);
+    }
+  });
+  let nextId = 1;
+  const call = (method: string, params: unknown[]) =>
+    new Promise<{ result: unknown; error: [number, string, unknown] | null }>((resolve) => {
+      const id = nextId++;
+      replies.set(id, resolve);
+      socket.write(`${JSON.stringify({ id, method, params })}\n`);
+    });
+  const sub = await call('mining.subscribe', ['raw-test']);
+  extranonce2Size = (sub.result as [unknown, string, number])[2];
+  await call('mining.authorize', [`${miner}.raw`, 'x']);
+  return {
+    submit: (jobId: string) =>
+      call('mining.submit', [`${miner}.raw`, jobId, '00'.repeat(extranonce2Size), '00000000', '00000000']),
+    close: () => socket.destroy(),
+  };
+}
+
+const acceptedBlocks = (miners: SimMiners[]) =>
+  miners.flatMap((m) => m.shares()).filter((s) => s.blockCandidate && s.answer === 'accepted');
+
+describe('pool: jobmanager group → stratum servers → sim miners, on litecoind with MWEB', () => {
+  it('blocks found through two servers fed by two jobmanagers are accepted, peg-ins included', async () => {
+    const pool = await startPool();
+    // A peg-in and segwit spends in the mempool: the next templates carry them.
+    const rich = await prepareRichMempool(ltc.nodes[0]!);
+    const miners = await mine(pool, 2);
+    const startHeight = await ltc.rpc[0]!.getBlockCount();
+    await waitFor(() => acceptedBlocks(miners).length >= 2, {
+      timeoutMs: 60_000,
+      what: 'two accepted blocks',
+    });
+    // litecoind took them: the chain grew, and our blocks carry the peg-in.
+    await waitFor(async () => (await ltc.rpc[0]!.getBlockCount()) >= startHeight + 2, {
+      timeoutMs: 10_000,
+      what: 'height',
+    });
+    const blocks = [];
+    for (let h = startHeight + 1; h <= (await ltc.rpc[0]!.getBlockCount()); h++) {
+      const hash = await ltc.rpc[0]!.call<string>('getblockhash', [h]);
+      blocks.push(await ltc.rpc[0]!.call<{ tx: { txid: string }[] }>('getblock', [hash, 1]));
+    }
+    const txids = new Set(blocks.flatMap((b) => b.tx as unknown as string[]));
+    expect(txids.has(rich.pegIn)).toBe(true);
+    // The jobmanagers recorded what they submitted: at least those two blocks, `accepted`.
+    const keys = createKeyBuilder({ prefix: pool.prefix });
+    await waitFor(
+      async () =>
+        (await redis.hvals(keys.blocks(CHAIN)))
+          .map((r) => JSON.parse(r))
+          .filter((r) => r.state === 'accepted').length >= 2,
+      { timeoutMs: 5000, what: 'two accepted block records' },
+    );
+  });
+
+  it('a block mined elsewhere sends every miner a clean job; shares on the old job are stale', async () => {
+    const pool = await startPool();
+    const miners = await mine(pool, 2, 200);
+    const notifies: SimNotifyEvent[][] = miners.map(() => []);
+    miners.forEach((m, s) => m.on('notify', (e) => notifies[s]!.push(e)));
+    const raw = await rawSession(pool.servers[0]!.port);
+    const before = pool.feeds[0]!.current()!;
+
+    const [hash] = await ltc.mine(1, 1);
+    const newPrevhash = stratumPrevhashFromDisplay(hash!);
+    await waitFor(() => pool.feeds.every((f) => f.current()!.prevhash === newPrevhash), {
+      timeoutMs: 10_000,
+      what: 'the job for the new block at both servers',
+    });
+    await waitFor(
+      () =>
+        pool.feeds.every((f, s) =>
+          [0, 1].every((w) =>
+            notifies[s]!.some((n) => n.worker === w && n.cleanJobs && n.jobId === f.current()!.jobId),
+          ),
+        ),
+      { timeoutMs: 10_000, what: 'a clean notify for the new block at every miner' },
+    );
+    // A share on the job from before the block: stale, code 21.
+    const answer = await raw.submit(before.jobId);
+    expect(answer.error?.[0]).toBe(21);
+    raw.close();
+  });
+});
