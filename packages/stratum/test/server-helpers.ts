@@ -149,8 +149,9 @@ export class RawClient extends EventEmitter<{ message: [StratumMessage]; closed:
     });
   }
 
-  static async connect(port: number, host = '127.0.0.1'): Promise<RawClient> {
-    const socket = connect({ port, host });
+  /** Connects from `localAddress` (any 127.x.y.z works on Linux: a distinct client address). */
+  static async connect(port: number, localAddress?: string): Promise<RawClient> {
+    const socket = connect({ port, host: '127.0.0.1', ...(localAddress && { localAddress }) });
     await once(socket, 'connect');
     return new RawClient(socket);
   }
@@ -194,6 +195,7 @@ export class RawClient extends EventEmitter<{ message: [StratumMessage]; closed:
   waitFor(match: (m: StratumMessage) => boolean, from = 0): Promise<StratumMessage> {
     const seen = this.messages.slice(from).find(match);
     if (seen) return Promise.resolve(seen);
+    if (this.closed) return Promise.reject(new Error('connection is closed'));
     return new Promise((resolve, reject) => {
       const onMessage = (m: StratumMessage) => {
         if (!match(m)) return;
