@@ -253,4 +253,39 @@ describe('pool: jobmanager group → stratum servers → sim miners, on litecoin
     expect(answer.error?.[0]).toBe(21);
     raw.close();
   });
+
+  it('SIGKILL of the leading jobmanager: the standby takes over, old-leader jobs stay valid, blocks keep coming', async () => {
+    const pool = await startPool();
+    let miners = await mine(pool, 2, 400);
+    await waitFor(() => acceptedBlocks(miners).length >= 1, { timeoutMs: 60_000, what: 'a first block' });
+    await Promise.all(miners.map((m) => m.stop()));
+
+    const raw = await rawSession(pool.servers[0]!.port);
+    const oldJob = pool.feeds[0]!.current()!;
+    const leader = pool.jobmanagers.get(oldJob.jmId)!;
+    leader.kill('SIGKILL');
+    await waitFor(() => pool.feeds.every((f) => f.current()!.epoch > oldJob.epoch), {
+      timeoutMs: 10_000,
+      what: 'a job of the new epoch at both servers',
+    });
+    const taken = pool.feeds[0]!.current()!;
+    expect(taken.jmId).not.toBe(oldJob.jmId);
+    expect(taken.prevhash).toBe(oldJob.prevhash);
+    expect(taken.cleanJobs).toBe(false);
+    // The same block is being mined: work on the dead leader's job is not thrown away.
+    const answer = await raw.submit(oldJob.jobId);
+    expect(answer.error?.[0]).not.toBe(21);
+    raw.close();
+
+    // Mining goes on under the new leader, and its blocks are accepted.
+    miners = await mine(pool, 2, 400);
+    await waitFor(() => acceptedBlocks(miners).length >= 1, {
+      timeoutMs: 60_000,
+      what: 'a block after the takeover',
+    });
+    const tip = await ltc.rpc[0]!.call<{ height: number }>('getblockheader', [
+      await ltc.rpc[0]!.getBestBlockHash(),
+    ]);
+    expect(tip.height).toBeGreaterThanOrEqual(oldJob.height);
+  });
 });
