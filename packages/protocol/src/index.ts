@@ -3,3 +3,4 @@ export * from './framer.js';
 export * from './keys.js';
 export * from './rpc.js';
 export * from './stratum.js';
+export * from './ring.js';
