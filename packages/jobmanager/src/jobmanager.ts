@@ -7,7 +7,7 @@ import {
   assembleTemplateBlock,
   buildJob,
 } from '@hashwire/chain';
-import { type Job, RpcErrorCode, type RpcMethods } from '@hashwire/protocol';
+import { type Job, RpcErrorCode, type RpcMethods, type RpcPushes } from '@hashwire/protocol';
 import {
   type Leadership,
   type ServiceRegistration,
@@ -52,6 +52,7 @@ export interface JobManager {
 }
 
 type JmMethods = Pick<RpcMethods, 'jm.subscribe' | 'jm.submitBlock' | 'svc.status' | 'svc.drain'>;
+type JmPushes = Pick<RpcPushes, 'job' | 'health'>;
 
 /** Hex of a 32-bit header field as miners send it (big-endian digits of the value). */
 function uint32Hex(field: string, hex: string): number {
@@ -266,12 +267,12 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
         up: d.up,
         ...(d.lastError ? { lastError: d.lastError } : {}),
       })),
-      healthy: health.some((d) => d.up),
+      healthy: source.health().healthy,
     };
   };
 
   let draining: Promise<void> | null = null;
-  const rpc: RpcServer<JmMethods> = await createRpcServer<JmMethods>({
+  const rpc: RpcServer<JmMethods, JmPushes> = await createRpcServer<JmMethods, JmPushes>({
     portRange: options.rpcPortRange,
     host: options.host,
     heartbeatIntervalMs: options.heartbeatIntervalMs,
@@ -293,6 +294,19 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
   });
 
   source.on('update', ({ template, newBlock }) => void publish(template, newBlock));
+  // Daemon health goes to every subscriber (leader or not): stratum servers decide from the
+  // whole group whether miners still have real work (see JobFeed `unhealthy`).
+  let lastHealthy: boolean | null = null;
+  let healthBeats = 0;
+  const pushHealth = () => {
+    const health = source.health();
+    healthBeats++;
+    if (health.healthy === lastHealthy && healthBeats % 4 !== 0) return;
+    lastHealthy = health.healthy;
+    rpc.push(chain, 'health', { jmId: id, chain, ...health });
+  };
+  const healthTimer = setInterval(pushHealth, Math.min(options.pollIntervalMs, 1000));
+  healthTimer.unref();
   leadership.on('elected', () => {
     const template = source.template;
     if (!template) return;
@@ -352,6 +366,7 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
     async close() {
       if (closed) return;
       closed = true;
+      clearInterval(healthTimer);
       source.close();
       await publishing;
       await leadership.close().catch(() => {});

@@ -63,9 +63,10 @@ export class TemplateSource extends EventEmitter<{ update: [TemplateUpdate]; err
     return this.current;
   }
 
-  /** When a daemon last answered us, and the last failure. */
-  health(): { lastOkAt: number; lastError: string | null } {
-    return { lastOkAt: this.lastOkAt, lastError: this.lastError?.message ?? null };
+  /** When a daemon last answered us, the last failure, and whether that answer is recent (three polls). */
+  health(): { healthy: boolean; lastOkAt: number; lastError: string | null } {
+    const healthy = Date.now() - this.lastOkAt <= Math.max(3 * this.pollIntervalMs, 2000);
+    return { healthy, lastOkAt: this.lastOkAt, lastError: this.lastError?.message ?? null };
   }
 
   /** Fetches the first template (rejecting when no daemon answers), then keeps it current. */
@@ -89,6 +90,8 @@ export class TemplateSource extends EventEmitter<{ update: [TemplateUpdate]; err
     if (this.closed || !this.current) return;
     try {
       const best = await this.daemons.call<string>('getbestblockhash', [], { timeoutMs: 2000 });
+      this.lastOkAt = Date.now();
+      this.lastError = null;
       if (best !== this.current.previousblockhash) this.notify('poll');
     } catch (error) {
       this.fail(error as Error);

@@ -112,8 +112,21 @@ export interface RpcMethods {
 export type RpcMethod = keyof RpcMethods;
 
 /** Messages a server pushes to subscribed clients. */
+/** A jobmanager's view of its coin daemons, pushed to subscribers whenever it changes and every few seconds. */
+export interface JobmanagerHealth {
+  jmId: string;
+  chain: string;
+  /** At least one daemon answered recently. */
+  healthy: boolean;
+  /** Epoch ms of the last answer from any daemon. */
+  lastOkAt: number;
+  /** The last daemon failure, without credentials. */
+  lastError: string | null;
+}
+
 export interface RpcPushes {
   job: Job;
+  health: JobmanagerHealth;
 }
 
 export const SERVICE_KINDS = ['jobmanager', 'stratum', 'reporter', 'api'] as const;

@@ -1,5 +1,12 @@
 import { EventEmitter } from 'node:events';
-import { type Job, type KeyBuilder, RpcErrorCode, type RpcMethods, type RpcPushes } from '@hashwire/protocol';
+import {
+  type Job,
+  type JobmanagerHealth,
+  type KeyBuilder,
+  RpcErrorCode,
+  type RpcMethods,
+  type RpcPushes,
+} from '@hashwire/protocol';
 import { type RedisClient, type ServiceEvent, type ServiceWatcher, watchServices } from '@hashwire/registry';
 import { type RpcClient, RpcError, createRpcClient } from '@hashwire/rpc';
 
@@ -16,6 +23,12 @@ export interface JobFeedOptions {
   reconcileMs?: number;
   /** @defaultValue 5000 */
   submitTimeoutMs?: number;
+  /**
+   * How long miners keep the last job after every jobmanager lost its daemons (or none is
+   * reachable) before the feed reports `unhealthy` and the server sends them away.
+   * @defaultValue 60000
+   */
+  daemonGraceMs?: number;
 }
 
 type JmClient = RpcClient<RpcMethods, RpcPushes>;
@@ -28,7 +41,15 @@ type SubmitReply = RpcMethods['jm.submitBlock']['rep'];
  * each job once, and drops jobs of an epoch lower than one already seen (a deposed leader).
  * Block candidates go to the jobmanager that issued the job, or any other of the group.
  */
-export class JobFeed extends EventEmitter<{ job: [Job]; fenced: [Job]; error: [Error] }> {
+export class JobFeed extends EventEmitter<{
+  job: [Job];
+  fenced: [Job];
+  /** No jobmanager has had a daemon for `daemonGraceMs`: the work miners hold is going stale. */
+  unhealthy: [{ sinceMs: number; reasons: string[] }];
+  /** A daemon is back behind some jobmanager. */
+  healthy: [];
+  error: [Error];
+}> {
   private readonly options: JobFeedOptions;
   private readonly clients = new Map<string, JmClient>();
   private watcher: ServiceWatcher | null = null;
@@ -37,6 +58,10 @@ export class JobFeed extends EventEmitter<{ job: [Job]; fenced: [Job]; error: [E
   private readonly seen = new Set<string>();
   private readonly issuer = new Map<string, string>();
   private closed = false;
+  private readonly health = new Map<string, JobmanagerHealth>();
+  private unhealthySince: number | null = null;
+  private reportedUnhealthy = false;
+  private healthTimer: NodeJS.Timeout | null = null;
   readonly stats = { jobs: 0, fenced: 0, duplicates: 0, submits: 0, submitFailovers: 0 };
 
   constructor(options: JobFeedOptions) {
@@ -73,6 +98,39 @@ export class JobFeed extends EventEmitter<{ job: [Job]; fenced: [Job]; error: [E
     for (const service of this.watcher.services.values()) {
       if (service.chain === chain) this.connect(service.id, service.rpc);
     }
+    this.healthTimer = setInterval(() => this.checkHealth(), 250);
+    this.healthTimer.unref();
+  }
+
+  /** False once the group has been without a daemon for `daemonGraceMs` (and until one is back). */
+  isHealthy(): boolean {
+    return !this.reportedUnhealthy;
+  }
+
+  private checkHealth(): void {
+    if (this.closed) return;
+    const connected = [...this.clients.keys()];
+    const reports = connected.map((id) => this.health.get(id));
+    // Unknown health (no report yet) counts as healthy: a jobmanager reports within a second.
+    const groupHealthy = connected.length > 0 && reports.some((h) => h === undefined || h.healthy);
+    const now = Date.now();
+    if (groupHealthy) {
+      this.unhealthySince = null;
+      if (this.reportedUnhealthy) {
+        this.reportedUnhealthy = false;
+        this.emit('healthy');
+      }
+      return;
+    }
+    this.unhealthySince ??= now;
+    if (!this.reportedUnhealthy && now - this.unhealthySince >= (this.options.daemonGraceMs ?? 60_000)) {
+      this.reportedUnhealthy = true;
+      const reasons =
+        connected.length === 0
+          ? ['no jobmanager reachable']
+          : reports.map((h, i) => `${connected[i]}: ${h?.lastError ?? 'no daemon answers'}`);
+      this.emit('unhealthy', { sinceMs: now - this.unhealthySince, reasons });
+    }
   }
 
   private onService({ type, service }: ServiceEvent): void {
@@ -89,6 +147,9 @@ export class JobFeed extends EventEmitter<{ job: [Job]; fenced: [Job]; error: [E
     });
     this.clients.set(id, client);
     client.onPush('job', (job) => this.deliver(job));
+    client.onPush('health', (health) => {
+      if (health.chain === this.options.chain) this.health.set(id, health);
+    });
     client
       .subscribe(
         'jm.subscribe',
@@ -104,6 +165,7 @@ export class JobFeed extends EventEmitter<{ job: [Job]; fenced: [Job]; error: [E
     const client = this.clients.get(id);
     if (!client) return;
     this.clients.delete(id);
+    this.health.delete(id);
     void client.close();
   }
 
@@ -154,6 +216,7 @@ export class JobFeed extends EventEmitter<{ job: [Job]; fenced: [Job]; error: [E
 
   async close(): Promise<void> {
     this.closed = true;
+    if (this.healthTimer) clearInterval(this.healthTimer);
     await this.watcher?.close();
     await Promise.all([...this.clients.values()].map((c) => c.close()));
     this.clients.clear();
