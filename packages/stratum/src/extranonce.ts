@@ -43,8 +43,8 @@ return 0`;
 /** DEL the claim only if it is still ours. */
 const RELEASE_OWN = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
 
-/** How many consecutive taken values before another slot is leased. */
-const PROBES_PER_SLOT = 64;
+/** At most this many taken values in a row before another slot is leased as well. */
+const MAX_PROBES_PER_SLOT = 256;
 
 export class ExtranonceAllocator extends EventEmitter<{ error: [Error]; slot: [slot: number] }> {
   readonly extranonce1Size: number;
@@ -118,7 +118,8 @@ export class ExtranonceAllocator extends EventEmitter<{ error: [Error]; slot: [s
     const { redis, keys, claimTtlMs } = this.options;
     for (let round = 0; round < 4; round++) {
       if (!this.lease?.isHeld) await this.leaseSlot();
-      for (let probe = 0; probe < PROBES_PER_SLOT; probe++) {
+      const probes = Math.min(this.counterSpace, MAX_PROBES_PER_SLOT);
+      for (let probe = 0; probe < probes; probe++) {
         const hex = this.candidate();
         const ok = await redis.set(keys.extranonce1(hex), sessionId, 'PX', claimTtlMs, 'NX');
         if (ok === 'OK') return hex;

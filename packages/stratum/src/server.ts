@@ -16,7 +16,7 @@ import {
 } from '@hashwire/protocol';
 import type { RedisClient } from '@hashwire/registry';
 import { type CloseReason, Connection } from './connection.js';
-import { DEFAULT_JOB_DIFFICULTIES } from './difficulty.js';
+import { DEFAULT_JOB_DIFFICULTIES, createJobDifficulties } from './difficulty.js';
 import { drainConnections } from './drain.js';
 import type { ExtranonceAllocator } from './extranonce.js';
 import { JobBook } from './job-book.js';
@@ -707,8 +707,49 @@ export class StratumServer extends EventEmitter<StratumServerEvents> implements 
     }
   }
 
-  /** Sends `client.reconnect` to one session (operator action, or a drain wave). */
-  reconnect(conn: Connection): void {
+  /**
+   * Gives a live session a new extranonce1 with `mining.set_extranonce` (only to miners that
+   * subscribed to it), then its current job again, clean. Jobs sent before carry the old
+   * extranonce1, so shares on them are answered 21. False when the session is not here or
+   * the miner cannot take it.
+   */
+  async renewExtranonce(sessionId: string): Promise<boolean> {
+    const conn = this.bySession.get(sessionId);
+    if (!conn || !conn.state.extranonceSubscribed) return false;
+    const state = conn.state;
+    const old = state.extranonce1;
+    const next = await this.allocator.allocate(sessionId);
+    if (conn.closed) {
+      await this.allocator.release(next, sessionId);
+      return false;
+    }
+    state.extranonce1 = next;
+    conn.extranonce1 = Buffer.from(next, 'hex');
+    state.jobDiffs = createJobDifficulties();
+    const line = formatNotification(ServerMethod.SetExtranonce, [next, this.options.extranonce2Size]);
+    if (!conn.write(line)) {
+      this.closeConnection(conn, 'output-overflow');
+      return false;
+    }
+    const job = this.book.current;
+    if (job && this.mining.has(conn)) this.sendJob(conn, job, true);
+    this.saveSession(conn);
+    await this.allocator.release(old, sessionId);
+    return true;
+  }
+
+  /** Sends `client.reconnect` to one live session (an operator moving a miner); false when it is not here. */
+  async reconnectSession(sessionId: string): Promise<boolean> {
+    const conn = this.bySession.get(sessionId);
+    if (!conn) return false;
+    // Saved first, so the server the miner lands on resumes the newest state.
+    await this.store.save(conn.state);
+    if (conn.closed) return false;
+    this.reconnect(conn);
+    return true;
+  }
+
+  private reconnect(conn: Connection): void {
     const to = this.options.drain.reconnectTo;
     const params = to ? [to.host, to.port, to.waitSeconds ?? 0] : [];
     if (!conn.write(formatNotification(ServerMethod.Reconnect, params)))
