@@ -1,0 +1,261 @@
+import { StatsD } from 'hot-shots';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Where statsd lines go. Labels become statsd tags (DogStatsD `|#k:v` or Telegraf `,k=v`). */
+export interface StatsdOptions {
+  host: string;
+  port: number;
+  /** Put before every statsd name, separator included. @defaultValue 'hashwire.' */
+  prefix?: string;
+  /** Tags on every line, besides `service` and `id`. */
+  tags?: Record<string, string>;
+  /** @defaultValue 'datadog' */
+  tagFormat?: 'datadog' | 'telegraf';
+  /**
+   * Lines are gathered up to this many bytes per datagram (flushed at least every
+   * `flushIntervalMs`); 0 sends every line at once.
+   * @defaultValue 0
+   */
+  bufferBytes?: number;
+  /** @defaultValue 1000 */
+  flushIntervalMs?: number;
+  /** Socket errors (the statsd agent down, DNS) are reported here instead of thrown. */
+  onError?: (error: Error) => void;
+}
+
+export interface MetricsOptions {
+  /** The service kind, e.g. `reporter`; a label on every series and a tag on every statsd line. */
+  service: string;
+  /** The instance id; a label and tag like `service`. */
+  id: string;
+  /** Mirror every hashwire series to statsd; absent, only Prometheus is fed. */
+  statsd?: StatsdOptions;
+  /** Process metrics (CPU, memory, event-loop lag, GC) in the registry. @defaultValue true */
+  processMetrics?: boolean;
+}
+
+export type ShareResultLabel = 'accepted' | 'stale' | 'duplicate' | 'lowdiff' | 'invalid';
+export type BlockStateLabel = 'submitted' | 'accepted' | 'rejected' | 'confirmed' | 'orphaned';
+/** What became of a share batch a reporter was handed. */
+export type BatchOutcomeLabel = 'credited' | 'duplicate' | 'refused' | 'unavailable' | 'failed';
+
+export const SHARE_RESULTS: readonly ShareResultLabel[] = [
+  'accepted',
+  'stale',
+  'duplicate',
+  'lowdiff',
+  'invalid',
+];
+export const BLOCK_STATES: readonly BlockStateLabel[] = [
+  'submitted',
+  'accepted',
+  'rejected',
+  'confirmed',
+  'orphaned',
+];
+export const BATCH_OUTCOMES: readonly BatchOutcomeLabel[] = [
+  'credited',
+  'duplicate',
+  'refused',
+  'unavailable',
+  'failed',
+];
+
+/**
+ * The documented hashwire series (docs/metrics.md). Each call feeds the Prometheus registry and,
+ * when configured, statsd: counters → `increment`, histograms → `timing` (ms), gauges → `gauge`.
+ */
+export interface Metrics {
+  readonly registry: Registry;
+  /** Content type of `text()`, for the `/metrics` response. */
+  readonly contentType: string;
+  /** `hashwire_shares_total{result}` / statsd `shares` (tag `result`). */
+  shares(result: ShareResultLabel, count?: number): void;
+  /** `hashwire_connections` / statsd gauge `connections`: open miner connections now. */
+  connections(open: number): void;
+  /** `hashwire_job_push_seconds` / statsd timing `job_push`: new template → job on the stratum server. */
+  jobPush(seconds: number): void;
+  /** `hashwire_blocks_total{state}` / statsd `blocks` (tag `state`). */
+  blocks(state: BlockStateLabel, count?: number): void;
+  /** `hashwire_rpc_seconds{method}` / statsd timing `rpc` (tag `method`): one handled request. */
+  rpc(method: string, seconds: number): void;
+  /** `hashwire_redis_errors_total` / statsd `redis_errors`. */
+  redisError(count?: number): void;
+  /** `hashwire_batches_total{outcome}` / statsd `batches` (tag `outcome`). */
+  batches(outcome: BatchOutcomeLabel, count?: number): void;
+  /** The Prometheus text exposition of everything in the registry. */
+  text(): Promise<string>;
+  /** Flushes and closes the statsd socket; the registry stays readable. */
+  close(): Promise<void>;
+}
+
+const LATENCY_BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+const SERIES = {
+  shares: 'hashwire_shares_total',
+  connections: 'hashwire_connections',
+  jobPush: 'hashwire_job_push_seconds',
+  blocks: 'hashwire_blocks_total',
+  rpc: 'hashwire_rpc_seconds',
+  redisErrors: 'hashwire_redis_errors_total',
+  batches: 'hashwire_batches_total',
+} as const;
+
+/** Statsd names (after the prefix) of the same series. */
+export const STATSD_NAMES = {
+  shares: 'shares',
+  connections: 'connections',
+  jobPush: 'job_push',
+  blocks: 'blocks',
+  rpc: 'rpc',
+  redisErrors: 'redis_errors',
+  batches: 'batches',
+} as const;
+
+export const PROMETHEUS_NAMES = SERIES;
+
+function checkLabel(field: string, value: string): void {
+  if (typeof value !== 'string' || value === '')
+    throw new TypeError(`metrics: ${field} must be a non-empty string`);
+}
+
+function checkStatsd(options: StatsdOptions): void {
+  if (typeof options.host !== 'string' || options.host === '') {
+    throw new TypeError('metrics: statsd.host must be a host name or address');
+  }
+  if (!Number.isInteger(options.port) || options.port < 1 || options.port > 65535) {
+    throw new TypeError(`metrics: statsd.port must be an integer 1–65535, got ${options.port}`);
+  }
+  if (
+    options.tagFormat !== undefined &&
+    options.tagFormat !== 'datadog' &&
+    options.tagFormat !== 'telegraf'
+  ) {
+    throw new TypeError(`metrics: statsd.tagFormat must be 'datadog' or 'telegraf'`);
+  }
+}
+
+/** A prom-client registry with process metrics and the hashwire series, mirrored to statsd. */
+export function createMetrics(options: MetricsOptions): Metrics {
+  checkLabel('service', options.service);
+  checkLabel('id', options.id);
+  const registry = new Registry();
+  registry.setDefaultLabels({ service: options.service, id: options.id });
+  if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
+
+  const shares = new Counter({
+    name: SERIES.shares,
+    help: 'Shares judged, by result (accepted, stale, duplicate, lowdiff, invalid)',
+    labelNames: ['result'],
+    registers: [registry],
+  });
+  const connections = new Gauge({
+    name: SERIES.connections,
+    help: 'Open miner connections',
+    registers: [registry],
+  });
+  const jobPush = new Histogram({
+    name: SERIES.jobPush,
+    help: 'Seconds from a new template to its job reaching the stratum server',
+    buckets: LATENCY_BUCKETS_S,
+    registers: [registry],
+  });
+  const blocks = new Counter({
+    name: SERIES.blocks,
+    help: 'Block state changes, by the state reached',
+    labelNames: ['state'],
+    registers: [registry],
+  });
+  const rpc = new Histogram({
+    name: SERIES.rpc,
+    help: 'Seconds to handle one RPC request, by method',
+    labelNames: ['method'],
+    buckets: LATENCY_BUCKETS_S,
+    registers: [registry],
+  });
+  const redisErrors = new Counter({
+    name: SERIES.redisErrors,
+    help: 'Redis commands that failed',
+    registers: [registry],
+  });
+  const batches = new Counter({
+    name: SERIES.batches,
+    help: 'Share batches handled, by outcome (credited, duplicate, refused, unavailable, failed)',
+    labelNames: ['outcome'],
+    registers: [registry],
+  });
+
+  // Every documented label value starts at 0, so dashboards and alerts see the series at once.
+  for (const result of SHARE_RESULTS) shares.inc({ result }, 0);
+  for (const state of BLOCK_STATES) blocks.inc({ state }, 0);
+  for (const outcome of BATCH_OUTCOMES) batches.inc({ outcome }, 0);
+
+  let statsd: StatsD | null = null;
+  if (options.statsd) {
+    const s = options.statsd;
+    checkStatsd(s);
+    statsd = new StatsD({
+      host: s.host,
+      port: s.port,
+      prefix: s.prefix ?? 'hashwire.',
+      globalTags: { service: options.service, id: options.id, ...s.tags },
+      includeDataDogTags: false,
+      telegraf: s.tagFormat === 'telegraf',
+      maxBufferSize: s.bufferBytes ?? 0,
+      bufferFlushInterval: s.flushIntervalMs ?? 1000,
+      // Without a handler hot-shots logs to the console; metrics must never take a service down.
+      errorHandler: s.onError ?? (() => {}),
+    });
+  }
+
+  const count = (n: number | undefined) => {
+    const value = n ?? 1;
+    if (!Number.isFinite(value) || value < 0) throw new TypeError(`metrics: a count must be >= 0, got ${n}`);
+    return value;
+  };
+
+  return {
+    registry,
+    contentType: registry.contentType,
+    shares(result, n) {
+      const value = count(n);
+      if (value === 0) return;
+      shares.inc({ result }, value);
+      statsd?.increment(STATSD_NAMES.shares, value, { result });
+    },
+    connections(open) {
+      connections.set(open);
+      statsd?.gauge(STATSD_NAMES.connections, open);
+    },
+    jobPush(seconds) {
+      jobPush.observe(seconds);
+      statsd?.timing(STATSD_NAMES.jobPush, seconds * 1000);
+    },
+    blocks(state, n) {
+      const value = count(n);
+      blocks.inc({ state }, value);
+      statsd?.increment(STATSD_NAMES.blocks, value, { state });
+    },
+    rpc(method, seconds) {
+      rpc.observe({ method }, seconds);
+      statsd?.timing(STATSD_NAMES.rpc, seconds * 1000, { method });
+    },
+    redisError(n) {
+      const value = count(n);
+      redisErrors.inc(value);
+      statsd?.increment(STATSD_NAMES.redisErrors, value);
+    },
+    batches(outcome, n) {
+      const value = count(n);
+      batches.inc({ outcome }, value);
+      statsd?.increment(STATSD_NAMES.batches, value, { outcome });
+    },
+    text: () => registry.metrics(),
+    close() {
+      const client = statsd;
+      statsd = null;
+      if (!client) return Promise.resolve();
+      return new Promise<void>((resolve) => client.close(() => resolve()));
+    },
+  };
+}
