@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { AddressError, addressToScript } from '@hashwire/chain';
 import { StratumError, StratumErrorCode, type StratumRequest } from '@hashwire/protocol';
-import type { Connection } from './connection.js';
+import type { CloseReason, Connection } from './connection.js';
 import type { ExtranonceAllocator } from './extranonce.js';
 import type { ResolvedStratumOptions } from './options.js';
 import type { ResumableSession, SessionStore } from './session-store.js';
@@ -30,7 +30,7 @@ export interface MethodHost {
   /** Sends the current job (with its difficulty) once the session is subscribed and authorized. */
   startMining(conn: Connection): void;
   saveSession(conn: Connection): void;
-  closeConnection(conn: Connection, reason: 'replaced' | 'socket-error', detail?: string): void;
+  closeConnection(conn: Connection, reason: CloseReason, detail?: string): void;
   /** Runs the lines held while `conn` was busy. */
   releaseHeld(conn: Connection): void;
   /** Logs an unexpected failure (never shown to the miner). */

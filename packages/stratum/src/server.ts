@@ -1,45 +1,29 @@
 import { EventEmitter } from 'node:events';
 import { type BlockList, type Server, type Socket, createServer } from 'node:net';
 import {
-  FrameError,
   type Job,
   type KeyBuilder,
   ServerMethod,
   type Share,
-  StratumError,
-  StratumErrorCode,
   type StratumErrorTuple,
   type StratumRequest,
   formatNotification,
   formatResponse,
-  parseStratumRequest,
 } from '@hashwire/protocol';
 import type { RedisClient } from '@hashwire/registry';
 import { type CloseReason, Connection } from './connection.js';
 import { DEFAULT_JOB_DIFFICULTIES, createJobDifficulties } from './difficulty.js';
+import { type DispatchHost, dispatchLine } from './dispatch.js';
 import { drainConnections } from './drain.js';
 import type { ExtranonceAllocator } from './extranonce.js';
+import { type IntakeHost, plainAddress, readChunk, releaseHeld } from './intake.js';
 import { JobBook } from './job-book.js';
 import { JobError, type PreparedJob } from './job.js';
 import { AddressLimiter } from './limits.js';
 import { listenOnRange } from './listen.js';
-import {
-  type MethodHost,
-  handleAuthorize,
-  handleConfigure,
-  handleExtranonceSubscribe,
-  handleSubscribe,
-  handleSuggestDifficulty,
-  newSessionId,
-} from './methods.js';
+import { newSessionId } from './methods.js';
 import type { BlockSink, JobSource, ResolvedStratumOptions, ShareSink, StratumLogger } from './options.js';
-import {
-  type ProxyHeader,
-  isTrustedProxy,
-  looksLikeProxyHeader,
-  parseProxyHeader,
-  trustedProxies,
-} from './proxy-protocol.js';
+import { isTrustedProxy, trustedProxies } from './proxy-protocol.js';
 import { SessionStore } from './session-store.js';
 import { type SessionState, beforeJobSent, newSessionState } from './session.js';
 import { type BlockEvent, type ShareHost, SharePipeline } from './shares.js';
@@ -103,10 +87,6 @@ export interface StratumServerParts {
   allocator: ExtranonceAllocator;
 }
 
-/** Longest PROXY header accepted (v2 with TLVs); HAProxy's are well under this. */
-const MAX_PROXY_HEADER = 4096;
-/** Lines a miner may send while its subscribe is being answered. */
-const MAX_HELD_LINES = 64;
 /** After a last error line, how long a miner has to read it before the socket is destroyed. */
 const LINGER_MS = 2000;
 /** Reasons that come with a last message worth delivering. */
@@ -117,7 +97,10 @@ const LINGER: ReadonlySet<CloseReason> = new Set([
   'socket-error',
 ]);
 
-export class StratumServer extends EventEmitter<StratumServerEvents> implements MethodHost, ShareHost {
+export class StratumServer
+  extends EventEmitter<StratumServerEvents>
+  implements DispatchHost, IntakeHost, ShareHost
+{
   readonly id: string;
   readonly chain: string;
   readonly options: ResolvedStratumOptions;
@@ -135,7 +118,7 @@ export class StratumServer extends EventEmitter<StratumServerEvents> implements 
   private readonly jobs: JobSource;
   private readonly trusted: BlockList;
   private readonly limiter: AddressLimiter;
-  private readonly pipeline: SharePipeline;
+  readonly pipeline: SharePipeline;
   private readonly connections = new Set<Connection>();
   private readonly bySession = new Map<string, Connection>();
   private readonly mining = new Set<Connection>();
@@ -272,13 +255,13 @@ export class StratumServer extends EventEmitter<StratumServerEvents> implements 
       }
     }
     this.connections.add(conn);
-    socket.on('data', (chunk: Buffer) => this.onData(conn, chunk, trusted));
+    socket.on('data', (chunk: Buffer) => readChunk(this, conn, chunk, trusted));
     socket.on('error', () => this.closeConnection(conn, 'socket-error'));
     socket.on('close', () => this.onClosed(conn));
   }
 
   /** Counts the connection against its address; the reason (logged) when it is refused. */
-  private admit(conn: Connection, now: number): 'banned' | 'per-ip-limit' | 'server-full' | null {
+  admit(conn: Connection, now: number): 'banned' | 'per-ip-limit' | 'server-full' | null {
     const refused = this.limiter.admit(conn.state.ip, now);
     if (refused === null) {
       conn.counted = true;
@@ -296,170 +279,12 @@ export class StratumServer extends EventEmitter<StratumServerEvents> implements 
     return refused;
   }
 
-  private onData(conn: Connection, chunk: Buffer, trusted: boolean): void {
-    if (conn.closed) return;
-    let data = chunk;
-    if (!conn.headerDone) {
-      data = conn.preamble ? Buffer.concat([conn.preamble, chunk]) : chunk;
-      conn.preamble = null;
-      const proxy = looksLikeProxyHeader(data) && (data[0] === 0x50 || data[0] === 0x0d);
-      if (!trusted) {
-        // Honouring it would let anyone pick the address our limits and bans see.
-        if (proxy) {
-          this.closeConnection(conn, 'proxy-from-untrusted');
-          return;
-        }
-        conn.headerDone = true;
-      } else if (!proxy) {
-        // A trusted address speaking stratum directly (no PROXY header): fine.
-        conn.headerDone = true;
-        const refused = this.admit(conn, Date.now());
-        if (refused) {
-          this.closeConnection(conn, refused);
-          return;
-        }
-      } else {
-        let parsed: ReturnType<typeof parseProxyHeader>;
-        try {
-          parsed = parseProxyHeader(data);
-        } catch (error) {
-          this.closeConnection(conn, 'bad-proxy-header', (error as Error).message);
-          return;
-        }
-        if (parsed.status === 'need-more') {
-          if (data.length > MAX_PROXY_HEADER) {
-            this.closeConnection(conn, 'bad-proxy-header', 'too long');
-            return;
-          }
-          conn.preamble = Buffer.from(data);
-          return;
-        }
-        conn.headerDone = true;
-        if (!this.applyProxyHeader(conn, parsed.header)) return;
-        data = data.subarray(parsed.consumed);
-        if (data.length === 0) return;
-      }
-    }
-    let lines: string[];
-    try {
-      lines = conn.framer.push(data);
-    } catch (error) {
-      if (error instanceof FrameError) {
-        this.reply(conn, null, null, [
-          StratumErrorCode.Other,
-          `line too long (max ${error.maxLineBytes} bytes)`,
-          null,
-        ]);
-        this.closeConnection(conn, 'line-too-long', `${error.seenBytes} bytes`);
-        return;
-      }
-      throw error;
-    }
-    for (const line of lines) {
-      if (conn.closed) return;
-      if (conn.held) {
-        if (conn.held.length >= MAX_HELD_LINES) {
-          this.closeConnection(conn, 'queue-overflow');
-          return;
-        }
-        conn.held.push(line);
-      } else {
-        this.handleLine(conn, line);
-      }
-    }
-  }
-
-  private applyProxyHeader(conn: Connection, header: ProxyHeader): boolean {
-    const state = conn.state;
-    if (header.uniqueId) state.connId = header.uniqueId.slice(0, 128);
-    if (header.command === 'local') {
-      // HAProxy's health check: the proxy itself, not a miner; nothing to count.
-      this.logger.debug({ connId: state.connId }, 'stratum: proxy health check');
-      return true;
-    }
-    if (header.sourceAddress) state.ip = plainAddress(header.sourceAddress);
-    if (header.sourcePort !== undefined) state.port = header.sourcePort;
-    const refused = this.admit(conn, Date.now());
-    if (refused) {
-      this.closeConnection(conn, refused);
-      return false;
-    }
-    return true;
+  dispatch(conn: Connection, line: string): void {
+    dispatchLine(this, conn, line);
   }
 
   releaseHeld(conn: Connection): void {
-    const held = conn.held;
-    conn.held = null;
-    if (!held) return;
-    for (let i = 0; i < held.length; i++) {
-      if (conn.closed) return;
-      const again = conn.held as string[] | null;
-      if (again) {
-        again.push(...held.slice(i));
-        return;
-      }
-      this.handleLine(conn, held[i]!);
-    }
-  }
-
-  private handleLine(conn: Connection, line: string): void {
-    let req: StratumRequest;
-    try {
-      req = parseStratumRequest(line);
-    } catch (error) {
-      this.protocolError(conn, null, error as StratumError);
-      return;
-    }
-    try {
-      switch (req.method) {
-        case 'mining.submit':
-          conn.state.lastSubmitAt = Date.now();
-          this.pipeline.submit(conn, req);
-          return;
-        case 'mining.subscribe':
-          handleSubscribe(this, conn, req).catch((error: unknown) => this.requestFailed(conn, req, error));
-          return;
-        case 'mining.authorize':
-          handleAuthorize(this, conn, req);
-          return;
-        case 'mining.configure':
-          handleConfigure(this, conn, req);
-          return;
-        case 'mining.suggest_difficulty':
-          handleSuggestDifficulty(this, conn, req);
-          return;
-        case 'mining.extranonce.subscribe':
-          handleExtranonceSubscribe(this, conn, req);
-          return;
-        default:
-          this.protocolError(conn, req.id, new StratumError(StratumErrorCode.Other, 'unknown method'));
-      }
-    } catch (error) {
-      this.requestFailed(conn, req, error);
-    }
-  }
-
-  private requestFailed(conn: Connection, req: StratumRequest, error: unknown): void {
-    if (error instanceof StratumError) {
-      if (error.code === StratumErrorCode.Other) conn.state.counters.protocolErrors++;
-      this.reply(conn, req.id, null, error.toTuple());
-      this.checkProtocolErrors(conn);
-      return;
-    }
-    this.fail(conn, error, req.method);
-    this.reply(conn, req.id, null, [StratumErrorCode.Other, 'internal error', null]);
-  }
-
-  private protocolError(conn: Connection, id: StratumRequest['id'], error: StratumError): void {
-    conn.state.counters.protocolErrors++;
-    this.reply(conn, id, null, error.toTuple());
-    this.checkProtocolErrors(conn);
-  }
-
-  private checkProtocolErrors(conn: Connection): void {
-    if (conn.state.counters.protocolErrors > this.options.limits.maxProtocolErrors) {
-      this.closeConnection(conn, 'too-many-errors', `${conn.state.counters.protocolErrors} bad requests`);
-    }
+    releaseHeld(this, conn);
   }
 
   fail(conn: Connection, error: unknown, what: string): void {
@@ -819,10 +644,4 @@ export class StratumServer extends EventEmitter<StratumServerEvents> implements 
     if (this.listenerCount('error') > 0) this.emit('error', error);
     else this.logger.error({ err: error }, 'stratum: background error');
   }
-}
-
-/** `::ffff:1.2.3.4` → `1.2.3.4`, so limits and bans see one address per IPv4 client. */
-function plainAddress(address: string | undefined): string {
-  if (!address) return 'unknown';
-  return address.startsWith('::ffff:') ? address.slice(7) : address;
 }
