@@ -165,7 +165,7 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
   private readonly inFlight = new Map<string, InFlight>();
   private readonly loops = new Set<Promise<void>>();
   private waiters: (() => void)[] = [];
-  private idleWaiters: (() => void)[] = [];
+  private idleWaiters: { resolve(): void; reject(error: Error): void }[] = [];
   private readonly warnBase: number;
   private warnAt: number;
   private warned = false;
@@ -235,10 +235,13 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
     };
   }
 
-  /** Resolves once no batch waits for a reporter (seal the spool first to include open shares). */
+  /**
+   * Resolves once no batch waits for a reporter (seal the spool first to include open shares);
+   * rejects if the forwarder is closed before.
+   */
   whenIdle(): Promise<void> {
     if (this.backlog() === 0) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
+    return new Promise((resolve, reject) => this.idleWaiters.push({ resolve, reject }));
   }
 
   /** Stops sending; batches not yet acked stay in the spool for the next start. */
@@ -247,6 +250,9 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
     this.closed = true;
     this.spool.off('batch', this.onBatch);
     this.wake();
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const waiter of waiters) waiter.reject(new Error('share forwarder closed with batches pending'));
     await this.watcher?.close();
     await Promise.all([...this.clients.values()].map(({ client }) => client.close()));
     this.clients.clear();
@@ -421,7 +427,7 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
     if (batches === 0) {
       const waiters = this.idleWaiters;
       this.idleWaiters = [];
-      for (const resolve of waiters) resolve();
+      for (const waiter of waiters) waiter.resolve();
       if (this.warned) {
         this.warned = false;
         this.noReporterWarned = false;
@@ -458,6 +464,7 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
     if (service.chain !== '' && service.chain !== this.options.chain) return;
     if (type === 'down') {
       this.reporters.delete(service.id);
+      this.suspects.delete(service.id);
       this.dropClient(service.id);
     } else {
       this.reporters.set(service.id, service);
