@@ -319,6 +319,15 @@ export class StratumServer
     });
   }
 
+  private discardSession(state: SessionState): void {
+    Promise.all([
+      this.store.discard(state.sessionId),
+      this.allocator.release(state.extranonce1, state.sessionId),
+    ]).catch((error: unknown) => {
+      this.logger.debug({ err: error, sessionId: state.sessionId }, 'stratum: unused session not discarded');
+    });
+  }
+
   startMining(conn: Connection): void {
     const state = conn.state;
     if (conn.closed || !state.subscribed || state.workers.length === 0 || this.mining.has(conn)) return;
@@ -396,8 +405,16 @@ export class StratumServer
     conn.framer.reset();
     const state = conn.state;
     if (this.bySession.get(state.sessionId) === conn) this.bySession.delete(state.sessionId);
-    // On close() every session was saved already.
-    if (state.subscribed && reason !== 'replaced' && this.phase !== 'closed') this.saveSession(conn);
+    if (state.subscribed && reason !== 'replaced') {
+      if (state.workers.length === 0 && !state.resumed) {
+        // Never mined: nothing worth resuming. Give its extranonce1 back at once, so a flood
+        // of subscribe-and-leave connections does not fill the space for ten minutes.
+        this.discardSession(state);
+      } else if (this.phase !== 'closed') {
+        // (On close() every session was saved already.)
+        this.saveSession(conn);
+      }
+    }
     this.emit('disconnect', {
       sessionId: state.sessionId,
       connId: state.connId,
@@ -626,9 +643,11 @@ export class StratumServer
       if (this.refreshTimer) clearInterval(this.refreshTimer);
       const listener = this.listener;
       this.listener = null;
-      const saves = [...this.connections].map((conn) =>
-        conn.state.subscribed ? this.store.save(conn.state).catch(() => {}) : Promise.resolve(),
-      );
+      const saves = [...this.connections].map((conn) => {
+        const state = conn.state;
+        const resumable = state.subscribed && (state.workers.length > 0 || state.resumed);
+        return resumable ? this.store.save(state).catch(() => {}) : Promise.resolve();
+      });
       for (const conn of [...this.connections]) this.closeConnection(conn, 'server-closed');
       await Promise.all(saves);
       await this.pipeline.settle();

@@ -81,6 +81,11 @@ export class SessionStore {
       .exec();
   }
 
+  /** Removes a session nobody will resume. */
+  async discard(sessionId: string): Promise<void> {
+    await this.redis.del(this.keys.session(sessionId));
+  }
+
   /** The stored session, or null when it expired, never existed or is unreadable. */
   async load(sessionId: string): Promise<ResumableSession | null> {
     if (!isSessionId(sessionId)) return null;

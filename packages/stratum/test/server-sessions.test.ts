@@ -1,6 +1,7 @@
 import { headerFieldHex } from '@hashwire/chain';
 import { createKeyBuilder } from '@hashwire/protocol';
 import { ExtranonceAllocator, type StratumServer } from '@hashwire/stratum';
+import { waitFor } from '@hashwire/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ANY_DIFF,
@@ -93,6 +94,20 @@ describe('sessions: resume anywhere with the same extranonce1 and difficulty', (
     expect(other.extranonce1).not.toBe(fresh.extranonce1);
     expect(other.sessionId).not.toBe(fresh.sessionId);
     again.close();
+  });
+
+  it('gives the extranonce1 of a session that never authorized back at once', async () => {
+    const c = await RawClient.connect(a.port);
+    const reply = await c.request('mining.subscribe', ['scanner']);
+    const [[[, sessionId]], extranonce1] = reply.result as [[[string, string]], string];
+    expect(await h.client.get(h.keys.extranonce1(extranonce1))).toBe(sessionId);
+    const gone = disconnected(a, sessionId);
+    c.close();
+    await gone;
+    await waitFor(async () => (await h.client.get(h.keys.extranonce1(extranonce1))) === null, {
+      what: 'the extranonce1 claim to go',
+    });
+    expect(await h.client.exists(h.keys.session(sessionId))).toBe(0);
   });
 
   it('moves a session to a new connection when the miner is back before its old connection died', async () => {
