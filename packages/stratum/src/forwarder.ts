@@ -156,7 +156,7 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
   private readonly maxInFlight: number;
   private ring: BucketRing;
   private watcher: ServiceWatcher | null = null;
-  /** Every reporter known to the registry (any state) and the ids of those `up`. */
+  /** Every reporter of our chain known to the registry, in any state; the ring holds those `up`. */
   private readonly reporters = new Map<string, ServiceInfo>();
   private readonly clients = new Map<string, { endpoint: string; client: ReporterClient }>();
   private readonly suspects = new Map<string, number>();
