@@ -227,7 +227,8 @@ describe('pool: jobmanager group → stratum servers → sim miners, on litecoin
 
   it('a block mined elsewhere sends every miner a clean job; shares on the old job are stale', async () => {
     const pool = await startPool();
-    const miners = await mine(pool, 2, 200);
+    // Barely hashing: they must not find a block of their own while we watch for the new one.
+    const miners = await mine(pool, 2, 4);
     const notifies: SimNotifyEvent[][] = miners.map(() => []);
     miners.forEach((m, s) => m.on('notify', (e) => notifies[s]!.push(e)));
     const raw = await rawSession(pool.servers[0]!.port);
@@ -259,6 +260,19 @@ describe('pool: jobmanager group → stratum servers → sim miners, on litecoin
     let miners = await mine(pool, 2, 400);
     await waitFor(() => acceptedBlocks(miners).length >= 1, { timeoutMs: 60_000, what: 'a first block' });
     await Promise.all(miners.map((m) => m.stop()));
+    // Let the pool settle: every block submission finished and both servers on the daemon's tip.
+    const keys = createKeyBuilder({ prefix: pool.prefix });
+    await waitFor(
+      async () => {
+        const records = (await redis.hvals(keys.blocks(CHAIN))).map((r) => JSON.parse(r));
+        const tip = stratumPrevhashFromDisplay(await ltc.rpc[0]!.getBestBlockHash());
+        return (
+          records.every((r) => r.state !== 'submitted') &&
+          pool.feeds.every((f) => f.current()!.prevhash === tip)
+        );
+      },
+      { timeoutMs: 10_000, what: 'the pool to settle on the tip' },
+    );
 
     const raw = await rawSession(pool.servers[0]!.port);
     const oldJob = pool.feeds[0]!.current()!;
