@@ -56,13 +56,12 @@ export type { LimitOptions } from './limits.js';
 export type { VardiffOptions } from './vardiff.js';
 export { ExtranonceAllocator, type ExtranonceAllocatorOptions } from './extranonce.js';
 export { SessionStore, type ResumableSession, type SessionStoreOptions } from './session-store.js';
-export {
-  type BacklogEvent,
-  type ForwarderEvents,
-  type ForwarderLogger,
-  type ForwarderStats,
-  ShareForwarder,
-  type ShareForwarderOptions,
-  splitBatch,
-  subBatchId,
-} from './forwarder.js';
+export { ShareForwarder } from './forwarder.js';
+export type {
+  BacklogEvent,
+  ForwarderEvents,
+  ForwarderLogger,
+  ForwarderStats,
+  ShareForwarderOptions,
+} from './forwarder-options.js';
+export { splitBatch, subBatchId } from './share-routing.js';

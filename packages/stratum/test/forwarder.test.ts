@@ -13,12 +13,9 @@ import {
 import { type RpcServer, createRpcServer } from '@hashwire/rpc';
 import { type RedisServer, startRedis } from '@hashwire/testkit';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import {
-  type ForwarderEvents,
-  ShareForwarder,
-  type ShareForwarderOptions,
-  splitBatch,
-} from '../src/forwarder.js';
+import type { ForwarderEvents, ShareForwarderOptions } from '../src/forwarder-options.js';
+import { ShareForwarder } from '../src/forwarder.js';
+import { splitBatch } from '../src/share-routing.js';
 import { type ShareBatch, ShareSpool } from '../src/spool.js';
 
 type SharesRequest = RpcMethods['reporter.shares']['req'];
