@@ -266,7 +266,9 @@ describe('pool: jobmanager group → stratum servers → sim miners, on litecoin
       async () => {
         const records = (await redis.hvals(keys.blocks(CHAIN))).map((r) => JSON.parse(r));
         const tip = stratumPrevhashFromDisplay(await ltc.rpc[0]!.getBestBlockHash());
+        const candidates = pool.servers.reduce((n, srv) => n + srv.stats().shares.blocks, 0);
         return (
+          records.length === candidates &&
           records.every((r) => r.state !== 'submitted') &&
           pool.feeds.every((f) => f.current()!.prevhash === tip)
         );
