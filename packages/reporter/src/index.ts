@@ -1,1 +1,17 @@
-export {};
+export { createReporter, type Reporter, type ReporterOptions, type ReporterStats } from './reporter.js';
+export type { BlockRecord, BlockWatcherStats } from './blocks.js';
+export { type CreditReply, workerName } from './credit.js';
+export { HASHRATE_WINDOWS_MIN, type HashrateWindow, reporterKeys, type ReporterKeys } from './keys.js';
+export {
+  hashesPerDiff,
+  parseShareLogEntry,
+  parseWorkerCounters,
+  readHashrate,
+  readRound,
+  readShareLog,
+  readWorkers,
+  type LoggedShare,
+  type ShareLogEntry,
+  type WorkerCounters,
+} from './read.js';
+export { MAX_SHARE_DIFF, type ShareBatch, validateBatch } from './validate.js';

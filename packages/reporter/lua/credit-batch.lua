@@ -1,0 +1,108 @@
+-- Credit one share batch, exactly once. The batch id is claimed first (SET NX GET with a TTL):
+-- a second delivery, even a concurrent one, gets the first reply and writes nothing.
+-- Every hash is updated with one HMGET and one HSET whatever the number of fields, so a batch
+-- costs about 16 commands however many shares and workers it holds.
+-- KEYS[1] batch          batch:<batchId>                  string, the reply, TTL ARGV[1]
+-- KEYS[2] round          round:{chain}                    hash account -> credited difficulty
+-- KEYS[3] workers        workers:{chain}                  hash worker -> 'accepted stale duplicate lowdiff invalid diff lastShareMs'
+-- KEYS[4] share log      sharelog:{chain}                 stream, one entry per batch
+-- KEYS[5] candidates     blocks:{chain}:candidates        hash block hash -> the share that found it
+-- KEYS[6..] hashrate     hr:{chain}:<W>m:<bucket>         hash worker -> credited difficulty in the bucket
+-- ARGV[1] batch TTL seconds
+-- ARGV[2] reply (JSON), stored and returned on every later delivery
+-- ARGV[3] share log MAXLEN (approximate)
+-- ARGV[4] batch id, ARGV[5] stratum id, ARGV[6] now ms
+-- ARGV[7] accepted shares, one 'shareId account worker diff' per line ('' when none)
+-- ARGV[8] counts 'accepted stale duplicate lowdiff invalid'
+-- ARGV[9] A accounts, ARGV[10] W workers, ARGV[11] C candidates
+-- then A pairs (account, difficulty), W pairs (worker, packed increments as in KEYS[3]),
+-- then for each hashrate key: expire-at seconds, N, N pairs (worker, difficulty),
+-- then C pairs (block hash, JSON of the share).
+-- Returns { 1, reply } when credited now, { 0, first reply } for a repeated delivery.
+local first = redis.call('SET', KEYS[1], ARGV[2], 'NX', 'GET', 'EX', ARGV[1])
+if first then return { 0, first } end
+
+-- Lua's unpack() stops near 8000 values: big hashes are written in chunks.
+local CHUNK = 4000
+local function fmt(x) return string.format('%.17g', x) end
+
+local function hmget(key, fields)
+  local out = {}
+  for i = 1, #fields, CHUNK do
+    local part = redis.call('HMGET', key, unpack(fields, i, math.min(i + CHUNK - 1, #fields)))
+    for j = 1, #part do out[i + j - 1] = part[j] end
+  end
+  return out
+end
+
+local function hset(key, fields, values)
+  local args = {}
+  for i = 1, #fields do
+    args[#args + 1] = fields[i]
+    args[#args + 1] = values[i]
+    if #args >= CHUNK then
+      redis.call('HSET', key, unpack(args))
+      args = {}
+    end
+  end
+  if #args > 0 then redis.call('HSET', key, unpack(args)) end
+end
+
+local function addNumbers(key, fields, increments)
+  if #fields == 0 then return end
+  local old = hmget(key, fields)
+  local new = {}
+  for i = 1, #fields do new[i] = fmt((tonumber(old[i]) or 0) + tonumber(increments[i])) end
+  hset(key, fields, new)
+end
+
+local function numbers(packed)
+  local out = {}
+  if packed then for v in string.gmatch(packed, '%S+') do out[#out + 1] = tonumber(v) end end
+  return out
+end
+
+local function addWorkers(key, fields, increments)
+  if #fields == 0 then return end
+  local old = hmget(key, fields)
+  local new = {}
+  for i = 1, #fields do
+    local o, n = numbers(old[i]), numbers(increments[i])
+    for k = 1, 6 do n[k] = fmt((o[k] or 0) + n[k]) end
+    n[7] = fmt(math.max(o[7] or 0, n[7]))
+    new[i] = table.concat(n, ' ')
+  end
+  hset(key, fields, new)
+end
+
+local pos = 12
+local function pairsAt(count)
+  local fields, values = {}, {}
+  for i = 1, count do
+    fields[i] = ARGV[pos]
+    values[i] = ARGV[pos + 1]
+    pos = pos + 2
+  end
+  return fields, values
+end
+
+local accounts, accountDiffs = pairsAt(tonumber(ARGV[9]))
+local workers, workerIncrements = pairsAt(tonumber(ARGV[10]))
+addNumbers(KEYS[2], accounts, accountDiffs)
+addWorkers(KEYS[3], workers, workerIncrements)
+
+for k = 6, #KEYS do
+  local expireAt = ARGV[pos]
+  local count = tonumber(ARGV[pos + 1])
+  pos = pos + 2
+  local fields, diffs = pairsAt(count)
+  addNumbers(KEYS[k], fields, diffs)
+  redis.call('EXPIREAT', KEYS[k], expireAt)
+end
+
+local hashes, shares = pairsAt(tonumber(ARGV[11]))
+for i = 1, #hashes do redis.call('HSETNX', KEYS[5], hashes[i], shares[i]) end
+
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[3], '*',
+  'batch', ARGV[4], 'stratum', ARGV[5], 'ts', ARGV[6], 'counts', ARGV[8], 'shares', ARGV[7])
+return { 1, ARGV[2] }

@@ -1,0 +1,176 @@
+import type { KeyBuilder } from '@hashwire/protocol';
+import type { RedisClient } from '@hashwire/registry';
+import { HASHRATE_WINDOWS_MIN, type HashrateWindow, reporterKeys } from './keys.js';
+
+/** Readers of what reporters write, for the API, the CLI and tests. */
+
+export interface WorkerCounters {
+  accepted: number;
+  stale: number;
+  duplicate: number;
+  lowdiff: number;
+  invalid: number;
+  /** Difficulty credited over the worker's lifetime. */
+  acceptedDiff: number;
+  /** Time of its latest share (epoch ms), 0 if none. */
+  lastShareMs: number;
+}
+
+export interface LoggedShare {
+  shareId: string;
+  account: string;
+  worker: string;
+  diff: number;
+}
+
+export interface ShareLogEntry {
+  /** Stream entry id. */
+  id: string;
+  batchId: string;
+  stratumId: string;
+  ts: number;
+  counts: { accepted: number; stale: number; duplicate: number; lowdiff: number; invalid: number };
+  shares: LoggedShare[];
+}
+
+function toNumbers(record: Record<string, string>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(record)) out[k] = Number(v);
+  return out;
+}
+
+/** Account → credited difficulty of the current round, or of the round a block closed. */
+export async function readRound(
+  redis: RedisClient,
+  keys: KeyBuilder,
+  chain: string,
+  blockHash?: string,
+): Promise<Record<string, number>> {
+  const k = reporterKeys(keys, chain);
+  return toNumbers(await redis.hgetall(blockHash ? k.closedRound(blockHash) : k.round));
+}
+
+export function parseWorkerCounters(packed: string | null | undefined): WorkerCounters {
+  const [
+    accepted = 0,
+    stale = 0,
+    duplicate = 0,
+    lowdiff = 0,
+    invalid = 0,
+    acceptedDiff = 0,
+    lastShareMs = 0,
+  ] = (packed ?? '')
+    .split(' ')
+    .filter((v) => v !== '')
+    .map(Number);
+  return { accepted, stale, duplicate, lowdiff, invalid, acceptedDiff, lastShareMs };
+}
+
+/** Lifetime counters of workers (`account.worker`, or the account alone); all of the chain's when `names` is absent. */
+export async function readWorkers(
+  redis: RedisClient,
+  keys: KeyBuilder,
+  chain: string,
+  names?: readonly string[],
+): Promise<Map<string, WorkerCounters>> {
+  const k = reporterKeys(keys, chain);
+  const out = new Map<string, WorkerCounters>();
+  if (names) {
+    if (names.length === 0) return out;
+    const values = await redis.hmget(k.workers, ...names);
+    names.forEach((name, i) => {
+      if (values[i] != null) out.set(name, parseWorkerCounters(values[i]));
+    });
+    return out;
+  }
+  for (const [name, packed] of Object.entries(await redis.hgetall(k.workers))) {
+    out.set(name, parseWorkerCounters(packed));
+  }
+  return out;
+}
+
+/**
+ * Credited difficulty per second over the last 1, 5 and 60 minutes for each worker: the
+ * current bucket of the window's size plus the part of the previous bucket still inside the
+ * window. Multiply by the chain's hashes per difficulty 1 (`hashesPerDiff`) for a hashrate.
+ */
+export async function readHashrate(
+  redis: RedisClient,
+  keys: KeyBuilder,
+  chain: string,
+  names: readonly string[],
+  now = Date.now(),
+): Promise<Map<string, Record<`${HashrateWindow}m`, number>>> {
+  const k = reporterKeys(keys, chain);
+  const out = new Map<string, Record<`${HashrateWindow}m`, number>>();
+  for (const name of names) out.set(name, { '1m': 0, '5m': 0, '60m': 0 });
+  if (names.length === 0) return out;
+  const pipeline = redis.pipeline();
+  for (const window of HASHRATE_WINDOWS_MIN) {
+    const bucket = Math.floor(now / (window * 60_000));
+    pipeline.hmget(k.hashrate(window, bucket), ...names);
+    pipeline.hmget(k.hashrate(window, bucket - 1), ...names);
+  }
+  const results = (await pipeline.exec()) ?? [];
+  HASHRATE_WINDOWS_MIN.forEach((window, w) => {
+    const sizeMs = window * 60_000;
+    const elapsed = now % sizeMs;
+    const [currentError, current] = results[2 * w] ?? [];
+    const [previousError, previous] = results[2 * w + 1] ?? [];
+    if (currentError) throw currentError;
+    if (previousError) throw previousError;
+    names.forEach((name, i) => {
+      const cur = Number((current as (string | null)[])[i] ?? 0);
+      const prev = Number((previous as (string | null)[])[i] ?? 0);
+      out.get(name)![`${window}m`] = (cur + prev * (1 - elapsed / sizeMs)) / (window * 60);
+    });
+  });
+  return out;
+}
+
+/** Hashes a miner does on average per share of difficulty 1 (scrypt pools use diff1 × 65536). */
+export function hashesPerDiff(algorithm: 'sha256d' | 'scrypt'): number {
+  return algorithm === 'scrypt' ? 2 ** 16 : 2 ** 32;
+}
+
+export function parseShareLogEntry(id: string, fields: string[]): ShareLogEntry {
+  const f = new Map<string, string>();
+  for (let i = 0; i + 1 < fields.length; i += 2) f.set(fields[i]!, fields[i + 1]!);
+  const [accepted = 0, stale = 0, duplicate = 0, lowdiff = 0, invalid = 0] = (f.get('counts') ?? '')
+    .split(' ')
+    .map(Number);
+  const text = f.get('shares') ?? '';
+  const shares: LoggedShare[] =
+    text === ''
+      ? []
+      : text.split('\n').map((line) => {
+          const [shareId = '', account = '', worker = '', diff = '0'] = line.split('\t');
+          return { shareId, account, worker, diff: Number(diff) };
+        });
+  return {
+    id,
+    batchId: f.get('batch') ?? '',
+    stratumId: f.get('stratum') ?? '',
+    ts: Number(f.get('ts') ?? 0),
+    counts: { accepted, stale, duplicate, lowdiff, invalid },
+    shares,
+  };
+}
+
+/** Every batch entry of the share log still retained, oldest first (read in pages of `pageSize` entries). */
+export async function* readShareLog(
+  redis: RedisClient,
+  keys: KeyBuilder,
+  chain: string,
+  options: { after?: string; pageSize?: number } = {},
+): AsyncGenerator<ShareLogEntry> {
+  const key = reporterKeys(keys, chain).shareLog;
+  const pageSize = options.pageSize ?? 100;
+  let start = options.after ? `(${options.after}` : '-';
+  for (;;) {
+    const page = (await redis.xrange(key, start, '+', 'COUNT', pageSize)) as [string, string[]][];
+    for (const [id, fields] of page) yield parseShareLogEntry(id, fields);
+    if (page.length < pageSize) return;
+    start = `(${page.at(-1)![0]}`;
+  }
+}

@@ -1,0 +1,343 @@
+import { DaemonClient, type DaemonClientOptions, DaemonPool } from '@hashwire/chain';
+import { type Logger, type Metrics, type StatsdOptions, createLogger, createMetrics } from '@hashwire/core';
+import {
+  type KeyBuilder,
+  PortRange,
+  RpcErrorCode,
+  type RpcMethods,
+  ShareResult,
+  createKeyBuilder,
+} from '@hashwire/protocol';
+import {
+  type RedisClient,
+  type RedisConfig,
+  type ServiceRegistration,
+  connectRedis,
+  registerService,
+} from '@hashwire/registry';
+import { RpcError, type RpcServer, createRpcServer } from '@hashwire/rpc';
+import { BlockWatcher, type BlockWatcherStats } from './blocks.js';
+import { type CreditReply, planCredit } from './credit.js';
+import { reporterKeys } from './keys.js';
+import { runScript } from './scripts.js';
+import { type ShareBatch, validateBatch } from './validate.js';
+
+export interface ReporterOptions {
+  /** Instance id, unique among reporters; its registry entry is `svc:{reporter}:<id>`. */
+  id: string;
+  /** The chain whose shares this reporter credits (the key part of `round:{chain}`). */
+  chain: string;
+  /** A client (left open on close) or how to connect (closed on close). */
+  redis: RedisClient | RedisConfig;
+  /** @defaultValue createKeyBuilder() (prefix `hw:`) */
+  keys?: KeyBuilder;
+  /** Daemons asked for confirmations; without them blocks never become confirmed or orphaned. */
+  daemons?: DaemonPool | readonly (DaemonClient | DaemonClientOptions)[];
+  /** Confirmations after which an accepted block is `confirmed`. @defaultValue 100 */
+  confirmations?: number;
+  /** @defaultValue 10000 */
+  blockPollMs?: number;
+  /** A block candidate whose record never settles is forgotten after this. @defaultValue 3_600_000 */
+  candidateMaxAgeMs?: number;
+  /** Lifetime of a batch id's idempotency key. @defaultValue 86400 (1 day) */
+  batchTtlS?: number;
+  /** Shares per batch at most; bigger batches are refused `TooLarge`. @defaultValue 20000 */
+  maxBatchShares?: number;
+  /** Batches kept in the share log stream (approximate, `XADD MAXLEN ~`). @defaultValue 2000 */
+  shareLogMaxBatches?: number;
+  /** Entries kept in the `events` stream (approximate). @defaultValue 100000 */
+  eventsMaxLen?: number;
+  /** @defaultValue PortRange.rpc (28000–28999) */
+  rpcPortRange?: readonly [number, number];
+  /** @defaultValue '127.0.0.1' */
+  host?: string;
+  /** Host written into the registered endpoint when `host` is a wildcard. */
+  advertiseHost?: string;
+  /** RPC heartbeat interval; clients must use the same. @defaultValue 1000 */
+  heartbeatIntervalMs?: number;
+  /** @defaultValue 60000 */
+  serviceTtlMs?: number;
+  /** @defaultValue '0.1.0' */
+  version?: string;
+  /** @defaultValue createLogger({ name: 'reporter' }) */
+  logger?: Logger;
+  /** A registry to feed, or statsd settings for one created here. */
+  metrics?: Metrics | { statsd?: StatsdOptions };
+}
+
+export interface ReporterStats {
+  id: string;
+  chain: string;
+  endpoint: string | null;
+  state: 'created' | 'up' | 'draining' | 'closed';
+  batches: { credited: number; duplicate: number; refused: number; unavailable: number; failed: number };
+  shares: Record<ShareResult, number>;
+  /** Accepted shares credited (first deliveries only). */
+  credited: number;
+  inFlight: number;
+  blocks: BlockWatcherStats;
+}
+
+export interface Reporter {
+  readonly id: string;
+  readonly chain: string;
+  /** `tcp://host:port` of its RPC server once started. */
+  readonly endpoint: string | null;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  /** Binds the RPC server, registers as `reporter`, starts following blocks. */
+  start(): Promise<void>;
+  /**
+   * Stops taking batches (they are answered `Unavailable`, so stratum servers fail over),
+   * waits for the batches being written, stops following blocks and leaves discovery. The RPC
+   * server keeps answering `Unavailable` until `close()`.
+   */
+  drain(): Promise<void>;
+  close(): Promise<void>;
+  stats(): ReporterStats;
+  /** Settle rounds and poll the daemons now; resolves when that pass is done. */
+  pollBlocks(): Promise<void>;
+}
+
+type ReporterMethods = Pick<RpcMethods, 'reporter.shares' | 'svc.status' | 'svc.drain'>;
+
+function positiveInt(field: string, value: number | undefined, fallback: number): number {
+  const v = value ?? fallback;
+  if (!Number.isSafeInteger(v) || v <= 0)
+    throw new TypeError(`reporter: ${field} must be a positive integer, got ${v}`);
+  return v;
+}
+
+function isRedisClient(value: ReporterOptions['redis']): value is RedisClient {
+  return typeof value === 'object' && value !== null && typeof (value as RedisClient).evalsha === 'function';
+}
+
+export async function createReporter(options: ReporterOptions): Promise<Reporter> {
+  if (typeof options.id !== 'string' || options.id === '') throw new TypeError('reporter: id is required');
+  if (typeof options.chain !== 'string' || options.chain === '')
+    throw new TypeError('reporter: chain is required');
+  const { id, chain } = options;
+  const keyBuilder = options.keys ?? createKeyBuilder();
+  const keys = reporterKeys(keyBuilder, chain);
+  const confirmations = positiveInt('confirmations', options.confirmations, 100);
+  const blockPollMs = positiveInt('blockPollMs', options.blockPollMs, 10_000);
+  const batchTtlS = positiveInt('batchTtlS', options.batchTtlS, 86_400);
+  const maxShares = positiveInt('maxBatchShares', options.maxBatchShares, 20_000);
+  const shareLogMaxLen = positiveInt('shareLogMaxBatches', options.shareLogMaxBatches, 2000);
+  const eventsMaxLen = positiveInt('eventsMaxLen', options.eventsMaxLen, 100_000);
+  const candidateMaxAgeMs = positiveInt('candidateMaxAgeMs', options.candidateMaxAgeMs, 3_600_000);
+
+  const logger = options.logger ?? createLogger({ name: 'reporter', base: { id, chain } });
+  const ownMetrics = !(options.metrics && 'registry' in options.metrics);
+  const metrics: Metrics =
+    options.metrics && 'registry' in options.metrics
+      ? options.metrics
+      : createMetrics({
+          service: 'reporter',
+          id,
+          ...(options.metrics?.statsd
+            ? {
+                statsd: {
+                  ...options.metrics.statsd,
+                  onError: (error: Error) => logger.debug({ err: error }, 'reporter: statsd send failed'),
+                },
+              }
+            : {}),
+        });
+  const ownRedis = !isRedisClient(options.redis);
+  const redis: RedisClient = isRedisClient(options.redis)
+    ? options.redis
+    : connectRedis(options.redis, `reporter-${id}`);
+  let ownDaemons = false;
+  let daemons: DaemonPool | null = null;
+  if (options.daemons instanceof DaemonPool) daemons = options.daemons;
+  else if (options.daemons && options.daemons.length > 0) {
+    daemons = new DaemonPool(
+      options.daemons.map((d) => (d instanceof DaemonClient ? d : new DaemonClient(d))),
+    );
+    ownDaemons = true;
+  }
+
+  const watcher = new BlockWatcher({
+    redis,
+    keys,
+    chain,
+    daemons,
+    confirmations,
+    pollMs: blockPollMs,
+    eventsMaxLen,
+    candidateMaxAgeMs,
+    logger,
+    metrics,
+  });
+
+  let state: ReporterStats['state'] = 'created';
+  let rpc: RpcServer<ReporterMethods> | null = null;
+  let registration: ServiceRegistration | null = null;
+  const inFlight = new Set<Promise<unknown>>();
+  const batches = { credited: 0, duplicate: 0, refused: 0, unavailable: 0, failed: 0 };
+  const shares: Record<ShareResult, number> = { accepted: 0, stale: 0, duplicate: 0, lowdiff: 0, invalid: 0 };
+  let credited = 0;
+
+  const write = async (batch: ShareBatch): Promise<CreditReply> => {
+    const plan = planCredit(batch, keys, { batchTtlS, shareLogMaxLen, now: Date.now() });
+    let answer: [number, string];
+    try {
+      answer = (await runScript(redis, 'credit-batch', plan.keys, plan.args)) as [number, string];
+    } catch (error) {
+      batches.failed++;
+      metrics.batches('failed');
+      metrics.redisError();
+      logger.warn(
+        { err: error, batchId: batch.batchId, stratumId: batch.stratumId },
+        'reporter: batch not written',
+      );
+      throw new RpcError(RpcErrorCode.Unavailable, 'share store unavailable, try again');
+    }
+    if (answer[0] === 0) {
+      batches.duplicate++;
+      metrics.batches('duplicate');
+      logger.debug(
+        { batchId: batch.batchId, stratumId: batch.stratumId },
+        'reporter: batch already credited',
+      );
+      return JSON.parse(answer[1]) as CreditReply;
+    }
+    batches.credited++;
+    credited += plan.reply.credited;
+    metrics.batches('credited');
+    for (const result of Object.values(ShareResult)) {
+      shares[result] += plan.counts[result];
+      metrics.shares(result, plan.counts[result]);
+    }
+    if (plan.candidates.length > 0) {
+      logger.info({ batchId: batch.batchId, hashes: plan.candidates }, 'reporter: block candidate credited');
+      watcher.poke();
+    }
+    return plan.reply;
+  };
+
+  const handleShares = async (body: unknown): Promise<CreditReply> => {
+    const started = performance.now();
+    try {
+      if (state !== 'up') {
+        batches.unavailable++;
+        metrics.batches('unavailable');
+        throw new RpcError(RpcErrorCode.Unavailable, `reporter ${id} is ${state}, send to another`);
+      }
+      let batch: ShareBatch;
+      try {
+        batch = validateBatch(body, { chain, maxShares });
+      } catch (error) {
+        batches.refused++;
+        metrics.batches('refused');
+        const b = body as { batchId?: unknown; stratumId?: unknown } | null;
+        logger.warn(
+          { batchId: b?.batchId, stratumId: b?.stratumId, reason: (error as Error).message },
+          'reporter: batch refused',
+        );
+        throw error;
+      }
+      const writing = write(batch);
+      inFlight.add(writing);
+      try {
+        return await writing;
+      } finally {
+        inFlight.delete(writing);
+      }
+    } finally {
+      metrics.rpc('reporter.shares', (performance.now() - started) / 1000);
+    }
+  };
+
+  const stats = (): ReporterStats => ({
+    id,
+    chain,
+    endpoint: rpc?.endpoint ?? null,
+    state,
+    batches: { ...batches },
+    shares: { ...shares },
+    credited,
+    inFlight: inFlight.size,
+    blocks: watcher.stats(),
+  });
+
+  let draining: Promise<void> | null = null;
+  let closing: Promise<void> | null = null;
+
+  const reporter: Reporter = {
+    id,
+    chain,
+    get endpoint() {
+      return rpc?.endpoint ?? null;
+    },
+    metrics,
+    logger,
+    async start() {
+      if (state !== 'created') throw new Error(`reporter ${id} cannot start: it is ${state}`);
+      rpc = await createRpcServer<ReporterMethods>({
+        portRange: options.rpcPortRange ?? PortRange.rpc,
+        host: options.host ?? '127.0.0.1',
+        ...(options.advertiseHost ? { advertiseHost: options.advertiseHost } : {}),
+        ...(options.heartbeatIntervalMs ? { heartbeatIntervalMs: options.heartbeatIntervalMs } : {}),
+        logger,
+        handlers: {
+          'reporter.shares': handleShares,
+          'svc.status': () => stats() as unknown as Record<string, unknown>,
+          'svc.drain': () => {
+            void reporter.drain();
+            return { draining: true };
+          },
+        },
+      });
+      state = 'up';
+      registration = await registerService({
+        redis,
+        keys: keyBuilder,
+        kind: 'reporter',
+        id,
+        rpc: rpc.endpoint,
+        chain,
+        version: options.version ?? '0.1.0',
+        ...(options.serviceTtlMs ? { ttlMs: options.serviceTtlMs } : {}),
+        onError: (error) => {
+          metrics.redisError();
+          logger.warn({ err: error }, 'reporter: registry refresh failed');
+        },
+      });
+      watcher.start();
+      logger.info({ endpoint: rpc.endpoint }, 'reporter: up');
+    },
+    drain() {
+      draining ??= (async () => {
+        if (state !== 'up') return;
+        state = 'draining';
+        await registration?.update({ state: 'draining' }).catch(() => {});
+        while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
+        await watcher.stop();
+        await registration?.close().catch(() => {});
+        registration = null;
+        logger.info({ batches: batches.credited, credited }, 'reporter: drained');
+      })();
+      return draining;
+    },
+    close() {
+      closing ??= (async () => {
+        await reporter.drain();
+        state = 'closed';
+        await watcher.stop();
+        await rpc?.close();
+        if (ownMetrics) await metrics.close();
+        if (ownDaemons) daemons?.close();
+        if (ownRedis) redis.disconnect();
+      })();
+      return closing;
+    },
+    stats,
+    async pollBlocks() {
+      await watcher.idle();
+      await watcher.poll();
+    },
+  };
+  return reporter;
+}

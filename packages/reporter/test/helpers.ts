@@ -1,0 +1,148 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { type KeyBuilder, type RpcMethods, type Share, createKeyBuilder } from '@hashwire/protocol';
+import type { RedisClient } from '@hashwire/registry';
+import { type RpcClient, createRpcClient } from '@hashwire/rpc';
+
+/** A fresh key prefix per test: tests share one redis-server and leave each other alone. */
+export function testKeys(): KeyBuilder {
+  return createKeyBuilder({ prefix: `t${randomBytes(4).toString('hex')}:` });
+}
+
+export const CHAIN = 'ltc';
+
+export function share(fields: Partial<Share> & Pick<Share, 'account'>): Share {
+  return {
+    shareId: randomUUID(),
+    sessionId: 'sess-1',
+    worker: 'rig1',
+    jobId: '1a',
+    extranonce1: 'f0000001',
+    extranonce2: '00000000',
+    ntime: '65a1b2c3',
+    nonce: randomBytes(4).toString('hex'),
+    version: '20000000',
+    diff: 1,
+    actualDiff: 1.5,
+    result: 'accepted',
+    ts: Date.now(),
+    ip: '10.0.0.1',
+    ...fields,
+  };
+}
+
+export type SharesRequest = RpcMethods['reporter.shares']['req'];
+
+export function batch(shares: Share[], stratumId = 'stratum-1'): SharesRequest {
+  return { batchId: randomUUID(), stratumId, chain: CHAIN, shares };
+}
+
+/** `count` shares spread over `accounts` accounts of `workersPerAccount` workers, with mixed results and dyadic difficulties (sums are exact). */
+export function mixedShares(count: number, accounts: number, workersPerAccount: number, seed = 1): Share[] {
+  let x = seed;
+  const next = () => {
+    x = (x * 1103515245 + 12345) % 2 ** 31;
+    return x / 2 ** 31;
+  };
+  const diffs = [0.5, 1, 2, 8, 64, 1024, 65536, 0.125];
+  const results = [
+    'accepted',
+    'accepted',
+    'accepted',
+    'accepted',
+    'accepted',
+    'accepted',
+    'stale',
+    'duplicate',
+    'lowdiff',
+    'invalid',
+  ] as const;
+  return Array.from({ length: count }, () =>
+    share({
+      account: `acct${Math.floor(next() * accounts)}`,
+      worker: `w${Math.floor(next() * workersPerAccount)}`,
+      diff: diffs[Math.floor(next() * diffs.length)]!,
+      result: results[Math.floor(next() * results.length)]!,
+    }),
+  );
+}
+
+export function client(endpoint: string): RpcClient<RpcMethods> {
+  return createRpcClient<RpcMethods>(endpoint, { timeoutMs: 10_000 });
+}
+
+/** Every key under the prefix with its type, TTL-independent content: to prove nothing changed. */
+export async function snapshot(redis: RedisClient, keys: KeyBuilder): Promise<Record<string, unknown>> {
+  const out: Record<string, unknown> = {};
+  const found = (await redis.keys(`${keys.prefix}*`)).sort();
+  for (const key of found) {
+    const type = await redis.type(key);
+    if (type === 'hash') out[key] = await redis.hgetall(key);
+    else if (type === 'string') out[key] = await redis.get(key);
+    else if (type === 'stream') out[key] = await redis.xrange(key, '-', '+');
+    else if (type === 'zset') out[key] = await redis.zrange(key, 0, -1, 'WITHSCORES');
+    else out[key] = type;
+  }
+  return out;
+}
+
+/** Calls per command from INFO commandstats. */
+export async function commandCalls(redis: RedisClient): Promise<Map<string, number>> {
+  const text = (await redis.info('commandstats')) as string;
+  const calls = new Map<string, number>();
+  for (const match of text.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls.set(match[1]!, Number(match[2]));
+  return calls;
+}
+
+/** Commands Redis ran between two `commandCalls` readings, leaving out the measuring itself. */
+export function callsBetween(before: Map<string, number>, after: Map<string, number>): Map<string, number> {
+  const delta = new Map<string, number>();
+  for (const [name, n] of after) {
+    if (name === 'info') continue;
+    const d = n - (before.get(name) ?? 0);
+    if (d > 0) delta.set(name, d);
+  }
+  return delta;
+}
+
+/**
+ * Resolves with the first `events` stream entry after `fromId` of the given type whose data
+ * matches: XREAD BLOCK on a dedicated connection, so the test waits on the event itself.
+ */
+export async function nextStreamEvent(
+  redis: RedisClient,
+  key: string,
+  fromId: string,
+  type: string,
+  match: (data: Record<string, unknown>) => boolean,
+  timeoutMs = 20_000,
+): Promise<{ id: string; data: Record<string, unknown> }> {
+  const reader = redis.duplicate();
+  reader.on('error', () => {});
+  const deadline = Date.now() + timeoutMs;
+  let last = fromId;
+  try {
+    while (Date.now() < deadline) {
+      const got = (await reader.xread('BLOCK', Math.max(1, deadline - Date.now()), 'STREAMS', key, last)) as
+        | [string, [string, string[]][]][]
+        | null;
+      if (!got) break;
+      for (const [id, fields] of got[0]![1]) {
+        last = id;
+        const f = new Map<string, string>();
+        for (let i = 0; i + 1 < fields.length; i += 2) f.set(fields[i]!, fields[i + 1]!);
+        if (f.get('type') !== type) continue;
+        const data = JSON.parse(f.get('data') ?? 'null') as Record<string, unknown>;
+        if (match(data)) return { id, data };
+      }
+    }
+    throw new Error(`no ${type} event on ${key} within ${timeoutMs} ms`);
+  } finally {
+    reader.disconnect();
+  }
+}
+
+/** The id of the last entry of a stream ('0-0' when empty): read events after it. */
+export async function streamTail(redis: RedisClient, key: string): Promise<string> {
+  const last = (await redis.xrevrange(key, '+', '-', 'COUNT', 1)) as [string, string[]][];
+  return last[0]?.[0] ?? '0-0';
+}

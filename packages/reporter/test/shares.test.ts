@@ -1,0 +1,383 @@
+import { type Socket, createSocket } from 'node:dgram';
+import { once } from 'node:events';
+import { createLogger } from '@hashwire/core';
+import { type KeyBuilder, RpcErrorCode, type Share } from '@hashwire/protocol';
+import { type RedisClient, connectRedis, getService } from '@hashwire/registry';
+import { RpcError } from '@hashwire/rpc';
+import { type RedisServer, startRedis } from '@hashwire/testkit';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type Reporter,
+  type ReporterOptions,
+  createReporter,
+  readHashrate,
+  readRound,
+  readShareLog,
+  readWorkers,
+  reporterKeys,
+} from '../src/index.js';
+import {
+  CHAIN,
+  type SharesRequest,
+  batch,
+  callsBetween,
+  client,
+  commandCalls,
+  mixedShares,
+  share,
+  snapshot,
+  testKeys,
+} from './helpers.js';
+
+let server: RedisServer;
+let redis: RedisClient;
+const cleanups: (() => Promise<unknown> | unknown)[] = [];
+
+beforeAll(async () => {
+  server = await startRedis();
+  redis = connectRedis(server.url, 'test');
+});
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+afterAll(async () => {
+  redis?.disconnect();
+  await server?.stop();
+});
+
+const quiet = createLogger({ name: 'reporter-test', level: 'silent' });
+
+async function startReporter(keys: KeyBuilder, extra: Partial<ReporterOptions> = {}): Promise<Reporter> {
+  const reporter = await createReporter({
+    id: `r-${Math.random().toString(16).slice(2, 8)}`,
+    chain: CHAIN,
+    redis,
+    keys,
+    logger: quiet,
+    blockPollMs: 3_600_000, // these tests have no blocks; keep the poller's commands out of the counts
+    ...extra,
+  });
+  cleanups.push(() => reporter.close());
+  await reporter.start();
+  return reporter;
+}
+
+function rpc(reporter: Reporter) {
+  const c = client(reporter.endpoint!);
+  cleanups.push(() => c.close());
+  return c;
+}
+
+async function sendError(send: Promise<unknown>): Promise<RpcError> {
+  try {
+    await send;
+  } catch (error) {
+    expect(error).toBeInstanceOf(RpcError);
+    return error as RpcError;
+  }
+  throw new Error('the request was answered, not refused');
+}
+
+describe('reporter.shares', () => {
+  it('credits a batch: round per account, worker counters, hashrate buckets, share log', async () => {
+    const keys = testKeys();
+    const reporter = await startReporter(keys);
+    const now = Date.now();
+    const shares: Share[] = [
+      share({ account: 'alice', worker: 'rig1', diff: 8, ts: now }),
+      share({ account: 'alice', worker: 'rig1', diff: 8, ts: now }),
+      share({ account: 'alice', worker: 'rig2', diff: 16, ts: now }),
+      share({ account: 'bob', worker: '', diff: 4, ts: now }),
+      share({ account: 'bob', worker: '', diff: 4, ts: now, result: 'stale' }),
+      share({ account: 'alice', worker: 'rig1', diff: 8, ts: now, result: 'lowdiff' }),
+      share({ account: 'alice', worker: 'rig1', diff: 8, ts: now, result: 'duplicate' }),
+      share({ account: 'alice', worker: 'rig2', diff: 8, ts: now, result: 'invalid' }),
+    ];
+    const request = batch(shares);
+    const reply = await rpc(reporter).request('reporter.shares', request);
+    expect(reply).toEqual({ batchId: request.batchId, credited: 4 });
+
+    expect(await readRound(redis, keys, CHAIN)).toEqual({ alice: 32, bob: 4 });
+    const workers = await readWorkers(redis, keys, CHAIN);
+    expect(workers.get('alice.rig1')).toEqual({
+      accepted: 2,
+      stale: 0,
+      duplicate: 1,
+      lowdiff: 1,
+      invalid: 0,
+      acceptedDiff: 16,
+      lastShareMs: now,
+    });
+    expect(workers.get('alice.rig2')).toMatchObject({ accepted: 1, invalid: 1, acceptedDiff: 16 });
+    expect(workers.get('bob')).toMatchObject({ accepted: 1, stale: 1, acceptedDiff: 4 });
+
+    // All credited in the current bucket of each window: diff/s is (share of the bucket) / window.
+    const rates = await readHashrate(redis, keys, CHAIN, ['alice.rig1', 'bob'], now);
+    expect(rates.get('alice.rig1')!['1m']).toBeCloseTo(16 / 60, 9);
+    expect(rates.get('alice.rig1')!['5m']).toBeCloseTo(16 / 300, 9);
+    expect(rates.get('alice.rig1')!['60m']).toBeCloseTo(16 / 3600, 9);
+    expect(rates.get('bob')!['1m']).toBeCloseTo(4 / 60, 9);
+    const bucket = reporterKeys(keys, CHAIN).hashrate(1, Math.floor(now / 60_000));
+    expect(await redis.ttl(bucket)).toBeGreaterThan(60);
+
+    const log = [];
+    for await (const entry of readShareLog(redis, keys, CHAIN)) log.push(entry);
+    expect(log).toHaveLength(1);
+    expect(log[0]).toMatchObject({
+      batchId: request.batchId,
+      stratumId: 'stratum-1',
+      counts: { accepted: 4, stale: 1, duplicate: 1, lowdiff: 1, invalid: 1 },
+    });
+    expect(log[0]!.shares).toEqual(
+      shares
+        .filter((s) => s.result === 'accepted')
+        .map((s) => ({ shareId: s.shareId, account: s.account, worker: s.worker, diff: s.diff })),
+    );
+    expect(await redis.ttl(keys.batch(request.batchId))).toBeGreaterThan(86_000);
+    expect(reporter.stats()).toMatchObject({ credited: 4, batches: { credited: 1 } });
+  });
+
+  it('credits a batch delivered twice once, and answers the second delivery with the first reply', async () => {
+    const keys = testKeys();
+    const reporter = await startReporter(keys);
+    const c = rpc(reporter);
+    const request = batch(mixedShares(300, 5, 3));
+    const first = await c.request('reporter.shares', request);
+    const after = await snapshot(redis, keys);
+    // A retry after a lost ack, even with its shares in another order, credits nothing.
+    const second = await c.request('reporter.shares', { ...request, shares: [...request.shares].reverse() });
+    expect(second).toEqual(first);
+    expect(await snapshot(redis, keys)).toEqual(after);
+    expect(reporter.stats().batches).toMatchObject({ credited: 1, duplicate: 1 });
+  });
+
+  it('credits a batch once when it is delivered concurrently, through two reporters', async () => {
+    const keys = testKeys();
+    const [a, b] = await Promise.all([startReporter(keys), startReporter(keys)]);
+    const clients = [rpc(a), rpc(b), rpc(a), rpc(b)];
+    const request = batch(mixedShares(2000, 20, 4, 7));
+    const accepted = request.shares.filter((s) => s.result === 'accepted');
+    const replies = await Promise.all(
+      Array.from({ length: 16 }, (_, i) => clients[i % clients.length]!.request('reporter.shares', request)),
+    );
+    for (const r of replies) expect(r).toEqual({ batchId: request.batchId, credited: accepted.length });
+    const expected: Record<string, number> = {};
+    for (const s of accepted) expected[s.account] = (expected[s.account] ?? 0) + s.diff;
+    expect(await readRound(redis, keys, CHAIN)).toEqual(expected);
+    const log = [];
+    for await (const entry of readShareLog(redis, keys, CHAIN)) log.push(entry);
+    expect(log).toHaveLength(1);
+    const [sa, sb] = [a.stats().batches, b.stats().batches];
+    expect(sa.credited + sb.credited).toBe(1);
+    expect(sa.duplicate + sb.duplicate).toBe(15);
+  });
+
+  it('keeps round totals equal to the sum over the share log, share by share', async () => {
+    const keys = testKeys();
+    const reporter = await startReporter(keys);
+    const c = rpc(reporter);
+    const sent: Share[] = [];
+    const requests: SharesRequest[] = [];
+    for (let i = 0; i < 40; i++) {
+      const request = batch(mixedShares(250, 12, 5, 100 + i), `stratum-${i % 3}`);
+      requests.push(request);
+      sent.push(...request.shares);
+    }
+    // Several in flight at once, some delivered twice.
+    await Promise.all(requests.map((r) => c.request('reporter.shares', r)));
+    await Promise.all(requests.slice(0, 10).map((r) => c.request('reporter.shares', r)));
+
+    const logged = new Map<string, { account: string; worker: string; diff: number }>();
+    for await (const entry of readShareLog(redis, keys, CHAIN, { pageSize: 7 })) {
+      for (const s of entry.shares) {
+        expect(logged.has(s.shareId), `share ${s.shareId} logged twice`).toBe(false);
+        logged.set(s.shareId, s);
+      }
+    }
+    const accepted = sent.filter((s) => s.result === 'accepted');
+    expect(logged.size).toBe(accepted.length);
+    for (const s of accepted) {
+      expect(logged.get(s.shareId)).toEqual({
+        shareId: s.shareId,
+        account: s.account,
+        worker: s.worker,
+        diff: s.diff,
+      });
+    }
+    const fromLog: Record<string, number> = {};
+    for (const s of logged.values()) fromLog[s.account] = (fromLog[s.account] ?? 0) + s.diff;
+    // Dyadic difficulties: the sums are exact in any order.
+    expect(await readRound(redis, keys, CHAIN)).toEqual(fromLog);
+
+    const workers = await readWorkers(redis, keys, CHAIN);
+    const perWorker = new Map<string, number>();
+    for (const s of sent) {
+      const name = `${s.account}.${s.worker}`;
+      perWorker.set(name, (perWorker.get(name) ?? 0) + 1);
+    }
+    for (const [name, total] of perWorker) {
+      const w = workers.get(name)!;
+      expect(w.accepted + w.stale + w.duplicate + w.lowdiff + w.invalid).toBe(total);
+    }
+  });
+
+  it('runs a constant handful of Redis commands per batch: far below one per share (INFO commandstats)', async () => {
+    const keys = testKeys();
+    const reporter = await startReporter(keys);
+    const c = rpc(reporter);
+    const requests = Array.from({ length: 20 }, (_, i) => batch(mixedShares(1000, 50, 4, 500 + i)));
+    await c.request('reporter.shares', batch(mixedShares(10, 2, 2))); // scripts loaded
+    const before = await commandCalls(redis);
+    for (const r of requests) await c.request('reporter.shares', r);
+    const delta = callsBetween(before, await commandCalls(redis));
+    const total = [...delta.values()].reduce((a, b) => a + b, 0);
+    const shares = requests.length * 1000;
+    const perShare = total / shares;
+    expect(delta.get('evalsha')).toBe(requests.length);
+    expect(delta.get('eval') ?? 0).toBe(0);
+    // 200 workers in 50 accounts per batch: each hash is one HMGET and one HSET.
+    expect(total / requests.length).toBeLessThanOrEqual(20);
+    expect(perShare).toBeLessThan(0.05);
+  });
+});
+
+describe('malformed batches', () => {
+  const good = () => batch([share({ account: 'alice' }), share({ account: 'bob', diff: 3 })]);
+  const withShare = (i: number, change: Record<string, unknown>) => {
+    const b = good();
+    (b.shares as unknown as Record<string, unknown>[])[i] = { ...b.shares[i], ...change };
+    return b;
+  };
+  const cases: [string, () => unknown, number, RegExp][] = [
+    ['not an object', () => [1, 2], RpcErrorCode.BadRequest, /must be an object/],
+    ['batchId not a string', () => ({ ...good(), batchId: 42 }), RpcErrorCode.BadRequest, /batchId/],
+    ['batchId with braces', () => ({ ...good(), batchId: 'a{b}' }), RpcErrorCode.BadRequest, /batchId/],
+    ['another chain', () => ({ ...good(), chain: 'btc' }), RpcErrorCode.BadRequest, /chain must be "ltc"/],
+    [
+      'shares not an array',
+      () => ({ ...good(), shares: {} }),
+      RpcErrorCode.BadRequest,
+      /shares must be an array/,
+    ],
+    ['negative difficulty', () => withShare(1, { diff: -1 }), RpcErrorCode.BadRequest, /shares\[1\]\.diff/],
+    ['difficulty as text', () => withShare(1, { diff: '5' }), RpcErrorCode.BadRequest, /shares\[1\]\.diff/],
+    [
+      'NaN difficulty',
+      () => withShare(0, { diff: Number.NaN }),
+      RpcErrorCode.BadRequest,
+      /shares\[0\]\.diff/,
+    ],
+    [
+      'unknown result',
+      () => withShare(1, { result: 'great' }),
+      RpcErrorCode.BadRequest,
+      /result must be one of/,
+    ],
+    ['unknown worker (no account)', () => withShare(1, { account: '' }), RpcErrorCode.BadRequest, /account/],
+    ['account with a space', () => withShare(0, { account: 'a b' }), RpcErrorCode.BadRequest, /account/],
+    ['missing ts', () => withShare(1, { ts: undefined }), RpcErrorCode.BadRequest, /ts must be/],
+    ['nonce not a string', () => withShare(1, { nonce: 7 }), RpcErrorCode.BadRequest, /nonce/],
+    ['bad block hash', () => withShare(1, { blockHash: 'zz' }), RpcErrorCode.BadRequest, /blockHash/],
+    [
+      'share id twice',
+      () => {
+        const b = good();
+        b.shares[1]!.shareId = b.shares[0]!.shareId;
+        return b;
+      },
+      RpcErrorCode.BadRequest,
+      /appears twice/,
+    ],
+    [
+      'too many shares',
+      () => batch(Array.from({ length: 101 }, () => share({ account: 'alice' }))),
+      RpcErrorCode.TooLarge,
+      /at most 100 shares/,
+    ],
+  ];
+
+  it('are refused whole with an error code, counted, and leave Redis unchanged', async () => {
+    const keys = testKeys();
+    const reporter = await startReporter(keys, { maxBatchShares: 100 });
+    const c = rpc(reporter);
+    await c.request('reporter.shares', good()); // something to leave unchanged
+    const before = await snapshot(redis, keys);
+    for (const [what, make, code, message] of cases) {
+      const error = await sendError(c.request('reporter.shares', make() as SharesRequest));
+      expect(error.code, what).toBe(code);
+      expect(error.message, what).toMatch(message);
+    }
+    expect(await snapshot(redis, keys)).toEqual(before);
+    expect(reporter.stats().batches.refused).toBe(cases.length);
+    const text = await reporter.metrics.text();
+    expect(text).toMatch(new RegExp(`hashwire_batches_total\\{outcome="refused"[^}]*\\} ${cases.length}\\n`));
+  });
+});
+
+describe('service', () => {
+  it('registers as reporter with its RPC endpoint, answers svc.status, and drains to Unavailable', async () => {
+    const keys = testKeys();
+    const reporter = await startReporter(keys);
+    const c = rpc(reporter);
+    const info = await getService(redis, keys, 'reporter', reporter.id);
+    expect(info).toMatchObject({ kind: 'reporter', rpc: reporter.endpoint, chain: CHAIN, state: 'up' });
+    expect(await c.request('svc.status', {})).toMatchObject({ id: reporter.id, state: 'up' });
+
+    // A batch in flight when the drain starts is still written and acknowledged: Redis holds
+    // writes (CLIENT PAUSE WRITE) so the batch is surely in flight while the drain begins.
+    const admin = connectRedis(server.url, 'admin');
+    cleanups.push(async () => {
+      await admin.client('UNPAUSE');
+      admin.disconnect();
+    });
+    await admin.client('PAUSE', 60_000, 'WRITE');
+    const inFlight = c.request('reporter.shares', batch(mixedShares(3000, 10, 10)));
+    await c.request('svc.status', {}); // handlers run in arrival order: the batch is being written
+    expect(reporter.stats().inFlight).toBe(1);
+    const drained = reporter.drain();
+    const late = await sendError(c.request('reporter.shares', batch([share({ account: 'alice' })])));
+    expect(late.code).toBe(RpcErrorCode.Unavailable);
+    expect(reporter.stats()).toMatchObject({ state: 'draining', inFlight: 1 });
+    await admin.client('UNPAUSE');
+    expect((await inFlight).credited).toBeGreaterThan(0);
+    await drained;
+    expect(await getService(redis, keys, 'reporter', reporter.id)).toBeNull();
+    expect(reporter.stats()).toMatchObject({ state: 'draining', batches: { unavailable: 1, credited: 1 } });
+  });
+
+  it('mirrors its metrics to statsd over real UDP', async () => {
+    const socket: Socket = createSocket('udp4');
+    socket.bind(0, '127.0.0.1');
+    await once(socket, 'listening');
+    cleanups.push(() => new Promise<void>((resolve) => socket.close(() => resolve())));
+    const lines: string[] = [];
+    let wake: () => void = () => {};
+    socket.on('message', (m) => {
+      lines.push(...m.toString().split('\n').filter(Boolean));
+      wake();
+    });
+    const keys = testKeys();
+    const reporter = await startReporter(keys, {
+      id: 'r-statsd',
+      metrics: { statsd: { host: '127.0.0.1', port: socket.address().port, tags: { env: 'test' } } },
+    });
+    await rpc(reporter).request(
+      'reporter.shares',
+      batch([share({ account: 'a' }), share({ account: 'a' }), share({ account: 'a', result: 'stale' })]),
+    );
+    const wanted = [
+      'hashwire.batches:1|c|#service:reporter,id:r-statsd,env:test,outcome:credited',
+      'hashwire.shares:2|c|#service:reporter,id:r-statsd,env:test,result:accepted',
+      'hashwire.shares:1|c|#service:reporter,id:r-statsd,env:test,result:stale',
+    ];
+    const timing =
+      /^hashwire\.rpc:[0-9.]+\|ms\|#service:reporter,id:r-statsd,env:test,method:reporter\.shares$/;
+    const complete = () => wanted.every((w) => lines.includes(w)) && lines.some((l) => timing.test(l));
+    while (!complete()) {
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+      });
+    }
+    expect(lines.filter((l) => l.includes('result:duplicate'))).toEqual([]); // zero counts are not sent
+  });
+});
