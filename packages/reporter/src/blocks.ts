@@ -196,7 +196,14 @@ export class BlockWatcher {
    */
   async #confirmations(daemons: DaemonPool, record: BlockRecord, tip: number): Promise<number | null> {
     if (record.height > tip) return null; // the daemon we asked is behind
-    const atHeight = await daemons.call<string>('getblockhash', [record.height]);
+    let atHeight: string;
+    try {
+      atHeight = await daemons.call<string>('getblockhash', [record.height]);
+    } catch (error) {
+      // The tip went below the block's height since getblockcount (a reorg in progress).
+      if (error instanceof DaemonError && error.code === RpcCode.InvalidParameter) return null;
+      throw error;
+    }
     if (atHeight === record.hash) return tip - record.height + 1;
     try {
       const block = await daemons.call<{ confirmations: number }>('getblock', [record.hash, 1]);
