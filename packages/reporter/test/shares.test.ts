@@ -241,6 +241,29 @@ describe('reporter.shares', () => {
   });
 });
 
+describe('redis restart', () => {
+  it('keeps crediting after Redis restarts (AOF on, script cache lost) and still refuses a batch it already credited', async () => {
+    const aof = await startRedis({ appendonly: true });
+    cleanups.push(() => aof.stop());
+    const own = connectRedis(aof.url, 'test-aof');
+    cleanups.push(() => own.disconnect());
+    const keys = testKeys();
+    const reporter = await startReporter(keys, { redis: own });
+    const c = rpc(reporter);
+    const first = batch(mixedShares(500, 5, 2, 11));
+    const reply = await c.request('reporter.shares', first);
+    const round = await readRound(own, keys, CHAIN);
+
+    await aof.restart();
+    await own.ping(); // reconnected
+    expect(await c.request('reporter.shares', first)).toEqual(reply); // the batch id survived
+    expect(await readRound(own, keys, CHAIN)).toEqual(round);
+    const second = batch([share({ account: 'acct0', diff: 1 })]);
+    expect(await c.request('reporter.shares', second)).toEqual({ batchId: second.batchId, credited: 1 });
+    expect((await readRound(own, keys, CHAIN)).acct0).toBe((round.acct0 ?? 0) + 1);
+  });
+});
+
 describe('malformed batches', () => {
   const good = () => batch([share({ account: 'alice' }), share({ account: 'bob', diff: 3 })]);
   const withShare = (i: number, change: Record<string, unknown>) => {
