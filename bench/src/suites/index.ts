@@ -4,6 +4,7 @@ import { jobsSuite } from './jobs.js';
 import { protocolSuite } from './protocol.js';
 import { registrySuite } from './registry.js';
 import { rpcSuite } from './rpc.js';
+import { sharesSuite } from './shares.js';
 import { stratumSharesSuite } from './stratum-shares.js';
 
 /** Every suite `hashwire bench` knows, in run order. Issues add theirs here. */

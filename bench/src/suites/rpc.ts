@@ -1,3 +1,7 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import type { Job } from '@hashwire/protocol';
 import { type RpcClient, type RpcServer, createRpcClient, createRpcServer } from '@hashwire/rpc';
 import { Dealer, Router } from 'zeromq';
@@ -31,10 +35,21 @@ export const rpcSuite: BenchSuite = {
 
 const ms = (v: number) => Number(v.toFixed(3));
 
+/** Starts the benchmark's echo server in a child process (rpc-peer.js) and returns its endpoint. */
+async function startPeer(mode: 'rpc' | 'raw'): Promise<{ endpoint: string; stop: () => void }> {
+  const script = fileURLToPath(new URL('../rpc-peer.js', import.meta.url));
+  const child = spawn(process.execPath, [script, mode], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const [endpoint] = (await once(createInterface({ input: child.stdout! }), 'line')) as [string];
+  return { endpoint, stop: () => child.kill('SIGKILL') };
+}
+
 async function requestReply(ctx: BenchContext, seconds: number): Promise<BenchResult[]> {
-  const server = await createRpcServer<EchoMethods>({ handlers: { 'bench.echo': (body) => body } });
-  const client = createRpcClient<EchoMethods>(server.endpoint);
-  const raw = await RawEcho.start();
+  // Server and client in different processes, as services run: the client process paces
+  // and measures, the server process answers.
+  const rpcPeer = await startPeer('rpc');
+  const rawPeer = await startPeer('raw');
+  const client = createRpcClient<EchoMethods>(rpcPeer.endpoint);
+  const raw = await RawEcho.start(rawPeer.endpoint);
   try {
     const pad = 'x'.repeat(64);
     let seq = 0;
@@ -79,8 +94,9 @@ async function requestReply(ctx: BenchContext, seconds: number): Promise<BenchRe
     ];
   } finally {
     await client.close();
-    await server.close();
     await raw.close();
+    rpcPeer.stop();
+    rawPeer.stop();
   }
 }
 
@@ -222,21 +238,15 @@ class RawEcho {
   private readonly payload = Buffer.alloc(80, 0x78);
 
   private constructor(
-    private readonly router: Router,
     private readonly dealer: Dealer,
     private readonly loops: Promise<void>[],
   ) {}
 
-  static async start(): Promise<RawEcho> {
-    const router = new Router({ linger: 0, sendTimeout: 0 });
-    await router.bind('tcp://127.0.0.1:*');
+  static async start(endpoint: string): Promise<RawEcho> {
     const dealer = new Dealer({ linger: 0, sendTimeout: 0 });
-    dealer.connect(router.lastEndpoint as string);
-    const echo = new RawEcho(router, dealer, []);
+    dealer.connect(endpoint);
+    const echo = new RawEcho(dealer, []);
     echo.loops.push(
-      (async () => {
-        for await (const frames of router) await router.send(frames).catch(() => {});
-      })(),
       (async () => {
         for await (const [seq] of dealer) echo.waiting.get((seq as Buffer).readUInt32BE(0))?.();
       })(),
@@ -259,7 +269,6 @@ class RawEcho {
 
   async close(): Promise<void> {
     this.dealer.close();
-    this.router.close();
     await Promise.allSettled(this.loops);
   }
 }
