@@ -6,6 +6,7 @@ import { registrySuite } from './registry.js';
 import { rpcSuite } from './rpc.js';
 import { sharesSuite } from './shares.js';
 import { stratumSharesSuite } from './stratum-shares.js';
+import { stratumSuite } from './stratum.js';
 
 /** Every suite `hashwire bench` knows, in run order. Issues add theirs here. */
 export const suites: readonly BenchSuite[] = [
@@ -14,5 +15,6 @@ export const suites: readonly BenchSuite[] = [
   registrySuite,
   rpcSuite,
   stratumSharesSuite,
+  stratumSuite,
   jobsSuite,
 ];

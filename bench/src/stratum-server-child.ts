@@ -1,0 +1,179 @@
+// The server side of the `stratum` bench, alone in its process so its RSS is the server's:
+// one stratum server on a fixed synthetic regtest job source, a control port on which the
+// session process triggers fan-outs (one clock: the one that timestamps the arrivals), and
+// the same-run baseline, a bare loop writing one prebuilt buffer to the server's sockets.
+// Run with --expose-gc; driven by `serveParent` requests.
+import { randomBytes } from 'node:crypto';
+import { subscribe } from 'node:diagnostics_channel';
+import { EventEmitter, once } from 'node:events';
+import { type Socket, createServer } from 'node:net';
+import { createInterface } from 'node:readline';
+import { type BlockTemplate, LITECOIN_REGTEST, buildJob } from '@hashwire/chain';
+import { type Job, createKeyBuilder } from '@hashwire/protocol';
+import { type RedisClient, connectRedis } from '@hashwire/registry';
+import { type JobSource, type StratumServer, createStratumServer, prepareJob } from '@hashwire/stratum';
+import { serveParent } from './child-ipc.js';
+import {
+  BENCH_ADDRESS,
+  type ServerStartParams,
+  type ServerStarted,
+  fanoutIds,
+} from './stratum-bench-shared.js';
+
+const BENCH_CHAIN = 'ltc-regtest';
+const EXTRANONCE1_SIZE = 4;
+const EXTRANONCE2_SIZE = 8;
+
+class PushedJobs implements JobSource {
+  private readonly emitter = new EventEmitter<{ job: [Job] }>();
+  private latest: Job | null = null;
+
+  push(job: Job): void {
+    this.latest = job;
+    this.emitter.emit('job', job);
+  }
+
+  current(): Job | null {
+    return this.latest;
+  }
+
+  onJob(cb: (job: Job) => void): () => void {
+    this.emitter.on('job', cb);
+    return () => this.emitter.off('job', cb);
+  }
+}
+
+function template(txids: readonly string[], height: number): BlockTemplate {
+  return {
+    version: 0x20000000,
+    // A new block every round: each job is clean, as on a block found elsewhere.
+    previousblockhash: randomBytes(32).toString('hex'),
+    transactions: txids.map((txid) => ({ data: `0100000001${txid}`, txid, hash: txid })),
+    coinbaseaux: {},
+    coinbasevalue: 625_000_000,
+    target: `7fffff${'00'.repeat(29)}`,
+    mintime: 1_700_000_000,
+    curtime: 1_700_000_600,
+    bits: '207fffff',
+    height,
+    default_witness_commitment: `6a24aa21a9ed${randomBytes(32).toString('hex')}`,
+  };
+}
+
+function makeJob(txids: readonly string[], jobId: string, height: number): Job {
+  return buildJob({
+    template: template(txids, height),
+    params: LITECOIN_REGTEST,
+    chain: BENCH_CHAIN,
+    payouts: [{ address: BENCH_ADDRESS }],
+    extranonce1Size: EXTRANONCE1_SIZE,
+    extranonce2Size: EXTRANONCE2_SIZE,
+    epoch: 1,
+    jobId,
+    jmId: 'bench',
+    cleanJobs: true,
+  }).job;
+}
+
+let redis: RedisClient | null = null;
+let server: StratumServer | null = null;
+const jobs = new PushedJobs();
+/** The server's accepted sockets (from node's `net.server.socket` channel), for the baseline. */
+const serverSockets = new Set<Socket>();
+
+async function start(p: ServerStartParams): Promise<ServerStarted> {
+  const txids = Array.from({ length: p.txCount }, () => randomBytes(32).toString('hex'));
+  // Built before anything is timed: the bench times the server, not the job builder.
+  const roundJobs: Job[] = [];
+  const rawLines: Buffer[] = [];
+  const prepare = {
+    params: LITECOIN_REGTEST,
+    extranonce1Size: EXTRANONCE1_SIZE,
+    extranonce2Size: EXTRANONCE2_SIZE,
+  };
+  for (let round = 0; round <= p.rounds; round++) {
+    const ids = fanoutIds(round);
+    roundJobs[round] = makeJob(txids, ids.job, 1000 + round);
+    rawLines[round] = prepareJob(makeJob(txids, ids.raw, 1000 + round), prepare).notifyLine;
+  }
+  jobs.push(makeJob(txids, 'first', 999));
+
+  redis = connectRedis(p.redisUrl, 'bench-stratum');
+  server = await createStratumServer({
+    id: 'bench-stratum',
+    chain: BENCH_CHAIN,
+    params: LITECOIN_REGTEST,
+    host: '127.0.0.1',
+    port: 0,
+    redis,
+    keys: createKeyBuilder({ prefix: p.keyPrefix }),
+    jobs,
+    blockSink: { submitBlock: async () => ({ accepted: false, hash: '', reason: 'bench' }) },
+    spoolDir: p.spoolDir,
+    extranonce1Size: EXTRANONCE1_SIZE,
+    extranonce2Size: EXTRANONCE2_SIZE,
+    // Every bench miner connects from 127.0.0.1.
+    limits: { maxConnectionsPerIp: 0 },
+    // Idle sessions keep their difficulty: each new job is one notify line, nothing else.
+    vardiff: { enabled: false },
+  });
+  await server.start();
+  const port = server.port;
+  subscribe('net.server.socket', (message) => {
+    const socket = (message as { socket: Socket }).socket;
+    if (socket.localPort !== port) return;
+    serverSockets.add(socket);
+    socket.once('close', () => serverSockets.delete(socket));
+  });
+
+  const control = createServer((socket) => {
+    socket.setNoDelay(true);
+    createInterface({ input: socket }).on('line', (line) => {
+      const [what, n] = line.split(' ');
+      const round = Number(n);
+      if (what === 'job') {
+        jobs.push(roundJobs[round]!);
+      } else if (what === 'raw') {
+        const buffer = rawLines[round]!;
+        for (const s of serverSockets) s.write(buffer);
+      }
+    });
+  });
+  control.listen(0, '127.0.0.1');
+  await once(control, 'listening');
+  control.unref();
+  const controlPort = (control.address() as { port: number }).port;
+  // The line a round's job becomes (the server forces clean_jobs on a new prevhash; these are clean).
+  const notifyBytes = prepareJob(roundJobs[1]!, prepare).notifyLine.length;
+  if (notifyBytes !== rawLines[1]!.length) {
+    throw new Error(`baseline line has ${rawLines[1]!.length} bytes, the notify ${notifyBytes}`);
+  }
+  return { port, controlPort, notifyBytes };
+}
+
+/** RSS after a full collection, so garbage does not count as memory held. */
+function rss(): number {
+  if (!globalThis.gc) throw new Error('stratum-server-child needs --expose-gc');
+  globalThis.gc();
+  globalThis.gc();
+  return process.memoryUsage().rss;
+}
+
+/** Resolves once the server holds at most `count` connections (closes are seen asynchronously). */
+async function settle(p: { count: number }): Promise<void> {
+  const s = server!;
+  while (s.stats().connections > p.count) await once(s, 'disconnect');
+}
+
+serveParent(
+  {
+    start,
+    rss,
+    settle,
+    stats: () => server!.stats(),
+  },
+  async () => {
+    await server?.close();
+    redis?.disconnect();
+  },
+);

@@ -1,0 +1,196 @@
+// The miner side of the `stratum` bench: thousands of bare stratum sockets in a process of
+// their own (they would not fit the server's file descriptors, and must not count in its
+// RSS). Opens idle sessions, triggers fan-out rounds on the server's control port and
+// timestamps every arrival on this one clock, and runs the handshake churn.
+import { once } from 'node:events';
+import { type Socket, connect } from 'node:net';
+import { serveParent } from './child-ipc.js';
+import {
+  BENCH_ADDRESS,
+  type FanoutParams,
+  type HandshakeParams,
+  type HandshakeResult,
+  type OpenParams,
+  fanoutIds,
+  notifyMarker,
+} from './stratum-bench-shared.js';
+
+const AUTHORIZE_ID = 2;
+
+const SUBSCRIBE = `{"id":1,"method":"mining.subscribe","params":["hashwire-bench/1"]}\n`;
+
+function handshakeLines(worker: string): string {
+  const authorize = `{"id":${AUTHORIZE_ID},"method":"mining.authorize","params":["${BENCH_ADDRESS}.${worker}","x"]}\n`;
+  return SUBSCRIBE + authorize;
+}
+
+/** Calls `onLine` with each complete line the socket receives and the time its chunk arrived. */
+function readLines(socket: Socket, onLine: (line: string, at: number) => void): void {
+  let partial = '';
+  socket.setEncoding('utf8');
+  socket.on('data', (chunk: string) => {
+    const at = performance.now();
+    partial += chunk;
+    let nl = partial.indexOf('\n');
+    while (nl !== -1) {
+      onLine(partial.slice(0, nl), at);
+      partial = partial.slice(nl + 1);
+      nl = partial.indexOf('\n');
+    }
+  });
+}
+
+const isAuthorizeReply = (line: string) => line.startsWith(`{"id":${AUTHORIZE_ID},`);
+
+function checkAuthorized(line: string): void {
+  if (!line.includes('"result":true')) throw new Error(`authorize refused: ${line}`);
+}
+
+interface Watch {
+  marker: string;
+  remaining: number;
+  last: number;
+  done: () => void;
+}
+
+const sessions: Socket[] = [];
+let watch: Watch | null = null;
+let control: Socket | null = null;
+let failure: Error | null = null;
+
+/**
+ * One idle session: subscribe + authorize, resolved once the server has sent its first job
+ * (the session is then what a quiet miner is). Afterwards it only watches fan-out rounds.
+ */
+function openSession(port: number, worker: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    sessions.push(socket);
+    let authorized = false;
+    let settled = false;
+    let seenRound = '';
+    socket.on('error', (error) => {
+      failure ??= error;
+      if (!settled) reject(error);
+    });
+    socket.on('close', () => {
+      if (!settled) reject(new Error(`session ${worker} closed by the server during its handshake`));
+    });
+    readLines(socket, (line, at) => {
+      if (!settled) {
+        if (isAuthorizeReply(line)) {
+          checkAuthorized(line);
+          authorized = true;
+        } else if (authorized && line.includes('"mining.notify"')) {
+          settled = true;
+          resolve();
+        }
+        return;
+      }
+      const w = watch;
+      if (w && seenRound !== w.marker && line.includes(w.marker)) {
+        seenRound = w.marker;
+        w.last = at;
+        if (--w.remaining === 0) w.done();
+      }
+    });
+    socket.write(handshakeLines(worker));
+  });
+}
+
+async function open(p: OpenParams): Promise<{ sessions: number; ms: number }> {
+  const start = performance.now();
+  const first = sessions.length;
+  let next = 0;
+  const opener = async () => {
+    while (next < p.sessions) await openSession(p.port, `idle${first + next++}`);
+  };
+  await Promise.all(Array.from({ length: Math.min(p.concurrency, p.sessions) }, opener));
+  return { sessions: sessions.length, ms: performance.now() - start };
+}
+
+async function closeSessions(): Promise<void> {
+  const closing = sessions.map((s) => (s.closed ? Promise.resolve() : once(s, 'close')));
+  for (const s of sessions) s.destroy();
+  sessions.length = 0;
+  await Promise.all(closing);
+}
+
+/**
+ * One round: the job (or the baseline buffer) is triggered from here, and the round lasts
+ * until the last session holds the whole line. Milliseconds on this process's clock.
+ */
+async function fanout(p: FanoutParams): Promise<number> {
+  if (failure) throw failure;
+  if (!control) {
+    control = connect(p.controlPort, '127.0.0.1');
+    control.setNoDelay(true);
+    await once(control, 'connect');
+  }
+  const ids = fanoutIds(p.round);
+  const round: Watch = {
+    marker: notifyMarker(p.kind === 'job' ? ids.job : ids.raw),
+    remaining: sessions.length,
+    last: 0,
+    done: () => {},
+  };
+  const done = new Promise<void>((resolve) => {
+    round.done = resolve;
+  });
+  watch = round;
+  const start = performance.now();
+  control.write(`${p.kind} ${p.round}\n`);
+  await done;
+  watch = null;
+  return round.last - start;
+}
+
+/**
+ * Handshake churn: `concurrency` clients, each connecting, subscribing and authorizing,
+ * closing at the authorize reply, and starting over. Counts the handshakes completed in
+ * `seconds` after a warm-up.
+ */
+async function handshakes(p: HandshakeParams): Promise<HandshakeResult> {
+  let counting = false;
+  let count = 0;
+  let stop = false;
+  let seq = 0;
+  const one = () =>
+    new Promise<void>((resolve, reject) => {
+      const socket = connect(p.port, '127.0.0.1');
+      socket.on('error', reject);
+      socket.on('close', () => reject(new Error('closed by the server during the handshake')));
+      readLines(socket, (line) => {
+        if (!isAuthorizeReply(line)) return;
+        checkAuthorized(line);
+        if (counting) count++;
+        socket.removeAllListeners('close');
+        socket.removeAllListeners('error');
+        socket.on('error', () => {});
+        socket.destroy();
+        resolve();
+      });
+      socket.write(handshakeLines(`hs${seq++}`));
+    });
+  const client = async () => {
+    while (!stop) await one();
+  };
+  const clients = Promise.all(Array.from({ length: p.concurrency }, client));
+  const timed = (async () => {
+    await new Promise((resolve) => setTimeout(resolve, p.warmupSeconds * 1000));
+    counting = true;
+    const start = performance.now();
+    await new Promise((resolve) => setTimeout(resolve, p.seconds * 1000));
+    counting = false;
+    stop = true;
+    return (performance.now() - start) / 1000;
+  })();
+  // A failed handshake ends the run at once rather than when the timer fires.
+  const [seconds] = await Promise.all([timed, clients]);
+  return { handshakes: count, seconds };
+}
+
+serveParent({ open, closeSessions, fanout, handshakes }, async () => {
+  control?.destroy();
+  await closeSessions();
+});

@@ -1,0 +1,134 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startRedis } from '@hashwire/testkit';
+import { startBenchChild } from '../child-ipc.js';
+import { percentile } from '../measure.js';
+import type { HandshakeResult, ServerStartParams, ServerStarted } from '../stratum-bench-shared.js';
+import type { BenchResult, BenchSuite } from '../types.js';
+
+const RSS_TARGET_BYTES = 10_240;
+const HANDSHAKES_TARGET = 5000;
+const FANOUT_TARGET_RATIO = 1.3;
+/** Mainnet-like block: 2,000 transactions → an 11-step merkle branch in every notify. */
+const TEMPLATE_TXS = 2000;
+const OPEN_CONCURRENCY = 200;
+const HANDSHAKE_CONCURRENCY = 200;
+const WARMUP_SESSIONS = 200;
+
+const count = (n: number) => n.toLocaleString('en-US');
+
+/**
+ * The stratum server under many miners, in three processes: the server alone in one (its
+ * RSS is what the sessions cost), the miners' sockets in another, this one conducting.
+ * `stratum.rss_per_session_bytes`: RSS growth per idle subscribed and authorized session.
+ * `stratum.notify_fanout_10k_p99_ms`: a new job handed to the server → the last session
+ * holding its whole `mining.notify`, timed by the miners' process, which triggers the job;
+ * baseline the same rounds with a bare loop writing one prebuilt line of the same size to
+ * the server's same sockets. `stratum.handshakes_per_s`: subscribe + authorize completed
+ * per second by clients that connect, handshake and close, over and over.
+ */
+export const stratumSuite: BenchSuite = {
+  name: 'stratum',
+  description: 'stratum server: memory per idle session, notify fan-out, handshakes',
+  async run(ctx) {
+    const sessions = ctx.quick ? 1000 : 10_000;
+    const rounds = ctx.quick ? 5 : 20;
+    const handshakeSeconds = ctx.quick ? 1 : 5;
+    const redisServer = await startRedis();
+    const spoolDir = mkdtempSync(join(tmpdir(), 'hw-bench-stratum-'));
+    const server = startBenchChild('stratum-server-child', { execArgv: ['--expose-gc'] });
+    const miners = startBenchChild('stratum-session-child');
+    try {
+      const start: ServerStartParams = {
+        redisUrl: redisServer.url,
+        keyPrefix: `b${randomBytes(4).toString('hex')}:`,
+        spoolDir,
+        rounds,
+        txCount: TEMPLATE_TXS,
+      };
+      const { port, controlPort, notifyBytes } = await server.request<ServerStarted>('start', start);
+
+      // A few sessions first, so code compiled on the first connections is not counted per session.
+      await miners.request('open', { port, sessions: WARMUP_SESSIONS, concurrency: OPEN_CONCURRENCY });
+      await miners.request('closeSessions');
+      await server.request('settle', { count: 0 });
+      const rssBefore = await server.request<number>('rss');
+      ctx.log(`stratum: opening ${count(sessions)} idle sessions`);
+      const opened = await miners.request<{ sessions: number; ms: number }>('open', {
+        port,
+        sessions,
+        concurrency: OPEN_CONCURRENCY,
+      });
+      const rssWith = await server.request<number>('rss');
+      const perSession = (rssWith - rssBefore) / sessions;
+      ctx.log(
+        `stratum: ${count(opened.sessions)} sessions open in ${Math.round(opened.ms)} ms, RSS ${mib(rssBefore)} → ${mib(rssWith)} MiB`,
+      );
+
+      ctx.log(`stratum: ${rounds} notify fan-outs of ${notifyBytes} bytes, and as many bare write loops`);
+      const fanout: number[] = [];
+      const bare: number[] = [];
+      for (let round = 0; round <= rounds; round++) {
+        // Interleaved, so drift in the machine's load touches both alike.
+        const job = await miners.request<number>('fanout', { controlPort, kind: 'job', round });
+        const raw = await miners.request<number>('fanout', { controlPort, kind: 'raw', round });
+        if (round === 0) continue; // warm-up
+        fanout.push(job);
+        bare.push(raw);
+      }
+      await miners.request('closeSessions');
+      await server.request('settle', { count: 0 });
+
+      ctx.log(`stratum: handshakes, ${HANDSHAKE_CONCURRENCY} clients for ${handshakeSeconds} s`);
+      const hs = await miners.request<HandshakeResult>('handshakes', {
+        port,
+        concurrency: HANDSHAKE_CONCURRENCY,
+        warmupSeconds: ctx.quick ? 0.2 : 0.5,
+        seconds: handshakeSeconds,
+      });
+      const handshakesPerS = hs.handshakes / hs.seconds;
+
+      const fanoutP99 = percentile(fanout, 99);
+      const bareP99 = percentile(bare, 99);
+      const ms = (v: number) => Number(v.toFixed(1));
+      const results: BenchResult[] = [
+        {
+          name: 'stratum.rss_per_session_bytes',
+          value: Math.round(perSession),
+          unit: `bytes/session (${count(sessions)} idle sessions)`,
+          higherIsBetter: false,
+          baseline: null,
+          target: `<= ${count(RSS_TARGET_BYTES)} bytes`,
+          met: perSession <= RSS_TARGET_BYTES,
+        },
+        {
+          name: 'stratum.handshakes_per_s',
+          value: Math.round(handshakesPerS),
+          unit: `handshakes/s (${HANDSHAKE_CONCURRENCY} clients)`,
+          higherIsBetter: true,
+          baseline: null,
+          target: `>= ${count(HANDSHAKES_TARGET)}/s`,
+          met: handshakesPerS >= HANDSHAKES_TARGET,
+        },
+        {
+          name: 'stratum.notify_fanout_10k_p99_ms',
+          value: ms(fanoutP99),
+          unit: `ms (p99 of ${rounds} jobs, ${count(sessions)} sessions, ${notifyBytes}-byte notify)`,
+          higherIsBetter: false,
+          baseline: { name: 'bare loop writing one prebuilt buffer, p99', value: ms(bareP99) },
+          target: `<= ${FANOUT_TARGET_RATIO}x baseline`,
+          met: fanoutP99 <= FANOUT_TARGET_RATIO * bareP99,
+        },
+      ];
+      return results;
+    } finally {
+      await Promise.all([miners.close(), server.close()]);
+      await redisServer.stop();
+      rmSync(spoolDir, { recursive: true, force: true });
+    }
+  },
+};
+
+const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
