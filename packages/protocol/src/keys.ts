@@ -53,7 +53,9 @@ export function createKeyBuilder(options: KeyBuilderOptions = {}) {
     latestJob: (chain: string) => `${prefix}job:${part('chain', chain)}:latest`,
     /** Sequence for globally unique job ids of a chain. */
     jobSequence: (chain: string) => `${prefix}jobseq:${part('chain', chain)}`,
-    batch: (batchId: string) => `${prefix}batch:${part('batchId', batchId)}`,
+    /** Idempotency mark of a share batch, tagged with its chain so the crediting script stays in one slot. */
+    batch: (chain: string, batchId: string) =>
+      `${prefix}batch:{${part('chain', chain)}}:${part('batchId', batchId)}`,
     round: (chain: string) => `${prefix}round:{${part('chain', chain)}}`,
     blocks: (chain: string) => `${prefix}blocks:{${part('chain', chain)}}`,
     blocksIndex: (chain: string) => `${prefix}blocks:{${part('chain', chain)}}:idx`,

@@ -16,7 +16,7 @@ export function reporterKeys(keys: KeyBuilder, chain: string) {
   const tag = round.slice(keys.prefix.length + 'round:'.length); // '{chain}'
   const blocks = keys.blocks(chain);
   return {
-    batch: (batchId: string) => keys.batch(batchId),
+    batch: (batchId: string) => keys.batch(chain, batchId),
     round,
     /** The round a block closed: `round:{chain}:<blockHash>`. */
     closedRound: (blockHash: string) => {

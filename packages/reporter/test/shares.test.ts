@@ -133,7 +133,7 @@ describe('reporter.shares', () => {
         .filter((s) => s.result === 'accepted')
         .map((s) => ({ shareId: s.shareId, account: s.account, worker: s.worker, diff: s.diff })),
     );
-    expect(await redis.ttl(keys.batch(request.batchId))).toBeGreaterThan(86_000);
+    expect(await redis.ttl(keys.batch(CHAIN, request.batchId))).toBeGreaterThan(86_000);
     expect(reporter.stats()).toMatchObject({ credited: 4, batches: { credited: 1 } });
   });
 
