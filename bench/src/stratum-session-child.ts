@@ -16,6 +16,8 @@ import {
 } from './stratum-bench-shared.js';
 
 const AUTHORIZE_ID = 2;
+/** A round that takes this long lost sessions on the way: fail, do not hang. */
+const ROUND_TIMEOUT_MS = 30_000;
 
 const SUBSCRIBE = `{"id":1,"method":"mining.subscribe","params":["hashwire-bench/1"]}\n`;
 
@@ -140,8 +142,24 @@ async function fanout(p: FanoutParams): Promise<number> {
   watch = round;
   const start = performance.now();
   control.write(`${p.kind} ${p.round}\n`);
-  await done;
-  watch = null;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new Error(
+            `${p.kind} round ${p.round}: ${round.remaining} sessions still waiting after ${ROUND_TIMEOUT_MS} ms`,
+          ),
+        ),
+      ROUND_TIMEOUT_MS,
+    );
+  });
+  try {
+    await Promise.race([done, timeout]);
+  } finally {
+    clearTimeout(timer);
+    watch = null;
+  }
   return round.last - start;
 }
 
