@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import type { Job } from '@hashwire/protocol';
 import { type RpcClient, type RpcServer, createRpcClient, createRpcServer } from '@hashwire/rpc';
 import { Dealer, Router } from 'zeromq';
+import { benchScript } from '../child-ipc.js';
 import { percentile } from '../measure.js';
 import type { BenchContext, BenchResult, BenchSuite } from '../types.js';
 
@@ -37,7 +37,7 @@ const ms = (v: number) => Number(v.toFixed(3));
 
 /** Starts the benchmark's echo server in a child process (rpc-peer.js) and returns its endpoint. */
 async function startPeer(mode: 'rpc' | 'raw'): Promise<{ endpoint: string; stop: () => void }> {
-  const script = fileURLToPath(new URL('../rpc-peer.js', import.meta.url));
+  const script = benchScript('rpc-peer');
   const child = spawn(process.execPath, [script, mode], { stdio: ['pipe', 'pipe', 'inherit'] });
   const [endpoint] = (await once(createInterface({ input: child.stdout! }), 'line')) as [string];
   return { endpoint, stop: () => child.kill('SIGKILL') };
