@@ -71,7 +71,10 @@ export function planCredit(batch: ShareBatch, keys: ReporterKeys, settings: Cred
     const diff = share.diff;
     tally.diff += diff;
     accounts.set(share.account, (accounts.get(share.account) ?? 0) + diff);
-    log.push(`${share.shareId}\t${share.account}\t${share.worker}\t${diff}`);
+    // The submission itself too, so a credit can be traced to what the miner sent.
+    log.push(
+      `${share.shareId}\t${share.account}\t${share.worker}\t${diff}\t${share.jobId}\t${share.extranonce1}\t${share.extranonce2}\t${share.ntime}\t${share.nonce}\t${share.version}`,
+    );
     // A share stamped in the future (clock skew) counts now; one older than its bucket's
     // lifetime (a spool replayed after an outage) no longer moves any hashrate window.
     const ts = Math.min(share.ts, now);

@@ -21,6 +21,13 @@ export interface LoggedShare {
   account: string;
   worker: string;
   diff: number;
+  /** The submission as the stratum server took it (hex as sent); '' in entries written before they were logged. */
+  jobId: string;
+  extranonce1: string;
+  extranonce2: string;
+  ntime: string;
+  nonce: string;
+  version: string;
 }
 
 export interface ShareLogEntry {
@@ -144,8 +151,30 @@ export function parseShareLogEntry(id: string, fields: string[]): ShareLogEntry 
     text === ''
       ? []
       : text.split('\n').map((line) => {
-          const [shareId = '', account = '', worker = '', diff = '0'] = line.split('\t');
-          return { shareId, account, worker, diff: Number(diff) };
+          const [
+            shareId = '',
+            account = '',
+            worker = '',
+            diff = '0',
+            jobId = '',
+            extranonce1 = '',
+            extranonce2 = '',
+            ntime = '',
+            nonce = '',
+            version = '',
+          ] = line.split('\t');
+          return {
+            shareId,
+            account,
+            worker,
+            diff: Number(diff),
+            jobId,
+            extranonce1,
+            extranonce2,
+            ntime,
+            nonce,
+            version,
+          };
         });
   return {
     id,

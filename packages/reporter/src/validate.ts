@@ -31,6 +31,16 @@ function refuse(message: string): never {
   throw new RpcError(RpcErrorCode.BadRequest, message);
 }
 
+/** Submission fields, also written into the tab-separated share log: no whitespace or control characters. */
+const SUBMISSION = /^[^\s\p{Cc}]{0,256}$/u;
+
+function submissionField(where: string, value: unknown): string {
+  if (typeof value !== 'string' || !SUBMISSION.test(value)) {
+    refuse(`${where} must be a string of at most ${MAX_TEXT} characters without whitespace`);
+  }
+  return value;
+}
+
 function text(where: string, value: unknown): string {
   if (typeof value !== 'string' || value.length > MAX_TEXT) {
     refuse(`${where} must be a string of at most ${MAX_TEXT} characters`);
@@ -99,12 +109,12 @@ export function validateBatch(body: unknown, limits: BatchLimits): ShareBatch {
       refuse(`${at}.ts must be a time in epoch milliseconds`);
     }
     text(`${at}.sessionId`, share.sessionId);
-    text(`${at}.jobId`, share.jobId);
-    text(`${at}.extranonce1`, share.extranonce1);
-    text(`${at}.extranonce2`, share.extranonce2);
-    text(`${at}.ntime`, share.ntime);
-    text(`${at}.nonce`, share.nonce);
-    text(`${at}.version`, share.version);
+    submissionField(`${at}.jobId`, share.jobId);
+    submissionField(`${at}.extranonce1`, share.extranonce1);
+    submissionField(`${at}.extranonce2`, share.extranonce2);
+    submissionField(`${at}.ntime`, share.ntime);
+    submissionField(`${at}.nonce`, share.nonce);
+    submissionField(`${at}.version`, share.version);
     text(`${at}.ip`, share.ip);
     if (blockHash !== undefined && (typeof blockHash !== 'string' || !BLOCK_HASH.test(blockHash))) {
       refuse(`${at}.blockHash must be 64 hex digits when present`);

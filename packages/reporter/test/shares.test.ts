@@ -131,7 +131,18 @@ describe('reporter.shares', () => {
     expect(log[0]!.shares).toEqual(
       shares
         .filter((s) => s.result === 'accepted')
-        .map((s) => ({ shareId: s.shareId, account: s.account, worker: s.worker, diff: s.diff })),
+        .map((s) => ({
+          shareId: s.shareId,
+          account: s.account,
+          worker: s.worker,
+          diff: s.diff,
+          jobId: s.jobId,
+          extranonce1: s.extranonce1,
+          extranonce2: s.extranonce2,
+          ntime: s.ntime,
+          nonce: s.nonce,
+          version: s.version,
+        })),
     );
     expect(await redis.ttl(keys.batch(CHAIN, request.batchId))).toBeGreaterThan(86_000);
     expect(reporter.stats()).toMatchObject({ credited: 4, batches: { credited: 1 } });
@@ -202,6 +213,12 @@ describe('reporter.shares', () => {
         account: s.account,
         worker: s.worker,
         diff: s.diff,
+        jobId: s.jobId,
+        extranonce1: s.extranonce1,
+        extranonce2: s.extranonce2,
+        ntime: s.ntime,
+        nonce: s.nonce,
+        version: s.version,
       });
     }
     const fromLog: Record<string, number> = {};
@@ -300,6 +317,12 @@ describe('malformed batches', () => {
     ['account with a space', () => withShare(0, { account: 'a b' }), RpcErrorCode.BadRequest, /account/],
     ['missing ts', () => withShare(1, { ts: undefined }), RpcErrorCode.BadRequest, /ts must be/],
     ['nonce not a string', () => withShare(1, { nonce: 7 }), RpcErrorCode.BadRequest, /nonce/],
+    [
+      'job id with a tab (would split its share-log line)',
+      () => withShare(0, { jobId: '1a\t2' }),
+      RpcErrorCode.BadRequest,
+      /shares\[0\]\.jobId/,
+    ],
     ['bad block hash', () => withShare(1, { blockHash: 'zz' }), RpcErrorCode.BadRequest, /blockHash/],
     [
       'share id twice',

@@ -1,0 +1,249 @@
+#!/usr/bin/env node
+// Thin entry: reads the options as JSON (HASHWIRE_STRATUM_CONFIG, or a file path as the first
+// argument) and runs one stratum server with its share path: the spool opened here is the
+// server's share sink and the forwarder's source, so a batch leaves the disk only when a
+// reporter has acknowledged it, and a restart with the same spoolDir replays what was left.
+// Prints one `ready` line on stdout; SIGTERM/SIGINT drain (miners sent away, spool flushed to
+// reporters) and exit 0; a bad config exits 1 with one line naming the field. The operations
+// issue replaces the config reading with the pool-wide loader.
+import { readFileSync } from 'node:fs';
+import { type ChainParams, getChainParams } from '@hashwire/chain';
+import { type BucketRingOptions, createKeyBuilder } from '@hashwire/protocol';
+import { type ServiceRegistration, connectRedis, registerService } from '@hashwire/registry';
+import { createStratumServer } from './create.js';
+import type { ShareForwarderOptions } from './forwarder-options.js';
+import { ShareForwarder } from './forwarder.js';
+import { JobFeed, type JobFeedOptions } from './job-feed.js';
+import { type StratumLogger, type StratumServerOptions, resolveStratumOptions } from './options.js';
+import { ShareSpool } from './spool.js';
+
+type ServerFileOptions = Omit<
+  StratumServerOptions,
+  'redis' | 'keys' | 'jobs' | 'blockSink' | 'shareSink' | 'params' | 'logger' | 'spoolDir'
+>;
+
+/** The JSON config. */
+export interface StratumFileOptions extends ServerFileOptions {
+  /** With `network`, picks the chain parameters (`getChainParams`), e.g. `litecoin` / `main`. */
+  coin: string;
+  network: string;
+  redisUrl: string;
+  /** @defaultValue 'hw:' */
+  keyPrefix?: string;
+  /** This instance's spool; keep it across restarts of the same `id`. */
+  spoolDir: string;
+  jobFeed?: Omit<JobFeedOptions, 'redis' | 'keys' | 'chain' | 'stratumId'>;
+  forwarder?: Omit<
+    ShareForwarderOptions,
+    'spool' | 'redis' | 'keys' | 'stratumId' | 'chain' | 'ring' | 'logger'
+  >;
+  /** Bucket layout of the reporter ring; the same on every stratum server. */
+  ring?: BucketRingOptions;
+  /** How long SIGTERM waits for reporters to take the spool before exiting anyway (it stays on disk). @defaultValue 30000 */
+  flushTimeoutMs?: number;
+  /** @defaultValue 60000 */
+  serviceTtlMs?: number;
+  /** @defaultValue '0.1.0' */
+  version?: string;
+  /** @defaultValue 'info' */
+  logLevel?: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+}
+
+class StartupError extends Error {}
+
+const LEVELS = ['debug', 'info', 'warn', 'error', 'silent'] as const;
+
+/** JSON lines on stderr (stdout carries only the ready line). */
+function stderrLogger(id: string, level: (typeof LEVELS)[number]): StratumLogger {
+  const threshold = LEVELS.indexOf(level);
+  const line = (name: (typeof LEVELS)[number]) => (obj: object, msg?: string) => {
+    if (LEVELS.indexOf(name) < threshold) return;
+    const fields: Record<string, unknown> = { ...obj };
+    const err = fields.err;
+    if (err instanceof Error) fields.err = { type: err.name, message: err.message };
+    process.stderr.write(
+      `${JSON.stringify({ level: name, time: Date.now(), name: 'stratum', id, ...fields, msg })}\n`,
+    );
+  };
+  return { debug: line('debug'), info: line('info'), warn: line('warn'), error: line('error') };
+}
+
+function requireText(config: Record<string, unknown>, field: string): string {
+  const value = config[field];
+  if (typeof value !== 'string' || value === '')
+    throw new StartupError(`${field} must be a non-empty string`);
+  return value;
+}
+
+function readConfig(): StratumFileOptions {
+  const path = process.argv[2];
+  const text = path ? readFileSync(path, 'utf8') : process.env.HASHWIRE_STRATUM_CONFIG;
+  if (!text) throw new StartupError('give a JSON config file or HASHWIRE_STRATUM_CONFIG');
+  let config: unknown;
+  try {
+    config = JSON.parse(text);
+  } catch (error) {
+    throw new StartupError(`config is not JSON: ${(error as Error).message}`);
+  }
+  if (typeof config !== 'object' || config === null || Array.isArray(config))
+    throw new StartupError('config must be a JSON object');
+  const record = config as Record<string, unknown>;
+  for (const field of ['id', 'chain', 'coin', 'network', 'redisUrl', 'spoolDir']) requireText(record, field);
+  if (record.logLevel !== undefined && !LEVELS.includes(record.logLevel as never)) {
+    throw new StartupError(`logLevel must be one of ${LEVELS.join(', ')}`);
+  }
+  return config as StratumFileOptions;
+}
+
+function chainParams(config: StratumFileOptions): ChainParams {
+  try {
+    return getChainParams(config.coin, config.network);
+  } catch (error) {
+    throw new StartupError(`coin/network: ${(error as Error).message}`);
+  }
+}
+
+async function main(): Promise<number> {
+  const config = readConfig();
+  const params = chainParams(config);
+  const logger = stderrLogger(config.id, config.logLevel ?? 'info');
+  const {
+    coin: _coin,
+    network: _network,
+    redisUrl,
+    keyPrefix,
+    spoolDir,
+    jobFeed: feedOptions,
+    forwarder: forwarderOptions,
+    ring,
+    flushTimeoutMs = 30_000,
+    serviceTtlMs,
+    version,
+    logLevel: _logLevel,
+    spool: spoolOptions,
+    ...serverOptions
+  } = config;
+  try {
+    // Checked before anything is opened, so a bad value is reported by its field name.
+    resolveStratumOptions({ ...serverOptions, params } as StratumServerOptions);
+  } catch (error) {
+    throw new StartupError((error as Error).message);
+  }
+  const redis = connectRedis(redisUrl, `stratum-${config.id}`);
+  try {
+    await redis.ping();
+  } catch (error) {
+    redis.disconnect();
+    throw new StartupError(`redisUrl: cannot reach ${redisUrl}: ${(error as Error).message}`);
+  }
+  const keys = createKeyBuilder({ prefix: keyPrefix ?? 'hw:' });
+  const cleanup: (() => Promise<unknown> | unknown)[] = [() => redis.disconnect()];
+  const unwind = async () => {
+    for (const step of cleanup.splice(0).reverse()) await step();
+  };
+
+  let registration: ServiceRegistration;
+  let forwarder: ShareForwarder;
+  let feed: JobFeed;
+  let server: Awaited<ReturnType<typeof createStratumServer>>;
+  try {
+    // Replays what a previous process of this id left: its batches keep their ids, so a
+    // reporter that credited one before the kill answers the resend as a duplicate.
+    const spool = await ShareSpool.open({ dir: spoolDir, ...spoolOptions });
+    spool.on('error', (error) => logger.error({ err: error }, 'stratum: spool write failed'));
+    cleanup.push(() => spool.close());
+
+    feed = new JobFeed({ ...feedOptions, redis, keys, chain: config.chain, stratumId: config.id });
+    feed.on('error', (error) => logger.warn({ err: error }, 'stratum: job feed error'));
+    feed.on('unhealthy', (event) => logger.error(event, 'stratum: no jobmanager has a daemon'));
+    cleanup.push(() => feed.close());
+    await feed.start();
+
+    forwarder = new ShareForwarder({
+      ...forwarderOptions,
+      ...(ring ? { ring } : {}),
+      spool,
+      redis,
+      keys,
+      stratumId: config.id,
+      chain: config.chain,
+      logger,
+    });
+    forwarder.on('error', () => {}); // logged by the forwarder itself
+    cleanup.push(() => forwarder.close());
+    await forwarder.start();
+
+    server = await createStratumServer({
+      ...serverOptions,
+      params,
+      redis,
+      keys,
+      jobs: feed,
+      blockSink: feed,
+      shareSink: { append: (share) => spool.append(share), close: () => spool.close() },
+      logger,
+    });
+    server.on('error', (error) => logger.error({ err: error }, 'stratum: server error'));
+    cleanup.push(() => server.close());
+    await server.start();
+
+    registration = await registerService({
+      redis,
+      keys,
+      kind: 'stratum',
+      id: config.id,
+      chain: config.chain,
+      // The miner port has no field in ServiceInfo yet (rpc and http are for RPC and /metrics).
+      ...(serviceTtlMs !== undefined ? { ttlMs: serviceTtlMs } : {}),
+      version: version ?? '0.1.0',
+      onError: (error) => logger.warn({ err: error }, 'stratum: registry refresh failed'),
+    });
+    cleanup.push(() => registration.close().catch(() => {}));
+  } catch (error) {
+    await unwind().catch(() => {});
+    if (error instanceof TypeError || error instanceof RangeError) throw new StartupError(error.message);
+    throw error;
+  }
+
+  process.stdout.write(`${JSON.stringify({ ready: true, id: config.id, port: server.port })}\n`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGTERM', resolve);
+    process.once('SIGINT', resolve);
+  });
+
+  logger.info({ stratumId: config.id }, 'stratum: draining');
+  await registration.update({ state: 'draining' }).catch(() => {});
+  // Miners are sent elsewhere, then the share sink closes: the open segment is sealed into a
+  // last batch, which the forwarder still carries.
+  await server.drain();
+  let timer: NodeJS.Timeout | undefined;
+  const flushed = await Promise.race([
+    forwarder.whenIdle().then(() => true),
+    new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), flushTimeoutMs);
+    }),
+  ]);
+  clearTimeout(timer);
+  if (!flushed) {
+    logger.warn(
+      { backlogBatches: forwarder.stats().backlogBatches },
+      'stratum: reporters did not take the whole spool; it stays on disk for the next start',
+    );
+  }
+  await unwind();
+  return 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: Error) => {
+    const message = (error instanceof StartupError ? error.message : String(error.message ?? error)).replace(
+      /\s*\n\s*/g,
+      ' ',
+    );
+    process.stderr.write(`stratum: ${message}\n`);
+    process.exitCode = 1;
+  },
+);
