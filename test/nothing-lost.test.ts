@@ -1,0 +1,312 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type KeyBuilder, type Share, createKeyBuilder } from '@hashwire/protocol';
+import { type RedisClient, connectRedis } from '@hashwire/registry';
+import { type LoggedShare, readShareLog, readWorkers, reporterKeys } from '@hashwire/reporter';
+import {
+  type LitecoinRegtest,
+  type RedisServer,
+  type SimMiners,
+  type SimShare,
+  startLitecoinRegtest,
+  startRedis,
+  startSimMiners,
+  waitFor,
+} from '@hashwire/testkit';
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
+import { type ServiceProcess, killService, spawnService } from './service-process.js';
+
+// Issue 7, "Nothing lost, nothing doubled": the whole share path in real processes (two
+// jobmanagers, two stratum servers with their spools, two reporters) on real Redis (AOF) and
+// litecoind, sim miners submitting throughout while a stratum server, then a reporter, are
+// SIGKILLed and Redis restarts. Afterwards every share is compared with what the miners saw.
+
+const CHAIN = 'litecoin-regtest';
+/** Dyadic, so every sum of credited difficulty is exact. */
+const DIFF = 2 ** -9;
+/** Shares per group before and after each fault. */
+const STEP = 25;
+
+let ltc: LitecoinRegtest;
+let redisServer: RedisServer;
+let redis: RedisClient;
+const services = new Set<ServiceProcess>();
+const dirs: string[] = [];
+const minerGroups: SimMiners[] = [];
+
+beforeAll(async () => {
+  [ltc, redisServer] = await Promise.all([
+    startLitecoinRegtest({ nodes: 2 }),
+    startRedis({ appendonly: true }),
+  ]);
+  redis = connectRedis(redisServer.url);
+});
+afterAll(async () => {
+  await Promise.all(minerGroups.map((m) => m.stop()));
+  await Promise.all([...services].map(killService));
+  redis?.disconnect();
+  await Promise.all([ltc?.stop(), redisServer?.stop()]);
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+/** Identity of a submission, as the miner sent it and as the share log records it. */
+const submissionKey = (s: {
+  jobId: string;
+  extranonce1: string;
+  extranonce2: string;
+  ntime: string;
+  nonce: string;
+  version: string;
+}) => [s.jobId, s.extranonce1, s.extranonce2, s.ntime, s.nonce, s.version].join('/').toLowerCase();
+
+/** Every share a spool directory holds (open segment and sealed batches). */
+function spooled(dir: string): Share[] {
+  return readdirSync(dir)
+    .filter((name) => name.endsWith('.jsonl'))
+    .flatMap((name) => readFileSync(join(dir, name), 'utf8').split('\n'))
+    .filter((line) => line !== '')
+    .map((line) => JSON.parse(line) as Share);
+}
+
+function spoolEmpty(dir: string): boolean {
+  return readdirSync(dir).every((name) => name === 'open.jsonl' && statSync(join(dir, name)).size === 0);
+}
+
+async function readAllRounds(keys: KeyBuilder): Promise<Record<string, number>> {
+  const round = reporterKeys(keys, CHAIN).round;
+  // The current round and every round a block closed (an orphaned block's went back).
+  const roundKeys = [round, ...(await redis.keys(`${round}:*`))];
+  const totals: Record<string, number> = {};
+  for (const key of roundKeys) {
+    for (const [account, diff] of Object.entries(await redis.hgetall(key))) {
+      totals[account] = (totals[account] ?? 0) + Number(diff);
+    }
+  }
+  return totals;
+}
+
+describe('nothing lost, nothing doubled (issue 7)', () => {
+  it('SIGKILL a stratum server, SIGKILL a reporter, restart Redis: every accepted share credited exactly once', async () => {
+    const started = Date.now();
+    const prefix = `t${randomBytes(4).toString('hex')}:`;
+    const keys = createKeyBuilder({ prefix });
+    const payout = await ltc.rpc[0]!.call<string>('getnewaddress', ['', 'bech32']);
+    const account = await ltc.rpc[1]!.call<string>('getnewaddress', ['', 'bech32']);
+    const daemons = ltc.nodes.map((n) => ({ url: n.rpcUrl, cookieFile: n.cookieFile }));
+    const start = async (kind: ServiceProcess['kind'], config: Record<string, unknown>) => {
+      const service = await spawnService(kind, config);
+      services.add(service);
+      void service.exited.then(() => services.delete(service));
+      return service;
+    };
+    const running: Record<string, ServiceProcess> = {};
+    onTestFailed(() => {
+      for (const [id, s] of Object.entries(running)) console.error(`--- ${id} ---\n${s.logs()}`);
+    });
+
+    const jobmanager = (id: string) =>
+      start('jobmanager', {
+        id,
+        coin: 'litecoin',
+        network: 'regtest',
+        daemons,
+        payouts: [{ address: payout }],
+        redisUrl: redisServer.url,
+        keyPrefix: prefix,
+        heartbeatIntervalMs: 250,
+        pollIntervalMs: 100,
+      });
+    const reporter = (id: string) =>
+      start('reporter', {
+        id,
+        chain: CHAIN,
+        redisUrl: redisServer.url,
+        keyPrefix: prefix,
+        daemons,
+        blockPollMs: 2000,
+        heartbeatIntervalMs: 250,
+        serviceTtlMs: 3000,
+        shareLogMaxBatches: 1_000_000,
+        logLevel: 'warn',
+      });
+    const spoolDirs = new Map<string, string>();
+    const ports = new Map<string, number>();
+    const stratum = (id: string) => {
+      if (!spoolDirs.has(id)) {
+        const dir = mkdtempSync(join(tmpdir(), `hw-spool-${id}-`));
+        dirs.push(dir);
+        spoolDirs.set(id, dir);
+      }
+      return start('stratum', {
+        id,
+        chain: CHAIN,
+        coin: 'litecoin',
+        network: 'regtest',
+        redisUrl: redisServer.url,
+        keyPrefix: prefix,
+        spoolDir: spoolDirs.get(id),
+        host: '127.0.0.1',
+        // A restart takes the same port, so its miners come back to it.
+        port: ports.get(id) ?? 0,
+        vardiff: { enabled: false, initialDifficulty: DIFF },
+        jobFeed: { heartbeatIntervalMs: 250, reconcileMs: 250 },
+        forwarder: {
+          heartbeatIntervalMs: 250,
+          reconcileMs: 250,
+          requestTimeoutMs: 2000,
+          retryDelayMs: 100,
+          maxRetryDelayMs: 1000,
+          suspectMs: 2000,
+        },
+        serviceTtlMs: 3000,
+        logLevel: 'warn',
+      }).then((s) => {
+        ports.set(id, s.ready.port as number);
+        return s;
+      });
+    };
+
+    running['jm-1'] = await jobmanager('jm-1');
+    running['jm-2'] = await jobmanager('jm-2');
+    running['rep-1'] = await reporter('rep-1');
+    running['rep-2'] = await reporter('rep-2');
+    running['st-1'] = await stratum('st-1');
+    running['st-2'] = await stratum('st-2');
+
+    // Every share on regtest also meets the network target: each accepted share is a block
+    // candidate too, so rounds close all the time and the round check spans closed rounds.
+    for (const [g, id] of ['st-1', 'st-2'].entries()) {
+      const miners = await startSimMiners({
+        host: '127.0.0.1',
+        port: ports.get(id)!,
+        workers: 3,
+        username: (i) => `${account}.g${g}w${i}`,
+        algorithm: 'scrypt',
+        recordShares: true,
+        hashesPerSecondLimit: 600,
+      });
+      minerGroups.push(miners);
+    }
+    const accepted = (g: number) => minerGroups[g]!.stats().total.accepted;
+    const progress = async (what: string) => {
+      const targets = minerGroups.map((_, g) => accepted(g) + STEP);
+      await Promise.all(
+        minerGroups.map((m, g) => m.until((s) => s.total.accepted >= targets[g]!, 60_000)),
+      ).catch((error: Error) => {
+        throw new Error(`${what}: ${error.message}`);
+      });
+    };
+    const shareLogLength = () => redis.xlen(reporterKeys(keys, CHAIN).shareLog);
+    await progress('mining before any fault');
+
+    // 1. SIGKILL st-1 at a moment its open spool segment holds shares (acknowledged to miners
+    //    or about to be), then start it again with the same id, port and spool directory.
+    const st1Spool = spoolDirs.get('st-1')!;
+    await new Promise<void>((resolve) => {
+      const onAccepted = () => {
+        const open = statSync(join(st1Spool, 'open.jsonl'), { throwIfNoEntry: false });
+        if (!open || open.size === 0) return;
+        running['st-1']!.child.kill('SIGKILL');
+        minerGroups[0]!.off('accepted', onAccepted);
+        resolve();
+      };
+      minerGroups[0]!.on('accepted', onAccepted);
+    });
+    expect(await running['st-1']!.exited).toEqual({ code: null, signal: 'SIGKILL' });
+    const leftInSpool = spooled(st1Spool).filter((s) => s.result === 'accepted');
+    expect(leftInSpool.length).toBeGreaterThan(0);
+    running['st-1'] = await stratum('st-1');
+    await progress('mining after the stratum restart');
+
+    // 2. SIGKILL a reporter; the other takes every bucket; then start it again.
+    const logBefore = await shareLogLength();
+    expect(await killService(running['rep-1']!)).toEqual({ code: null, signal: 'SIGKILL' });
+    await progress('mining with one reporter');
+    await waitFor(async () => (await shareLogLength()) >= logBefore + 4, {
+      timeoutMs: 30_000,
+      what: 'batches credited by the remaining reporter',
+    });
+    running['rep-1'] = await reporter('rep-1');
+
+    // 3. Redis restarts (AOF on): every service loses its connection for a moment.
+    await redisServer.restart();
+    const logAfterRestart = await shareLogLength();
+    await progress('mining after the Redis restart');
+    await waitFor(async () => (await shareLogLength()) >= logAfterRestart + 4, {
+      timeoutMs: 30_000,
+      what: 'batches credited after the Redis restart',
+    });
+
+    // Settle: miners stop, every spool is carried to the reporters, then everything drains.
+    await Promise.all(minerGroups.map((m) => m.stop()));
+    await waitFor(() => [...spoolDirs.values()].every(spoolEmpty), {
+      timeoutMs: 30_000,
+      what: 'every spool to be acknowledged by reporters',
+    });
+    for (const id of ['st-1', 'st-2', 'rep-1', 'rep-2', 'jm-1', 'jm-2']) {
+      running[id]!.child.kill('SIGTERM');
+      expect(await running[id]!.exited, `${id} exit`).toEqual({ code: 0, signal: null });
+    }
+
+    // Share by share.
+    const logged: LoggedShare[] = [];
+    for await (const entry of readShareLog(redis, keys, CHAIN)) logged.push(...entry.shares);
+    const creditedByKey = new Map<string, number>();
+    const creditedById = new Map<string, number>();
+    for (const s of logged) {
+      creditedByKey.set(submissionKey(s), (creditedByKey.get(submissionKey(s)) ?? 0) + 1);
+      creditedById.set(s.shareId, (creditedById.get(s.shareId) ?? 0) + 1);
+    }
+    const doubled = [...creditedByKey].filter(([, n]) => n > 1);
+    expect(doubled, 'submissions credited more than once').toEqual([]);
+    expect(
+      [...creditedById].filter(([, n]) => n > 1),
+      'share ids logged twice',
+    ).toEqual([]);
+
+    const submitted = new Map<string, SimShare>();
+    for (const m of minerGroups) for (const s of m.shares()) submitted.set(submissionKey(s), s);
+    const minerAccepted = [...submitted.values()].filter((s) => s.answer === 'accepted');
+    const lost = minerAccepted.filter((s) => !creditedByKey.has(submissionKey(s)));
+    expect(lost, 'shares miners saw accepted but never credited').toEqual([]);
+    const unknown = logged.filter((s) => !submitted.has(submissionKey(s)));
+    expect(unknown, 'credited shares no miner submitted').toEqual([]);
+    const creditedRejections = logged.filter((s) => submitted.get(submissionKey(s))!.answer === 'rejected');
+    expect(creditedRejections, 'credited shares the miner was told were rejected').toEqual([]);
+    expect(logged.every((s) => s.diff === DIFF && s.account === account)).toBe(true);
+    // What the killed server held in its spool was replayed by its successor and credited.
+    expect(leftInSpool.filter((s) => !creditedById.has(s.shareId))).toEqual([]);
+
+    // Round totals (current round plus every closed one) equal the sum over the share log.
+    const fromLog = logged.reduce((sum, s) => sum + s.diff, 0);
+    expect(await readAllRounds(keys)).toEqual({ [account]: fromLog });
+    const workers = await readWorkers(redis, keys, CHAIN);
+    for (const [name, counters] of workers) {
+      const mine = logged.filter((s) => `${s.account}.${s.worker}` === name);
+      expect({ name, accepted: counters.accepted, diff: counters.acceptedDiff }).toEqual({
+        name,
+        accepted: mine.length,
+        diff: mine.reduce((sum, s) => sum + s.diff, 0),
+      });
+    }
+
+    const answers = { accepted: 0, rejected: 0, 'no answer': 0, pending: 0 };
+    for (const s of submitted.values()) answers[s.answer]++;
+    const noAnswerCredited = [...submitted.values()].filter(
+      (s) => s.answer !== 'accepted' && s.answer !== 'rejected' && creditedByKey.has(submissionKey(s)),
+    ).length;
+    console.log(
+      JSON.stringify({
+        seconds: Math.round((Date.now() - started) / 1000),
+        submitted: submitted.size,
+        answers,
+        credited: logged.length,
+        noAnswerCredited,
+        leftInKilledSpool: leftInSpool.length,
+        blocks: (await redis.hlen(keys.blocks(CHAIN))) || 0,
+      }),
+    );
+  }, 300_000);
+});

@@ -1,0 +1,76 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+/** The built entry of each service (run `pnpm tsc -b` first, as for the jobmanager tests). */
+export const serviceBins = {
+  jobmanager: fileURLToPath(new URL('../packages/jobmanager/dist/bin.js', import.meta.url)),
+  stratum: fileURLToPath(new URL('../packages/stratum/dist/bin.js', import.meta.url)),
+  reporter: fileURLToPath(new URL('../packages/reporter/dist/bin.js', import.meta.url)),
+} as const;
+
+const CONFIG_ENV: Record<keyof typeof serviceBins, string> = {
+  jobmanager: 'HASHWIRE_JOBMANAGER_CONFIG',
+  stratum: 'HASHWIRE_STRATUM_CONFIG',
+  reporter: 'HASHWIRE_REPORTER_CONFIG',
+};
+
+export interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface ServiceProcess {
+  readonly kind: keyof typeof serviceBins;
+  readonly child: ChildProcess;
+  /** The `ready` line the service printed. */
+  readonly ready: Record<string, unknown> & { ready: true; id: string };
+  /** Resolves when the process has exited. */
+  readonly exited: Promise<Exit>;
+  /** The last stderr lines (logs), for a failure message. */
+  logs(): string;
+}
+
+/**
+ * Runs a service's bin with its JSON config and resolves on its `ready` line; rejects with the
+ * service's own message if it exits first. Logs (stderr) are kept, the last 200 lines.
+ */
+export async function spawnService(
+  kind: keyof typeof serviceBins,
+  config: Record<string, unknown>,
+): Promise<ServiceProcess> {
+  const child = spawn(process.execPath, [serviceBins[kind]], {
+    env: { ...process.env, [CONFIG_ENV[kind]]: JSON.stringify(config) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const tail: string[] = [];
+  createInterface({ input: child.stderr! }).on('line', (line) => {
+    tail.push(line);
+    if (tail.length > 200) tail.shift();
+  });
+  const exited = new Promise<Exit>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  const lines = createInterface({ input: child.stdout! });
+  const first = await Promise.race([
+    once(lines, 'line').then(([line]) => line as string),
+    exited.then((exit) => exit),
+  ]);
+  if (typeof first !== 'string') {
+    throw new Error(
+      `${kind} ${String(config.id)} exited (${first.code ?? first.signal}) before ready: ${tail.join('\n')}`,
+    );
+  }
+  const ready = JSON.parse(first) as ServiceProcess['ready'];
+  return { kind, child, ready, exited, logs: () => tail.join('\n') };
+}
+
+/** SIGKILLs it (SIGCONT first, in case it was frozen) unless it already exited. */
+export async function killService(service: ServiceProcess): Promise<Exit> {
+  if (service.child.exitCode === null && service.child.signalCode === null) {
+    service.child.kill('SIGCONT');
+    service.child.kill('SIGKILL');
+  }
+  return service.exited;
+}
