@@ -25,7 +25,7 @@ import { newSessionId } from './methods.js';
 import type { BlockSink, JobSource, ResolvedStratumOptions, ShareSink, StratumLogger } from './options.js';
 import { isTrustedProxy, trustedProxies } from './proxy-protocol.js';
 import { SessionStore } from './session-store.js';
-import { type SessionState, beforeJobSent, newSessionState } from './session.js';
+import { type SessionState, beforeJobSent, isResumable, newSessionState } from './session.js';
 import { type BlockEvent, type ShareHost, SharePipeline } from './shares.js';
 import type { ShareBatch, ShareSpool, SpoolStats } from './spool.js';
 import { ShareValidator, type ShareVerdict } from './validate.js';
@@ -313,7 +313,7 @@ export class StratumServer
   }
 
   saveSession(conn: Connection): void {
-    if (!conn.state.subscribed) return;
+    if (!isResumable(conn.state)) return;
     this.store.save(conn.state).catch((error: unknown) => {
       this.logger.warn({ err: error, sessionId: conn.state.sessionId }, 'stratum: session not saved');
     });
@@ -406,7 +406,7 @@ export class StratumServer
     const state = conn.state;
     if (this.bySession.get(state.sessionId) === conn) this.bySession.delete(state.sessionId);
     if (state.subscribed && reason !== 'replaced') {
-      if (state.workers.length === 0 && !state.resumed) {
+      if (!isResumable(state)) {
         // Never mined: nothing worth resuming. Give its extranonce1 back at once, so a flood
         // of subscribe-and-leave connections does not fill the space for ten minutes.
         this.discardSession(state);
@@ -614,7 +614,7 @@ export class StratumServer
       this.logger.info({ stratumId: this.id, sessions: this.connections.size }, 'stratum: draining');
       await drainConnections({
         connections: () => [...this.connections].filter((c) => !c.closed),
-        save: (conn) => (conn.state.subscribed ? this.store.save(conn.state) : Promise.resolve()),
+        save: (conn) => (isResumable(conn.state) ? this.store.save(conn.state) : Promise.resolve()),
         reconnect: (conn) => this.reconnect(conn),
         waitEmpty: () => this.waitEmpty(),
         closeRest: (conn) => this.closeConnection(conn, 'drain-timeout'),
@@ -644,9 +644,7 @@ export class StratumServer
       const listener = this.listener;
       this.listener = null;
       const saves = [...this.connections].map((conn) => {
-        const state = conn.state;
-        const resumable = state.subscribed && (state.workers.length > 0 || state.resumed);
-        return resumable ? this.store.save(state).catch(() => {}) : Promise.resolve();
+        return isResumable(conn.state) ? this.store.save(conn.state).catch(() => {}) : Promise.resolve();
       });
       for (const conn of [...this.connections]) this.closeConnection(conn, 'server-closed');
       await Promise.all(saves);

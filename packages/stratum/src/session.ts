@@ -121,6 +121,11 @@ export function newSessionState(init: {
   };
 }
 
+/** Whether the session is worth resuming: it mined here (authorized) or continues one that did. */
+export function isResumable(state: SessionState): boolean {
+  return state.subscribed && (state.workers.length > 0 || state.resumed);
+}
+
 /**
  * Called right before `jobId` goes out: a pending difficulty takes effect first, and the job
  * is recorded with the difficulty in force. Returns the difficulty to announce with

@@ -186,7 +186,7 @@ export class RawClient extends EventEmitter<{ message: [StratumMessage]; closed:
   /** Sends a request and resolves with its response. */
   async request(method: string, params: unknown[] = []): Promise<StratumMessage> {
     const { id, text } = this.line(method, params);
-    const reply = this.waitFor((m) => m.id === id && m.method === undefined);
+    const reply = this.waitFor((m) => m.id === id && m.method === undefined, this.messages.length);
     this.write(text);
     return reply;
   }

@@ -105,6 +105,7 @@ describe('PROXY protocol', () => {
       const state = server.sessions().find((s) => s.extranonce1 === extranonce1)!;
       expect(state).toMatchObject({ connId: 'HAP-0A0B:1F40_0007', ip: '203.0.113.7' });
       if (cut === 1) {
+        await c.request('mining.authorize', [USER, 'x']); // from here on the session is resumable
         const stored = await h.client.hget(h.keys.session(state.sessionId), 'connId');
         expect(stored).toBe('HAP-0A0B:1F40_0007');
       }
