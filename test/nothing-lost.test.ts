@@ -2,9 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type KeyBuilder, type Share, createKeyBuilder } from '@hashwire/protocol';
+import { type KeyBuilder, type RpcMethods, type Share, createKeyBuilder } from '@hashwire/protocol';
 import { type RedisClient, connectRedis } from '@hashwire/registry';
 import { type LoggedShare, readShareLog, readWorkers, reporterKeys } from '@hashwire/reporter';
+import { createRpcClient } from '@hashwire/rpc';
 import {
   type LitecoinRegtest,
   type RedisServer,
@@ -127,7 +128,8 @@ describe('nothing lost, nothing doubled (issue 7)', () => {
         daemons,
         blockPollMs: 2000,
         heartbeatIntervalMs: 250,
-        serviceTtlMs: 3000,
+        // Outlives the freeze below; a SIGKILLed reporter is found out by request timeouts.
+        serviceTtlMs: 10_000,
         shareLogMaxBatches: 1_000_000,
         logLevel: 'warn',
       });
@@ -201,24 +203,45 @@ describe('nothing lost, nothing doubled (issue 7)', () => {
     const shareLogLength = () => redis.xlen(reporterKeys(keys, CHAIN).shareLog);
     await progress('mining before any fault');
 
-    // 1. SIGKILL st-1 at a moment its open spool segment holds shares (acknowledged to miners
-    //    or about to be), then start it again with the same id, port and spool directory.
+    // 1. Reporters freeze (SIGSTOP), so nothing leaves the spools: st-1's fills with shares
+    //    its miners were told are accepted, and st-2's requests time out and are sent again
+    //    to the other reporter (each copy waits in a frozen reporter's queue). Five sealed
+    //    batches at st-2 span four batch intervals: longer than the request timeout.
+    for (const id of ['rep-1', 'rep-2']) running[id]!.child.kill('SIGSTOP');
     const st1Spool = spoolDirs.get('st-1')!;
-    await new Promise<void>((resolve) => {
-      const onAccepted = () => {
-        const open = statSync(join(st1Spool, 'open.jsonl'), { throwIfNoEntry: false });
-        if (!open || open.size === 0) return;
-        running['st-1']!.child.kill('SIGKILL');
-        minerGroups[0]!.off('accepted', onAccepted);
-        resolve();
-      };
-      minerGroups[0]!.on('accepted', onAccepted);
+    const sealed = (id: string) =>
+      readdirSync(spoolDirs.get(id)!).filter((name) => name.startsWith('batch-')).length;
+    const minerSawAccepted = (share: Share) =>
+      minerGroups[0]!
+        .shares()
+        .some((s) => s.answer === 'accepted' && submissionKey(s) === submissionKey(share));
+    await waitFor(() => sealed('st-2') >= 5 && spooled(st1Spool).some(minerSawAccepted), {
+      timeoutMs: 30_000,
+      what: 'acknowledged shares waiting in the spools',
     });
-    expect(await running['st-1']!.exited).toEqual({ code: null, signal: 'SIGKILL' });
+    //    SIGKILL st-1 with them on its disk, thaw the reporters, and start st-1 again with the
+    //    same id, port and spool directory: it replays the spool, its miners come back.
+    expect(await killService(running['st-1']!)).toEqual({ code: null, signal: 'SIGKILL' });
+    for (const id of ['rep-1', 'rep-2']) running[id]!.child.kill('SIGCONT');
     const leftInSpool = spooled(st1Spool).filter((s) => s.result === 'accepted');
-    expect(leftInSpool.length).toBeGreaterThan(0);
+    expect(leftInSpool.some(minerSawAccepted)).toBe(true);
     running['st-1'] = await stratum('st-1');
     await progress('mining after the stratum restart');
+
+    // The copies sent during the freeze reached both reporters: credited once, then refused.
+    const duplicates = async () => {
+      let sum = 0;
+      for (const id of ['rep-1', 'rep-2']) {
+        const client = createRpcClient<RpcMethods>(running[id]!.ready.endpoint as string, {
+          heartbeatIntervalMs: 250,
+        });
+        const status = (await client.request('svc.status', {})) as { batches: { duplicate: number } };
+        await client.close();
+        sum += status.batches.duplicate;
+      }
+      return sum;
+    };
+    const duplicatesAfterFreeze = await duplicates();
 
     // 2. SIGKILL a reporter; the other takes every bucket; then start it again.
     const logBefore = await shareLogLength();
@@ -305,6 +328,7 @@ describe('nothing lost, nothing doubled (issue 7)', () => {
         credited: logged.length,
         noAnswerCredited,
         leftInKilledSpool: leftInSpool.length,
+        duplicatesAfterFreeze,
         blocks: (await redis.hlen(keys.blocks(CHAIN))) || 0,
       }),
     );

@@ -12,7 +12,8 @@
 -- ARGV[2] reply (JSON), stored and returned on every later delivery
 -- ARGV[3] share log MAXLEN (approximate)
 -- ARGV[4] batch id, ARGV[5] stratum id, ARGV[6] now ms
--- ARGV[7] accepted shares, one 'shareId account worker diff' per line ('' when none)
+-- ARGV[7] accepted shares, one line each, tab-separated: shareId account worker diff jobId
+--         extranonce1 extranonce2 ntime nonce version ('' when none)
 -- ARGV[8] counts 'accepted stale duplicate lowdiff invalid'
 -- ARGV[9] A accounts, ARGV[10] W workers, ARGV[11] C candidates
 -- then A pairs (account, difficulty), W pairs (worker, packed increments as in KEYS[3]),
