@@ -49,8 +49,9 @@ export async function spawnService(
     tail.push(line);
     if (tail.length > 200) tail.shift();
   });
+  // 'close' comes after the output is read to its end, so the logs are complete by then.
   const exited = new Promise<Exit>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
+    child.once('close', (code, signal) => resolve({ code, signal })),
   );
   const lines = createInterface({ input: child.stdout! });
   const first = await Promise.race([

@@ -1,0 +1,80 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type RedisServer, startRedis } from '@hashwire/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnService } from './service-process.js';
+
+let redis: RedisServer;
+let spoolDir: string;
+
+beforeAll(async () => {
+  redis = await startRedis();
+  spoolDir = mkdtempSync(join(tmpdir(), 'hw-spool-bins-'));
+});
+afterAll(async () => {
+  await redis?.stop();
+  rmSync(spoolDir, { recursive: true, force: true });
+});
+
+describe('service bins refuse a bad config with exit 1 and one line naming the field', () => {
+  // Built when the test runs: Redis is up only then.
+  const stratum = () => ({
+    id: 'st-bad',
+    chain: 'litecoin-regtest',
+    coin: 'litecoin',
+    network: 'regtest',
+    redisUrl: redis.url,
+    spoolDir,
+  });
+  const reporter = () => ({ id: 'rep-bad', chain: 'litecoin-regtest', redisUrl: redis.url });
+
+  it.each([
+    ['stratum', 'id', () => ({ ...stratum(), id: undefined }), /^stratum: id must be a non-empty string$/],
+    [
+      'stratum',
+      'port',
+      () => ({ ...stratum(), port: -3 }),
+      /^stratum: port must be 0, a port, or a \[first, last\] range/,
+    ],
+    [
+      'stratum',
+      'network',
+      () => ({ ...stratum(), network: 'regnet' }),
+      /^stratum: coin\/network: unknown chain/,
+    ],
+    [
+      'stratum',
+      'vardiff',
+      () => ({ ...stratum(), vardiff: { enabled: false, initialDifficulty: -1 } }),
+      /initialDifficulty/,
+    ],
+    [
+      'stratum',
+      'redisUrl',
+      () => ({ ...stratum(), redisUrl: 'redis://127.0.0.1:1' }),
+      /^stratum: redisUrl: cannot reach/,
+    ],
+    [
+      'reporter',
+      'chain',
+      () => ({ ...reporter(), chain: 7 }),
+      /^reporter: chain must be a non-empty string$/,
+    ],
+    [
+      'reporter',
+      'confirmations',
+      () => ({ ...reporter(), confirmations: -1 }),
+      /^reporter: confirmations must be a positive integer/,
+    ],
+  ] as const)('%s with a bad %s', async (kind, _field, config, message) => {
+    const failure = await spawnService(kind, config() as Record<string, unknown>).then(
+      () => null,
+      (error: Error) => error.message,
+    );
+    expect(failure).toMatch(/exited \(1\) before ready: /);
+    const lines = failure!.replace(/^.*? before ready: /, '').split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(message);
+  });
+});
