@@ -20,11 +20,18 @@ async function main(): Promise<number> {
   }
   const config = JSON.parse(text) as FileOptions;
   const redis = connectRedis(config.redisUrl, config.id);
-  const jm = await createJobManager({
-    ...config,
-    redis,
-    keys: createKeyBuilder({ prefix: config.keyPrefix ?? 'hw:' }),
-  });
+  let jm: Awaited<ReturnType<typeof createJobManager>>;
+  try {
+    jm = await createJobManager({
+      ...config,
+      redis,
+      keys: createKeyBuilder({ prefix: config.keyPrefix ?? 'hw:' }),
+    });
+  } catch (error) {
+    // Nothing may keep the process alive after a failed start: it must exit with its message.
+    redis.disconnect();
+    throw error;
+  }
   process.stdout.write(`${JSON.stringify({ ready: true, id: jm.id, endpoint: jm.endpoint })}\n`);
   await new Promise<void>((resolve) => {
     const stop = () => void jm.drain().then(resolve, resolve);

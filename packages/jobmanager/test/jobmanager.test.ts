@@ -252,3 +252,25 @@ describe('jobmanager', () => {
     ).rejects.toThrow(/job nope is unknown or expired/);
   });
 });
+
+describe('jobmanager process', () => {
+  it('exits 1 with one line naming the bad field when its config is invalid', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const bin = new URL('../dist/bin.js', import.meta.url).pathname;
+    const config = {
+      ...baseOptions('jm-cli'),
+      redis: undefined,
+      keys: undefined,
+      redisUrl: redisServer.url,
+      payouts: [{ address: 'ltc1qnotanaddress' }],
+    };
+    const run = spawnSync(process.execPath, [bin], {
+      env: { ...process.env, HASHWIRE_JOBMANAGER_CONFIG: JSON.stringify(config) },
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(run.status).toBe(1);
+    expect(run.stderr.trim().split('\n')).toHaveLength(1);
+    expect(run.stderr).toMatch(/^jobmanager: payouts\[0\]\.address: .*ltc1qnotanaddress/);
+  });
+});
