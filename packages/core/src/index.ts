@@ -13,3 +13,4 @@ export {
   type ShareResultLabel,
   type StatsdOptions,
 } from './metrics.js';
+export { type HealthReport, type StatusServer, type StatusServerOptions, startStatusServer } from './http.js';

@@ -1,0 +1,101 @@
+import { type Server, createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Metrics } from './metrics.js';
+
+/** What a service reports about itself; `ok: false` makes `/healthz` answer 503. */
+export interface HealthReport {
+  ok: boolean;
+  /** Why not, for operators: e.g. `no daemon answered for 12 s`, `redis unreachable`. */
+  reasons?: string[];
+}
+
+export interface StatusServerOptions {
+  /** Ports tried in order; the first free one is used. Use [0, 0] for any port. @defaultValue [29000, 29999] */
+  portRange?: readonly [number, number];
+  /** @defaultValue '127.0.0.1' */
+  host?: string;
+  metrics?: Metrics;
+  health: () => HealthReport | Promise<HealthReport>;
+  stats: () => unknown;
+}
+
+export interface StatusServer {
+  readonly port: number;
+  /** `http://host:port`, to register in discovery. */
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+function listen(server: Server, host: string, port: number): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: NodeJS.ErrnoException) => {
+      server.off('listening', onListening);
+      if (error.code === 'EADDRINUSE' || error.code === 'EACCES') resolve(false);
+      else reject(error);
+    };
+    const onListening = () => {
+      server.off('error', onError);
+      resolve(true);
+    };
+    server.once('error', onError);
+    server.once('listening', onListening);
+    server.listen(port, host);
+  });
+}
+
+/**
+ * Every service's HTTP face, as an NSQ daemon has: `GET /healthz` (200 or 503 with the
+ * reasons), `GET /stats` (JSON counters, peers, queues) and `GET /metrics` (Prometheus text).
+ * Binds the first free port of its range, like the RPC socket.
+ */
+export async function startStatusServer(options: StatusServerOptions): Promise<StatusServer> {
+  const host = options.host ?? '127.0.0.1';
+  const [first, last] = options.portRange ?? [29000, 29999];
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    const reply = (status: number, type: string, body: string) => {
+      res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
+      res.end(body);
+    };
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      reply(405, 'application/json', JSON.stringify({ error: `method ${req.method} not allowed; use GET` }));
+      return;
+    }
+    const handle = async () => {
+      if (path === '/healthz' || path === '/ping') {
+        const health = await options.health();
+        reply(health.ok ? 200 : 503, 'application/json', JSON.stringify(health));
+      } else if (path === '/stats') {
+        reply(200, 'application/json', JSON.stringify(await options.stats()));
+      } else if (path === '/metrics' && options.metrics) {
+        reply(200, options.metrics.contentType, await options.metrics.text());
+      } else {
+        reply(
+          404,
+          'application/json',
+          JSON.stringify({ error: `no ${path}; try /healthz, /stats, /metrics` }),
+        );
+      }
+    };
+    handle().catch((error: Error) => {
+      // The service's own failure to report is itself unhealthy; no stack to the client.
+      reply(500, 'application/json', JSON.stringify({ error: 'internal error', detail: error.message }));
+    });
+  });
+  server.keepAliveTimeout = 5_000;
+  for (let port = first; port <= last; port++) {
+    if (await listen(server, host, port)) {
+      const bound = (server.address() as AddressInfo).port;
+      return {
+        port: bound,
+        url: `http://${host}:${bound}`,
+        close: () =>
+          new Promise<void>((resolve) => {
+            server.closeAllConnections();
+            server.close(() => resolve());
+          }),
+      };
+    }
+  }
+  throw new Error(`no free HTTP port in ${first}–${last} on ${host}`);
+}
