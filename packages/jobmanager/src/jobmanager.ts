@@ -7,6 +7,7 @@ import {
   assembleTemplateBlock,
   buildJob,
 } from '@hashwire/chain';
+import { createMetrics, startStatusServer } from '@hashwire/core';
 import { type Job, RpcErrorCode, type RpcMethods, type RpcPushes } from '@hashwire/protocol';
 import {
   type Leadership,
@@ -107,6 +108,11 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
   const options: ResolvedOptions = resolveOptions(input);
   const { id, chain, redis, keys, params } = options;
   const store = new JobStore(redis, keys, chain, options.jobTtlMs);
+  const metrics = createMetrics({
+    service: 'jobmanager',
+    id,
+    ...(options.statsd ? { statsd: options.statsd } : {}),
+  });
   const daemons = new DaemonPool(options.daemons);
   const source = new TemplateSource({
     daemons,
@@ -147,6 +153,7 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
   };
 
   const publish = (template: BlockTemplate, cleanJobs: boolean): Promise<void> => {
+    const requestedAt = performance.now();
     publishing = publishing.then(async () => {
       if (closed || !leadership.isLeader()) return;
       const epoch = leadership.epoch as number;
@@ -185,6 +192,7 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
       lastJob = built.job;
       jobsPublished++;
       rpc.push(chain, 'job', built.job);
+      metrics.jobPush((performance.now() - requestedAt) / 1000);
     });
     publishing = publishing.catch(() => {});
     return publishing;
@@ -219,7 +227,10 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
       shareId: req.shareId,
       submittedAt: Date.now(),
     };
-    await store.recordBlock({ ...base, state: 'submitted', updatedAt: Date.now() }).catch(() => {});
+    metrics.blocks('submitted');
+    await store
+      .recordBlock({ ...base, state: 'submitted', updatedAt: Date.now() })
+      .catch(() => metrics.redisError());
     // Transient daemon failures (restart, timeout) are retried; a verdict is final.
     let result = await daemons.submitBlock(assembled.blockHex);
     for (
@@ -231,6 +242,7 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
       result = await daemons.submitBlock(assembled.blockHex);
     }
     if (result.accepted) blocksAccepted++;
+    metrics.blocks(result.accepted ? 'accepted' : 'rejected');
     await store
       .recordBlock({
         ...base,
@@ -328,12 +340,31 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
     hashblock.push(listener);
   }
 
+  const http = await startStatusServer({
+    portRange: options.httpPortRange,
+    host: options.host,
+    metrics,
+    stats,
+    health: () => {
+      const health = source.health();
+      if (health.healthy) return { ok: true };
+      const silentS = health.lastOkAt ? Math.round((Date.now() - health.lastOkAt) / 1000) : null;
+      return {
+        ok: false,
+        reasons: [
+          `no daemon answered${silentS === null ? ' since start' : ` for ${silentS} s`}${health.lastError ? `: ${health.lastError}` : ''}`,
+        ],
+      };
+    },
+  });
+
   const registration: ServiceRegistration = await registerService({
     redis,
     keys,
     kind: 'jobmanager',
     id,
     rpc: rpc.endpoint,
+    http: http.url,
     chain,
     version: options.version,
     ttlMs: options.serviceTtlMs,
@@ -374,6 +405,8 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
       for (const l of hashblock) l.close();
       receiver?.close();
       await rpc.close();
+      await http.close();
+      await metrics.close();
       daemons.close();
     },
   };

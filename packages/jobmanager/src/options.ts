@@ -5,6 +5,7 @@ import {
   addressToScript,
   getChainParams,
 } from '@hashwire/chain';
+import type { StatsdOptions } from '@hashwire/core';
 import type { KeyBuilder } from '@hashwire/protocol';
 import type { RedisClient } from '@hashwire/registry';
 
@@ -67,9 +68,15 @@ export interface JobManagerOptions {
   zmqHashblock?: string[];
   /** @defaultValue '0.1.0' */
   version?: string;
+  /** HTTP `/healthz`, `/stats`, `/metrics`: the first free port of this range. @defaultValue [29000, 29999] */
+  httpPortRange?: readonly [number, number];
+  /** statsd mirror of the metrics (hot-shots). */
+  statsd?: StatsdOptions;
 }
 
-export interface ResolvedOptions extends Required<Omit<JobManagerOptions, 'payouts' | 'zmqHashblock'>> {
+export interface ResolvedOptions
+  extends Required<Omit<JobManagerOptions, 'payouts' | 'zmqHashblock' | 'statsd'>> {
+  statsd?: StatsdOptions;
   params: ChainParams;
   payouts: CoinbasePayout[];
   zmqHashblock: string[];
@@ -144,5 +151,7 @@ export function resolveOptions(options: JobManagerOptions): ResolvedOptions {
     blocknotify: options.blocknotify ?? false,
     zmqHashblock: options.zmqHashblock ?? [],
     version: options.version ?? '0.1.0',
+    httpPortRange: options.httpPortRange ?? [29000, 29999],
+    ...(options.statsd ? { statsd: options.statsd } : {}),
   };
 }

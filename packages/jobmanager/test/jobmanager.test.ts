@@ -73,8 +73,12 @@ async function subscriber(endpoint: string) {
   cleanups.push(() => client.close());
   const jobs: Job[] = [];
   client.onPush('job', (job) => jobs.push(job));
-  const first = await client.subscribe('jm.subscribe', { stratumId: 's1', chain: 'litecoin-regtest' });
-  return { client, jobs, first: (first as { job: Job | null }).job };
+  const reply = (await client.subscribe('jm.subscribe', { stratumId: 's1', chain: 'litecoin-regtest' })) as {
+    job: Job | null;
+  };
+  // A leader elected a moment ago may still be publishing its first job: then it comes as a push.
+  const first = reply.job ?? (await waitFor(() => jobs[0], { timeoutMs: 5000, what: 'a first job' }));
+  return { client, jobs, first };
 }
 
 /** What a miner does: find a nonce whose scrypt hash meets (or, for a test, misses) the network target. */
@@ -147,6 +151,19 @@ describe('jobmanager', () => {
     // prevhash is the new block, in stratum word order.
     expect(prevHashFromStratum(job.prevhash).reverse().toString('hex')).toBe(hash);
     expect(await redis.exists(opts.keys.job('litecoin-regtest', job.jobId))).toBe(1);
+
+    // Its HTTP face, found through discovery: healthy, stats, and the job push timing in /metrics.
+    const http = await redis.hget(opts.keys.service('jobmanager', leader.id), 'http');
+    expect(http).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect((await fetch(`${http}/healthz`)).status).toBe(200);
+    expect(await (await fetch(`${http}/stats`)).json()).toMatchObject({
+      id: leader.id,
+      leader: true,
+      healthy: true,
+    });
+    const metrics = await (await fetch(`${http}/metrics`)).text();
+    const pushes = /^hashwire_job_push_seconds_count\{[^}]*\} (\d+)$/m.exec(metrics);
+    expect(Number(pushes?.[1])).toBeGreaterThanOrEqual(2);
   });
 
   it('a standby takes over when the leader goes, with a higher epoch, and keeps the same work when the block did not change', async () => {
