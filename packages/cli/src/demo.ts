@@ -1,32 +1,41 @@
-import { setTimeout as sleep } from 'node:timers/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import {
-  type AssembledBlock,
-  LITECOIN_REGTEST,
-  assembleTemplateBlock,
-  bitsToTarget,
-  hashBackendInfo,
-  hashMeetsTarget,
-  parseBlockTemplate,
-  scryptHeaders,
-  targetToBuffer,
-} from '@hashwire/chain';
+import { createKeyBuilder } from '@hashwire/protocol';
+import { type RedisClient, connectRedis } from '@hashwire/registry';
+import { reporterKeys } from '@hashwire/reporter';
 import {
   type LitecoinNode,
   type LitecoinRegtest,
+  type RedisServer,
+  type SimMiners,
   liveProcesses,
   startLitecoinRegtest,
+  startRedis,
+  startSimMiners,
 } from '@hashwire/testkit';
+import {
+  type DemoService,
+  type ServiceKind,
+  checkBinsBuilt,
+  pidAlive,
+  startService,
+} from './demo-services.js';
+import { type PoolSample, formatStatus, formatSummary, sampleMiners, samplePool } from './demo-status.js';
+import { formatHashRate } from './sim.js';
 
 export const demoUsage = `usage: hashwire demo [--duration SECONDS] [--interval SECONDS]
 
-Starts a litecoind regtest pair (MWEB active) and solo-mines on it with the chain library:
-getblocktemplate -> coinbase, merkle root, header -> native scrypt -> submitblock, one line per
-block. The pool services (jobmanager, stratum, reporter) are not built yet; this demo does not
-use them.
+Runs a whole pool locally on embedded defaults: its own redis-server, two litecoind regtest
+nodes (MWEB active), 2 jobmanagers, 2 reporters and 2 stratum servers (each its own process,
+logs in a temporary directory), and 20 simulated miners split over the stratum servers. Prints
+a status line every few seconds; Ctrl-C (or SIGTERM) stops every process it started.
+Not built yet, so not part of it: HAProxy on :3333, the api and the dashboard.
 
   --duration SECONDS  stop after mining this long (default: until Ctrl-C or SIGTERM)
-  --interval SECONDS  pause between blocks; regtest difficulty is trivial (default: 1, 0: none)`;
+  --interval SECONDS  between two status lines (default 5)`;
 
 /** A bad `hashwire demo` command line (printed as one line, exit code 2). */
 export class DemoUsageError extends Error {
@@ -34,9 +43,9 @@ export class DemoUsageError extends Error {
 }
 
 export interface DemoOptions {
-  /** Stop after mining this long. @defaultValue until `signal` aborts */
+  /** Stop after mining this long (counted from when the miners are up). @defaultValue until `signal` aborts */
   durationMs?: number;
-  /** Pause between two blocks. @defaultValue 1_000 */
+  /** Between two status lines. @defaultValue 5_000 */
   intervalMs?: number;
   /** Aborting stops the demo (the command wires SIGINT and SIGTERM to it). */
   signal?: AbortSignal;
@@ -45,30 +54,42 @@ export interface DemoOptions {
 }
 
 export interface DemoResult {
-  accepted: number;
-  rejected: number;
+  /** False when the pool could not start or a service died on its own. */
+  ok: boolean;
+  /** Counters at the end, after the stratum servers handed their spools to the reporters. */
+  final: PoolSample | undefined;
+  /** Where the services' logs are (kept after the demo). */
+  logDir: string;
+  /** Every service process the demo started. */
+  services: { id: string; pid: number }[];
+  /** Processes still running after the teardown (empty unless something refused to stop). */
+  leftBehind: { name: string; pid: number }[];
 }
 
-const POOL_TAG = '/hashwire/';
-const EXTRANONCE1 = Buffer.from('68770000', 'hex');
-/** Headers per native scrypt call: small enough to stop quickly, large enough to keep both threads busy. */
-const GRIND_BATCH = 256;
-const HEADER_BYTES = 80;
-/** A payment per block so the blocks carry wallet transactions besides the coinbase and HogEx. */
-const PAYMENT_LTC = 0.01;
+const CHAIN = 'litecoin-regtest';
+const MINERS = 20;
+/** All miners together; about a fifth of what two cores can scrypt, so the machine stays usable. */
+const HASHES_PER_SECOND = 4_000;
+/**
+ * About 2048 hashes per share, so about two shares a second in all. Every share also meets the
+ * regtest network target, so each accepted share is a block too.
+ */
+const SHARE_DIFF = 2 ** -5;
+const READY_TIMEOUT_MS = 30_000;
+/** SIGTERM, then SIGKILL after this: a stratum server drains and hands its spool to a reporter first. */
+const STOP_DEADLINE_MS = 20_000;
+const STOP_ORDER: readonly ServiceKind[] = ['stratum', 'reporter', 'jobmanager'];
 
-function seconds(value: string | undefined, flag: string, min: number): number | undefined {
+function seconds(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || n < min || (min > 0 && n === 0)) {
-    throw new DemoUsageError(
-      `--${flag} must be a number of seconds ${min > 0 ? 'above 0' : '≥ 0'}, got "${value}"`,
-    );
+  if (value.trim() === '' || !Number.isFinite(n) || n <= 0) {
+    throw new DemoUsageError(`--${flag} must be a number of seconds above 0, got "${value}"`);
   }
   return Math.round(n * 1000);
 }
 
-/** `hashwire demo`: parses the command line, stops on SIGINT/SIGTERM, exit code 0 when stopped. */
+/** `hashwire demo`: parses the command line, stops on SIGINT/SIGTERM; exit code 0 when it stopped cleanly. */
 export async function demoCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
@@ -82,8 +103,8 @@ export async function demoCommand(argv: string[]): Promise<number> {
     process.stdout.write(`${demoUsage}\n`);
     return 0;
   }
-  const durationMs = seconds(values.duration, 'duration', 1);
-  const intervalMs = seconds(values.interval, 'interval', 0);
+  const durationMs = seconds(values.duration, 'duration');
+  const intervalMs = seconds(values.interval, 'interval');
   const controller = new AbortController();
   const onSignal = (signal: NodeJS.Signals) => {
     if (controller.signal.aborted) return;
@@ -93,147 +114,304 @@ export async function demoCommand(argv: string[]): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    await runDemo({
+    const result = await runDemo({
       signal: controller.signal,
       ...(durationMs !== undefined && { durationMs }),
       ...(intervalMs !== undefined && { intervalMs }),
     });
-    return 0;
+    return result.ok && result.leftBehind.length === 0 ? 0 : 1;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
 }
 
+/** Everything started so far, so the teardown stops exactly that. */
+interface Pool {
+  redisServer?: RedisServer;
+  regtest?: LitecoinRegtest;
+  redis?: RedisClient;
+  services: DemoService[];
+  miners: SimMiners[];
+}
+
+/** Starts all of them; whatever started is handed to `keep` even when another failed, then the first failure is thrown. */
+async function startAll<T>(starts: Promise<T>[], keep: (started: T) => void): Promise<T[]> {
+  const settled = await Promise.allSettled(starts);
+  const started: T[] = [];
+  for (const s of settled) {
+    if (s.status === 'fulfilled') {
+      keep(s.value);
+      started.push(s.value);
+    }
+  }
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failed) throw failed.reason;
+  return started;
+}
+
+/** Like Promise.all, but waits for every one (each keeps what it started) before throwing the first failure. */
+async function settleAll<A, B>(both: [Promise<A>, Promise<B>]): Promise<[A, B]> {
+  const [a, b] = await Promise.allSettled(both);
+  if (a.status === 'rejected') throw a.reason;
+  if (b.status === 'rejected') throw b.reason;
+  return [a.value, b.value];
+}
+
+const took = (since: number) => ` in ${((performance.now() - since) / 1000).toFixed(1)} s`;
+
+/** Thrown between start steps once the demo was asked to stop. */
+class Stopped extends Error {}
+
 /**
- * Starts a litecoind regtest pair through the testkit and mines blocks on node0 with the chain
- * library until `durationMs` passed or `signal` aborted; then stops both daemons.
+ * Starts the pool step by step, prints a status line every `intervalMs` until `durationMs` passed
+ * or `signal` aborted (or a service died), then stops everything it started in order: miners,
+ * stratum servers (they drain and hand their spools to the reporters), reporters, jobmanagers,
+ * Redis and litecoind.
  */
 export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   const write = options.write ?? ((line: string) => process.stdout.write(`${line}\n`));
-  const intervalMs = options.intervalMs ?? 1_000;
-  write('hashwire demo: the pool services (jobmanager, stratum, reporter) are not built yet.');
+  const intervalMs = options.intervalMs ?? 5_000;
+  const halt = new AbortController();
+  const stop = AbortSignal.any(options.signal ? [options.signal, halt.signal] : [halt.signal]);
+  const checkStop = () => {
+    if (stop.aborted) throw new Stopped();
+  };
+
+  write('hashwire demo: a whole pool on this machine, litecoin regtest, embedded defaults');
   write(
-    'This demo mines directly with the chain library: template -> block -> native scrypt -> submitblock.',
+    'not built yet, so not started: HAProxy on :3333, the api and the dashboard; the miners connect to the stratum servers directly',
   );
-  write('starting a litecoind regtest pair (golden chain, MWEB active) ...');
+  checkBinsBuilt();
+  const logDir = await mkdtemp(join(tmpdir(), 'hashwire-demo-'));
+  write(`logs: ${logDir}`);
 
-  const regtest = await startLitecoinRegtest({ nodes: 2 });
-  const result: DemoResult = { accepted: 0, rejected: 0 };
-  try {
-    const [node0, node1] = regtest.nodes as [LitecoinNode, LitecoinNode];
-    const height = await node0.rpc.getBlockCount();
-    write(
-      `litecoind up in ${regtest.startMs.chain + regtest.startMs.nodes} ms: node0 ${node0.rpcUrl} pid ${node0.pid}, node1 ${node1.rpcUrl} pid ${node1.pid}, height ${height}`,
-    );
-    const poolAddress = await node0.rpc.call<string>('getnewaddress', ['', 'bech32']);
-    const peerAddress = await node1.rpc.call<string>('getnewaddress', ['', 'bech32']);
-    const backend = hashBackendInfo();
-    write(
-      `payout ${poolAddress} (node0 wallet), tag ${POOL_TAG}, scrypt ${backend.backend} (${backend.kernels.scrypt})`,
-    );
-    write(
-      `mining on node0; ${options.durationMs === undefined ? 'Ctrl-C stops' : `stops after ${options.durationMs / 1000} s (Ctrl-C earlier)`}`,
-    );
-
-    const signals = [
-      options.signal,
-      options.durationMs === undefined ? undefined : AbortSignal.timeout(options.durationMs),
-    ];
-    const stop = AbortSignal.any(signals.filter((s): s is AbortSignal => s !== undefined));
-    await mine(regtest, { poolAddress, peerAddress, intervalMs, stop, write, result });
-
-    write(`stopping after ${result.accepted} accepted and ${result.rejected} rejected blocks ...`);
-    const tip = await regtest.sync(10_000);
-    write(`node1 followed: both nodes at ${tip}, height ${await node1.rpc.getBlockCount()}`);
-  } finally {
-    await regtest.stop();
-  }
-  const left = liveProcesses();
-  write(
-    left.length === 0 ? 'stopped: no litecoind left' : `stopped, but still running: ${JSON.stringify(left)}`,
-  );
-  return result;
-}
-
-interface MineContext {
-  poolAddress: string;
-  peerAddress: string;
-  intervalMs: number;
-  stop: AbortSignal;
-  write: (line: string) => void;
-  result: DemoResult;
-}
-
-async function mine(regtest: LitecoinRegtest, ctx: MineContext): Promise<void> {
-  const rpc = regtest.rpc[0]!;
-  let extranonce = 0;
-  while (!ctx.stop.aborted) {
-    try {
-      // Ordinary wallet traffic: node0 pays node1, so the next template carries a transaction.
-      await rpc.call('sendtoaddress', [ctx.peerAddress, PAYMENT_LTC], { signal: ctx.stop });
-      const template = parseBlockTemplate(await rpc.getBlockTemplate({ signal: ctx.stop }));
-      const extranonce2 = Buffer.alloc(4);
-      extranonce2.writeUInt32BE(extranonce++ >>> 0);
-      const base = {
-        template,
-        params: LITECOIN_REGTEST,
-        payouts: [{ address: ctx.poolAddress }],
-        poolTag: POOL_TAG,
-        extranonce1: EXTRANONCE1,
-        extranonce2,
-      };
-      const started = performance.now();
-      const found = await grind(assembleTemplateBlock({ ...base, nonce: 0 }), template.bits, ctx.stop);
-      if (!found) break;
-      const seconds = (performance.now() - started) / 1000;
-      const block = assembleTemplateBlock({ ...base, nonce: found.nonce });
-      const verdict = await rpc.submitBlock(block.blockHex, { signal: ctx.stop });
-      if (verdict.accepted) ctx.result.accepted++;
-      else ctx.result.rejected++;
-      ctx.write(
-        [
-          `height ${template.height}`,
-          block.hashHex,
-          `txs ${template.transactions.length + 1}`,
-          verdict.accepted ? 'accepted' : `rejected (${verdict.reason ?? 'no reason'})`,
-          `${formatRate(found.hashes / seconds)} (${found.hashes} hashes)`,
-        ].join('  '),
+  const pool: Pool = { services: [], miners: [] };
+  const startedAt = performance.now();
+  let ok = true;
+  let stopping = false;
+  let last: PoolSample | undefined;
+  let miningSince = Date.now();
+  let sample: (() => Promise<PoolSample>) | undefined;
+  const keys = createKeyBuilder();
+  const keepService = (service: DemoService) => {
+    pool.services.push(service);
+    void service.exited.then((exit) => {
+      if (stopping) return;
+      ok = false;
+      write(
+        `${service.kind} ${service.id} exited on its own (${exit.code ?? exit.signal}); its log: ${service.logFile}`,
       );
-      if (ctx.intervalMs > 0) await sleep(ctx.intervalMs, undefined, { signal: ctx.stop });
-    } catch (err) {
-      if (ctx.stop.aborted) break;
-      throw err;
-    }
-  }
-}
+      halt.abort(new Error(`${service.id} exited`));
+    });
+  };
 
-/** Batches of headers that differ only in the nonce, through the native scrypt, until one meets the target. */
-async function grind(
-  start: AssembledBlock,
-  bits: string,
-  stop: AbortSignal,
-): Promise<{ nonce: number; hashes: number } | undefined> {
-  const target = targetToBuffer(bitsToTarget(bits));
-  const batch = Buffer.allocUnsafe(GRIND_BATCH * HEADER_BYTES);
-  for (let first = 0; first + GRIND_BATCH <= 0x1_0000_0000; first += GRIND_BATCH) {
-    if (stop.aborted) return undefined;
-    for (let i = 0; i < GRIND_BATCH; i++) {
-      start.header.copy(batch, i * HEADER_BYTES);
-      batch.writeUInt32LE(first + i, i * HEADER_BYTES + 76);
-    }
-    const hashes = await scryptHeaders(batch);
-    for (let i = 0; i < GRIND_BATCH; i++) {
-      if (hashMeetsTarget(hashes.subarray(i * 32, i * 32 + 32), target)) {
-        return { nonce: first + i, hashes: first + GRIND_BATCH };
+  try {
+    // 1. Redis and the daemons.
+    let stepStarted = performance.now();
+    await startAll<RedisServer | LitecoinRegtest>(
+      [startRedis(), startLitecoinRegtest({ nodes: 2 })],
+      (started) => {
+        if ('url' in started) pool.redisServer = started;
+        else pool.regtest = started;
+      },
+    );
+    const redisServer = pool.redisServer!;
+    const regtest = pool.regtest!;
+    const [node0, node1] = regtest.nodes as [LitecoinNode, LitecoinNode];
+    const redis = connectRedis(redisServer.url, 'hashwire-demo');
+    pool.redis = redis;
+    write(`[1/6] redis-server ${redisServer.url} (pid ${redisServer.pid})${took(stepStarted)}`);
+    write(
+      `[2/6] litecoind regtest x2, MWEB active, height ${regtest.startHeight}: node0 ${node0.rpcUrl} (pid ${node0.pid}), node1 ${node1.rpcUrl} (pid ${node1.pid})${took(stepStarted)}`,
+    );
+    checkStop();
+    const payout = await node0.rpc.call<string>('getnewaddress', ['', 'bech32']);
+    const account = await node1.rpc.call<string>('getnewaddress', ['', 'bech32']);
+    const daemons = regtest.nodes.map((n) => ({ url: n.rpcUrl, cookieFile: n.cookieFile }));
+    const base = { redisUrl: redisServer.url, logLevel: 'info' };
+    const start = (kind: ServiceKind, id: string, config: Record<string, unknown>) =>
+      startService({
+        kind,
+        id,
+        config: { id, ...base, ...config },
+        logDir,
+        readyTimeoutMs: READY_TIMEOUT_MS,
+      });
+    const describe = (services: DemoService[], what: (s: DemoService) => string) =>
+      services.map((s) => `${s.id} ${what(s)} (pid ${s.pid})`).join(', ');
+
+    // 2. Jobmanagers (one leads, one stands by; both poll node0 and submit blocks to both nodes)
+    //    and reporters, before the stratum servers, so their first job and share batch find one.
+    checkStop();
+    stepStarted = performance.now();
+    const [jobmanagers, reporters] = await settleAll([
+      startAll(
+        ['jm-1', 'jm-2'].map((id) =>
+          start('jobmanager', id, {
+            coin: 'litecoin',
+            network: 'regtest',
+            daemons,
+            payouts: [{ address: payout }],
+          }),
+        ),
+        keepService,
+      ),
+      startAll(
+        ['reporter-1', 'reporter-2'].map((id) =>
+          start('reporter', id, { chain: CHAIN, daemons, blockPollMs: 2_000 }),
+        ),
+        keepService,
+      ),
+    ]);
+    write(
+      `[3/6] jobmanagers ${describe(jobmanagers, (s) => String(s.ready.endpoint))}, payout ${payout}${took(stepStarted)}`,
+    );
+    write(`[4/6] reporters ${describe(reporters, (s) => String(s.ready.endpoint))}${took(stepStarted)}`);
+
+    // 4. Stratum servers on ports of their own choosing (23000–23999), fixed low difficulty.
+    checkStop();
+    stepStarted = performance.now();
+    const stratum = await startAll(
+      ['stratum-1', 'stratum-2'].map((id) =>
+        start('stratum', id, {
+          chain: CHAIN,
+          coin: 'litecoin',
+          network: 'regtest',
+          host: '127.0.0.1',
+          spoolDir: join(logDir, `${id}-spool`),
+          vardiff: { enabled: false, initialDifficulty: SHARE_DIFF },
+          drain: { graceMs: 5_000 },
+          flushTimeoutMs: 15_000,
+        }),
+      ),
+      keepService,
+    );
+    const ports = stratum.map((s) => s.ready.port as number);
+    write(`[5/6] stratum servers ${describe(stratum, (s) => `:${s.ready.port}`)}${took(stepStarted)}`);
+
+    // 5. Sim miners, half on each stratum server.
+    checkStop();
+    stepStarted = performance.now();
+    const perServer = MINERS / ports.length;
+    await startAll(
+      ports.map((port, group) =>
+        startSimMiners({
+          host: '127.0.0.1',
+          port,
+          workers: perServer,
+          username: (i) => `${account}.sim${group * perServer + i}`,
+          algorithm: 'scrypt',
+          hashesPerSecondLimit: HASHES_PER_SECOND / ports.length,
+        }),
+      ),
+      (miners) => pool.miners.push(miners),
+    );
+    write(
+      `[6/6] ${MINERS} sim miners as ${account}.simN, ${perServer} on each of :${ports.join(', :')}, difficulty ${SHARE_DIFF} (vardiff off), scrypt capped at ${formatHashRate(HASHES_PER_SECOND)}${took(stepStarted)}`,
+    );
+
+    // Where to look.
+    const example = await node1.rpc.call<string>('getnewaddress', ['', 'bech32']);
+    write(`pool up in ${((performance.now() - startedAt) / 1000).toFixed(1)} s; where to look:`);
+    write(
+      `  stratum     ${stratum.map((s) => `stratum+tcp://127.0.0.1:${s.ready.port} (${s.id})`).join(', ')}`,
+    );
+    write(
+      `  your miner  any scrypt miner at one of those, username a regtest address (e.g. ${example}.rig1), any password; every share is a regtest block`,
+    );
+    write(`  logs        ${logDir}/<id>.log for ${pool.services.map((s) => s.id).join(', ')}`);
+    write(
+      `  redis       ${redisServer.url}, keys under ${keys.prefix} (blocks: redis-cli -p ${redisServer.port} hgetall '${reporterKeys(keys, CHAIN).blocks}')`,
+    );
+    write('  not yet     HAProxy on :3333, the api (/stats, /metrics) and the dashboard are not built yet');
+    write(
+      `status every ${intervalMs / 1000} s; ${options.durationMs === undefined ? 'Ctrl-C stops' : `stops after ${options.durationMs / 1000} s (Ctrl-C earlier)`}`,
+    );
+
+    miningSince = Date.now();
+    sample = () =>
+      samplePool({
+        miners: pool.miners,
+        redis,
+        keys,
+        chain: CHAIN,
+        height: () => node0.rpc.getBlockCount(),
+        startedAt: miningSince,
+      });
+    const duration =
+      options.durationMs === undefined
+        ? undefined
+        : setTimeout(() => halt.abort(new Error('duration')), options.durationMs);
+    try {
+      for (;;) {
+        await delay(intervalMs, undefined, { signal: stop }).catch(() => {});
+        if (stop.aborted) break;
+        try {
+          last = await sample();
+          write(formatStatus(last));
+        } catch (error) {
+          write(`status unavailable: ${(error as Error).message}`);
+        }
       }
+    } finally {
+      clearTimeout(duration);
+    }
+  } catch (error) {
+    if (!(error instanceof Stopped) && !stop.aborted) {
+      ok = false;
+      write(`hashwire demo: ${(error as Error).message}`);
+    }
+  } finally {
+    stopping = true;
+  }
+
+  // Teardown, in the order that loses nothing: miners first, then the stratum servers drain and
+  // hand their spools to the reporters, then reporters and jobmanagers, then Redis and litecoind.
+  write(
+    'stopping: miners, stratum servers (spools to reporters), reporters, jobmanagers, redis-server, litecoind',
+  );
+  await Promise.all(pool.miners.map((m) => m.stop().catch(() => {})));
+  for (const kind of STOP_ORDER) {
+    const services = pool.services.filter((s) => s.kind === kind);
+    if (services.length === 0) continue;
+    const exits = await Promise.all(services.map((s) => s.stop(STOP_DEADLINE_MS)));
+    write(
+      `stopped ${services.map((s, i) => `${s.id} (${exits[i]!.code === 0 ? 'exit 0' : `exit ${exits[i]!.code ?? exits[i]!.signal}`})`).join(', ')}`,
+    );
+  }
+  let final: PoolSample | undefined;
+  if (sample) {
+    try {
+      final = await sample();
+    } catch {
+      // Redis or the daemon went away first (a terminal's Ctrl-C reaches them too): the last status.
+      final = last && { ...last, ...sampleMiners(pool.miners), elapsedMs: Date.now() - miningSince };
     }
   }
-  throw new Error('nonce space exhausted without a block (the template target is not regtest-easy)');
-}
+  pool.redis?.disconnect();
+  await Promise.allSettled([pool.regtest?.stop(), pool.redisServer?.stop()]);
+  await Promise.all(
+    pool.services
+      .filter((s) => s.kind === 'stratum')
+      .map((s) => rm(join(logDir, `${s.id}-spool`), { recursive: true, force: true })),
+  );
 
-function formatRate(hashesPerSecond: number): string {
-  if (hashesPerSecond >= 1e6) return `${(hashesPerSecond / 1e6).toFixed(2)} MH/s`;
-  if (hashesPerSecond >= 1e3) return `${(hashesPerSecond / 1e3).toFixed(1)} kH/s`;
-  return `${hashesPerSecond.toFixed(0)} H/s`;
+  const leftBehind = [
+    ...liveProcesses(),
+    ...pool.services.filter((s) => s.running || pidAlive(s.pid)).map((s) => ({ name: s.id, pid: s.pid })),
+  ];
+  const left =
+    leftBehind.length === 0
+      ? 'no process left'
+      : `still running: ${leftBehind.map((p) => `${p.name} pid ${p.pid}`).join(', ')}`;
+  write(final ? formatSummary(final, left) : `demo done: ${left}`);
+  write(`logs kept in ${logDir}`);
+  return {
+    ok,
+    final,
+    logDir,
+    services: pool.services.map((s) => ({ id: s.id, pid: s.pid })),
+    leftBehind,
+  };
 }
