@@ -1,5 +1,13 @@
 import { DaemonClient, type DaemonClientOptions, DaemonPool } from '@hashwire/chain';
-import { type Logger, type Metrics, type StatsdOptions, createLogger, createMetrics } from '@hashwire/core';
+import {
+  type Logger,
+  type Metrics,
+  type StatsdOptions,
+  type StatusServer,
+  createLogger,
+  createMetrics,
+  startStatusServer,
+} from '@hashwire/core';
 import {
   type KeyBuilder,
   PortRange,
@@ -25,6 +33,8 @@ import { type ShareBatch, validateBatch } from './validate.js';
 export interface ReporterOptions {
   /** Instance id, unique among reporters; its registry entry is `svc:{reporter}:<id>`. */
   id: string;
+  /** HTTP `/healthz`, `/stats`, `/metrics`: the first free port of this range. @defaultValue [29000, 29999] */
+  httpPortRange?: readonly [number, number];
   /** The chain whose shares this reporter credits (the key part of `round:{chain}`). */
   chain: string;
   /** A client (left open on close) or how to connect (closed on close). */
@@ -173,6 +183,7 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
 
   let state: ReporterStats['state'] = 'created';
   let rpc: RpcServer<ReporterMethods> | null = null;
+  let http: StatusServer | null = null;
   let registration: ServiceRegistration | null = null;
   const inFlight = new Set<Promise<unknown>>();
   const batches = { credited: 0, duplicate: 0, refused: 0, unavailable: 0, failed: 0 };
@@ -290,6 +301,21 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
           },
         },
       });
+      http = await startStatusServer({
+        portRange: options.httpPortRange ?? [29000, 29999],
+        host: options.host ?? '127.0.0.1',
+        metrics,
+        stats,
+        health: async () => {
+          if (state !== 'up') return { ok: false, reasons: [`reporter is ${state}`] };
+          try {
+            await redis.ping();
+            return { ok: true };
+          } catch (error) {
+            return { ok: false, reasons: [`redis unreachable: ${(error as Error).message}`] };
+          }
+        },
+      });
       state = 'up';
       registration = await registerService({
         redis,
@@ -297,6 +323,7 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
         kind: 'reporter',
         id,
         rpc: rpc.endpoint,
+        http: http.url,
         chain,
         version: options.version ?? '0.1.0',
         ...(options.serviceTtlMs ? { ttlMs: options.serviceTtlMs } : {}),
@@ -327,6 +354,7 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
         state = 'closed';
         await watcher.stop();
         await rpc?.close();
+        await http?.close();
         if (ownMetrics) await metrics.close();
         if (ownDaemons) daemons?.close();
         if (ownRedis) redis.disconnect();

@@ -368,6 +368,10 @@ describe('service', () => {
     const info = await getService(redis, keys, 'reporter', reporter.id);
     expect(info).toMatchObject({ kind: 'reporter', rpc: reporter.endpoint, chain: CHAIN, state: 'up' });
     expect(await c.request('svc.status', {})).toMatchObject({ id: reporter.id, state: 'up' });
+    // Its HTTP face is registered too: healthy, its stats, and Prometheus text.
+    expect((await fetch(`${info!.http}/healthz`)).status).toBe(200);
+    expect(await (await fetch(`${info!.http}/stats`)).json()).toMatchObject({ id: reporter.id, state: 'up' });
+    expect(await (await fetch(`${info!.http}/metrics`)).text()).toMatch(/^hashwire_batches_total\{/m);
 
     // A batch in flight when the drain starts is still written and acknowledged: Redis holds
     // writes (CLIENT PAUSE WRITE) so the batch is surely in flight while the drain begins.
