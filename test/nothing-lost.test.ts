@@ -219,8 +219,15 @@ describe('nothing lost, nothing doubled (issue 7)', () => {
       timeoutMs: 30_000,
       what: 'acknowledged shares waiting in the spools',
     });
-    //    SIGKILL st-1 with them on its disk, thaw the reporters, and start st-1 again with the
-    //    same id, port and spool directory: it replays the spool, its miners come back.
+    //    Freeze st-1 too until one of its miners has a share in flight, then SIGKILL it with
+    //    its spool on disk, thaw the reporters, and start st-1 again with the same id, port and
+    //    spool directory: it replays the spool, its miners come back.
+    running['st-1']!.child.kill('SIGSTOP');
+    const frozenAt = Date.now();
+    await waitFor(
+      () => minerGroups[0]!.shares().some((s) => s.answer === 'pending' && s.submittedAt >= frozenAt),
+      { timeoutMs: 30_000, what: 'a share submitted to the frozen st-1' },
+    );
     expect(await killService(running['st-1']!)).toEqual({ code: null, signal: 'SIGKILL' });
     for (const id of ['rep-1', 'rep-2']) running[id]!.child.kill('SIGCONT');
     const leftInSpool = spooled(st1Spool).filter((s) => s.result === 'accepted');
@@ -242,6 +249,7 @@ describe('nothing lost, nothing doubled (issue 7)', () => {
       return sum;
     };
     const duplicatesAfterFreeze = await duplicates();
+    expect(duplicatesAfterFreeze, 'batches delivered twice during the freeze').toBeGreaterThan(0);
 
     // 2. SIGKILL a reporter; the other takes every bucket; then start it again.
     const logBefore = await shareLogLength();
