@@ -166,7 +166,7 @@ describe('jobs from a jobmanager group to a stratum server', () => {
       version: oldJob.version,
       shareId: 'sh-1',
     });
-    expect(reply.accepted).toBe(true);
+    expect(reply).toMatchObject({ accepted: true });
     await waitFor(async () => (await ltc.rpc[0]!.getBestBlockHash()) === reply.hash, {
       timeoutMs: 5000,
       what: 'the tip',
