@@ -65,3 +65,4 @@ export type {
   ShareForwarderOptions,
 } from './forwarder-options.js';
 export { splitBatch, subBatchId } from './share-routing.js';
+export { observeStratum, type ObserveStratumOptions } from './observe.js';

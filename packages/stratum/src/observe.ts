@@ -1,0 +1,55 @@
+import { type Metrics, type StatusServer, startStatusServer } from '@hashwire/core';
+import type { ShareResult } from '@hashwire/protocol';
+import type { JobFeed } from './job-feed.js';
+import type { StratumServer } from './server.js';
+
+export interface ObserveStratumOptions {
+  server: StratumServer;
+  metrics: Metrics;
+  /** The feed gives the daemon side of health. */
+  feed?: JobFeed;
+  /** @defaultValue [29000, 29999] */
+  httpPortRange?: readonly [number, number];
+  /** @defaultValue '127.0.0.1' */
+  host?: string;
+  /** Extra fields for `/stats` (forwarder backlog, spool). */
+  extraStats?: () => Record<string, unknown>;
+}
+
+/**
+ * A stratum server's metrics and HTTP face: shares by result and blocks as they happen, the
+ * open connections every second, and `/healthz` (503 while not running or while the job feed
+ * is unhealthy), `/stats`, `/metrics`.
+ */
+export async function observeStratum(options: ObserveStratumOptions): Promise<StatusServer> {
+  const { server, metrics, feed } = options;
+  server.on('share', (share) => metrics.shares(share.result as ShareResult));
+  server.on('block', (event) => {
+    metrics.blocks('submitted');
+    if (event.reply) metrics.blocks(event.reply.accepted ? 'accepted' : 'rejected');
+  });
+  const gauge = setInterval(() => metrics.connections(server.stats().connections), 1000);
+  gauge.unref();
+  const http = await startStatusServer({
+    portRange: options.httpPortRange ?? [29000, 29999],
+    host: options.host ?? '127.0.0.1',
+    metrics,
+    stats: () => ({ ...server.stats(), ...(options.extraStats?.() ?? {}) }),
+    health: () => {
+      const reasons: string[] = [];
+      const state = server.stats().state;
+      if (state !== 'running') reasons.push(`stratum server is ${state}`);
+      if (feed && !feed.isHealthy()) reasons.push('no jobmanager has a working coin daemon');
+      if (feed && !feed.current()) reasons.push('no job yet');
+      return reasons.length === 0 ? { ok: true } : { ok: false, reasons };
+    },
+  });
+  return {
+    port: http.port,
+    url: http.url,
+    async close() {
+      clearInterval(gauge);
+      await http.close();
+    },
+  };
+}
