@@ -30,6 +30,8 @@ export const ServerMethod = {
   SetExtranonce: 'mining.set_extranonce',
   SetVersionMask: 'mining.set_version_mask',
   Reconnect: 'client.reconnect',
+  /** A text for the miner's operator (e.g. why the pool is sending the miner away). */
+  ShowMessage: 'client.show_message',
 } as const;
 export type ServerMethod = (typeof ServerMethod)[keyof typeof ServerMethod];
 

@@ -20,6 +20,7 @@ export type CloseReason =
   | 'replaced'
   | 'drained'
   | 'drain-timeout'
+  | 'suspended'
   | 'server-closed';
 
 /**
@@ -40,6 +41,10 @@ export class Connection {
   closed = false;
   /** Shares submitted and not answered yet. */
   inFlight = 0;
+  /** `resumeSignature` of what this connection last wrote to `sess:{id}` (null: nothing yet). */
+  savedSignature: string | null = null;
+  /** When the stored session's TTL was last restarted (save or refresh), ms since epoch. */
+  ttlStartedAt = 0;
   /** `state.extranonce1` as bytes, for validation (set when subscribed). */
   extranonce1: Buffer = Buffer.alloc(0);
 

@@ -9,10 +9,13 @@ import {
   handleSuggestDifficulty,
 } from './methods.js';
 import type { SharePipeline } from './shares.js';
+import { SUSPENDED_REFUSAL } from './suspend.js';
 
 /** What answering one request line needs from the server. */
 export interface DispatchHost extends MethodHost {
   readonly pipeline: SharePipeline;
+  /** No real work to hand out (see `StratumServer.suspend`): new miners are refused. */
+  readonly suspended: boolean;
 }
 
 /**
@@ -26,6 +29,12 @@ export function dispatchLine(host: DispatchHost, conn: Connection, line: string)
     req = parseStratumRequest(line);
   } catch (error) {
     protocolError(host, conn, null, error as StratumError);
+    return;
+  }
+  if (host.suspended && !conn.state.subscribed) {
+    // Sessions being sent away still get answers to the shares they had in flight.
+    host.reply(conn, req.id, null, [StratumErrorCode.Other, SUSPENDED_REFUSAL, null]);
+    host.closeConnection(conn, 'suspended', 'refused while suspended');
     return;
   }
   try {

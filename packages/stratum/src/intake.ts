@@ -94,17 +94,24 @@ export function readChunk(host: IntakeHost, conn: Connection, chunk: Buffer, tru
     }
     throw error;
   }
-  for (const line of lines) {
-    if (conn.closed) return;
-    if (conn.held) {
-      if (conn.held.length >= MAX_HELD_LINES) {
-        host.closeConnection(conn, 'queue-overflow');
-        return;
+  if (lines.length === 0) return;
+  // Answers to the lines of one chunk leave in one write, not one syscall per line.
+  conn.socket.cork();
+  try {
+    for (const line of lines) {
+      if (conn.closed) return;
+      if (conn.held) {
+        if (conn.held.length >= MAX_HELD_LINES) {
+          host.closeConnection(conn, 'queue-overflow');
+          return;
+        }
+        conn.held.push(line);
+      } else {
+        host.dispatch(conn, line);
       }
-      conn.held.push(line);
-    } else {
-      host.dispatch(conn, line);
     }
+  } finally {
+    conn.socket.uncork();
   }
 }
 

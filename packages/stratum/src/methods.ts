@@ -1,6 +1,7 @@
-import { randomBytes } from 'node:crypto';
-import { AddressError, addressToScript } from '@hashwire/chain';
+import { randomFillSync } from 'node:crypto';
+import { AddressError } from '@hashwire/chain';
 import { StratumError, StratumErrorCode, type StratumRequest } from '@hashwire/protocol';
+import type { PayoutAddressCache } from './address-cache.js';
 import type { CloseReason, Connection } from './connection.js';
 import type { ExtranonceAllocator } from './extranonce.js';
 import type { ResolvedStratumOptions } from './options.js';
@@ -15,6 +16,8 @@ export interface MethodHost {
   readonly options: ResolvedStratumOptions;
   readonly store: SessionStore;
   readonly allocator: ExtranonceAllocator;
+  /** Payout addresses (the account part of usernames) checked for this chain. */
+  readonly payoutAddresses: PayoutAddressCache;
   /** Version bits the pool lets miners roll now (may change at runtime). */
   readonly versionMask: number;
   /** The live connection holding `sessionId` in this process, if any. */
@@ -37,9 +40,18 @@ export interface MethodHost {
   fail(conn: Connection, error: unknown, what: string): void;
 }
 
+/** Random bytes drawn in bulk: one call into the CSPRNG per 512 session ids. */
+const idPool = Buffer.alloc(4096);
+let idPoolOffset = idPool.length;
+
 /** A fresh session id: 8 random bytes as 16 hex digits (unguessable, fits a Redis key). */
 export function newSessionId(): string {
-  return randomBytes(8).toString('hex');
+  if (idPoolOffset === idPool.length) {
+    randomFillSync(idPool);
+    idPoolOffset = 0;
+  }
+  idPoolOffset += 8;
+  return idPool.toString('hex', idPoolOffset - 8, idPoolOffset);
 }
 
 const WORKER_NAME = /^[A-Za-z0-9_.@+-]{0,64}$/;
@@ -103,17 +115,23 @@ export async function handleSubscribe(
   state.extranonce1 = extranonce1;
   state.subscribed = true;
   host.bindSession(conn);
-  host.reply(conn, req.id, [
-    [
-      ['mining.set_difficulty', state.sessionId],
-      ['mining.notify', state.sessionId],
-    ],
-    extranonce1,
-    host.options.extranonce2Size,
-  ]);
-  host.saveSession(conn);
-  host.startMining(conn);
-  host.releaseHeld(conn);
+  // The reply and whatever the held lines answer (authorize, the first job) leave in one write.
+  conn.socket.cork();
+  try {
+    host.reply(conn, req.id, [
+      [
+        ['mining.set_difficulty', state.sessionId],
+        ['mining.notify', state.sessionId],
+      ],
+      extranonce1,
+      host.options.extranonce2Size,
+    ]);
+    // Not saved yet: a session is written once it is authorized and has its first job.
+    host.startMining(conn);
+    host.releaseHeld(conn);
+  } finally {
+    conn.socket.uncork();
+  }
 }
 
 function resumableFromLive(live: Connection): ResumableSession {
@@ -159,7 +177,7 @@ export function handleAuthorize(host: MethodHost, conn: Connection, req: Stratum
   }
   const { account, worker } = splitUsername(username);
   try {
-    addressToScript(account, host.options.params);
+    host.payoutAddresses.check(account);
   } catch (error) {
     if (error instanceof AddressError) throw new StratumError(StratumErrorCode.Unauthorized, error.message);
     throw error;
@@ -188,8 +206,9 @@ export function handleAuthorize(host: MethodHost, conn: Connection, req: Stratum
   if (hint !== null) requestDifficulty(host, conn, hint);
   host.reply(conn, req.id, true);
   if (first) {
-    host.saveSession(conn);
     host.startMining(conn);
+    // Once, with everything resume needs: extranonce1, difficulty, the first job's difficulty.
+    host.saveSession(conn);
   }
 }
 

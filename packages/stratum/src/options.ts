@@ -60,6 +60,21 @@ export interface DrainOptions {
   reconnectTo?: { host: string; port: number; waitSeconds?: number };
 }
 
+/** What happens to miners while the pool has no real work (`suspend()`: no coin daemon answers). */
+export interface DaemonLossOptions {
+  /**
+   * A backup pool: every session is sent `client.reconnect` with it. Without one, sessions get
+   * a `client.show_message` saying why and are disconnected, so the miners' own failover
+   * pools take over.
+   */
+  reconnectTo?: { host: string; port: number; waitSeconds?: number };
+  /**
+   * After `client.reconnect`, sessions still connected this long are closed.
+   * @defaultValue 10000
+   */
+  graceMs?: number;
+}
+
 export interface StratumServerOptions {
   /** This instance's id (logs, slot lease owner, session records). */
   id: string;
@@ -107,6 +122,7 @@ export interface StratumServerOptions {
   vardiff?: VardiffOptions;
   limits?: LimitOptions;
   drain?: DrainOptions;
+  daemonLoss?: DaemonLossOptions;
   /**
    * Addresses allowed to send a PROXY protocol header (HAProxy), as CIDRs.
    * @defaultValue [] (nobody)
@@ -144,6 +160,7 @@ export interface ResolvedStratumOptions {
   vardiff: ResolvedVardiffOptions;
   limits: ResolvedLimitOptions;
   drain: Required<Omit<DrainOptions, 'reconnectTo'>> & Pick<DrainOptions, 'reconnectTo'>;
+  daemonLoss: Required<Omit<DaemonLossOptions, 'reconnectTo'>> & Pick<DaemonLossOptions, 'reconnectTo'>;
   trustedProxies: readonly string[];
   sessionTtlMs: number;
   spoolRejectedShares: boolean;
@@ -156,6 +173,24 @@ function positiveInt(field: string, value: number): number {
     throw new RangeError(`${field} must be a positive integer, got ${value}`);
   }
   return value;
+}
+
+function reconnectTarget(
+  field: string,
+  to: DaemonLossOptions['reconnectTo'],
+): DaemonLossOptions['reconnectTo'] | undefined {
+  if (to === undefined) return undefined;
+  if (typeof to !== 'object' || to === null || typeof to.host !== 'string' || to.host === '') {
+    throw new TypeError(`${field}.host must be a non-empty host name or address`);
+  }
+  if (!Number.isInteger(to.port) || to.port < 1 || to.port > 65535) {
+    throw new RangeError(`${field}.port must be a port from 1 to 65535, got ${to.port}`);
+  }
+  const wait = to.waitSeconds;
+  if (wait !== undefined && (!Number.isInteger(wait) || wait < 0)) {
+    throw new RangeError(`${field}.waitSeconds must be a whole number of seconds (0 or more), got ${wait}`);
+  }
+  return { host: to.host, port: to.port, ...(wait !== undefined && { waitSeconds: wait }) };
 }
 
 /** Defaults filled in and every value checked; the caller's object is not touched. */
@@ -180,6 +215,8 @@ export function resolveStratumOptions(options: StratumServerOptions): ResolvedSt
     throw new RangeError(`versionMask must be a 32-bit unsigned integer, got ${versionMask}`);
   }
   const drain = options.drain ?? {};
+  const daemonLoss = options.daemonLoss ?? {};
+  const backup = reconnectTarget('daemonLoss.reconnectTo', daemonLoss.reconnectTo);
   return {
     id: options.id,
     chain: options.chain,
@@ -197,6 +234,10 @@ export function resolveStratumOptions(options: StratumServerOptions): ResolvedSt
       waveIntervalMs: positiveInt('drain.waveIntervalMs', drain.waveIntervalMs ?? 1000),
       graceMs: positiveInt('drain.graceMs', drain.graceMs ?? 30_000),
       ...(drain.reconnectTo && { reconnectTo: drain.reconnectTo }),
+    },
+    daemonLoss: {
+      graceMs: positiveInt('daemonLoss.graceMs', daemonLoss.graceMs ?? 10_000),
+      ...(backup && { reconnectTo: backup }),
     },
     trustedProxies: [...(options.trustedProxies ?? [])],
     sessionTtlMs: positiveInt('sessionTtlMs', options.sessionTtlMs ?? 600_000),

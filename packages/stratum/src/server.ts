@@ -11,6 +11,7 @@ import {
   formatResponse,
 } from '@hashwire/protocol';
 import type { RedisClient } from '@hashwire/registry';
+import { PayoutAddressCache } from './address-cache.js';
 import { type CloseReason, Connection } from './connection.js';
 import { DEFAULT_JOB_DIFFICULTIES, createJobDifficulties } from './difficulty.js';
 import { type DispatchHost, dispatchLine } from './dispatch.js';
@@ -24,10 +25,11 @@ import { listenOnRange } from './listen.js';
 import { newSessionId } from './methods.js';
 import type { BlockSink, JobSource, ResolvedStratumOptions, ShareSink, StratumLogger } from './options.js';
 import { isTrustedProxy, trustedProxies } from './proxy-protocol.js';
-import { SessionStore } from './session-store.js';
+import { SessionStore, resumeSignature } from './session-store.js';
 import { type SessionState, beforeJobSent, isResumable, newSessionState } from './session.js';
 import { type BlockEvent, type ShareHost, SharePipeline } from './shares.js';
 import type { ShareBatch, ShareSpool, SpoolStats } from './spool.js';
+import { sendMinersAway } from './suspend.js';
 import { ShareValidator, type ShareVerdict } from './validate.js';
 import { vardiffOnShare, vardiffOnTick } from './vardiff.js';
 
@@ -55,7 +57,10 @@ export interface StratumServerEvents {
 export interface StratumStats {
   id: string;
   port: number;
-  state: 'created' | 'running' | 'draining' | 'closed';
+  /** `suspended`: running, but sending miners away (no real work; see `suspend()`). */
+  state: 'created' | 'running' | 'suspended' | 'draining' | 'closed';
+  /** Why the server is suspended (the operator's text), null when it is not. */
+  suspendedReason: string | null;
   connections: number;
   sessions: number;
   mining: number;
@@ -87,6 +92,12 @@ export interface StratumServerParts {
   allocator: ExtranonceAllocator;
 }
 
+/**
+ * A session whose stored copy is current keeps the TTL it got when written if that was at
+ * most this share of the TTL ago (6 s of the default 10 min); older ones get a fresh TTL at
+ * the disconnect.
+ */
+const TTL_SLACK = 0.01;
 /** After a last error line, how long a miner has to read it before the socket is destroyed. */
 const LINGER_MS = 2000;
 /** Reasons that come with a last message worth delivering. */
@@ -95,6 +106,7 @@ const LINGER: ReadonlySet<CloseReason> = new Set([
   'too-many-errors',
   'banned',
   'socket-error',
+  'suspended',
 ]);
 
 export class StratumServer
@@ -113,6 +125,7 @@ export class StratumServer
   /** The default share spool (null when a custom share sink was given). */
   readonly spool: ShareSpool | null;
   readonly logger: StratumLogger;
+  readonly payoutAddresses: PayoutAddressCache;
   readonly spoolRejected: boolean;
   versionMask: number;
   private readonly jobs: JobSource;
@@ -124,7 +137,9 @@ export class StratumServer
   private readonly mining = new Set<Connection>();
   private listener: Server | null = null;
   private boundPort = 0;
-  private phase: StratumStats['state'] = 'created';
+  private phase: 'created' | 'running' | 'draining' | 'closed' = 'created';
+  private suspension: { reason: string; since: number } | null = null;
+  private leaveTimer: NodeJS.Timeout | null = null;
   private unsubscribe: (() => void) | undefined;
   private sweepTimer: NodeJS.Timeout | null = null;
   private refreshTimer: NodeJS.Timeout | null = null;
@@ -162,6 +177,7 @@ export class StratumServer
       extranonce1Size: options.extranonce1Size,
       extranonce2Size: options.extranonce2Size,
     });
+    this.payoutAddresses = new PayoutAddressCache(options.params);
     this.validator = new ShareValidator({ ntimeMaxAheadSec: options.ntimeMaxAheadSeconds });
     this.trusted = trustedProxies(options.trustedProxies);
     this.limiter = new AddressLimiter(options.limits);
@@ -202,7 +218,8 @@ export class StratumServer
     return {
       id: this.id,
       port: this.boundPort,
-      state: this.phase,
+      state: this.phase === 'running' && this.suspension ? 'suspended' : this.phase,
+      suspendedReason: this.suspension?.reason ?? null,
       connections: this.connections.size,
       sessions,
       mining: this.mining.size,
@@ -312,10 +329,47 @@ export class StratumServer
     this.bySession.set(conn.state.sessionId, conn);
   }
 
+  /** Writes the session to Redis when what resume needs changed since this connection last wrote it. */
   saveSession(conn: Connection): void {
-    if (!isResumable(conn.state)) return;
-    this.store.save(conn.state).catch((error: unknown) => {
+    if (!isResumable(conn.state) || resumeSignature(conn.state) === conn.savedSignature) return;
+    this.persist(conn).catch((error: unknown) => {
       this.logger.warn({ err: error, sessionId: conn.state.sessionId }, 'stratum: session not saved');
+    });
+  }
+
+  /** Writes the session to Redis now (a resumable one), remembering what was written. */
+  private async persist(conn: Connection): Promise<void> {
+    const state = conn.state;
+    if (!isResumable(state)) return;
+    const signature = resumeSignature(state);
+    const now = Date.now();
+    conn.savedSignature = signature;
+    conn.ttlStartedAt = now;
+    try {
+      await this.store.save(state, now);
+    } catch (error) {
+      // Written again at the next change or the disconnect.
+      if (conn.savedSignature === signature) conn.savedSignature = null;
+      throw error;
+    }
+  }
+
+  /**
+   * At a disconnect: the session is written if it changed, otherwise only its TTL restarted
+   * (so it stays resumable `sessionTtlMs` after the disconnect) — and not even that when it
+   * was written a moment ago, as for a miner that handshakes and leaves.
+   */
+  private keepResumable(conn: Connection): void {
+    const state = conn.state;
+    if (resumeSignature(state) !== conn.savedSignature) {
+      this.saveSession(conn);
+      return;
+    }
+    const now = Date.now();
+    if (now - conn.ttlStartedAt <= this.options.sessionTtlMs * TTL_SLACK) return;
+    conn.ttlStartedAt = now;
+    this.store.refresh([state]).catch((error: unknown) => {
+      this.logger.warn({ err: error, sessionId: state.sessionId }, 'stratum: session not refreshed');
     });
   }
 
@@ -331,6 +385,7 @@ export class StratumServer
   startMining(conn: Connection): void {
     const state = conn.state;
     if (conn.closed || !state.subscribed || state.workers.length === 0 || this.mining.has(conn)) return;
+    if (this.suspension) return; // being sent away: no work to give
     this.mining.add(conn);
     const job = this.book.current;
     if (job) this.sendJob(conn, job, true);
@@ -366,6 +421,7 @@ export class StratumServer
     if (
       reason === 'socket-error' ||
       reason === 'drained' ||
+      reason === 'suspended' ||
       reason === 'replaced' ||
       reason === 'server-closed'
     ) {
@@ -412,7 +468,7 @@ export class StratumServer
         this.discardSession(state);
       } else if (this.phase !== 'closed') {
         // (On close() every session was saved already.)
-        this.saveSession(conn);
+        this.keepResumable(conn);
       }
     }
     this.emit('disconnect', {
@@ -520,7 +576,12 @@ export class StratumServer
   }
 
   private refreshSessions(): void {
-    const states = [...this.connections].map((c) => c.state);
+    const now = Date.now();
+    const states: SessionState[] = [];
+    for (const conn of this.connections) {
+      if (conn.savedSignature !== null) conn.ttlStartedAt = now;
+      states.push(conn.state);
+    }
     this.store.refresh(states).catch((error: unknown) => {
       this.logger.warn({ err: error }, 'stratum: sessions not refreshed');
     });
@@ -585,7 +646,7 @@ export class StratumServer
     const conn = this.bySession.get(sessionId);
     if (!conn) return false;
     // Saved first, so the server the miner lands on resumes the newest state.
-    await this.store.save(conn.state);
+    await this.persist(conn);
     if (conn.closed) return false;
     this.reconnect(conn);
     return true;
@@ -596,6 +657,61 @@ export class StratumServer
     const params = to ? [to.host, to.port, to.waitSeconds ?? 0] : [];
     if (!conn.write(formatNotification(ServerMethod.Reconnect, params)))
       this.closeConnection(conn, 'output-overflow');
+  }
+
+  // ---- no real work ------------------------------------------------------------------
+
+  /** Whether miners are being sent away (see `suspend()`). */
+  get suspended(): boolean {
+    return this.suspension !== null;
+  }
+
+  /**
+   * The pool has no real work (no coin daemon answers behind any jobmanager): sends every
+   * session away — `client.reconnect` to `daemonLoss.reconnectTo` (closing those still here
+   * after `daemonLoss.graceMs`), or without a backup pool a `client.show_message` and a
+   * clean close — and refuses new miners with a stratum error until `resume()`. Sessions stay
+   * resumable in Redis, so miners that come back continue where they were. `reason` is for
+   * the log; miners get a fixed text.
+   */
+  suspend(reason: string): void {
+    if (this.phase === 'draining' || this.phase === 'closed') return;
+    if (this.suspension) {
+      this.suspension.reason = reason;
+      return;
+    }
+    this.suspension = { reason, since: Date.now() };
+    const to = this.options.daemonLoss.reconnectTo;
+    this.logger.warn(
+      {
+        stratumId: this.id,
+        reason,
+        sessions: this.connections.size,
+        ...(to && { reconnectTo: `${to.host}:${to.port}` }),
+      },
+      'stratum: suspended, sending miners away',
+    );
+    this.leaveTimer = sendMinersAway({
+      connections: () => [...this.connections],
+      stopJobs: (conn) => this.mining.delete(conn),
+      close: (conn, detail) => this.closeConnection(conn, 'suspended', detail),
+      overflow: (conn) => this.closeConnection(conn, 'output-overflow'),
+      reconnectTo: to,
+      graceMs: this.options.daemonLoss.graceMs,
+    });
+  }
+
+  /** Real work is back: miners are accepted again. */
+  resume(): void {
+    const suspension = this.suspension;
+    if (!suspension) return;
+    this.suspension = null;
+    if (this.leaveTimer) clearTimeout(this.leaveTimer);
+    this.leaveTimer = null;
+    this.logger.info(
+      { stratumId: this.id, suspendedMs: Date.now() - suspension.since },
+      'stratum: resumed, accepting miners',
+    );
   }
 
   // ---- lifecycle ---------------------------------------------------------------------
@@ -614,7 +730,7 @@ export class StratumServer
       this.logger.info({ stratumId: this.id, sessions: this.connections.size }, 'stratum: draining');
       await drainConnections({
         connections: () => [...this.connections].filter((c) => !c.closed),
-        save: (conn) => (isResumable(conn.state) ? this.store.save(conn.state) : Promise.resolve()),
+        save: (conn) => this.persist(conn),
         reconnect: (conn) => this.reconnect(conn),
         waitEmpty: () => this.waitEmpty(),
         closeRest: (conn) => this.closeConnection(conn, 'drain-timeout'),
@@ -639,13 +755,12 @@ export class StratumServer
     this.closeDone = (async () => {
       this.phase = 'closed';
       this.unsubscribe?.();
+      if (this.leaveTimer) clearTimeout(this.leaveTimer);
       if (this.sweepTimer) clearInterval(this.sweepTimer);
       if (this.refreshTimer) clearInterval(this.refreshTimer);
       const listener = this.listener;
       this.listener = null;
-      const saves = [...this.connections].map((conn) => {
-        return isResumable(conn.state) ? this.store.save(conn.state).catch(() => {}) : Promise.resolve();
-      });
+      const saves = [...this.connections].map((conn) => this.persist(conn).catch(() => {}));
       for (const conn of [...this.connections]) this.closeConnection(conn, 'server-closed');
       await Promise.all(saves);
       await this.pipeline.settle();

@@ -40,6 +40,18 @@ export function isSessionId(value: unknown): value is string {
   return typeof value === 'string' && SESSION_ID.test(value);
 }
 
+/**
+ * A compact fingerprint of what `save` writes (the TTL aside): equal fingerprints mean the
+ * stored session is current and a save can be skipped. Jobs are only ever appended to
+ * `jobDiffs` (and the list renewed together with extranonce1), so its newest entry and
+ * length stand for the whole list.
+ */
+export function resumeSignature(state: SessionState): string {
+  const jobs = state.jobDiffs;
+  const last = jobs.jobIds.length - 1;
+  return `${state.extranonce1}|${state.pendingDifficulty ?? state.difficulty}|${state.minDifficulty}|${state.versionMask}|${state.account}|${state.worker}|${state.connId}|${last}:${jobs.jobIds[last]}:${jobs.diffs[last]}`;
+}
+
 function finite(text: string | undefined, fallback: number): number {
   const n = Number(text);
   return text !== undefined && text !== '' && Number.isFinite(n) ? n : fallback;

@@ -80,6 +80,52 @@ describe('sessions: resume anywhere with the same extranonce1 and difficulty', (
     second.close();
   });
 
+  it('writes a session once per handshake (authorized, with its first job), and at the disconnect only when it changed', async () => {
+    const { server, jobs: own } = await h.start();
+    own.push(job('w1'));
+    const hsets = async () => {
+      const text = (await h.client.info('commandstats')) as string;
+      return Number(/cmdstat_hset:calls=(\d+)/.exec(text)?.[1] ?? 0);
+    };
+    const leave = async (c: RawClient, sessionId: string) => {
+      const gone = disconnected(server, sessionId);
+      c.close();
+      await gone;
+    };
+
+    // Handshake and leave: one write, holding what resume needs (the first job's difficulty too).
+    const before = await hsets();
+    const quick = await RawClient.connect(server.port);
+    const one = await quick.handshake(USER, undefined, 'd=3e-12');
+    await leave(quick, one.sessionId);
+    expect((await hsets()) - before).toBe(1);
+    const stored = await h.client.hgetall(h.keys.session(one.sessionId));
+    expect(JSON.parse(stored.jobDiffs!)).toEqual({ jobIds: ['w1'], diffs: [3e-12] });
+    expect(stored).toMatchObject({ extranonce1: one.extranonce1, difficulty: '3e-12' });
+    expect(await h.client.pttl(h.keys.session(one.sessionId))).toBeGreaterThan(590_000);
+
+    // A job sent after the save (same difficulty, so nothing written then): written at the disconnect.
+    const miner = await RawClient.connect(server.port);
+    const two = await miner.handshake(USER, one.sessionId);
+    const notify = miner.nextNotification('mining.notify');
+    own.push(job('w2', { cleanJobs: false }));
+    await notify;
+    const mid = await hsets();
+    await leave(miner, two.sessionId);
+    expect((await hsets()) - mid).toBe(1);
+    expect(JSON.parse((await h.client.hget(h.keys.session(one.sessionId), 'jobDiffs'))!)).toEqual({
+      jobIds: ['w1', 'w2'],
+      diffs: [3e-12, 3e-12],
+    });
+
+    // Resumed again: shares on both jobs are judged at the stored difficulty.
+    const back = await RawClient.connect(server.port);
+    await back.handshake(USER, one.sessionId);
+    expect(await back.request('mining.submit', share('w1'))).toMatchObject({ result: true });
+    expect(await back.request('mining.submit', share('w2'))).toMatchObject({ result: true });
+    back.close();
+  });
+
   it('starts a new session for an unknown id, and for one whose extranonce1 another session holds', async () => {
     const c = await RawClient.connect(a.port);
     const fresh = await c.handshake(USER, 'ffffffffffffffff');
