@@ -76,9 +76,16 @@ const HASHES_PER_SECOND = 4_000;
  */
 const SHARE_DIFF = 2 ** -5;
 const READY_TIMEOUT_MS = 30_000;
-/** SIGTERM, then SIGKILL after this: a stratum server drains and hands its spool to a reporter first. */
-const STOP_DEADLINE_MS = 20_000;
-const STOP_ORDER: readonly ServiceKind[] = ['stratum', 'reporter', 'jobmanager'];
+/**
+ * Stop order, and how long each kind gets between SIGTERM and SIGKILL: a stratum server drains
+ * and hands its spool to a reporter, a reporter finishes the batches it is writing, a jobmanager
+ * only hands over its lease (and waits for a Redis that may be gone already).
+ */
+const STOP_ORDER: readonly [ServiceKind, number][] = [
+  ['stratum', 20_000],
+  ['reporter', 10_000],
+  ['jobmanager', 5_000],
+];
 
 function seconds(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
@@ -192,6 +199,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   let stopping = false;
   let last: PoolSample | undefined;
   let miningSince = Date.now();
+  let miningMs = 0;
   let sample: (() => Promise<PoolSample>) | undefined;
   const keys = createKeyBuilder();
   const keepService = (service: DemoService) => {
@@ -356,6 +364,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       }
     } finally {
       clearTimeout(duration);
+      miningMs = Date.now() - miningSince;
     }
   } catch (error) {
     if (!(error instanceof Stopped) && !stop.aborted) {
@@ -372,21 +381,25 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     'stopping: miners, stratum servers (spools to reporters), reporters, jobmanagers, redis-server, litecoind',
   );
   await Promise.all(pool.miners.map((m) => m.stop().catch(() => {})));
-  for (const kind of STOP_ORDER) {
+  for (const [kind, deadlineMs] of STOP_ORDER) {
     const services = pool.services.filter((s) => s.kind === kind);
     if (services.length === 0) continue;
-    const exits = await Promise.all(services.map((s) => s.stop(STOP_DEADLINE_MS)));
-    write(
-      `stopped ${services.map((s, i) => `${s.id} (${exits[i]!.code === 0 ? 'exit 0' : `exit ${exits[i]!.code ?? exits[i]!.signal}`})`).join(', ')}`,
-    );
+    const since = performance.now();
+    const exits = await Promise.all(services.map((s) => s.stop(deadlineMs)));
+    const how = exits.map((e) => (e.code === 0 ? 'exit 0' : `exit ${e.code ?? e.signal}`));
+    write(`stopped ${services.map((s, i) => `${s.id} (${how[i]})`).join(', ')}${took(since)}`);
   }
   let final: PoolSample | undefined;
   if (sample) {
     try {
-      final = await sample();
-    } catch {
-      // Redis or the daemon went away first (a terminal's Ctrl-C reaches them too): the last status.
-      final = last && { ...last, ...sampleMiners(pool.miners), elapsedMs: Date.now() - miningSince };
+      final = { ...(await sample()), elapsedMs: miningMs };
+    } catch (error) {
+      // A terminal's Ctrl-C reaches redis-server and litecoind too (they share the demo's
+      // process group), so they may be gone already.
+      write(
+        `final count unavailable (${(error as Error).message.split('\n')[0]}); credited, blocks and height below are from the last status line`,
+      );
+      final = last && { ...last, ...sampleMiners(pool.miners), elapsedMs: miningMs };
     }
   }
   pool.redis?.disconnect();

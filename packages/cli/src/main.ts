@@ -9,7 +9,8 @@ export class UsageError extends Error {
 
 const commands: Record<string, { summary: string; run: (argv: string[]) => Promise<number> }> = {
   demo: {
-    summary: 'solo-mine a local litecoind regtest pair with the chain library (pool services not built yet)',
+    summary:
+      'a whole pool locally: redis, 2 litecoind, 2 each of jobmanager/reporter/stratum, 20 sim miners (no HAProxy/api yet)',
     run: demoCommand,
   },
   bench: { summary: 'run benchmark suites (table, --json FILE)', run: benchCommand },
