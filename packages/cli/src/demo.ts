@@ -127,6 +127,9 @@ export async function demoCommand(argv: string[]): Promise<number> {
       ...(intervalMs !== undefined && { intervalMs }),
     });
     return result.ok && result.leftBehind.length === 0 ? 0 : 1;
+  } catch (error) {
+    process.stderr.write(`hashwire demo: ${(error as Error).message}\n`);
+    return 1;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
