@@ -108,6 +108,9 @@ export function spawnManaged(
     cwd: options.cwd,
     env: options.env ?? process.env,
     stdio: ['ignore', 'pipe', 'pipe'],
+    // Its own process group: a Ctrl-C in the terminal reaches only our process (the demo),
+    // which then stops the daemons in order; teardown still kills them by pid.
+    detached: true,
   });
   return new Promise((resolve, reject) => {
     child.once('error', (err) => {
