@@ -40,7 +40,7 @@ export const jobsSuite: BenchSuite = {
     const handover: number[] = [];
     const blockToJob: number[] = [];
     const blockToNotify: number[] = [];
-    const spawnPool = async (prefix: string, id: string) => {
+    const spawnJobmanager = async (prefix: string, id: string) => {
       const config = {
         id,
         coin: 'litecoin',
@@ -63,25 +63,7 @@ export const jobsSuite: BenchSuite = {
       for (let round = 0; round < rounds; round++) {
         ctx.log(`jobs: round ${round + 1}/${rounds}`);
         const prefix = `b${randomBytes(4).toString('hex')}:`;
-        const spawnJm = async (id: string) => {
-          const config = {
-            id,
-            coin: 'litecoin',
-            network: 'regtest',
-            daemons: ltc.nodes.map((n) => ({ url: n.rpcUrl, cookieFile: n.cookieFile })),
-            payouts: [{ address: payout }],
-            redisUrl: redisServer.url,
-            keyPrefix: prefix,
-            heartbeatIntervalMs: 250,
-          };
-          const child = spawn(process.execPath, [bin], {
-            env: { ...process.env, HASHWIRE_JOBMANAGER_CONFIG: JSON.stringify(config) },
-            stdio: ['ignore', 'pipe', 'inherit'],
-          });
-          children.add(child);
-          await once(createInterface({ input: child.stdout! }), 'line');
-          return child;
-        };
+        const spawnJm = (id: string) => spawnJobmanager(prefix, id);
         const feed = new JobFeed({
           redis,
           keys: createKeyBuilder({ prefix }),
@@ -131,7 +113,9 @@ export const jobsSuite: BenchSuite = {
         for (const child of [b, c]) child.kill('SIGKILL');
       }
       ctx.log(`jobs: block → notify at ${SESSIONS} sessions`);
-      blockToNotify.push(...(await blockToNotifyRounds(ltc, redisServer.url, spawnPool, ctx.quick ? 2 : 10)));
+      blockToNotify.push(
+        ...(await blockToNotifyRounds(ltc, redisServer.url, spawnJobmanager, ctx.quick ? 2 : 10)),
+      );
     } finally {
       for (const child of children) child.kill('SIGKILL');
       redis.disconnect();
@@ -181,13 +165,13 @@ const SESSIONS = 1000;
 async function blockToNotifyRounds(
   ltc: Awaited<ReturnType<typeof startLitecoinRegtest>>,
   redisUrl: string,
-  spawnPool: (prefix: string, id: string) => Promise<ChildProcess>,
+  spawnJobmanager: (prefix: string, id: string) => Promise<ChildProcess>,
   rounds: number,
 ): Promise<number[]> {
   const prefix = `b${randomBytes(4).toString('hex')}:`;
   const keys = createKeyBuilder({ prefix });
   const redis = connectRedis(redisUrl, 'bench-notify');
-  const jm = await spawnPool(prefix, 'jm-notify');
+  const jm = await spawnJobmanager(prefix, 'jm-notify');
   const feed = new JobFeed({ redis, keys, chain: CHAIN, stratumId: 'bench', heartbeatIntervalMs: 250 });
   await feed.start();
   const spoolDir = mkdtempSync(join(tmpdir(), 'hw-bench-spool-'));
