@@ -16,6 +16,7 @@ export {
   type GroupView,
 } from './membership.js';
 export { connectRedis, duplicateRedis, type RedisClient, type RedisConfig } from './redis.js';
+export { defineLuaScripts, type LuaScriptRunner } from './scripts.js';
 export {
   DEFAULT_SERVICE_TTL_MS,
   getService,

@@ -2,48 +2,70 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { RedisClient } from './redis.js';
 
-/** Lua scripts in `lua/`, each with its KEYS/ARGV header; loaded once per client. */
-const SCRIPTS = {
-  register: 2,
-  deregister: 2,
-  'lease-acquire': 2,
-  'lease-renew': 1,
-  'lease-release': 1,
-  'lease-handover': 2,
-  group: 5,
-} as const;
-export type ScriptName = keyof typeof SCRIPTS;
-
-const lua = new Map<ScriptName, string>();
-function source(name: ScriptName): string {
-  let text = lua.get(name);
-  if (text === undefined) {
-    text = readFileSync(fileURLToPath(new URL(`../lua/${name}.lua`, import.meta.url)), 'utf8');
-    lua.set(name, text);
-  }
-  return text;
-}
-
-const defined = new WeakSet<RedisClient>();
-
 type Script = (...args: (string | number)[]) => Promise<unknown>;
 
-/** Runs a script by name (EVALSHA with a fallback to EVAL, handled by ioredis). */
-export function runScript(client: RedisClient, name: ScriptName, keys: string[], args: (string | number)[]) {
-  if (!defined.has(client)) {
-    for (const [script, numberOfKeys] of Object.entries(SCRIPTS)) {
-      client.defineCommand(commandName(script as ScriptName), {
-        numberOfKeys,
-        lua: source(script as ScriptName),
-      });
+/** Runs one script of a set by name, with its keys and arguments. */
+export type LuaScriptRunner<Name extends string> = (
+  client: RedisClient,
+  name: Name,
+  keys: readonly string[],
+  args: readonly (string | number)[],
+) => Promise<unknown>;
+
+/**
+ * A set of Lua scripts, one file per script in `dir` (`<name>.lua`, with its KEYS/ARGV
+ * header), each with its key count (-1: the count is given per call). Sources are read once;
+ * each client gets them as commands on first use, run with EVALSHA (ioredis falls back to EVAL
+ * when Redis lost its script cache, e.g. after a restart). `namespace` keeps the command names
+ * of different packages apart.
+ */
+export function defineLuaScripts<Name extends string>(
+  dir: URL,
+  scripts: Readonly<Record<Name, number>>,
+  namespace: string,
+): LuaScriptRunner<Name> {
+  const sources = new Map<Name, string>();
+  const source = (name: Name): string => {
+    let text = sources.get(name);
+    if (text === undefined) {
+      text = readFileSync(fileURLToPath(new URL(`${name}.lua`, dir)), 'utf8');
+      sources.set(name, text);
     }
-    defined.add(client);
-  }
-  const command = (client as unknown as Record<string, Script>)[commandName(name)];
-  if (!command) throw new Error(`script ${name} is not defined`);
-  return command.call(client, ...keys, ...args);
+    return text;
+  };
+  const commandName = (name: Name) => `${namespace}_${name.replace(/-/g, '_')}`;
+  const defined = new WeakSet<RedisClient>();
+  return (client, name, keys, args) => {
+    if (!defined.has(client)) {
+      for (const script of Object.keys(scripts) as Name[]) {
+        const numberOfKeys = scripts[script];
+        client.defineCommand(commandName(script), {
+          ...(numberOfKeys >= 0 ? { numberOfKeys } : {}),
+          lua: source(script),
+        });
+      }
+      defined.add(client);
+    }
+    const command = (client as unknown as Record<string, Script>)[commandName(name)];
+    if (!command) throw new Error(`script ${name} is not defined`);
+    // A script defined without numberOfKeys takes the key count as its first argument.
+    return scripts[name] >= 0
+      ? command.call(client, ...keys, ...args)
+      : command.call(client, keys.length, ...keys, ...args);
+  };
 }
 
-function commandName(name: ScriptName): string {
-  return `hw_${name.replace(/-/g, '_')}`;
-}
+/** The registry's own scripts (`lua/`). */
+export const runScript = defineLuaScripts(
+  new URL('../lua/', import.meta.url),
+  {
+    register: 2,
+    deregister: 2,
+    'lease-acquire': 2,
+    'lease-renew': 1,
+    'lease-release': 1,
+    'lease-handover': 2,
+    group: 5,
+  },
+  'hw',
+);
