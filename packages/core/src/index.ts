@@ -14,3 +14,4 @@ export {
   type StatsdOptions,
 } from './metrics.js';
 export { type HealthReport, type StatusServer, type StatusServerOptions, startStatusServer } from './http.js';
+export { readJsonConfig, type ReadJsonConfigOptions, StartupError } from './config.js';

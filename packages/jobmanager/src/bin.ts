@@ -2,7 +2,7 @@
 // Thin entry: reads the options as JSON (HASHWIRE_JOBMANAGER_CONFIG, or a file path as the
 // first argument), starts a jobmanager, drains on SIGTERM/SIGINT. The operations issue
 // replaces this with the pool-wide config loader.
-import { readFileSync } from 'node:fs';
+import { readJsonConfig } from '@hashwire/core';
 import { createKeyBuilder } from '@hashwire/protocol';
 import { connectRedis } from '@hashwire/registry';
 import { createJobManager } from './jobmanager.js';
@@ -11,14 +11,11 @@ import type { JobManagerOptions } from './options.js';
 type FileOptions = Omit<JobManagerOptions, 'redis' | 'keys'> & { redisUrl: string; keyPrefix?: string };
 
 async function main(): Promise<number> {
-  const text = process.argv[2]
-    ? readFileSync(process.argv[2], 'utf8')
-    : process.env.HASHWIRE_JOBMANAGER_CONFIG;
-  if (!text) {
-    process.stderr.write('jobmanager: give a JSON config file or HASHWIRE_JOBMANAGER_CONFIG\n');
-    return 2;
-  }
-  const config = JSON.parse(text) as FileOptions;
+  const config = readJsonConfig({
+    envVar: 'HASHWIRE_JOBMANAGER_CONFIG',
+    ...(process.argv[2] ? { file: process.argv[2] } : {}),
+    requiredText: ['id', 'coin', 'network', 'redisUrl'],
+  }) as unknown as FileOptions;
   const redis = connectRedis(config.redisUrl, config.id);
   let jm: Awaited<ReturnType<typeof createJobManager>>;
   try {

@@ -5,9 +5,15 @@
 // being written finish, the reporter leaves discovery) and exit 0; a bad config exits 1 with
 // one line naming the field. The operations issue replaces the config reading with the
 // pool-wide loader.
-import { readFileSync } from 'node:fs';
 import type { DaemonClientOptions } from '@hashwire/chain';
-import { LOG_LEVELS, type LogLevel, type StatsdOptions, createLogger } from '@hashwire/core';
+import {
+  LOG_LEVELS,
+  type LogLevel,
+  StartupError,
+  type StatsdOptions,
+  createLogger,
+  readJsonConfig,
+} from '@hashwire/core';
 import { createKeyBuilder } from '@hashwire/protocol';
 import { connectRedis } from '@hashwire/registry';
 import { type Reporter, type ReporterOptions, createReporter } from './reporter.js';
@@ -24,30 +30,17 @@ export interface ReporterFileOptions
   logLevel?: LogLevel;
 }
 
-class StartupError extends Error {}
-
 function readConfig(): ReporterFileOptions {
-  const path = process.argv[2];
-  const text = path ? readFileSync(path, 'utf8') : process.env.HASHWIRE_REPORTER_CONFIG;
-  if (!text) throw new StartupError('give a JSON config file or HASHWIRE_REPORTER_CONFIG');
-  let config: unknown;
-  try {
-    config = JSON.parse(text);
-  } catch (error) {
-    throw new StartupError(`config is not JSON: ${(error as Error).message}`);
-  }
-  if (typeof config !== 'object' || config === null || Array.isArray(config))
-    throw new StartupError('config must be a JSON object');
-  const record = config as Record<string, unknown>;
-  for (const field of ['id', 'chain', 'redisUrl']) {
-    if (typeof record[field] !== 'string' || record[field] === '')
-      throw new StartupError(`${field} must be a non-empty string`);
-  }
+  const record = readJsonConfig({
+    envVar: 'HASHWIRE_REPORTER_CONFIG',
+    ...(process.argv[2] ? { file: process.argv[2] } : {}),
+    requiredText: ['id', 'chain', 'redisUrl'],
+  });
   if (record.daemons !== undefined && !Array.isArray(record.daemons))
     throw new StartupError('daemons must be an array of { url, cookieFile? | user?, password? }');
   if (record.logLevel !== undefined && !LOG_LEVELS.includes(record.logLevel as LogLevel))
     throw new StartupError(`logLevel must be one of ${LOG_LEVELS.join(', ')}`);
-  return config as ReporterFileOptions;
+  return record as unknown as ReporterFileOptions;
 }
 
 async function main(): Promise<number> {
