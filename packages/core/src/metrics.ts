@@ -73,6 +73,8 @@ export interface Metrics {
   shares(result: ShareResultLabel, count?: number): void;
   /** `hashwire_connections` / statsd gauge `connections`: open miner connections now. */
   connections(open: number): void;
+  /** `hashwire_spool_backlog_batches` / statsd gauge `spool_backlog`: batches waiting for a reporter (grows while none answers). */
+  spoolBacklog(batches: number): void;
   /** `hashwire_job_push_seconds` / statsd timing `job_push`: new template → job on the stratum server. */
   jobPush(seconds: number): void;
   /** `hashwire_blocks_total{state}` / statsd `blocks` (tag `state`). */
@@ -99,6 +101,7 @@ const SERIES = {
   rpc: 'hashwire_rpc_seconds',
   redisErrors: 'hashwire_redis_errors_total',
   batches: 'hashwire_batches_total',
+  spoolBacklog: 'hashwire_spool_backlog_batches',
 } as const;
 
 /** Statsd names (after the prefix) of the same series. */
@@ -110,6 +113,7 @@ export const STATSD_NAMES = {
   rpc: 'rpc',
   redisErrors: 'redis_errors',
   batches: 'batches',
+  spoolBacklog: 'spool_backlog',
 } as const;
 
 export const PROMETHEUS_NAMES = SERIES;
@@ -152,6 +156,11 @@ export function createMetrics(options: MetricsOptions): Metrics {
   const connections = new Gauge({
     name: SERIES.connections,
     help: 'Open miner connections',
+    registers: [registry],
+  });
+  const spoolBacklog = new Gauge({
+    name: SERIES.spoolBacklog,
+    help: 'Share batches on disk waiting for a reporter to acknowledge them',
     registers: [registry],
   });
   const jobPush = new Histogram({
@@ -226,6 +235,10 @@ export function createMetrics(options: MetricsOptions): Metrics {
     connections(open) {
       connections.set(open);
       statsd?.gauge(STATSD_NAMES.connections, open);
+    },
+    spoolBacklog(batches) {
+      spoolBacklog.set(batches);
+      statsd?.gauge(STATSD_NAMES.spoolBacklog, batches);
     },
     jobPush(seconds) {
       jobPush.observe(seconds);
