@@ -1,6 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createKeyBuilder } from '@hashwire/protocol';
+import { connectRedis, getService } from '@hashwire/registry';
 import { type RedisServer, startRedis } from '@hashwire/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnService } from './service-process.js';
@@ -76,5 +78,41 @@ describe('service bins refuse a bad config with exit 1 and one line naming the f
     const lines = failure!.replace(/^.*? before ready: /, '').split('\n');
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(message);
+  });
+});
+
+describe('a running stratum process', () => {
+  it('registers its HTTP face: /healthz says why it is not serving yet, /stats and /metrics answer', async () => {
+    const keyPrefix = 'bins:';
+    const service = await spawnService('stratum', {
+      id: 'st-http',
+      chain: 'litecoin-regtest',
+      coin: 'litecoin',
+      network: 'regtest',
+      redisUrl: redis.url,
+      keyPrefix,
+      spoolDir: join(spoolDir, 'st-http'),
+      port: 0,
+    });
+    try {
+      const client = connectRedis(redis.url);
+      const info = await getService(client, createKeyBuilder({ prefix: keyPrefix }), 'stratum', 'st-http');
+      client.disconnect();
+      expect(info?.http).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      // No jobmanager runs: no work to give miners, and /healthz says so (HAProxy will not send any).
+      const health = await fetch(`${info!.http}/healthz`);
+      expect(health.status).toBe(503);
+      expect(await health.json()).toEqual({ ok: false, reasons: ['no job yet'] });
+      expect(await (await fetch(`${info!.http}/stats`)).json()).toMatchObject({
+        id: 'st-http',
+        state: 'running',
+      });
+      expect(await (await fetch(`${info!.http}/metrics`)).text()).toMatch(
+        /^hashwire_connections\{[^}]*\} 0$/m,
+      );
+    } finally {
+      service.child.kill('SIGTERM');
+      expect((await service.exited).code).toBe(0);
+    }
   });
 });

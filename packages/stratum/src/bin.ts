@@ -8,12 +8,14 @@
 // issue replaces the config reading with the pool-wide loader.
 import { readFileSync } from 'node:fs';
 import { type ChainParams, getChainParams } from '@hashwire/chain';
+import { type StatsdOptions, type StatusServer, createMetrics } from '@hashwire/core';
 import { type BucketRingOptions, createKeyBuilder } from '@hashwire/protocol';
 import { type ServiceRegistration, connectRedis, registerService } from '@hashwire/registry';
 import { createStratumServer } from './create.js';
 import type { ShareForwarderOptions } from './forwarder-options.js';
 import { ShareForwarder } from './forwarder.js';
 import { JobFeed, type JobFeedOptions } from './job-feed.js';
+import { observeStratum } from './observe.js';
 import { type StratumLogger, type StratumServerOptions, resolveStratumOptions } from './options.js';
 import { ShareSpool } from './spool.js';
 
@@ -47,6 +49,10 @@ export interface StratumFileOptions extends ServerFileOptions {
   version?: string;
   /** @defaultValue 'info' */
   logLevel?: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  /** statsd mirror of the metrics. */
+  statsd?: StatsdOptions;
+  /** `/healthz`, `/stats`, `/metrics`: first free port of this range. @defaultValue [29000, 29999] */
+  httpPortRange?: [number, number];
 }
 
 class StartupError extends Error {}
@@ -121,6 +127,8 @@ async function main(): Promise<number> {
     version,
     logLevel: _logLevel,
     spool: spoolOptions,
+    statsd,
+    httpPortRange,
     ...serverOptions
   } = config;
   try {
@@ -146,6 +154,7 @@ async function main(): Promise<number> {
   let forwarder: ShareForwarder;
   let feed: JobFeed;
   let server: Awaited<ReturnType<typeof createStratumServer>>;
+  let http: StatusServer;
   try {
     // Replays what a previous process of this id left: its batches keep their ids, so a
     // reporter that credited one before the kill answers the resend as a duplicate.
@@ -187,13 +196,28 @@ async function main(): Promise<number> {
     cleanup.push(() => server.close());
     await server.start();
 
+    const metrics = createMetrics({ service: 'stratum', id: config.id, ...(statsd ? { statsd } : {}) });
+    cleanup.push(() => metrics.close());
+    const backlog = setInterval(() => metrics.spoolBacklog(forwarder.stats().backlogBatches), 1000);
+    backlog.unref();
+    cleanup.push(() => clearInterval(backlog));
+    http = await observeStratum({
+      server,
+      metrics,
+      feed,
+      ...(httpPortRange ? { httpPortRange } : {}),
+      extraStats: () => ({ forwarder: forwarder.stats(), jobs: feed.stats }),
+    });
+    cleanup.push(() => http.close());
+
     registration = await registerService({
       redis,
       keys,
       kind: 'stratum',
       id: config.id,
       chain: config.chain,
-      // The miner port has no field in ServiceInfo yet (rpc and http are for RPC and /metrics).
+      // The miner port has no field in ServiceInfo yet; /healthz, /stats and /metrics are at http.
+      http: http.url,
       ...(serviceTtlMs !== undefined ? { ttlMs: serviceTtlMs } : {}),
       version: version ?? '0.1.0',
       onError: (error) => logger.warn({ err: error }, 'stratum: registry refresh failed'),
