@@ -36,6 +36,8 @@ export interface ServerStarted {
 export interface OpenParams {
   port: number;
   sessions: number;
+  /** Payout address in the usernames (must be valid for the server's chain). @defaultValue BENCH_ADDRESS */
+  address?: string;
   /** Handshakes in flight while opening. */
   concurrency: number;
 }

@@ -21,8 +21,8 @@ const ROUND_TIMEOUT_MS = 30_000;
 
 const SUBSCRIBE = `{"id":1,"method":"mining.subscribe","params":["hashwire-bench/1"]}\n`;
 
-function handshakeLines(worker: string): string {
-  const authorize = `{"id":${AUTHORIZE_ID},"method":"mining.authorize","params":["${BENCH_ADDRESS}.${worker}","x"]}\n`;
+function handshakeLines(worker: string, address = BENCH_ADDRESS): string {
+  const authorize = `{"id":${AUTHORIZE_ID},"method":"mining.authorize","params":["${address}.${worker}","x"]}\n`;
   return SUBSCRIBE + authorize;
 }
 
@@ -64,13 +64,14 @@ let failure: Error | null = null;
  * One idle session: subscribe + authorize, resolved once the server has sent its first job
  * (the session is then what a quiet miner is). Afterwards it only watches fan-out rounds.
  */
-function openSession(port: number, worker: string): Promise<void> {
+function openSession(port: number, worker: string, address?: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const socket = connect(port, '127.0.0.1');
     sessions.push(socket);
     let authorized = false;
     let settled = false;
     let seenRound = '';
+    let seenClean = 0;
     socket.on('error', (error) => {
       failure ??= error;
       if (!settled) reject(error);
@@ -89,6 +90,12 @@ function openSession(port: number, worker: string): Promise<void> {
         }
         return;
       }
+      const c = cleanWatch;
+      if (c && seenClean !== cleanRound && line.includes('"mining.notify"') && line.endsWith(',true]}')) {
+        seenClean = cleanRound;
+        c.last = at;
+        if (--c.remaining === 0) c.done();
+      }
       const w = watch;
       if (w && seenRound !== w.marker && line.includes(w.marker)) {
         seenRound = w.marker;
@@ -96,7 +103,7 @@ function openSession(port: number, worker: string): Promise<void> {
         if (--w.remaining === 0) w.done();
       }
     });
-    socket.write(handshakeLines(worker));
+    socket.write(handshakeLines(worker, address));
   });
 }
 
@@ -105,10 +112,52 @@ async function open(p: OpenParams): Promise<{ sessions: number; ms: number }> {
   const first = sessions.length;
   let next = 0;
   const opener = async () => {
-    while (next < p.sessions) await openSession(p.port, `idle${first + next++}`);
+    while (next < p.sessions) await openSession(p.port, `idle${first + next++}`, p.address);
   };
   await Promise.all(Array.from({ length: Math.min(p.concurrency, p.sessions) }, opener));
   return { sessions: sessions.length, ms: performance.now() - start };
+}
+
+/**
+ * Block rounds driven by the parent (the jobs suite): `armClean` before the block is mined,
+ * `collectClean` resolves with the epoch time (ms) at which the last session held the first
+ * clean `mining.notify` after arming.
+ */
+let cleanRound = 0;
+let cleanWatch: Watch | null = null;
+let cleanDone: Promise<void> = Promise.resolve();
+
+async function armClean(): Promise<void> {
+  cleanRound++;
+  const round: Watch = { marker: '', remaining: sessions.length, last: 0, done: () => {} };
+  cleanDone = new Promise<void>((resolve) => {
+    round.done = resolve;
+  });
+  cleanWatch = round;
+}
+
+async function collectClean(): Promise<number> {
+  const round = cleanWatch;
+  if (!round) throw new Error('collectClean without armClean');
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      cleanDone,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () =>
+            reject(
+              new Error(`${round.remaining} sessions without a clean notify after ${ROUND_TIMEOUT_MS} ms`),
+            ),
+          ROUND_TIMEOUT_MS,
+        );
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+    cleanWatch = null;
+  }
+  return performance.timeOrigin + round.last;
 }
 
 async function closeSessions(): Promise<void> {
@@ -208,7 +257,7 @@ async function handshakes(p: HandshakeParams): Promise<HandshakeResult> {
   return { handshakes: count, seconds };
 }
 
-serveParent({ open, closeSessions, fanout, handshakes }, async () => {
+serveParent({ open, closeSessions, fanout, handshakes, armClean, collectClean }, async () => {
   control?.destroy();
   await closeSessions();
 });

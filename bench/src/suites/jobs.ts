@@ -3,15 +3,15 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { getChainParams, stratumPrevhashFromDisplay } from '@hashwire/chain';
+import { getChainParams } from '@hashwire/chain';
 import { type Job, createKeyBuilder } from '@hashwire/protocol';
 import { connectRedis } from '@hashwire/registry';
 import { JobFeed, createStratumServer } from '@hashwire/stratum';
 import { startLitecoinRegtest, startRedis, waitFor } from '@hashwire/testkit';
+import { startBenchChild } from '../child-ipc.js';
 import { percentile } from '../measure.js';
 import type { BenchSuite } from '../types.js';
 
@@ -40,6 +40,7 @@ export const jobsSuite: BenchSuite = {
     const handover: number[] = [];
     const blockToJob: number[] = [];
     const blockToNotify: number[] = [];
+    const blockToNotify10k: number[] = [];
     const spawnJobmanager = async (prefix: string, id: string) => {
       const config = {
         id,
@@ -112,10 +113,16 @@ export const jobsSuite: BenchSuite = {
         await feed.close();
         for (const child of [b, c]) child.kill('SIGKILL');
       }
-      ctx.log(`jobs: block → notify at ${SESSIONS} sessions`);
+      ctx.log('jobs: block → notify at 1,000 sessions');
       blockToNotify.push(
-        ...(await blockToNotifyRounds(ltc, redisServer.url, spawnJobmanager, ctx.quick ? 2 : 10)),
+        ...(await blockToNotifyRounds(ltc, redisServer.url, spawnJobmanager, ctx.quick ? 2 : 10, 1000)),
       );
+      if (!ctx.quick) {
+        ctx.log('jobs: block → notify at 10,000 sessions');
+        blockToNotify10k.push(
+          ...(await blockToNotifyRounds(ltc, redisServer.url, spawnJobmanager, 10, 10_000)),
+        );
+      }
     } finally {
       for (const child of children) child.kill('SIGKILL');
       redis.disconnect();
@@ -127,12 +134,23 @@ export const jobsSuite: BenchSuite = {
       {
         name: 'jobs.block_to_notify_p99_ms',
         value: ms(percentile(blockToNotify, 99)),
-        unit: `ms (${SESSIONS} sessions, ${blockToNotify.length} blocks)`,
+        unit: `ms (1,000 sessions, ${blockToNotify.length} blocks)`,
         higherIsBetter: false,
         baseline: blockRef,
         target: '< 50 ms',
         met: percentile(blockToNotify, 99) < 50,
       },
+      ...(blockToNotify10k.length > 0
+        ? [
+            {
+              name: 'jobs.block_to_notify_10k_p99_ms',
+              value: ms(percentile(blockToNotify10k, 99)),
+              unit: `ms (10,000 sessions, ${blockToNotify10k.length} blocks)`,
+              higherIsBetter: false,
+              baseline: blockRef,
+            },
+          ]
+        : []),
       {
         name: 'jobs.failover_gap_ms',
         value: ms(percentile(failover, 99)),
@@ -155,18 +173,19 @@ export const jobsSuite: BenchSuite = {
   },
 };
 
-const SESSIONS = 1000;
-
 /**
- * A block mined on the other litecoind node → the last of SESSIONS stratum sessions holding
- * the new clean `mining.notify`: daemon long poll → jobmanager → push → stratum server →
- * every socket. Sessions are bare sockets that subscribe and authorize, in this process.
+ * A block mined on the other litecoind node → the last of `sessions` stratum sessions holding
+ * the new clean `mining.notify`: daemon long poll → jobmanager → push → stratum server (in this
+ * process) → every socket. The sessions are bare sockets in a child process (10,000 of them
+ * would not fit this process's file descriptors next to the server's); both sides stamp times
+ * on the shared epoch clock.
  */
 async function blockToNotifyRounds(
   ltc: Awaited<ReturnType<typeof startLitecoinRegtest>>,
   redisUrl: string,
   spawnJobmanager: (prefix: string, id: string) => Promise<ChildProcess>,
   rounds: number,
+  sessions: number,
 ): Promise<number[]> {
   const prefix = `b${randomBytes(4).toString('hex')}:`;
   const keys = createKeyBuilder({ prefix });
@@ -186,83 +205,26 @@ async function blockToNotifyRounds(
     jobs: feed,
     blockSink: feed,
     spoolDir,
-    limits: { maxConnectionsPerIp: SESSIONS + 10 },
+    limits: { maxConnectionsPerIp: 0 },
     vardiff: { enabled: false },
   });
-  const sockets: ReturnType<typeof connect>[] = [];
+  const miners = startBenchChild('stratum-session-child');
   const results: number[] = [];
   try {
     await waitFor(() => feed.current(), { timeoutMs: 15_000, what: 'a first job' });
     await server.start();
     const address = await ltc.rpc[1]!.call<string>('getnewaddress', ['', 'bech32']);
-    // Per session: notify lines seen while a round runs (the block hash, hence the new
-    // prevhash, is known only once generatetoaddress returns; lines may come first).
-    const seen: { at: number; line: string }[][] = [];
-    const last: number[] = [];
-    let target: string | null = null;
-    let watching = false;
-    let arrived = 0;
-    let ready = 0;
-    let resolveRound: (() => void) | null = null;
-    const mark = (i: number, at: number) => {
-      last[i] = at;
-      if (++arrived === SESSIONS) resolveRound?.();
-    };
-    for (let i = 0; i < SESSIONS; i++) {
-      const socket = connect(server.port, '127.0.0.1');
-      sockets.push(socket);
-      seen.push([]);
-      last.push(-1);
-      let partial = '';
-      let authorized = false;
-      socket.setEncoding('utf8');
-      socket.on('data', (chunk: string) => {
-        const at = performance.now();
-        partial += chunk;
-        let nl = partial.indexOf('\n');
-        while (nl !== -1) {
-          const line = partial.slice(0, nl);
-          partial = partial.slice(nl + 1);
-          if (!authorized && line.includes('"id":2')) {
-            authorized = true;
-            ready++;
-          } else if (watching && last[i] === -1 && line.includes('mining.notify')) {
-            if (target === null) seen[i]!.push({ at, line });
-            else if (line.includes(target)) mark(i, at);
-          }
-          nl = partial.indexOf('\n');
-        }
-      });
-      socket.write(
-        `{"id":1,"method":"mining.subscribe","params":["bench"]}\n{"id":2,"method":"mining.authorize","params":["${address}.b${i}","x"]}\n`,
-      );
-    }
-    await waitFor(() => ready === SESSIONS, { timeoutMs: 60_000, what: `${SESSIONS} authorized sessions` });
+    await miners.request('open', { port: server.port, sessions, concurrency: 200, address });
     for (let round = 0; round < rounds; round++) {
-      arrived = 0;
-      target = null;
-      for (let i = 0; i < SESSIONS; i++) {
-        seen[i] = [];
-        last[i] = -1;
-      }
-      const done = new Promise<void>((resolve) => {
-        resolveRound = resolve;
-      });
-      watching = true;
-      const start = performance.now();
-      const [hash] = await ltc.mine(1, 1);
-      target = stratumPrevhashFromDisplay(hash!);
-      for (let i = 0; i < SESSIONS; i++) {
-        const hit = seen[i]!.find((n) => n.line.includes(target!));
-        if (hit && last[i] === -1) mark(i, hit.at);
-      }
-      await done;
-      watching = false;
-      results.push(Math.max(...last) - start);
+      await miners.request('armClean');
+      const start = performance.timeOrigin + performance.now();
+      await ltc.mine(1, 1);
+      const last = await miners.request<number>('collectClean');
+      results.push(last - start);
       await ltc.sync();
     }
   } finally {
-    for (const s of sockets) s.destroy();
+    await miners.close();
     await server.close();
     await feed.close();
     jm.kill('SIGKILL');
