@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import { LineFramer } from '@hashwire/protocol';
+import type { SavedSession } from './session-store.js';
 import type { SessionState } from './session.js';
 
 /** Why a connection ended; logged, counted in stats, and given to `disconnect` listeners. */
@@ -41,8 +42,8 @@ export class Connection {
   closed = false;
   /** Shares submitted and not answered yet. */
   inFlight = 0;
-  /** `resumeSignature` of what this connection last wrote to `sess:{id}` (null: nothing yet). */
-  savedSignature: string | null = null;
+  /** What this connection last wrote to `sess:{id}` (null: nothing yet). */
+  saved: SavedSession | null = null;
   /** When the stored session's TTL was last restarted (save or refresh), ms since epoch. */
   ttlStartedAt = 0;
   /** `state.extranonce1` as bytes, for validation (set when subscribed). */

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { KeyBuilder } from '@hashwire/protocol';
 import { type ExtranonceSlotLease, type RedisClient, leaseExtranonceSlot } from '@hashwire/registry';
+import { RedisBatch, unwrapReplies } from './redis-batch.js';
 
 /**
  * Hands out extranonce1 values that are unique across the cluster for every live or
@@ -53,9 +54,12 @@ export class ExtranonceAllocator extends EventEmitter<{ error: [Error]; slot: [s
   private lease: ExtranonceSlotLease | null = null;
   private counter = 0;
   private readonly retired: ExtranonceSlotLease[] = [];
+  /** Claims of many subscribes handled in one turn go to Redis in one write. */
+  private readonly batch: RedisBatch;
 
   private constructor(private readonly options: ExtranonceAllocatorOptions) {
     super();
+    this.batch = new RedisBatch(options.redis);
     this.extranonce1Size = options.extranonce1Size ?? 4;
     this.slotBytes = options.slotBytes ?? 2;
     if (!Number.isInteger(this.slotBytes) || this.slotBytes < 1 || this.slotBytes > 3) {
@@ -115,13 +119,15 @@ export class ExtranonceAllocator extends EventEmitter<{ error: [Error]; slot: [s
 
   /** A fresh extranonce1 (hex) claimed for `sessionId`. */
   async allocate(sessionId: string): Promise<string> {
-    const { redis, keys, claimTtlMs } = this.options;
+    const { keys, claimTtlMs } = this.options;
     for (let round = 0; round < 4; round++) {
       if (!this.lease?.isHeld) await this.leaseSlot();
       const probes = Math.min(this.counterSpace, MAX_PROBES_PER_SLOT);
       for (let probe = 0; probe < probes; probe++) {
         const hex = this.candidate();
-        const ok = await redis.set(keys.extranonce1(hex), sessionId, 'PX', claimTtlMs, 'NX');
+        const [ok] = unwrapReplies(
+          await this.batch.send((p) => p.set(keys.extranonce1(hex), sessionId, 'PX', claimTtlMs, 'NX')),
+        );
         if (ok === 'OK') return hex;
       }
       // This slot's space is crowded with resumable sessions: count in another one as well.

@@ -25,7 +25,7 @@ import { listenOnRange } from './listen.js';
 import { newSessionId } from './methods.js';
 import type { BlockSink, JobSource, ResolvedStratumOptions, ShareSink, StratumLogger } from './options.js';
 import { isTrustedProxy, trustedProxies } from './proxy-protocol.js';
-import { SessionStore, resumeSignature } from './session-store.js';
+import { SessionStore, isSavedCurrent, savedSession } from './session-store.js';
 import { type SessionState, beforeJobSent, isResumable, newSessionState } from './session.js';
 import { type BlockEvent, type ShareHost, SharePipeline } from './shares.js';
 import type { ShareBatch, ShareSpool, SpoolStats } from './spool.js';
@@ -261,7 +261,8 @@ export class StratumServer
       this.options.limits.maxLineBytes,
       this.options.limits.maxOutputBytes,
     );
-    const trusted = isTrustedProxy(this.trusted, socket.remoteAddress);
+    const trusted =
+      this.options.trustedProxies.length > 0 && isTrustedProxy(this.trusted, socket.remoteAddress);
     if (!trusted) {
       // Counted at once: a flood from one address costs no more than accept and close.
       const refused = this.admit(conn, now);
@@ -331,7 +332,7 @@ export class StratumServer
 
   /** Writes the session to Redis when what resume needs changed since this connection last wrote it. */
   saveSession(conn: Connection): void {
-    if (!isResumable(conn.state) || resumeSignature(conn.state) === conn.savedSignature) return;
+    if (!isResumable(conn.state) || isSavedCurrent(conn.state, conn.saved)) return;
     this.persist(conn).catch((error: unknown) => {
       this.logger.warn({ err: error, sessionId: conn.state.sessionId }, 'stratum: session not saved');
     });
@@ -341,15 +342,15 @@ export class StratumServer
   private async persist(conn: Connection): Promise<void> {
     const state = conn.state;
     if (!isResumable(state)) return;
-    const signature = resumeSignature(state);
+    const saved = savedSession(state);
     const now = Date.now();
-    conn.savedSignature = signature;
+    conn.saved = saved;
     conn.ttlStartedAt = now;
     try {
       await this.store.save(state, now);
     } catch (error) {
       // Written again at the next change or the disconnect.
-      if (conn.savedSignature === signature) conn.savedSignature = null;
+      if (conn.saved === saved) conn.saved = null;
       throw error;
     }
   }
@@ -361,7 +362,7 @@ export class StratumServer
    */
   private keepResumable(conn: Connection): void {
     const state = conn.state;
-    if (resumeSignature(state) !== conn.savedSignature) {
+    if (!isSavedCurrent(state, conn.saved)) {
       this.saveSession(conn);
       return;
     }
@@ -579,7 +580,7 @@ export class StratumServer
     const now = Date.now();
     const states: SessionState[] = [];
     for (const conn of this.connections) {
-      if (conn.savedSignature !== null) conn.ttlStartedAt = now;
+      if (conn.saved !== null) conn.ttlStartedAt = now;
       states.push(conn.state);
     }
     this.store.refresh(states).catch((error: unknown) => {

@@ -1,6 +1,7 @@
 import type { KeyBuilder } from '@hashwire/protocol';
 import type { RedisClient } from '@hashwire/registry';
 import type { JobDifficulties } from './difficulty.js';
+import { RedisBatch, unwrapReplies } from './redis-batch.js';
 import type { SessionState } from './session.js';
 
 /**
@@ -41,15 +42,57 @@ export function isSessionId(value: unknown): value is string {
 }
 
 /**
- * A compact fingerprint of what `save` writes (the TTL aside): equal fingerprints mean the
- * stored session is current and a save can be skipped. Jobs are only ever appended to
- * `jobDiffs` (and the list renewed together with extranonce1), so its newest entry and
- * length stand for the whole list.
+ * What `save` last wrote for a session (the TTL aside), to skip writes that would change
+ * nothing. Strings are the state's own (shared, not copied); `jobDiffs` is only ever appended
+ * to (and renewed together with extranonce1), so its length and newest entry stand for it.
  */
-export function resumeSignature(state: SessionState): string {
+export interface SavedSession {
+  extranonce1: string;
+  difficulty: number;
+  minDifficulty: number | null;
+  versionMask: number;
+  account: string;
+  worker: string;
+  connId: string;
+  jobCount: number;
+  lastJobId: string | undefined;
+  lastJobDiff: number | undefined;
+}
+
+export function savedSession(state: SessionState): SavedSession {
   const jobs = state.jobDiffs;
   const last = jobs.jobIds.length - 1;
-  return `${state.extranonce1}|${state.pendingDifficulty ?? state.difficulty}|${state.minDifficulty}|${state.versionMask}|${state.account}|${state.worker}|${state.connId}|${last}:${jobs.jobIds[last]}:${jobs.diffs[last]}`;
+  return {
+    extranonce1: state.extranonce1,
+    difficulty: state.pendingDifficulty ?? state.difficulty,
+    minDifficulty: state.minDifficulty,
+    versionMask: state.versionMask,
+    account: state.account,
+    worker: state.worker,
+    connId: state.connId,
+    jobCount: jobs.jobIds.length,
+    lastJobId: jobs.jobIds[last],
+    lastJobDiff: jobs.diffs[last],
+  };
+}
+
+/** Whether `saved` still holds everything `save` would write for `state`. */
+export function isSavedCurrent(state: SessionState, saved: SavedSession | null): boolean {
+  if (saved === null) return false;
+  const jobs = state.jobDiffs;
+  const last = jobs.jobIds.length - 1;
+  return (
+    saved.extranonce1 === state.extranonce1 &&
+    saved.difficulty === (state.pendingDifficulty ?? state.difficulty) &&
+    saved.minDifficulty === state.minDifficulty &&
+    saved.versionMask === state.versionMask &&
+    saved.account === state.account &&
+    saved.worker === state.worker &&
+    saved.connId === state.connId &&
+    saved.jobCount === jobs.jobIds.length &&
+    saved.lastJobId === jobs.jobIds[last] &&
+    saved.lastJobDiff === jobs.diffs[last]
+  );
 }
 
 function finite(text: string | undefined, fallback: number): number {
@@ -62,9 +105,11 @@ export class SessionStore {
   private readonly redis: RedisClient;
   private readonly keys: KeyBuilder;
   private readonly stratumId: string;
+  private readonly batch: RedisBatch;
 
   constructor(options: SessionStoreOptions) {
     this.redis = options.redis;
+    this.batch = new RedisBatch(options.redis);
     this.keys = options.keys;
     this.stratumId = options.stratumId;
     this.ttlMs = options.ttlMs ?? 600_000;
@@ -75,22 +120,20 @@ export class SessionStore {
     if (!state.subscribed) return;
     const key = this.keys.session(state.sessionId);
     const difficulty = state.pendingDifficulty ?? state.difficulty;
-    await this.redis
-      .multi()
-      .hset(key, {
-        extranonce1: state.extranonce1,
-        difficulty: String(difficulty),
-        minDifficulty: state.minDifficulty === null ? '' : String(state.minDifficulty),
-        versionMask: String(state.versionMask),
-        account: state.account,
-        worker: state.worker,
-        jobDiffs: JSON.stringify(state.jobDiffs),
-        connId: state.connId,
-        stratumId: this.stratumId,
-        updatedAt: String(now),
-      })
-      .pexpire(key, this.ttlMs)
-      .exec();
+    const fields = {
+      extranonce1: state.extranonce1,
+      difficulty: String(difficulty),
+      minDifficulty: state.minDifficulty === null ? '' : String(state.minDifficulty),
+      versionMask: String(state.versionMask),
+      account: state.account,
+      worker: state.worker,
+      jobDiffs: JSON.stringify(state.jobDiffs),
+      connId: state.connId,
+      stratumId: this.stratumId,
+      updatedAt: String(now),
+    };
+    // Written and given its TTL in one transaction, in the same write as other sessions' saves.
+    unwrapReplies(await this.batch.transaction((p) => p.hset(key, fields).pexpire(key, this.ttlMs)));
   }
 
   /** Removes a session nobody will resume. */

@@ -91,6 +91,10 @@ describe('sessions: resume anywhere with the same extranonce1 and difficulty', (
       const gone = disconnected(server, sessionId);
       c.close();
       await gone;
+      // The server queues its session writes for one pipeline sent at setImmediate (any write
+      // of the disconnect is queued before the event). It shares this test's Redis connection,
+      // so once that callback ran, its commands are on the wire ahead of ours.
+      await new Promise((resolve) => setImmediate(resolve));
     };
 
     // Handshake and leave: one write, holding what resume needs (the first job's difficulty too).
