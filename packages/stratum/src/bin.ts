@@ -18,6 +18,7 @@ import { JobFeed, type JobFeedOptions } from './job-feed.js';
 import { observeStratum } from './observe.js';
 import { type StratumLogger, type StratumServerOptions, resolveStratumOptions } from './options.js';
 import { ShareSpool } from './spool.js';
+import { followDaemonHealth } from './suspend.js';
 
 type ServerFileOptions = Omit<
   StratumServerOptions,
@@ -34,6 +35,10 @@ export interface StratumFileOptions extends ServerFileOptions {
   keyPrefix?: string;
   /** This instance's spool; keep it across restarts of the same `id`. */
   spoolDir: string;
+  /**
+   * `daemonGraceMs` (default 60000): how long miners keep the last job once no jobmanager has a
+   * coin daemon; then they are sent away as `daemonLoss` says, and taken back when one answers.
+   */
   jobFeed?: Omit<JobFeedOptions, 'redis' | 'keys' | 'chain' | 'stratumId'>;
   forwarder?: Omit<
     ShareForwarderOptions,
@@ -137,6 +142,10 @@ async function main(): Promise<number> {
   } catch (error) {
     throw new StartupError((error as Error).message);
   }
+  const graceMs = feedOptions?.daemonGraceMs;
+  if (graceMs !== undefined && (!Number.isInteger(graceMs) || graceMs <= 0)) {
+    throw new StartupError(`jobFeed.daemonGraceMs must be a positive number of milliseconds, got ${graceMs}`);
+  }
   const redis = connectRedis(redisUrl, `stratum-${config.id}`);
   try {
     await redis.ping();
@@ -195,6 +204,8 @@ async function main(): Promise<number> {
     server.on('error', (error) => logger.error({ err: error }, 'stratum: server error'));
     cleanup.push(() => server.close());
     await server.start();
+    // No daemon for jobFeed.daemonGraceMs: miners are sent away (daemonLoss), and taken back later.
+    cleanup.push(followDaemonHealth(feed, server));
 
     const metrics = createMetrics({ service: 'stratum', id: config.id, ...(statsd ? { statsd } : {}) });
     cleanup.push(() => metrics.close());

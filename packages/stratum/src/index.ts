@@ -30,6 +30,7 @@ export {
   parseHexWord,
 } from './validate.js';
 export { JobFeed, type JobFeedOptions } from './job-feed.js';
+export { followDaemonHealth, type Suspendable } from './suspend.js';
 export { createStratumServer } from './create.js';
 export {
   StratumServer,
@@ -40,6 +41,7 @@ export {
 } from './server.js';
 export {
   type BlockSink,
+  type DaemonLossOptions,
   type DrainOptions,
   type JobSource,
   type ShareSink,

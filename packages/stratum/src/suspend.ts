@@ -1,5 +1,6 @@
 import { ServerMethod, formatNotification } from '@hashwire/protocol';
 import type { Connection } from './connection.js';
+import type { JobFeed } from './job-feed.js';
 import type { DaemonLossOptions } from './options.js';
 
 /**
@@ -56,4 +57,31 @@ export function sendMinersAway(plan: SendAwayPlan): NodeJS.Timeout | null {
   }, plan.graceMs);
   timer.unref();
   return timer;
+}
+
+/** What `followDaemonHealth` suspends and resumes (a `StratumServer`). */
+export interface Suspendable {
+  suspend(reason: string): void;
+  resume(): void;
+}
+
+/**
+ * Sends miners away while the job feed has had no coin daemon behind any jobmanager for its
+ * grace period (`JobFeed` `unhealthy`; until then they keep mining the last job), and takes
+ * them back when one answers again (`healthy`). Returns the function that stops following.
+ */
+export function followDaemonHealth(
+  feed: Pick<JobFeed, 'on' | 'off' | 'isHealthy'>,
+  server: Suspendable,
+): () => void {
+  const onUnhealthy = (event: { sinceMs: number; reasons: string[] }) =>
+    server.suspend(`no coin daemon for ${event.sinceMs} ms: ${event.reasons.join('; ')}`);
+  const onHealthy = () => server.resume();
+  feed.on('unhealthy', onUnhealthy);
+  feed.on('healthy', onHealthy);
+  if (!feed.isHealthy()) server.suspend('no coin daemon behind any jobmanager');
+  return () => {
+    feed.off('unhealthy', onUnhealthy);
+    feed.off('healthy', onHealthy);
+  };
 }
