@@ -17,4 +17,5 @@ export const suites: readonly BenchSuite[] = [
   stratumSharesSuite,
   stratumSuite,
   jobsSuite,
+  sharesSuite,
 ];
