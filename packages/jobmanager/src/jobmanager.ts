@@ -296,7 +296,14 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
         ctx.subscribe(chain);
         return { job: lastJob ?? (await store.latest()) };
       },
-      'jm.submitBlock': submitBlock,
+      'jm.submitBlock': async (req) => {
+        const started = performance.now();
+        try {
+          return await submitBlock(req);
+        } finally {
+          metrics.rpc('jm.submitBlock', (performance.now() - started) / 1000);
+        }
+      },
       'svc.status': () => stats() as unknown as Record<string, unknown>,
       'svc.drain': () => {
         void manager.drain();

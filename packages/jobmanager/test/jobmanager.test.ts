@@ -166,6 +166,18 @@ describe('jobmanager', () => {
     expect(Number(pushes?.[1])).toBeGreaterThanOrEqual(2);
   });
 
+  it('refreshes the template on its interval: a job with the same prevhash and clean_jobs false', async () => {
+    const jm = await start({ ...baseOptions('jm-refresh'), refreshIntervalMs: 300 });
+    await waitFor(() => jm.leadership.isLeader(), { timeoutMs: 5000, what: 'a leader' });
+    const sub = await subscriber(jm.endpoint);
+    const refreshed = await waitFor(() => sub.jobs.find((j) => j.jobId !== sub.first!.jobId), {
+      timeoutMs: 5000,
+      what: 'a refreshed job',
+    });
+    expect(refreshed.prevhash).toBe(sub.first!.prevhash);
+    expect(refreshed.cleanJobs).toBe(false);
+  });
+
   it('a standby takes over when the leader goes, with a higher epoch, and keeps the same work when the block did not change', async () => {
     const opts = baseOptions('jm-1');
     const first = await start(opts);
@@ -267,6 +279,11 @@ describe('jobmanager', () => {
         },
       }),
     ).rejects.toThrow(/job nope is unknown or expired/);
+    // Every jm.submitBlock it handled is timed in its RPC latency histogram.
+    const http = await redis.hget(opts.keys.service('jobmanager', 'jm-other'), 'http');
+    const text = await (await fetch(`${http}/metrics`)).text();
+    expect(text).toMatch(/^hashwire_rpc_seconds_count\{[^}]*method="jm\.submitBlock"[^}]*\} 3$/m);
+    expect(text).toMatch(/^hashwire_blocks_total\{[^}]*state="accepted"[^}]*\} 1$/m);
   });
 });
 
