@@ -1,12 +1,10 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { type Server, type Socket, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { getChainParams } from '@hashwire/chain';
 import { createKeyBuilder } from '@hashwire/protocol';
 import { type RedisClient, connectRedis } from '@hashwire/registry';
@@ -24,8 +22,8 @@ import {
   waitFor,
 } from '@hashwire/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { killService, regtestJobmanagerConfig, spawnService } from './service-process.js';
 
-const jobmanagerBin = fileURLToPath(new URL('../packages/jobmanager/dist/bin.js', import.meta.url));
 const CHAIN = 'litecoin-regtest';
 const params = getChainParams('litecoin', 'regtest');
 /** How long miners keep the last job once no jobmanager has a daemon (the default is 60 s). */
@@ -47,24 +45,12 @@ afterAll(async () => {
 });
 
 async function spawnJobmanager(id: string, prefix: string, payout: string): Promise<ChildProcess> {
-  const config = {
-    id,
-    coin: 'litecoin',
-    network: 'regtest',
-    daemons: ltc.nodes.map((n) => ({ url: n.rpcUrl, cookieFile: n.cookieFile })),
-    payouts: [{ address: payout }],
-    redisUrl: redisServer.url,
-    keyPrefix: prefix,
-    heartbeatIntervalMs: 250,
-    pollIntervalMs: 100,
-  };
-  const child = spawn(process.execPath, [jobmanagerBin], {
-    env: { ...process.env, HASHWIRE_JOBMANAGER_CONFIG: JSON.stringify(config) },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  cleanups.push(() => child.kill('SIGKILL'));
-  await once(createInterface({ input: child.stdout! }), 'line');
-  return child;
+  const service = await spawnService(
+    'jobmanager',
+    regtestJobmanagerConfig({ id, keyPrefix: prefix, redisUrl: redisServer.url, payout, nodes: ltc.nodes }),
+  );
+  cleanups.push(() => killService(service));
+  return service.child;
 }
 
 /**

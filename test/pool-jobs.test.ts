@@ -1,12 +1,10 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { getChainParams, stratumPrevhashFromDisplay } from '@hashwire/chain';
 import { type Job, LineFramer, createKeyBuilder } from '@hashwire/protocol';
 import { type RedisClient, connectRedis } from '@hashwire/registry';
@@ -23,8 +21,8 @@ import {
   waitFor,
 } from '@hashwire/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { killService, regtestJobmanagerConfig, spawnService } from './service-process.js';
 
-const jobmanagerBin = fileURLToPath(new URL('../packages/jobmanager/dist/bin.js', import.meta.url));
 const CHAIN = 'litecoin-regtest';
 const params = getChainParams('litecoin', 'regtest');
 
@@ -58,28 +56,19 @@ interface Pool {
 }
 
 async function spawnJobmanager(pool: Pool, id: string): Promise<ChildProcess> {
-  const config = {
-    id,
-    coin: 'litecoin',
-    network: 'regtest',
-    daemons: ltc.nodes.map((n) => ({ url: n.rpcUrl, cookieFile: n.cookieFile })),
-    payouts: [{ address: payout }],
-    redisUrl: redisServer.url,
-    keyPrefix: pool.prefix,
-    heartbeatIntervalMs: 250,
-    pollIntervalMs: 100,
-  };
-  const child = spawn(process.execPath, [jobmanagerBin], {
-    env: { ...process.env, HASHWIRE_JOBMANAGER_CONFIG: JSON.stringify(config) },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  cleanups.push(() => {
-    child.kill('SIGCONT');
-    child.kill('SIGKILL');
-  });
-  await once(createInterface({ input: child.stdout! }), 'line');
-  pool.jobmanagers.set(id, child);
-  return child;
+  const service = await spawnService(
+    'jobmanager',
+    regtestJobmanagerConfig({
+      id,
+      keyPrefix: pool.prefix,
+      redisUrl: redisServer.url,
+      payout,
+      nodes: ltc.nodes,
+    }),
+  );
+  cleanups.push(() => killService(service));
+  pool.jobmanagers.set(id, service.child);
+  return service.child;
 }
 
 /** Two jobmanager processes and two stratum servers, each server fed by the whole group. */

@@ -75,3 +75,26 @@ export async function killService(service: ServiceProcess): Promise<Exit> {
   }
   return service.exited;
 }
+
+/** A jobmanager's JSON config for a litecoin regtest pair from testkit, as the integration tests run it. */
+export function regtestJobmanagerConfig(options: {
+  id: string;
+  keyPrefix: string;
+  redisUrl: string;
+  payout: string;
+  nodes: readonly { rpcUrl: string; cookieFile: string }[];
+  extra?: Record<string, unknown>;
+}): Record<string, unknown> {
+  return {
+    id: options.id,
+    coin: 'litecoin',
+    network: 'regtest',
+    daemons: options.nodes.map((n) => ({ url: n.rpcUrl, cookieFile: n.cookieFile })),
+    payouts: [{ address: options.payout }],
+    redisUrl: options.redisUrl,
+    keyPrefix: options.keyPrefix,
+    heartbeatIntervalMs: 250,
+    pollIntervalMs: 100,
+    ...options.extra,
+  };
+}
