@@ -265,6 +265,14 @@ describe('pool: jobmanager group → stratum servers → sim miners, on litecoin
       { timeoutMs: 10_000, what: 'the pool to settle on the tip' },
     );
 
+    // Miners connected through the kill (hashing slowly: no block of theirs moves the tip meanwhile).
+    const steady = await mine(pool, 1, 4);
+    const steadyNotifies: SimNotifyEvent[][] = steady.map(() => []);
+    const steadyDrops: unknown[] = [];
+    steady.forEach((m, i) => {
+      m.on('notify', (e) => steadyNotifies[i]!.push(e));
+      m.on('disconnect', (e) => steadyDrops.push(e));
+    });
     const raw = await rawSession(pool.servers[0]!.port);
     const oldJob = pool.feeds[0]!.current()!;
     const leader = pool.jobmanagers.get(oldJob.jmId)!;
@@ -281,6 +289,16 @@ describe('pool: jobmanager group → stratum servers → sim miners, on litecoin
     const answer = await raw.submit(oldJob.jobId);
     expect(answer.error?.[0]).not.toBe(21);
     raw.close();
+    // The connected miners got the new leader's job on their sessions, without a reconnect.
+    await waitFor(
+      () =>
+        pool.feeds.every((f, i) =>
+          steadyNotifies[i]!.some((n) => n.jobId === f.current()!.jobId && !n.cleanJobs),
+        ),
+      { timeoutMs: 10_000, what: 'the new leader’s job at the connected miners' },
+    );
+    expect(steadyDrops).toEqual([]);
+    await Promise.all(steady.map((m) => m.stop()));
 
     // Mining goes on under the new leader, and its blocks are accepted.
     miners = await mine(pool, 2, 400);
