@@ -6,9 +6,17 @@
 // Prints one `ready` line on stdout; SIGTERM/SIGINT drain (miners sent away, spool flushed to
 // reporters) and exit 0; a bad config exits 1 with one line naming the field. The operations
 // issue replaces the config reading with the pool-wide loader.
-import { readFileSync } from 'node:fs';
 import { type ChainParams, getChainParams } from '@hashwire/chain';
-import { type StatsdOptions, type StatusServer, createMetrics } from '@hashwire/core';
+import {
+  LOG_LEVELS,
+  type LogLevel,
+  StartupError,
+  type StatsdOptions,
+  type StatusServer,
+  createLogger,
+  createMetrics,
+  readJsonConfig,
+} from '@hashwire/core';
 import { type BucketRingOptions, createKeyBuilder } from '@hashwire/protocol';
 import { type ServiceRegistration, connectRedis, registerService } from '@hashwire/registry';
 import { createStratumServer } from './create.js';
@@ -16,7 +24,7 @@ import type { ShareForwarderOptions } from './forwarder-options.js';
 import { ShareForwarder } from './forwarder.js';
 import { JobFeed, type JobFeedOptions } from './job-feed.js';
 import { observeStratum } from './observe.js';
-import { type StratumLogger, type StratumServerOptions, resolveStratumOptions } from './options.js';
+import { type StratumServerOptions, resolveStratumOptions } from './options.js';
 import { ShareSpool } from './spool.js';
 import { followDaemonHealth } from './suspend.js';
 
@@ -53,57 +61,23 @@ export interface StratumFileOptions extends ServerFileOptions {
   /** @defaultValue '0.1.0' */
   version?: string;
   /** @defaultValue 'info' */
-  logLevel?: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  logLevel?: LogLevel;
   /** statsd mirror of the metrics. */
   statsd?: StatsdOptions;
   /** `/healthz`, `/stats`, `/metrics`: first free port of this range. @defaultValue [29000, 29999] */
   httpPortRange?: [number, number];
 }
 
-class StartupError extends Error {}
-
-const LEVELS = ['debug', 'info', 'warn', 'error', 'silent'] as const;
-
-/** JSON lines on stderr (stdout carries only the ready line). */
-function stderrLogger(id: string, level: (typeof LEVELS)[number]): StratumLogger {
-  const threshold = LEVELS.indexOf(level);
-  const line = (name: (typeof LEVELS)[number]) => (obj: object, msg?: string) => {
-    if (LEVELS.indexOf(name) < threshold) return;
-    const fields: Record<string, unknown> = { ...obj };
-    const err = fields.err;
-    if (err instanceof Error) fields.err = { type: err.name, message: err.message };
-    process.stderr.write(
-      `${JSON.stringify({ level: name, time: Date.now(), name: 'stratum', id, ...fields, msg })}\n`,
-    );
-  };
-  return { debug: line('debug'), info: line('info'), warn: line('warn'), error: line('error') };
-}
-
-function requireText(config: Record<string, unknown>, field: string): string {
-  const value = config[field];
-  if (typeof value !== 'string' || value === '')
-    throw new StartupError(`${field} must be a non-empty string`);
-  return value;
-}
-
 function readConfig(): StratumFileOptions {
-  const path = process.argv[2];
-  const text = path ? readFileSync(path, 'utf8') : process.env.HASHWIRE_STRATUM_CONFIG;
-  if (!text) throw new StartupError('give a JSON config file or HASHWIRE_STRATUM_CONFIG');
-  let config: unknown;
-  try {
-    config = JSON.parse(text);
-  } catch (error) {
-    throw new StartupError(`config is not JSON: ${(error as Error).message}`);
+  const record = readJsonConfig({
+    envVar: 'HASHWIRE_STRATUM_CONFIG',
+    ...(process.argv[2] ? { file: process.argv[2] } : {}),
+    requiredText: ['id', 'chain', 'coin', 'network', 'redisUrl', 'spoolDir'],
+  });
+  if (record.logLevel !== undefined && !LOG_LEVELS.includes(record.logLevel as LogLevel)) {
+    throw new StartupError(`logLevel must be one of ${LOG_LEVELS.join(', ')}`);
   }
-  if (typeof config !== 'object' || config === null || Array.isArray(config))
-    throw new StartupError('config must be a JSON object');
-  const record = config as Record<string, unknown>;
-  for (const field of ['id', 'chain', 'coin', 'network', 'redisUrl', 'spoolDir']) requireText(record, field);
-  if (record.logLevel !== undefined && !LEVELS.includes(record.logLevel as never)) {
-    throw new StartupError(`logLevel must be one of ${LEVELS.join(', ')}`);
-  }
-  return config as StratumFileOptions;
+  return record as unknown as StratumFileOptions;
 }
 
 function chainParams(config: StratumFileOptions): ChainParams {
@@ -117,7 +91,12 @@ function chainParams(config: StratumFileOptions): ChainParams {
 async function main(): Promise<number> {
   const config = readConfig();
   const params = chainParams(config);
-  const logger = stderrLogger(config.id, config.logLevel ?? 'info');
+  const logger = createLogger({
+    name: 'stratum',
+    level: config.logLevel ?? 'info',
+    base: { id: config.id, chain: config.chain },
+    destination: process.stderr,
+  });
   const {
     coin: _coin,
     network: _network,
