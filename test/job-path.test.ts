@@ -3,17 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import {
-  assembleCoinbase,
-  bitsToTarget,
-  buildHeader,
-  hashMeetsTarget,
-  merkleRootFromBranch,
-  powHash,
-  prevHashFromStratum,
-  sha256d,
-  targetToBuffer,
-} from '@hashwire/chain';
+import { prevHashFromStratum } from '@hashwire/chain';
 import { type JobManager, createJobManager } from '@hashwire/jobmanager';
 import { type Job, createKeyBuilder } from '@hashwire/protocol';
 import { type RedisClient, connectRedis } from '@hashwire/registry';
@@ -21,6 +11,7 @@ import { JobFeed } from '@hashwire/stratum';
 import {
   type LitecoinRegtest,
   type RedisServer,
+  grindNonce,
   startLitecoinRegtest,
   startRedis,
   waitFor,
@@ -107,28 +98,6 @@ async function feed(prefix: string): Promise<{ feed: JobFeed; jobs: Job[] }> {
   return { feed: f, jobs };
 }
 
-function winningNonce(job: Job, extranonce1: Buffer, extranonce2: Buffer): string {
-  const coinbase = sha256d(
-    Buffer.concat([Buffer.from(job.coinb1, 'hex'), extranonce1, extranonce2, Buffer.from(job.coinb2, 'hex')]),
-  );
-  const root = merkleRootFromBranch(
-    coinbase,
-    job.merkleBranch.map((h) => Buffer.from(h, 'hex')),
-  );
-  const target = targetToBuffer(bitsToTarget(job.nbits));
-  for (let nonce = 0; ; nonce++) {
-    const header = buildHeader({
-      version: Number.parseInt(job.version, 16),
-      prevHash: prevHashFromStratum(job.prevhash),
-      merkleRoot: root,
-      time: Number.parseInt(job.ntime, 16),
-      bits: Number.parseInt(job.nbits, 16),
-      nonce,
-    });
-    if (hashMeetsTarget(powHash('scrypt', header), target)) return nonce.toString(16).padStart(8, '0');
-  }
-}
-
 describe('jobs from a jobmanager group to a stratum server', () => {
   it('SIGKILL of the leader: a standby publishes under a higher epoch and blocks on the dead leader’s jobs still go in', async () => {
     const prefix = `t${randomBytes(4).toString('hex')}:`;
@@ -162,7 +131,7 @@ describe('jobs from a jobmanager group to a stratum server', () => {
       extranonce1: en1.toString('hex'),
       extranonce2: en2.toString('hex'),
       ntime: oldJob.ntime,
-      nonce: winningNonce(oldJob, en1, en2),
+      nonce: grindNonce(oldJob, en1, en2),
       version: oldJob.version,
       shareId: 'sh-1',
     });

@@ -1,16 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import {
-  assembleCoinbase,
-  bitsToTarget,
-  buildHeader,
-  getChainParams,
-  hashMeetsTarget,
-  merkleRootFromBranch,
-  powHash,
-  prevHashFromStratum,
-  sha256d,
-  targetToBuffer,
-} from '@hashwire/chain';
+import { getChainParams, prevHashFromStratum } from '@hashwire/chain';
 import { ConfigError, type JobManager, type JobManagerOptions, createJobManager } from '@hashwire/jobmanager';
 import { type Job, type RpcMethods, type RpcPushes, createKeyBuilder } from '@hashwire/protocol';
 import { type RedisClient, connectRedis } from '@hashwire/registry';
@@ -18,6 +7,7 @@ import { type RpcClient, createRpcClient } from '@hashwire/rpc';
 import {
   type LitecoinRegtest,
   type RedisServer,
+  grindNonce,
   startLitecoinRegtest,
   startRedis,
   waitFor,
@@ -79,30 +69,6 @@ async function subscriber(endpoint: string) {
   // A leader elected a moment ago may still be publishing its first job: then it comes as a push.
   const first = reply.job ?? (await waitFor(() => jobs[0], { timeoutMs: 5000, what: 'a first job' }));
   return { client, jobs, first };
-}
-
-/** What a miner does: find a nonce whose scrypt hash meets (or, for a test, misses) the network target. */
-function grind(job: Job, extranonce1: Buffer, extranonce2: Buffer, meets = true): string {
-  const coinbase = sha256d(
-    Buffer.concat([Buffer.from(job.coinb1, 'hex'), extranonce1, extranonce2, Buffer.from(job.coinb2, 'hex')]),
-  );
-  const root = merkleRootFromBranch(
-    coinbase,
-    job.merkleBranch.map((h) => Buffer.from(h, 'hex')),
-  );
-  const target = targetToBuffer(bitsToTarget(job.nbits));
-  for (let nonce = 0; ; nonce++) {
-    const header = buildHeader({
-      version: Number.parseInt(job.version, 16),
-      prevHash: prevHashFromStratum(job.prevhash),
-      merkleRoot: root,
-      time: Number.parseInt(job.ntime, 16),
-      bits: Number.parseInt(job.nbits, 16),
-      nonce,
-    });
-    if (hashMeetsTarget(powHash('scrypt', header), target) === meets)
-      return nonce.toString(16).padStart(8, '0');
-  }
 }
 
 describe('jobmanager', () => {
@@ -226,7 +192,7 @@ describe('jobmanager', () => {
 
     const extranonce1 = Buffer.from('0a0b0c0d', 'hex');
     const extranonce2 = Buffer.from('00000001', 'hex');
-    const nonce = grind(job, extranonce1, extranonce2);
+    const nonce = grindNonce(job, extranonce1, extranonce2);
     const client = createRpcClient<RpcMethods>(other.endpoint, { heartbeatIntervalMs: 100 });
     cleanups.push(() => client.close());
     const reply = await client.request('jm.submitBlock', {
@@ -259,7 +225,7 @@ describe('jobmanager', () => {
       extranonce1: extranonce1.toString('hex'),
       extranonce2: '00000002',
       ntime: job.ntime,
-      nonce: grind(job, extranonce1, Buffer.from('00000002', 'hex'), false),
+      nonce: grindNonce(job, extranonce1, Buffer.from('00000002', 'hex'), { meetsTarget: false }),
       version: job.version,
       shareId: 'share-2',
     });

@@ -48,3 +48,4 @@ export {
   type SimWorkerState,
   type SimWorkerStats,
 } from './sim-miner/index.js';
+export { grindNonce } from './grind.js';
