@@ -4,13 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type KeyBuilder, type RpcMethods, type Share, createKeyBuilder } from '@hashwire/protocol';
 import { type RedisClient, connectRedis } from '@hashwire/registry';
-import { type LoggedShare, readShareLog, readWorkers, reporterKeys } from '@hashwire/reporter';
+import { readWorkers, reporterKeys } from '@hashwire/reporter';
 import { createRpcClient } from '@hashwire/rpc';
 import {
   type LitecoinRegtest,
   type RedisServer,
   type SimMiners,
-  type SimShare,
   startLitecoinRegtest,
   startRedis,
   startSimMiners,
@@ -18,6 +17,7 @@ import {
 } from '@hashwire/testkit';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { type ServiceProcess, killService, spawnService } from './service-process.js';
+import { compareShares, readLoggedShares, submissionKey } from './share-ledger.js';
 
 // Issue 7, "Nothing lost, nothing doubled": the whole share path in real processes (two
 // jobmanagers, two stratum servers with their spools, two reporters) on real Redis (AOF) and
@@ -51,16 +51,6 @@ afterAll(async () => {
   await Promise.all([ltc?.stop(), redisServer?.stop()]);
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
-
-/** Identity of a submission, as the miner sent it and as the share log records it. */
-const submissionKey = (s: {
-  jobId: string;
-  extranonce1: string;
-  extranonce2: string;
-  ntime: string;
-  nonce: string;
-  version: string;
-}) => [s.jobId, s.extranonce1, s.extranonce2, s.ntime, s.nonce, s.version].join('/').toLowerCase();
 
 /** Every share a spool directory holds (open segment and sealed batches). */
 function spooled(dir: string): Share[] {
@@ -282,33 +272,19 @@ describe('nothing lost, nothing doubled (issue 7)', () => {
     }
 
     // Share by share.
-    const logged: LoggedShare[] = [];
-    for await (const entry of readShareLog(redis, keys, CHAIN)) logged.push(...entry.shares);
-    const creditedByKey = new Map<string, number>();
-    const creditedById = new Map<string, number>();
-    for (const s of logged) {
-      creditedByKey.set(submissionKey(s), (creditedByKey.get(submissionKey(s)) ?? 0) + 1);
-      creditedById.set(s.shareId, (creditedById.get(s.shareId) ?? 0) + 1);
-    }
-    const doubled = [...creditedByKey].filter(([, n]) => n > 1);
-    expect(doubled, 'submissions credited more than once').toEqual([]);
-    expect(
-      [...creditedById].filter(([, n]) => n > 1),
-      'share ids logged twice',
-    ).toEqual([]);
-
-    const submitted = new Map<string, SimShare>();
-    for (const m of minerGroups) for (const s of m.shares()) submitted.set(submissionKey(s), s);
-    const minerAccepted = [...submitted.values()].filter((s) => s.answer === 'accepted');
-    const lost = minerAccepted.filter((s) => !creditedByKey.has(submissionKey(s)));
-    expect(lost, 'shares miners saw accepted but never credited').toEqual([]);
-    const unknown = logged.filter((s) => !submitted.has(submissionKey(s)));
-    expect(unknown, 'credited shares no miner submitted').toEqual([]);
-    const creditedRejections = logged.filter((s) => submitted.get(submissionKey(s))!.answer === 'rejected');
-    expect(creditedRejections, 'credited shares the miner was told were rejected').toEqual([]);
+    const logged = await readLoggedShares(redis, keys, CHAIN);
+    const ledger = compareShares(
+      minerGroups.flatMap((m) => m.shares()),
+      logged,
+    );
+    expect(ledger.doubled, 'submissions credited more than once').toEqual([]);
+    expect(ledger.doubledIds, 'share ids logged twice').toEqual([]);
+    expect(ledger.lost, 'shares miners saw accepted but never credited').toEqual([]);
+    expect(ledger.unknown, 'credited shares no miner submitted').toEqual([]);
+    expect(ledger.creditedRejections, 'credited shares the miner was told were rejected').toEqual([]);
     expect(logged.every((s) => s.diff === DIFF && s.account === account)).toBe(true);
     // What the killed server held in its spool was replayed by its successor and credited.
-    expect(leftInSpool.filter((s) => !creditedById.has(s.shareId))).toEqual([]);
+    expect(leftInSpool.filter((s) => !ledger.creditedById.has(s.shareId))).toEqual([]);
 
     // Round totals (current round plus every closed one) equal the sum over the share log.
     const fromLog = logged.reduce((sum, s) => sum + s.diff, 0);
@@ -323,18 +299,13 @@ describe('nothing lost, nothing doubled (issue 7)', () => {
       });
     }
 
-    const answers = { accepted: 0, rejected: 0, 'no answer': 0, pending: 0 };
-    for (const s of submitted.values()) answers[s.answer]++;
-    const noAnswerCredited = [...submitted.values()].filter(
-      (s) => s.answer !== 'accepted' && s.answer !== 'rejected' && creditedByKey.has(submissionKey(s)),
-    ).length;
     console.log(
       JSON.stringify({
         seconds: Math.round((Date.now() - started) / 1000),
-        submitted: submitted.size,
-        answers,
+        submitted: ledger.submitted.size,
+        answers: ledger.answers,
         credited: logged.length,
-        noAnswerCredited,
+        noAnswerCredited: ledger.noAnswerCredited,
         leftInKilledSpool: leftInSpool.length,
         duplicatesAfterFreeze,
         blocks: (await redis.hlen(keys.blocks(CHAIN))) || 0,

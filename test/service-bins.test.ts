@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createKeyBuilder } from '@hashwire/protocol';
@@ -55,7 +56,19 @@ describe('service bins refuse a bad config with exit 1 and one line naming the f
       'stratum',
       'redisUrl',
       () => ({ ...stratum(), redisUrl: 'redis://127.0.0.1:1' }),
-      /^stratum: redisUrl: cannot reach/,
+      /^stratum: redis: cannot reach redis:\/\/127\.0\.0\.1:1: /,
+    ],
+    [
+      'reporter',
+      'redis',
+      () => ({ ...reporter(), redisUrl: undefined, redis: { sentinels: 'localhost:26379', name: 'm' } }),
+      /^reporter: redis\.sentinels must be a list of \{ host, port \}$/,
+    ],
+    [
+      'jobmanager',
+      'redisUrl',
+      () => ({ id: 'jm-x', coin: 'litecoin', network: 'regtest' }),
+      /^jobmanager: redisUrl must be a non-empty string \(or give redis: Sentinel or Cluster options\)$/,
     ],
     [
       'reporter',
@@ -99,6 +112,10 @@ describe('a running stratum process', () => {
       const info = await getService(client, createKeyBuilder({ prefix: keyPrefix }), 'stratum', 'st-http');
       client.disconnect();
       expect(info?.http).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      // The miners' endpoint and the agent HAProxy asks; no job yet, so the agent says down.
+      expect(info?.stratum).toBe(`127.0.0.1:${service.ready.port}`);
+      expect(info?.agent).toMatch(/^127\.0\.0\.1:\d+$/);
+      expect(await readLine(info!.agent as string)).toBe('down\n');
       // No jobmanager runs: no work to give miners, and /healthz says so (HAProxy will not send any).
       const health = await fetch(`${info!.http}/healthz`);
       expect(health.status).toBe(503);
@@ -116,3 +133,18 @@ describe('a running stratum process', () => {
     }
   });
 });
+
+/** Everything a TCP endpoint (`host:port`) says before it closes: the agent check's one line. */
+function readLine(endpoint: string): Promise<string> {
+  const [host, port] = endpoint.split(':') as [string, string];
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const socket = connect(Number(port), host);
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      text += chunk;
+    });
+    socket.on('error', reject);
+    socket.on('end', () => resolve(text));
+  });
+}

@@ -34,11 +34,13 @@ export interface ServiceProcess {
 
 /**
  * Runs a service's bin with its JSON config and resolves on its `ready` line; rejects with the
- * service's own message if it exits first. Logs (stderr) are kept, the last 200 lines.
+ * service's own message if it exits first, or with its logs if no ready line comes within
+ * `readyTimeoutMs` (default 60 s; the process is killed). Logs (stderr) are kept, the last 200 lines.
  */
 export async function spawnService(
   kind: keyof typeof serviceBins,
   config: Record<string, unknown>,
+  options: { readyTimeoutMs?: number } = {},
 ): Promise<ServiceProcess> {
   const child = spawn(process.execPath, [serviceBins[kind]], {
     env: { ...process.env, [CONFIG_ENV[kind]]: JSON.stringify(config) },
@@ -54,10 +56,22 @@ export async function spawnService(
     child.once('close', (code, signal) => resolve({ code, signal })),
   );
   const lines = createInterface({ input: child.stdout! });
+  let timer: NodeJS.Timeout | undefined;
   const first = await Promise.race([
     once(lines, 'line').then(([line]) => line as string),
     exited.then((exit) => exit),
+    new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), options.readyTimeoutMs ?? 60_000);
+    }),
   ]);
+  clearTimeout(timer);
+  if (first === 'timeout') {
+    child.kill('SIGKILL');
+    await exited;
+    throw new Error(
+      `${kind} ${String(config.id)} printed no ready line within ${options.readyTimeoutMs ?? 60_000} ms: ${tail.join('\n')}`,
+    );
+  }
   if (typeof first !== 'string') {
     throw new Error(
       `${kind} ${String(config.id)} exited (${first.code ?? first.signal}) before ready: ${tail.join('\n')}`,

@@ -27,8 +27,13 @@ export interface DaemonOutcome<T> {
 }
 
 export interface PoolSubmitResult {
-  /** At least one daemon took the block (or already had it). */
+  /** At least one daemon took the block (or already had it, or has it in its active chain). */
   accepted: boolean;
+  /**
+   * True when no daemon's answer said so but one has the block in its active chain (asked with
+   * `getblockheader` after answers of only `inconclusive` or errors).
+   */
+  verified?: boolean;
   /** The first rejection reason or error message when no daemon accepted. */
   reason?: string;
   results: DaemonOutcome<SubmitBlockResult>[];
@@ -145,15 +150,37 @@ export class DaemonPool extends EventEmitter<DaemonPoolEvents> {
     );
   }
 
-  /** `submitblock` to every daemon in parallel. */
-  async submitBlock(blockHex: string, options: CallOptions = {}): Promise<PoolSubmitResult> {
-    const outcomes = await this.callAll<string | null>('submitblock', [blockHex], options);
+  /**
+   * `submitblock` to every daemon in parallel. Given the block's `hash`, answers that settle
+   * nothing — `inconclusive` (the daemon got the same block from a peer while checking ours) or
+   * failures — are followed by `getblockheader`: a daemon with the block in its active chain
+   * makes it accepted.
+   */
+  async submitBlock(
+    blockHex: string,
+    options: CallOptions & { hash?: string } = {},
+  ): Promise<PoolSubmitResult> {
+    const { hash, ...callOptions } = options;
+    const outcomes = await this.callAll<string | null>('submitblock', [blockHex], callOptions);
     const results = outcomes.map((o): DaemonOutcome<SubmitBlockResult> => {
       if (o.error) return { daemon: o.daemon, error: o.error };
       return { daemon: o.daemon, result: submitVerdict(o.result ?? null) };
     });
     const accepted = results.some((r) => r.result?.accepted);
     const submitResult: PoolSubmitResult = { accepted, results };
+    if (!accepted && hash && results.every((r) => r.error || r.result?.reason === 'inconclusive')) {
+      const headers = await this.callAll<{ confirmations?: number }>(
+        'getblockheader',
+        [hash, true],
+        callOptions,
+      );
+      // confirmations is -1 for a block the daemon knows off its active chain.
+      if (headers.some((h) => (h.result?.confirmations ?? -1) >= 0)) {
+        submitResult.accepted = true;
+        submitResult.verified = true;
+        return submitResult;
+      }
+    }
     if (!accepted) {
       const first = results.find((r) => r.result?.reason) ?? results.find((r) => r.error);
       const reason = first?.result?.reason ?? first?.error?.message;

@@ -387,4 +387,41 @@ describe('DaemonPool', () => {
     const rejected = await pool.submitBlock('beef');
     expect(rejected).toMatchObject({ accepted: false, reason: 'bad-txnmrklroot' });
   });
+
+  it('counts an inconclusive answer as accepted once a daemon has the block in its active chain', async () => {
+    // litecoind answers `inconclusive` when the same block reached it from a peer while it
+    // checked ours: a race that cannot be produced on demand, hence the fake daemons.
+    const chains = new Map<string, number>();
+    const daemon = (name: string, submitted: () => unknown) =>
+      fakeDaemon((call) => {
+        if (call.method === 'submitblock') reply(call, submitted());
+        else if (chains.has(name)) reply(call, { hash: call.params[0], confirmations: chains.get(name) });
+        else replyError(call, -5, 'Block not found');
+      });
+    const a = await daemon('a', () => 'inconclusive');
+    const b = await daemon('b', () => 'inconclusive');
+    const pool = new DaemonPool([
+      { url: a.url, user: 'u', password: 'p', name: 'a' },
+      { url: b.url, user: 'u', password: 'p', name: 'b' },
+    ]);
+    cleanups.push(() => pool.close());
+    const hash = 'ab'.repeat(32);
+
+    // Neither has it: still refused, with the daemon's word.
+    expect(await pool.submitBlock('beef', { hash })).toMatchObject({
+      accepted: false,
+      reason: 'inconclusive',
+    });
+    // One knows it only off its active chain (confirmations -1): not ours to count.
+    chains.set('a', -1);
+    expect(await pool.submitBlock('beef', { hash })).toMatchObject({ accepted: false });
+    // One has it in its active chain: accepted, and said to be verified.
+    chains.set('b', 1);
+    expect(await pool.submitBlock('beef', { hash })).toMatchObject({ accepted: true, verified: true });
+    expect(b.calls.filter((c) => c.method === 'getblockheader').at(-1)?.params).toEqual([hash, true]);
+    // Without the hash nothing is asked.
+    const asked = b.calls.length;
+    expect(await pool.submitBlock('beef')).toMatchObject({ accepted: false, reason: 'inconclusive' });
+    expect(b.calls.length).toBe(asked + 1);
+  });
 });

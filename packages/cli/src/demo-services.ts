@@ -1,74 +1,22 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { type WriteStream, createWriteStream, existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { PoolConfigInput } from '@hashwire/core';
+import type { ServiceRunKind } from './pool.js';
+import { SERVICE_BINS, SERVICE_CONFIG_ENV } from './run.js';
+import type { ProcessSpec } from './supervisor.js';
 
 /**
- * The pool's services as the demo runs them: each built bin in its own process, its JSON config
- * in its env var, stdout and stderr appended to `<logDir>/<id>.log`. Each is started in its own
- * process group, so a Ctrl-C in the terminal reaches the demo only and the demo stops them in
- * order (miners, stratum, reporters, jobmanagers) instead of all at once.
+ * What the demo runs: a pool config of its own (one chain, litecoin regtest, HAProxy in front)
+ * that `hashwire up`'s engine starts, each service through `hashwire run` like any deployment.
  */
 
-export type ServiceKind = 'jobmanager' | 'stratum' | 'reporter';
-
-/** Built entries, found beside this package (`src/` under vitest, `dist/` when built). */
-const BINS: Record<ServiceKind, string> = {
-  jobmanager: fileURLToPath(new URL('../../jobmanager/dist/bin.js', import.meta.url)),
-  stratum: fileURLToPath(new URL('../../stratum/dist/bin.js', import.meta.url)),
-  reporter: fileURLToPath(new URL('../../reporter/dist/bin.js', import.meta.url)),
-};
-
-const CONFIG_ENV: Record<ServiceKind, string> = {
-  jobmanager: 'HASHWIRE_JOBMANAGER_CONFIG',
-  stratum: 'HASHWIRE_STRATUM_CONFIG',
-  reporter: 'HASHWIRE_REPORTER_CONFIG',
-};
-
-export interface ServiceExit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
-
-export interface DemoService {
-  readonly kind: ServiceKind;
-  readonly id: string;
-  readonly pid: number;
-  readonly logFile: string;
-  /** The `ready` line the service printed (`endpoint`, `port`, …). */
-  readonly ready: Record<string, unknown>;
-  /** Resolves when the process has exited, whoever stopped it. */
-  readonly exited: Promise<ServiceExit>;
-  readonly running: boolean;
-  /** SIGTERM (the service drains), SIGKILL after `deadlineMs`; resolves once it exited. */
-  stop(deadlineMs: number): Promise<ServiceExit>;
-}
-
-export interface StartServiceOptions {
-  kind: ServiceKind;
-  id: string;
-  config: Record<string, unknown>;
-  logDir: string;
-  /** How long to wait for the `ready` line before giving up on the service. */
-  readyTimeoutMs: number;
-}
-
-/** Processes started here and not yet exited: killed outright if the demo itself exits first. */
-const running = new Set<ChildProcess>();
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.once('exit', () => {
-    for (const child of running) child.kill('SIGKILL');
-  });
-}
+const CLI_BIN = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
 
 /** The bins are run from their build output; say how to get it instead of a module-not-found trace. */
 export function checkBinsBuilt(): void {
-  const missing = Object.values(BINS).filter((bin) => !existsSync(bin));
+  const missing = [CLI_BIN, ...Object.values(SERVICE_BINS)].filter((bin) => !existsSync(bin));
   if (missing.length > 0) {
     throw new Error(
       `the services are not built (missing ${missing.join(', ')}): run "pnpm build" (./hashwire demo builds by itself)`,
@@ -76,133 +24,82 @@ export function checkBinsBuilt(): void {
   }
 }
 
-async function logTail(file: string, lines = 15): Promise<string> {
-  const text = await readFile(file, 'utf8').catch(() => '');
-  return text.trimEnd().split('\n').slice(-lines).join('\n');
-}
-
-function readyLine(line: string): Record<string, unknown> | undefined {
-  if (!line.startsWith('{')) return undefined;
-  try {
-    const parsed = JSON.parse(line) as unknown;
-    if (typeof parsed === 'object' && parsed !== null && (parsed as { ready?: unknown }).ready === true) {
-      return parsed as Record<string, unknown>;
-    }
-  } catch {
-    // A log line that only looks like JSON.
-  }
-  return undefined;
-}
-
-/** Runs one service's bin and resolves on its `ready` line; rejects with its log tail if it exits or hangs first. */
-export async function startService(options: StartServiceOptions): Promise<DemoService> {
-  const { kind, id, logDir } = options;
-  const logFile = join(logDir, `${id}.log`);
-  const log: WriteStream = createWriteStream(logFile, { flags: 'a' });
-  const child = spawn(process.execPath, [BINS[kind]], {
-    env: { ...process.env, [CONFIG_ENV[kind]]: JSON.stringify(options.config) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
-  installExitHook();
-  running.add(child);
-  let exit: ServiceExit | undefined;
-  const exited = new Promise<ServiceExit>((resolve) => {
-    child.once('exit', (code, signal) => {
-      exit = { code, signal };
-      running.delete(child);
-      resolve(exit);
-    });
-  });
-  // Output is copied to the log until the pipes close; the ready line is picked out of stdout.
-  let closedStreams = 0;
-  const closeLog = () => {
-    if (++closedStreams === 2) log.end();
-  };
-  let onReady: ((ready: Record<string, unknown>) => void) | undefined;
-  let partial = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    log.write(chunk);
-    if (!onReady) return;
-    partial += chunk.toString('utf8');
-    const lines = partial.split('\n');
-    partial = lines.pop() ?? '';
-    for (const line of lines) {
-      const ready = readyLine(line);
-      if (ready) {
-        onReady(ready);
-        break;
-      }
-    }
-  });
-  child.stderr.on('data', (chunk: Buffer) => log.write(chunk));
-  child.stdout.once('close', closeLog);
-  child.stderr.once('close', closeLog);
-
-  type Outcome =
-    | { is: 'ready'; ready: Record<string, unknown> }
-    | { is: 'spawn-error'; error: Error }
-    | { is: 'exited' }
-    | { is: 'timeout' };
-  let timer: NodeJS.Timeout | undefined;
-  const outcome = await Promise.race<Outcome>([
-    new Promise((resolve) => {
-      onReady = (ready) => resolve({ is: 'ready', ready });
-    }),
-    new Promise((resolve) => child.once('error', (error) => resolve({ is: 'spawn-error', error }))),
-    exited.then(() => ({ is: 'exited' })),
-    new Promise((resolve) => {
-      timer = setTimeout(() => resolve({ is: 'timeout' }), options.readyTimeoutMs);
-    }),
-  ]);
-  clearTimeout(timer);
-  onReady = undefined;
-  if (outcome.is === 'spawn-error') {
-    running.delete(child);
-    log.end();
-    throw new Error(`${kind} ${id} could not be started: ${outcome.error.message}`);
-  }
-  if (outcome.is !== 'ready') {
-    if (!exit) {
-      child.kill('SIGKILL');
-      await exited;
-    }
-    const why =
-      outcome.is === 'timeout'
-        ? `printed no ready line within ${options.readyTimeoutMs / 1000} s`
-        : `exited (${exit?.code ?? exit?.signal}) before it was ready`;
-    throw new Error(`${kind} ${id} ${why}; ${logFile}:\n${await logTail(logFile)}`);
-  }
-
+/** One service's bin with its JSON config, for running a single service outside a pool config. */
+export function serviceSpec(
+  kind: ServiceRunKind,
+  id: string,
+  config: Record<string, unknown>,
+  extra: Partial<ProcessSpec> = {},
+): ProcessSpec {
   return {
+    name: id,
     kind,
-    id,
-    pid: child.pid as number,
-    logFile,
-    ready: outcome.ready,
-    exited,
-    get running() {
-      return exit === undefined;
-    },
-    async stop(deadlineMs: number) {
-      if (exit) return exit;
-      child.kill('SIGTERM');
-      const kill = setTimeout(() => child.kill('SIGKILL'), deadlineMs);
-      try {
-        return await exited;
-      } finally {
-        clearTimeout(kill);
-      }
-    },
+    command: process.execPath,
+    args: [SERVICE_BINS[kind]],
+    env: { ...process.env, [SERVICE_CONFIG_ENV[kind]]: JSON.stringify(config) },
+    ...extra,
   };
 }
 
-/** Whether a process with this pid still exists (signal 0 only checks). */
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
+/** Whether a TCP port is free on a host right now (HAProxy binds it a moment later). */
+export function portFree(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, host, () => server.close(() => resolve(true)));
+  });
+}
+
+export interface DemoPoolInput {
+  redisUrl: string;
+  daemons: { url: string; cookieFile: string }[];
+  payout: string;
+  /** Where the spools, HAProxy's config and socket go (the demo's log folder). */
+  dir: string;
+  haproxyPort: number;
+  haproxyStatsPort: number;
+  /** Stratum difficulty of every miner (vardiff off). */
+  shareDiff: number;
+}
+
+/**
+ * The demo's pool: 2 jobmanagers (one leads), 2 reporters, 2 stratum servers on 127.0.0.1 with a
+ * fixed low difficulty, HAProxy on `haproxyPort` with its stats page, short drain and stop
+ * deadlines so Ctrl-C is quick.
+ */
+export function demoPoolConfig(input: DemoPoolInput): PoolConfigInput {
+  return {
+    redis: { url: input.redisUrl, keyPrefix: 'hw:' },
+    chains: [
+      {
+        coin: 'litecoin',
+        network: 'regtest',
+        daemons: input.daemons.map((d) => ({ url: d.url, cookieFile: d.cookieFile })),
+        payouts: [{ address: input.payout }],
+      },
+    ],
+    jobmanager: { count: 2 },
+    reporter: { count: 2, blockPollMs: 2_000 },
+    stratum: {
+      count: 2,
+      host: '127.0.0.1',
+      spoolDir: join(input.dir, 'spool'),
+      vardiff: { enabled: false, initialDifficulty: input.shareDiff },
+      drain: { graceMs: 5_000 },
+      flushTimeoutMs: 15_000,
+    },
+    haproxy: {
+      enabled: true,
+      bind: `127.0.0.1:${input.haproxyPort}`,
+      statsBind: `127.0.0.1:${input.haproxyStatsPort}`,
+      statsSocket: join(input.dir, 'haproxy.sock'),
+      configFile: join(input.dir, 'haproxy.cfg'),
+      checkIntervalMs: 1_000,
+      rise: 1,
+    },
+    // Between SIGTERM and SIGKILL: a stratum server drains and hands its spool to a reporter, a
+    // reporter finishes the batches it is writing, a jobmanager only hands over its lease.
+    circus: { gracefulTimeoutS: { stratum: 20, reporter: 10, jobmanager: 5 } },
+    log: { level: 'info' },
+  };
 }

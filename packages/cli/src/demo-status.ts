@@ -1,8 +1,10 @@
+import type { ServerStat } from '@hashwire/confgen';
 import type { KeyBuilder } from '@hashwire/protocol';
 import type { RedisClient } from '@hashwire/registry';
 import { type BlockRecord, readWorkers, reporterKeys } from '@hashwire/reporter';
 import type { SimMiners } from '@hashwire/testkit';
 import { formatHashRate } from './sim.js';
+import { type Registry, readServices } from './status.js';
 
 /** What one status line shows: the miners' own view, and what the pool wrote to Redis. */
 export interface PoolSample {
@@ -122,4 +124,45 @@ export function formatSummary(s: PoolSample, leftBehind: string): string {
     `height ${s.height}`,
     leftBehind,
   ].join(' · ');
+}
+
+export interface WhereToLookInput {
+  registry: Registry;
+  haproxyPort: number;
+  /** `host:port` of HAProxy's stats page, if it has one. */
+  haproxyStats: string | undefined;
+  haproxySocket: string;
+  /** A regtest address for the "your miner" line. */
+  example: string;
+  logDir: string;
+  redisUrl: string;
+  chain: string;
+}
+
+/** The "where to look" lines: the public stratum address, HAProxy, each service's HTTP face, logs, Redis. */
+export async function whereToLook(input: WhereToLookInput): Promise<string[]> {
+  const services = await readServices(input.registry);
+  const width = Math.max(...services.map((s) => s.id.length));
+  const stratum = services.filter((s) => s.kind === 'stratum');
+  const k = reporterKeys(input.registry.keys, input.chain);
+  const redisPort = new URL(input.redisUrl).port;
+  return [
+    `miners      stratum+tcp://127.0.0.1:${input.haproxyPort} (HAProxy, balance source over ${stratum.map((s) => `${s.id} ${s.endpoints.stratum ?? '?'}`).join(', ')})`,
+    `your miner  any scrypt miner there, username a regtest address (e.g. ${input.example}.rig1), any password; every share is a regtest block`,
+    `haproxy     ${input.haproxyStats ? `stats page http://${input.haproxyStats}/ · ` : ''}runtime API ${input.haproxySocket} (e.g. echo "show stat" | socat - ${input.haproxySocket})`,
+    'services    /healthz, /stats and /metrics of each:',
+    ...services.map((s) => `  ${s.id.padEnd(width)}  ${s.endpoints.http}/stats  ${s.endpoints.http}/metrics`),
+    `status      ./hashwire status --redis ${input.redisUrl} · drain one (it is started again at once): ./hashwire drain <id> --redis ${input.redisUrl}`,
+    `logs        ${input.logDir}/<id>.log (haproxy.cfg and pool.json beside them)`,
+    `redis       ${input.redisUrl}, keys under ${input.registry.keys.prefix} (blocks: redis-cli -p ${redisPort} hgetall '${k.blocks}')`,
+  ];
+}
+
+/** `haproxy: 20 miner connections through 127.0.0.1:3333: stratum-…-1 11, stratum-…-2 9` */
+export function formatHaproxySessions(stats: readonly ServerStat[], port: number): string {
+  const servers = stats
+    .filter((s) => s.name !== 'BACKEND' && s.name !== 'FRONTEND')
+    .sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }));
+  const total = servers.reduce((sum, s) => sum + s.totalSessions, 0);
+  return `haproxy: ${total} miner connections through 127.0.0.1:${port}: ${servers.map((s) => `${s.name} ${s.totalSessions}`).join(', ')}`;
 }

@@ -1,38 +1,47 @@
+import { writeFile } from 'node:fs/promises';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
+import { loadPoolConfig } from '@hashwire/core';
 import { createKeyBuilder } from '@hashwire/protocol';
 import { type RedisClient, connectRedis } from '@hashwire/registry';
-import { reporterKeys } from '@hashwire/reporter';
 import {
   type LitecoinNode,
   type LitecoinRegtest,
   type RedisServer,
   type SimMiners,
+  getFreePort,
   liveProcesses,
   startLitecoinRegtest,
   startRedis,
   startSimMiners,
+  waitFor,
 } from '@hashwire/testkit';
+import { checkBinsBuilt, demoPoolConfig, portFree } from './demo-services.js';
 import {
-  type DemoService,
-  type ServiceKind,
-  checkBinsBuilt,
-  pidAlive,
-  startService,
-} from './demo-services.js';
-import { type PoolSample, formatStatus, formatSummary, sampleMiners, samplePool } from './demo-status.js';
+  type PoolSample,
+  formatHaproxySessions,
+  formatStatus,
+  formatSummary,
+  sampleMiners,
+  samplePool,
+  whereToLook,
+} from './demo-status.js';
 import { formatHashRate } from './sim.js';
+import { pidAlive } from './supervisor.js';
+import { type RunningPool, startPool } from './up.js';
 
 export const demoUsage = `usage: hashwire demo [--duration SECONDS] [--interval SECONDS]
 
 Runs a whole pool locally on embedded defaults: its own redis-server, two litecoind regtest
-nodes (MWEB active), 2 jobmanagers, 2 reporters and 2 stratum servers (each its own process,
-logs in a temporary directory), and 20 simulated miners split over the stratum servers. Prints
-a status line every few seconds; Ctrl-C (or SIGTERM) stops every process it started.
-Not built yet, so not part of it: HAProxy on :3333, the api and the dashboard.
+nodes (MWEB active), HAProxy on 127.0.0.1:3333 (another free port if that one is taken) in
+front of 2 stratum servers, 2 jobmanagers and 2 reporters (each its own process, started by
+the same engine as "hashwire up", logs in a temporary directory), and 20 simulated miners that
+mine through HAProxy. Prints a status line every few seconds; a service that exits is started
+again (try "hashwire drain <id>"); Ctrl-C (or SIGTERM) stops every process it started in order.
+Not built yet, so not part of it: the api and the dashboard.
 
   --duration SECONDS  stop after mining this long (default: until Ctrl-C or SIGTERM)
   --interval SECONDS  between two status lines (default 5)`;
@@ -54,13 +63,13 @@ export interface DemoOptions {
 }
 
 export interface DemoResult {
-  /** False when the pool could not start or a service died on its own. */
+  /** False when the pool could not start or a process died on its own. */
   ok: boolean;
   /** Counters at the end, after the stratum servers handed their spools to the reporters. */
   final: PoolSample | undefined;
   /** Where the services' logs are (kept after the demo). */
   logDir: string;
-  /** Every service process the demo started. */
+  /** Every process the demo supervised (HAProxy and the services). */
   services: { id: string; pid: number }[];
   /** Processes still running after the teardown (empty unless something refused to stop). */
   leftBehind: { name: string; pid: number }[];
@@ -68,6 +77,8 @@ export interface DemoResult {
 
 const CHAIN = 'litecoin-regtest';
 const MINERS = 20;
+/** The public stratum port, as in a real deployment. */
+const HAPROXY_PORT = 3333;
 /** All miners together; about a fifth of what two cores can scrypt, so the machine stays usable. */
 const HASHES_PER_SECOND = 4_000;
 /**
@@ -76,16 +87,6 @@ const HASHES_PER_SECOND = 4_000;
  */
 const SHARE_DIFF = 2 ** -5;
 const READY_TIMEOUT_MS = 30_000;
-/**
- * Stop order, and how long each kind gets between SIGTERM and SIGKILL: a stratum server drains
- * and hands its spool to a reporter, a reporter finishes the batches it is writing, a jobmanager
- * only hands over its lease (and waits for a Redis that may be gone already).
- */
-const STOP_ORDER: readonly [ServiceKind, number][] = [
-  ['stratum', 20_000],
-  ['reporter', 10_000],
-  ['jobmanager', 5_000],
-];
 
 function seconds(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
@@ -137,35 +138,12 @@ export async function demoCommand(argv: string[]): Promise<number> {
 }
 
 /** Everything started so far, so the teardown stops exactly that. */
-interface Pool {
+interface Demo {
   redisServer?: RedisServer;
   regtest?: LitecoinRegtest;
   redis?: RedisClient;
-  services: DemoService[];
-  miners: SimMiners[];
-}
-
-/** Starts all of them; whatever started is handed to `keep` even when another failed, then the first failure is thrown. */
-async function startAll<T>(starts: Promise<T>[], keep: (started: T) => void): Promise<T[]> {
-  const settled = await Promise.allSettled(starts);
-  const started: T[] = [];
-  for (const s of settled) {
-    if (s.status === 'fulfilled') {
-      keep(s.value);
-      started.push(s.value);
-    }
-  }
-  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-  if (failed) throw failed.reason;
-  return started;
-}
-
-/** Like Promise.all, but waits for every one (each keeps what it started) before throwing the first failure. */
-async function settleAll<A, B>(both: [Promise<A>, Promise<B>]): Promise<[A, B]> {
-  const [a, b] = await Promise.allSettled(both);
-  if (a.status === 'rejected') throw a.reason;
-  if (b.status === 'rejected') throw b.reason;
-  return [a.value, b.value];
+  pool?: RunningPool;
+  miners?: SimMiners;
 }
 
 const took = (since: number) => ` in ${((performance.now() - since) / 1000).toFixed(1)} s`;
@@ -175,9 +153,9 @@ class Stopped extends Error {}
 
 /**
  * Starts the pool step by step, prints a status line every `intervalMs` until `durationMs` passed
- * or `signal` aborted (or a service died), then stops everything it started in order: miners,
+ * or `signal` aborted (or a process died), then stops everything it started in order: miners,
  * stratum servers (they drain and hand their spools to the reporters), reporters, jobmanagers,
- * Redis and litecoind.
+ * HAProxy, Redis and litecoind.
  */
 export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   const write = options.write ?? ((line: string) => process.stdout.write(`${line}\n`));
@@ -189,153 +167,119 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   };
 
   write('hashwire demo: a whole pool on this machine, litecoin regtest, embedded defaults');
-  write(
-    'not built yet, so not started: HAProxy on :3333, the api and the dashboard; the miners connect to the stratum servers directly',
-  );
+  write('not built yet, so not started: the api and the dashboard');
   checkBinsBuilt();
   const logDir = await mkdtemp(join(tmpdir(), 'hashwire-demo-'));
   write(`logs: ${logDir}`);
 
-  const pool: Pool = { services: [], miners: [] };
+  const demo: Demo = {};
   const startedAt = performance.now();
   let ok = true;
-  let stopping = false;
   let last: PoolSample | undefined;
   let miningSince = Date.now();
   let miningMs = 0;
   let sample: (() => Promise<PoolSample>) | undefined;
+  let haproxyPort = HAPROXY_PORT;
+  let backend = 'stratum';
   const keys = createKeyBuilder();
-  const keepService = (service: DemoService) => {
-    pool.services.push(service);
-    void service.exited.then((exit) => {
-      if (stopping) return;
-      ok = false;
-      write(
-        `${service.kind} ${service.id} exited on its own (${exit.code ?? exit.signal}); its log: ${service.logFile}`,
-      );
-      halt.abort(new Error(`${service.id} exited`));
-    });
-  };
-
   try {
     // 1. Redis and the daemons.
     let stepStarted = performance.now();
-    await startAll<RedisServer | LitecoinRegtest>(
-      [startRedis(), startLitecoinRegtest({ nodes: 2 })],
-      (started) => {
-        if ('url' in started) pool.redisServer = started;
-        else pool.regtest = started;
-      },
-    );
-    const redisServer = pool.redisServer!;
-    const regtest = pool.regtest!;
+    const [redisStart, regtestStart] = await Promise.allSettled([
+      startRedis(),
+      startLitecoinRegtest({ nodes: 2 }),
+    ]);
+    if (redisStart.status === 'fulfilled') demo.redisServer = redisStart.value;
+    if (regtestStart.status === 'fulfilled') demo.regtest = regtestStart.value;
+    if (redisStart.status === 'rejected') throw redisStart.reason;
+    if (regtestStart.status === 'rejected') throw regtestStart.reason;
+    const redisServer = demo.redisServer as RedisServer;
+    const regtest = demo.regtest as LitecoinRegtest;
     const [node0, node1] = regtest.nodes as [LitecoinNode, LitecoinNode];
     const redis = connectRedis(redisServer.url, 'hashwire-demo');
-    pool.redis = redis;
-    write(`[1/6] redis-server ${redisServer.url} (pid ${redisServer.pid})${took(stepStarted)}`);
+    demo.redis = redis;
+    write(`[1/4] redis-server ${redisServer.url} (pid ${redisServer.pid})${took(stepStarted)}`);
     write(
-      `[2/6] litecoind regtest x2, MWEB active, height ${regtest.startHeight}: node0 ${node0.rpcUrl} (pid ${node0.pid}), node1 ${node1.rpcUrl} (pid ${node1.pid})${took(stepStarted)}`,
+      `[2/4] litecoind regtest x2, MWEB active, height ${regtest.startHeight}: node0 ${node0.rpcUrl} (pid ${node0.pid}), node1 ${node1.rpcUrl} (pid ${node1.pid})${took(stepStarted)}`,
     );
+
+    // 2. The pool, from a config file of its own, as `hashwire up` runs one.
     checkStop();
+    stepStarted = performance.now();
     const payout = await node0.rpc.call<string>('getnewaddress', ['', 'bech32']);
     const account = await node1.rpc.call<string>('getnewaddress', ['', 'bech32']);
-    const daemons = regtest.nodes.map((n) => ({ url: n.rpcUrl, cookieFile: n.cookieFile }));
-    const base = { redisUrl: redisServer.url, logLevel: 'info' };
-    const start = (kind: ServiceKind, id: string, config: Record<string, unknown>) =>
-      startService({
-        kind,
-        id,
-        config: { id, ...base, ...config },
-        logDir,
-        readyTimeoutMs: READY_TIMEOUT_MS,
-      });
-    const describe = (services: DemoService[], what: (s: DemoService) => string) =>
-      services.map((s) => `${s.id} ${what(s)} (pid ${s.pid})`).join(', ');
-
-    // 2. Jobmanagers (one leads, one stands by; both poll node0 and submit blocks to both nodes)
-    //    and reporters, before the stratum servers, so their first job and share batch find one.
-    checkStop();
-    stepStarted = performance.now();
-    const [jobmanagers, reporters] = await settleAll([
-      startAll(
-        ['jm-1', 'jm-2'].map((id) =>
-          start('jobmanager', id, {
-            coin: 'litecoin',
-            network: 'regtest',
-            daemons,
-            payouts: [{ address: payout }],
-          }),
-        ),
-        keepService,
-      ),
-      startAll(
-        ['reporter-1', 'reporter-2'].map((id) =>
-          start('reporter', id, { chain: CHAIN, daemons, blockPollMs: 2_000 }),
-        ),
-        keepService,
-      ),
-    ]);
+    if (!(await portFree('127.0.0.1', HAPROXY_PORT))) {
+      haproxyPort = await getFreePort();
+      write(
+        `127.0.0.1:${HAPROXY_PORT} is taken (another demo?): HAProxy listens on 127.0.0.1:${haproxyPort} instead`,
+      );
+    }
+    const configFile = join(logDir, 'pool.json');
+    const input = demoPoolConfig({
+      redisUrl: redisServer.url,
+      daemons: regtest.nodes.map((n) => ({ url: n.rpcUrl, cookieFile: n.cookieFile })),
+      payout,
+      dir: logDir,
+      haproxyPort,
+      haproxyStatsPort: await getFreePort(),
+      shareDiff: SHARE_DIFF,
+    });
+    await writeFile(configFile, `${JSON.stringify(input, null, 2)}\n`);
+    const poolConfig = loadPoolConfig({ file: configFile });
+    demo.pool = await startPool({
+      pool: poolConfig,
+      configArgs: ['--config', configFile],
+      logDir,
+      write: (line) => write(`  ${line}`),
+      readyTimeoutMs: READY_TIMEOUT_MS,
+    });
+    const pool = demo.pool;
+    const haproxy = pool.haproxy;
+    if (!haproxy) throw new Error('the demo config runs HAProxy, but it did not start');
     write(
-      `[3/6] jobmanagers ${describe(jobmanagers, (s) => String(s.ready.endpoint))}, payout ${payout}${took(stepStarted)}`,
+      `[3/4] pool: HAProxy 127.0.0.1:${haproxyPort}, 2 jobmanagers, 2 reporters, 2 stratum servers (config ${configFile})${took(stepStarted)}`,
     );
-    write(`[4/6] reporters ${describe(reporters, (s) => String(s.ready.endpoint))}${took(stepStarted)}`);
 
-    // 4. Stratum servers on ports of their own choosing (23000–23999), fixed low difficulty.
+    // 3. Sim miners through HAProxy, once both stratum servers are in its backend. Each miner
+    //    connects from its own loopback address, so `balance source` spreads them.
     checkStop();
     stepStarted = performance.now();
-    const stratum = await startAll(
-      ['stratum-1', 'stratum-2'].map((id) =>
-        start('stratum', id, {
-          chain: CHAIN,
-          coin: 'litecoin',
-          network: 'regtest',
-          host: '127.0.0.1',
-          spoolDir: join(logDir, `${id}-spool`),
-          vardiff: { enabled: false, initialDifficulty: SHARE_DIFF },
-          drain: { graceMs: 5_000 },
-          flushTimeoutMs: 15_000,
-        }),
-      ),
-      keepService,
+    backend = poolConfig.haproxy.backend;
+    await waitFor(
+      async () => {
+        checkStop();
+        const up = (await haproxy.runtime.serverStats(backend)).filter((s) => s.status.startsWith('UP'));
+        return up.length === 2;
+      },
+      { timeoutMs: 20_000, what: 'both stratum servers UP in HAProxy' },
     );
-    const ports = stratum.map((s) => s.ready.port as number);
-    write(`[5/6] stratum servers ${describe(stratum, (s) => `:${s.ready.port}`)}${took(stepStarted)}`);
-
-    // 5. Sim miners, half on each stratum server.
-    checkStop();
-    stepStarted = performance.now();
-    const perServer = MINERS / ports.length;
-    await startAll(
-      ports.map((port, group) =>
-        startSimMiners({
-          host: '127.0.0.1',
-          port,
-          workers: perServer,
-          username: (i) => `${account}.sim${group * perServer + i}`,
-          algorithm: 'scrypt',
-          hashesPerSecondLimit: HASHES_PER_SECOND / ports.length,
-        }),
-      ),
-      (miners) => pool.miners.push(miners),
-    );
+    demo.miners = await startSimMiners({
+      host: '127.0.0.1',
+      port: haproxyPort,
+      workers: MINERS,
+      username: (i) => `${account}.sim${i}`,
+      localAddress: (i) => `127.0.0.${10 + i}`,
+      algorithm: 'scrypt',
+      hashesPerSecondLimit: HASHES_PER_SECOND,
+    });
     write(
-      `[6/6] ${MINERS} sim miners as ${account}.simN, ${perServer} on each of :${ports.join(', :')}, difficulty ${SHARE_DIFF} (vardiff off), scrypt capped at ${formatHashRate(HASHES_PER_SECOND)}${took(stepStarted)}`,
+      `[4/4] ${MINERS} sim miners as ${account}.simN through HAProxy 127.0.0.1:${haproxyPort} (from 127.0.0.10-${9 + MINERS}), difficulty ${SHARE_DIFF} (vardiff off), scrypt capped at ${formatHashRate(HASHES_PER_SECOND)}${took(stepStarted)}`,
     );
 
-    // Where to look.
     const example = await node1.rpc.call<string>('getnewaddress', ['', 'bech32']);
     write(`pool up in ${((performance.now() - startedAt) / 1000).toFixed(1)} s; where to look:`);
-    write(
-      `  stratum     ${stratum.map((s) => `stratum+tcp://127.0.0.1:${s.ready.port} (${s.id})`).join(', ')}`,
-    );
-    write(
-      `  your miner  any scrypt miner at one of those, username a regtest address (e.g. ${example}.rig1), any password; every share is a regtest block`,
-    );
-    write(`  logs        ${logDir}/<id>.log for ${pool.services.map((s) => s.id).join(', ')}`);
-    write(
-      `  redis       ${redisServer.url}, keys under ${keys.prefix} (blocks: redis-cli -p ${redisServer.port} hgetall '${reporterKeys(keys, CHAIN).blocks}')`,
-    );
-    write('  not yet     HAProxy on :3333, the api (/stats, /metrics) and the dashboard are not built yet');
+    for (const line of await whereToLook({
+      registry: pool.registry,
+      haproxyPort,
+      haproxyStats: poolConfig.haproxy.statsBind,
+      haproxySocket: poolConfig.haproxy.statsSocket,
+      example,
+      logDir,
+      redisUrl: redisServer.url,
+      chain: CHAIN,
+    })) {
+      write(`  ${line}`);
+    }
     write(
       `status every ${intervalMs / 1000} s; ${options.durationMs === undefined ? 'Ctrl-C stops' : `stops after ${options.durationMs / 1000} s (Ctrl-C earlier)`}`,
     );
@@ -343,7 +287,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     miningSince = Date.now();
     sample = () =>
       samplePool({
-        miners: pool.miners,
+        miners: demo.miners ? [demo.miners] : [],
         redis,
         keys,
         chain: CHAIN,
@@ -374,24 +318,19 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       ok = false;
       write(`hashwire demo: ${(error as Error).message}`);
     }
-  } finally {
-    stopping = true;
   }
 
   // Teardown, in the order that loses nothing: miners first, then the stratum servers drain and
-  // hand their spools to the reporters, then reporters and jobmanagers, then Redis and litecoind.
+  // hand their spools to the reporters, then reporters, jobmanagers, HAProxy, Redis, litecoind.
   write(
-    'stopping: miners, stratum servers (spools to reporters), reporters, jobmanagers, redis-server, litecoind',
+    'stopping: miners, stratum servers (spools to reporters), reporters, jobmanagers, HAProxy, redis-server, litecoind',
   );
-  await Promise.all(pool.miners.map((m) => m.stop().catch(() => {})));
-  for (const [kind, deadlineMs] of STOP_ORDER) {
-    const services = pool.services.filter((s) => s.kind === kind);
-    if (services.length === 0) continue;
-    const since = performance.now();
-    const exits = await Promise.all(services.map((s) => s.stop(deadlineMs)));
-    const how = exits.map((e) => (e.code === 0 ? 'exit 0' : `exit ${e.code ?? e.signal}`));
-    write(`stopped ${services.map((s, i) => `${s.id} (${how[i]})`).join(', ')}${took(since)}`);
+  await demo.miners?.stop().catch(() => {});
+  if (demo.pool?.haproxy) {
+    const stats = await demo.pool.haproxy.runtime.serverStats(backend).catch(() => undefined);
+    if (stats) write(formatHaproxySessions(stats, haproxyPort));
   }
+  await demo.pool?.stop();
   let final: PoolSample | undefined;
   if (sample) {
     try {
@@ -402,20 +341,17 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       write(
         `final count unavailable (${(error as Error).message.split('\n')[0]}); credited, blocks and height below are from the last status line`,
       );
-      final = last && { ...last, ...sampleMiners(pool.miners), elapsedMs: miningMs };
+      final = last && { ...last, ...sampleMiners(demo.miners ? [demo.miners] : []), elapsedMs: miningMs };
     }
   }
-  pool.redis?.disconnect();
-  await Promise.allSettled([pool.regtest?.stop(), pool.redisServer?.stop()]);
-  await Promise.all(
-    pool.services
-      .filter((s) => s.kind === 'stratum')
-      .map((s) => rm(join(logDir, `${s.id}-spool`), { recursive: true, force: true })),
-  );
+  demo.redis?.disconnect();
+  await Promise.allSettled([demo.regtest?.stop(), demo.redisServer?.stop()]);
+  await rm(join(logDir, 'spool'), { recursive: true, force: true });
 
+  const supervised = demo.pool?.supervisor.processes ?? [];
   const leftBehind = [
     ...liveProcesses(),
-    ...pool.services.filter((s) => s.running || pidAlive(s.pid)).map((s) => ({ name: s.id, pid: s.pid })),
+    ...supervised.filter((p) => p.running || pidAlive(p.pid)).map((p) => ({ name: p.spec.name, pid: p.pid })),
   ];
   const left =
     leftBehind.length === 0
@@ -427,7 +363,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     ok,
     final,
     logDir,
-    services: pool.services.map((s) => ({ id: s.id, pid: s.pid })),
+    services: supervised.map((p) => ({ id: p.spec.name, pid: p.pid })),
     leftBehind,
   };
 }

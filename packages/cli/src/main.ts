@@ -1,20 +1,49 @@
-import { benchCommand } from './bench.js';
-import { demoCommand } from './demo.js';
-import { simCommand } from './sim.js';
-
 /** Raised for a bad command line: printed as one line with the usage hint, exit code 2. */
 export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
+// Each command is loaded when it runs: one command's module failing to load (or being slow to
+// load) never stands in the way of another, e.g. of `run`, which Circus and `up` execute.
 const commands: Record<string, { summary: string; run: (argv: string[]) => Promise<number> }> = {
   demo: {
     summary:
-      'a whole pool locally: redis, 2 litecoind, 2 each of jobmanager/reporter/stratum, 20 sim miners (no HAProxy/api yet)',
-    run: demoCommand,
+      'a whole pool locally: redis, 2 litecoind, HAProxy on :3333, 2 each of jobmanager/reporter/stratum, 20 sim miners through HAProxy',
+    run: async (argv) => (await import('./demo.js')).demoCommand(argv),
   },
-  bench: { summary: 'run benchmark suites (table, --json FILE)', run: benchCommand },
-  sim: { summary: 'run simulated stratum miners against a pool (--port P --username ADDR)', run: simCommand },
+  bench: {
+    summary: 'run benchmark suites (table, --json FILE)',
+    run: async (argv) => (await import('./bench.js')).benchCommand(argv),
+  },
+  sim: {
+    summary: 'run simulated stratum miners against a pool (--port P --username ADDR)',
+    run: async (argv) => (await import('./sim.js')).simCommand(argv),
+  },
+  config: {
+    summary: 'check the pool config (config check: every problem with its key path) or show it with defaults',
+    run: async (argv) => (await import('./config-cmd.js')).configCommand(argv),
+  },
+  run: {
+    summary: 'run one service instance of the pool config (what Circus and up execute)',
+    run: async (argv) => (await import('./run.js')).runCommand(argv),
+  },
+  render: {
+    summary: 'render haproxy.cfg (with the live stratum servers) or circus.ini from the pool config',
+    run: async (argv) => (await import('./render.js')).renderCommand(argv),
+  },
+  up: {
+    summary:
+      'run the pool of the config locally: HAProxy and every service, supervised; Ctrl-C stops in order',
+    run: async (argv) => (await import('./up.js')).upCommand(argv),
+  },
+  status: {
+    summary: 'a table of the live services in the registry (--json)',
+    run: async (argv) => (await import('./status.js')).statusCommand(argv),
+  },
+  drain: {
+    summary: 'drain one live service the way its kind needs and follow it until it left',
+    run: async (argv) => (await import('./drain.js')).drainCommand(argv),
+  },
 };
 
 export function usage(): string {

@@ -54,7 +54,8 @@ describe('hashwire cli', () => {
     }
     // The table names each result next to its baseline.
     for (const r of report.results) expect(out).toContain(r.name);
-  });
+    // Every suite, quick mode: ~18 s alone on 2 cores, far more when the suite runs beside it.
+  }, 180_000);
 
   it('refuses an unknown bench suite, listing the available ones', async () => {
     await expect(main(['bench', 'nope'])).rejects.toThrow(

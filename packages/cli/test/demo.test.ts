@@ -29,10 +29,16 @@ const STATUS =
 const SUMMARY =
   /^demo done after \d+ s: 20 miners · shares (\d+) accepted, (\d+) stale.* · credited (\d+) · blocks (\d+) found, (\d+) accepted.* · height (\d+) · (.*)$/;
 
-/** The pids of the service processes, from the start lines. */
+const SERVICES = ['jobmanager', 'reporter', 'stratum'].flatMap((kind) =>
+  [1, 2].map((k) => `${kind}-litecoin-regtest-${k}`),
+);
+
+/** The pids of HAProxy and the services, from the supervisor's start lines. */
 function servicePids(): number[] {
-  const starts = lines().filter((l) => /^\[[345]\/6\]/.test(l));
-  return starts.flatMap((l) => [...l.matchAll(/\(pid (\d+)\)/g)].map((m) => Number(m[1])));
+  return lines().flatMap((l) => {
+    const m = l.match(/^ {2}(\S+) started \(pid (\d+)\)/);
+    return m ? [Number(m[2])] : [];
+  });
 }
 
 function alive(pid: number): boolean {
@@ -55,7 +61,7 @@ function logDir(): string {
 }
 
 function expectNothingLeft(pids: number[]): void {
-  expect(pids).toHaveLength(6);
+  expect(pids).toHaveLength(7);
   expect(liveProcesses()).toEqual([]);
   expect(pids.filter(alive)).toEqual([]);
 }
@@ -64,22 +70,43 @@ describe('hashwire demo', () => {
   it('starts the pool step by step, mines, credits and finds blocks, and stops by itself with nothing left', async () => {
     expect(await main(['demo', '--duration', '8', '--interval', '2'])).toBe(0);
 
-    expect(out).toContain(
-      'not built yet, so not started: HAProxy on :3333, the api and the dashboard; the miners connect to the stratum servers directly',
-    );
+    expect(out).toContain('not built yet, so not started: the api and the dashboard');
     // One line per start step, in order.
-    const steps = lines().filter((l) => /^\[\d\/6\]/.test(l));
-    expect(steps.map((l) => l.slice(0, 5))).toEqual(['[1/6]', '[2/6]', '[3/6]', '[4/6]', '[5/6]', '[6/6]']);
+    const steps = lines().filter((l) => /^\[\d\/4\]/.test(l));
+    expect(steps.map((l) => l.slice(0, 5))).toEqual(['[1/4]', '[2/4]', '[3/4]', '[4/4]']);
     expect(steps[1]).toMatch(/litecoind regtest x2, MWEB active/);
-    expect(steps[2]).toMatch(/jobmanagers jm-1 tcp:\/\/127\.0\.0\.1:\d+ \(pid \d+\), jm-2 /);
-    expect(steps[5]).toMatch(/^\[6\/6\] 20 sim miners .* 10 on each of :\d+, :\d+/);
-    // Where to look.
-    const ports = [...out.matchAll(/stratum\+tcp:\/\/127\.0\.0\.1:(\d+) \(stratum-\d\)/g)].map((m) => m[1]);
-    expect(new Set(ports).size).toBe(2);
+    const haproxyPort = steps[2]?.match(
+      /^\[3\/4\] pool: HAProxy 127\.0\.0\.1:(\d+), 2 jobmanagers, 2 reporters, 2 stratum servers/,
+    )?.[1];
+    expect(haproxyPort, out).toBeDefined();
+    if (haproxyPort !== '3333')
+      expect(out).toContain(
+        `127.0.0.1:3333 is taken (another demo?): HAProxy listens on 127.0.0.1:${haproxyPort} instead`,
+      );
+    expect(steps[3]).toMatch(
+      new RegExp(`^\\[4/4\\] 20 sim miners .* through HAProxy 127\\.0\\.0\\.1:${haproxyPort} `),
+    );
+    // Every process started through the supervisor, HAProxy first.
+    const started = lines().flatMap((l) => l.match(/^ {2}(\S+) started \(pid \d+\), ready in/)?.[1] ?? []);
+    expect(started[0]).toBe('haproxy');
+    expect(started.slice(1).sort()).toEqual(SERVICES);
+    // Where to look: the public stratum address, and each service's /stats and /metrics.
+    expect(out).toContain(
+      `  miners      stratum+tcp://127.0.0.1:${haproxyPort} (HAProxy, balance source over stratum-litecoin-regtest-1 127.0.0.1:`,
+    );
     expect(out).toMatch(/username a regtest address \(e\.g\. rltc1\w+\.rig1\)/);
+    expect(out).toMatch(/^ {2}haproxy {5}stats page http:\/\/127\.0\.0\.1:\d+\/ · runtime API /m);
+    for (const id of SERVICES) {
+      expect(out).toMatch(new RegExp(`^ {4}${id} +(http://127\\.0\\.0\\.1:\\d+)/stats {2}\\1/metrics$`, 'm'));
+    }
     const dir = logDir();
-    expect(readdirSync(dir).sort()).toEqual(
-      ['jm-1', 'jm-2', 'reporter-1', 'reporter-2', 'stratum-1', 'stratum-2'].map((id) => `${id}.log`),
+    expect(readdirSync(dir)).toEqual(
+      expect.arrayContaining([
+        'haproxy.log',
+        'haproxy.cfg',
+        'pool.json',
+        ...SERVICES.map((id) => `${id}.log`),
+      ]),
     );
 
     // Live status lines while it runs.
@@ -89,10 +116,28 @@ describe('hashwire demo', () => {
     expect(status.length).toBeGreaterThanOrEqual(1);
     expect(status.every((m) => m[1] === '20')).toBe(true);
 
-    // Ordered teardown, every service drained and exited 0.
-    expect(out).toContain('stopped stratum-1 (exit 0), stratum-2 (exit 0)');
-    expect(out).toContain('stopped reporter-1 (exit 0), reporter-2 (exit 0)');
-    expect(out).toContain('stopped jm-1 (exit 0), jm-2 (exit 0)');
+    // The miners went through HAProxy, spread over both stratum servers by their source address.
+    const sessions = out.match(
+      new RegExp(
+        `^haproxy: (\\d+) miner connections through 127\\.0\\.0\\.1:${haproxyPort}: stratum-litecoin-regtest-1 (\\d+), stratum-litecoin-regtest-2 (\\d+)$`,
+        'm',
+      ),
+    );
+    expect(sessions, out).not.toBeNull();
+    expect(Number(sessions![1])).toBeGreaterThanOrEqual(20);
+    expect(Number(sessions![2])).toBeGreaterThan(0);
+    expect(Number(sessions![3])).toBeGreaterThan(0);
+
+    // Ordered teardown, every process drained and exited 0.
+    const stops = lines()
+      .filter((l) => l.startsWith('  stopped '))
+      .map((l) => l.replace(/ in [\d.]+ s$/, ''));
+    expect(stops).toEqual([
+      '  stopped stratum-litecoin-regtest-1 (exit 0), stratum-litecoin-regtest-2 (exit 0)',
+      '  stopped reporter-litecoin-regtest-1 (exit 0), reporter-litecoin-regtest-2 (exit 0)',
+      '  stopped jobmanager-litecoin-regtest-1 (exit 0), jobmanager-litecoin-regtest-2 (exit 0)',
+      '  stopped haproxy (exit 0)',
+    ]);
 
     // The summary is read after the stratum servers handed their spools to the reporters:
     // every share a miner saw accepted is credited, and at least one block got in.
@@ -108,7 +153,7 @@ describe('hashwire demo', () => {
     expect(Number(height)).toBeGreaterThan(533);
     expect(left).toBe('no process left');
     expect(out).toContain(`logs kept in ${dir}`);
-    expect(existsSync(`${dir}/stratum-1-spool`)).toBe(false);
+    expect(existsSync(`${dir}/spool`)).toBe(false);
     expectNothingLeft(servicePids());
   }, 90_000);
 
@@ -130,7 +175,9 @@ describe('hashwire demo', () => {
     expect(await run).toBe(0);
     logDir();
     expect(out).toContain('SIGINT: stopping');
-    expect(out).toContain('stopped stratum-1 (exit 0), stratum-2 (exit 0)');
+    expect(out).toContain(
+      '  stopped stratum-litecoin-regtest-1 (exit 0), stratum-litecoin-regtest-2 (exit 0)',
+    );
     expect(lines().find((l) => SUMMARY.test(l))).toMatch(/ · no process left$/);
     expectNothingLeft(servicePids());
     expect(process.listenerCount('SIGINT')).toBe(sigintListeners);

@@ -17,6 +17,12 @@ export interface StatusServerOptions {
   metrics?: Metrics;
   health: () => HealthReport | Promise<HealthReport>;
   stats: () => unknown;
+  /**
+   * `POST /drain` starts the service's own graceful stop (what SIGTERM does for its kind) and
+   * answers 202 `{ draining: true }` at once; the caller follows the registry to see it leave.
+   * Without it `/drain` is 404 (and any other POST 405).
+   */
+  onDrain?: () => void | Promise<void>;
 }
 
 export interface StatusServer {
@@ -45,7 +51,8 @@ function listen(server: Server, host: string, port: number): Promise<boolean> {
 
 /**
  * Every service's HTTP face, as an NSQ daemon has: `GET /healthz` (200 or 503 with the
- * reasons), `GET /stats` (JSON counters, peers, queues) and `GET /metrics` (Prometheus text).
+ * reasons), `GET /stats` (JSON counters, peers, queues), `GET /metrics` (Prometheus text) and,
+ * when the service gives `onDrain`, `POST /drain`.
  * Binds the first free port of its range, like the RPC socket.
  */
 export async function startStatusServer(options: StatusServerOptions): Promise<StatusServer> {
@@ -57,6 +64,27 @@ export async function startStatusServer(options: StatusServerOptions): Promise<S
       res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
       res.end(body);
     };
+    if (path === '/drain' && options.onDrain) {
+      if (req.method !== 'POST') {
+        reply(
+          405,
+          'application/json',
+          JSON.stringify({ error: `method ${req.method} not allowed; use POST` }),
+        );
+        return;
+      }
+      try {
+        // Started, not awaited: the drain takes as long as the service needs, the reply does not.
+        // A failure later is the service's to log; the process exits either way.
+        void Promise.resolve(options.onDrain()).catch(() => {});
+      } catch (error) {
+        const detail = (error as Error).message;
+        reply(500, 'application/json', JSON.stringify({ error: 'drain failed', detail }));
+        return;
+      }
+      reply(202, 'application/json', JSON.stringify({ draining: true }));
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       reply(405, 'application/json', JSON.stringify({ error: `method ${req.method} not allowed; use GET` }));
       return;

@@ -46,4 +46,66 @@ describe('status server', () => {
       await Promise.all([a.close(), b.close()]);
     }
   });
+
+  it('POST /drain starts the drain once per request and answers 202 at once; GET is 405', async () => {
+    let drains = 0;
+    let finish: () => void = () => {};
+    const server = await startStatusServer({
+      portRange: [0, 0],
+      health: () => ({ ok: true }),
+      stats: () => ({}),
+      // A drain that takes long: the reply must not wait for it.
+      onDrain: () => {
+        drains++;
+        return new Promise<void>((resolve) => {
+          finish = resolve;
+        });
+      },
+    });
+    try {
+      const reply = await fetch(`${server.url}/drain`, { method: 'POST' });
+      expect(reply.status).toBe(202);
+      expect(await reply.json()).toEqual({ draining: true });
+      expect(drains).toBe(1);
+      const get = await fetch(`${server.url}/drain`);
+      expect(get.status).toBe(405);
+      expect(await get.json()).toEqual({ error: 'method GET not allowed; use POST' });
+      expect(drains).toBe(1);
+    } finally {
+      finish();
+      await server.close();
+    }
+  });
+
+  it('answers 500 naming the cause when the drain cannot start', async () => {
+    const server = await startStatusServer({
+      portRange: [0, 0],
+      health: () => ({ ok: true }),
+      stats: () => ({}),
+      onDrain: () => {
+        throw new Error('already stopped');
+      },
+    });
+    try {
+      const reply = await fetch(`${server.url}/drain`, { method: 'POST' });
+      expect(reply.status).toBe(500);
+      expect(await reply.json()).toEqual({ error: 'drain failed', detail: 'already stopped' });
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('has no /drain without onDrain: POST is 405, GET is 404', async () => {
+    const server = await startStatusServer({
+      portRange: [0, 0],
+      health: () => ({ ok: true }),
+      stats: () => ({}),
+    });
+    try {
+      expect((await fetch(`${server.url}/drain`, { method: 'POST' })).status).toBe(405);
+      expect((await fetch(`${server.url}/drain`)).status).toBe(404);
+    } finally {
+      await server.close();
+    }
+  });
 });

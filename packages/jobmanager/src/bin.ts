@@ -2,27 +2,45 @@
 // Thin entry: reads the options as JSON (HASHWIRE_JOBMANAGER_CONFIG, or a file path as the
 // first argument), starts a jobmanager, drains on SIGTERM/SIGINT. The operations issue
 // replaces this with the pool-wide config loader.
-import { readJsonConfig } from '@hashwire/core';
+import { StartupError, readJsonConfig } from '@hashwire/core';
 import { createKeyBuilder } from '@hashwire/protocol';
-import { connectRedis } from '@hashwire/registry';
+import { type RedisConfig, connectRedis, serviceRedisConfig } from '@hashwire/registry';
 import { createJobManager } from './jobmanager.js';
 import type { JobManagerOptions } from './options.js';
 
-type FileOptions = Omit<JobManagerOptions, 'redis' | 'keys'> & { redisUrl: string; keyPrefix?: string };
+type FileOptions = Omit<JobManagerOptions, 'redis' | 'keys'> & {
+  /** Or `redis`: ioredis options, e.g. Sentinel. */
+  redisUrl?: string;
+  redis?: unknown;
+  keyPrefix?: string;
+};
 
 async function main(): Promise<number> {
   const config = readJsonConfig({
     envVar: 'HASHWIRE_JOBMANAGER_CONFIG',
     ...(process.argv[2] ? { file: process.argv[2] } : {}),
-    requiredText: ['id', 'coin', 'network', 'redisUrl'],
+    requiredText: ['id', 'coin', 'network'],
   }) as unknown as FileOptions;
-  const redis = connectRedis(config.redisUrl, config.id);
+  let redisConfig: RedisConfig;
+  try {
+    redisConfig = serviceRedisConfig(config);
+  } catch (error) {
+    throw new StartupError((error as Error).message);
+  }
+  const { redisUrl: _url, redis: _redis, ...options } = config;
+  const redis = connectRedis(redisConfig, config.id);
+  // SIGTERM, SIGINT and POST /drain all start the same planned handover.
+  let requestStop = () => {};
+  const stopRequested = new Promise<void>((resolve) => {
+    requestStop = resolve;
+  });
   let jm: Awaited<ReturnType<typeof createJobManager>>;
   try {
     jm = await createJobManager({
-      ...config,
+      ...options,
       redis,
       keys: createKeyBuilder({ prefix: config.keyPrefix ?? 'hw:' }),
+      onDrain: () => requestStop(),
     });
   } catch (error) {
     // Nothing may keep the process alive after a failed start: it must exit with its message.
@@ -30,11 +48,10 @@ async function main(): Promise<number> {
     throw error;
   }
   process.stdout.write(`${JSON.stringify({ ready: true, id: jm.id, endpoint: jm.endpoint })}\n`);
-  await new Promise<void>((resolve) => {
-    const stop = () => void jm.drain().then(resolve, resolve);
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
-  });
+  process.once('SIGTERM', requestStop);
+  process.once('SIGINT', requestStop);
+  await stopRequested;
+  await jm.drain().catch(() => {});
   redis.disconnect();
   return 0;
 }

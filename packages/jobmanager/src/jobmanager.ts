@@ -232,14 +232,14 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
       .recordBlock({ ...base, state: 'submitted', updatedAt: Date.now() })
       .catch(() => metrics.redisError());
     // Transient daemon failures (restart, timeout) are retried; a verdict is final.
-    let result = await daemons.submitBlock(assembled.blockHex);
+    let result = await daemons.submitBlock(assembled.blockHex, { hash: assembled.hashHex });
     for (
       let attempt = 1;
       !result.accepted && attempt < 3 && result.results.every((r) => r.error);
       attempt++
     ) {
       await new Promise((resolve) => setTimeout(resolve, 250 * attempt));
-      result = await daemons.submitBlock(assembled.blockHex);
+      result = await daemons.submitBlock(assembled.blockHex, { hash: assembled.hashHex });
     }
     if (result.accepted) blocksAccepted++;
     metrics.blocks(result.accepted ? 'accepted' : 'rejected');
@@ -352,6 +352,7 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
     host: options.host,
     metrics,
     stats,
+    ...(input.onDrain ? { onDrain: input.onDrain } : {}),
     health: () => {
       const health = source.health();
       if (health.healthy) return { ok: true };

@@ -72,10 +72,12 @@ export interface JobManagerOptions {
   httpPortRange?: readonly [number, number];
   /** statsd mirror of the metrics (hot-shots). */
   statsd?: StatsdOptions;
+  /** What `POST /drain` on the status server does (the bin: the same as SIGTERM). No `/drain` without it. */
+  onDrain?: () => void;
 }
 
 export interface ResolvedOptions
-  extends Required<Omit<JobManagerOptions, 'payouts' | 'zmqHashblock' | 'statsd'>> {
+  extends Required<Omit<JobManagerOptions, 'payouts' | 'zmqHashblock' | 'statsd' | 'onDrain'>> {
   statsd?: StatsdOptions;
   params: ChainParams;
   payouts: CoinbasePayout[];

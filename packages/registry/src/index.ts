@@ -15,7 +15,14 @@ export {
   DEFAULT_MEMBER_TIMEOUT_MS,
   type GroupView,
 } from './membership.js';
-export { connectRedis, duplicateRedis, type RedisClient, type RedisConfig } from './redis.js';
+export {
+  connectRedis,
+  describeRedisConfig,
+  duplicateRedis,
+  type RedisClient,
+  type RedisConfig,
+  serviceRedisConfig,
+} from './redis.js';
 export { defineLuaScripts, type LuaScriptRunner } from './scripts.js';
 export {
   DEFAULT_SERVICE_TTL_MS,

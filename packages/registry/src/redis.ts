@@ -44,3 +44,40 @@ export function duplicateRedis(client: RedisClient): RedisClient {
   copy.on('error', () => {});
   return copy;
 }
+
+/**
+ * The Redis of a service's JSON config: `redisUrl`, or `redis` with ioredis options (Sentinel:
+ * `{ sentinels: [{ host, port }], name }`; Cluster: `{ cluster: [{ host, port }] }`). Throws a
+ * TypeError naming the field when neither, both, or a malformed one is given.
+ */
+export function serviceRedisConfig(record: { redis?: unknown; redisUrl?: unknown }): RedisConfig {
+  if (record.redis !== undefined) {
+    if (record.redisUrl !== undefined) throw new TypeError('give redis or redisUrl, not both');
+    const redis = record.redis;
+    if (typeof redis !== 'object' || redis === null || Array.isArray(redis))
+      throw new TypeError(
+        'redis must be an object: ioredis options (e.g. { sentinels, name }) or { cluster }',
+      );
+    if ('cluster' in redis && !Array.isArray((redis as { cluster: unknown }).cluster))
+      throw new TypeError('redis.cluster must be a list of { host, port }');
+    if ('sentinels' in redis && !Array.isArray((redis as { sentinels: unknown }).sentinels))
+      throw new TypeError('redis.sentinels must be a list of { host, port }');
+    return redis as RedisConfig;
+  }
+  if (typeof record.redisUrl !== 'string' || record.redisUrl === '')
+    throw new TypeError('redisUrl must be a non-empty string (or give redis: Sentinel or Cluster options)');
+  return record.redisUrl;
+}
+
+/** Where a RedisConfig points, for messages (passwords left out). */
+export function describeRedisConfig(config: RedisConfig): string {
+  if (typeof config === 'string') return config.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
+  if ('cluster' in config) {
+    const node = (n: ClusterNode) => (typeof n === 'object' ? `${n.host}:${n.port}` : String(n));
+    return `cluster ${config.cluster.map(node).join(', ')}`;
+  }
+  if (config.sentinels) {
+    return `sentinel ${config.name} (${config.sentinels.map((s) => `${s.host}:${s.port}`).join(', ')})`;
+  }
+  return `${config.host ?? '127.0.0.1'}:${config.port ?? 6379}`;
+}

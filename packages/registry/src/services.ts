@@ -17,6 +17,10 @@ export interface ServiceInfo {
   state: ServiceState;
   load: number;
   startedAt: number;
+  /** Stratum servers: the miners' TCP endpoint, `host:port` (what HAProxy's backend points at). */
+  stratum?: string;
+  /** Stratum servers: `host:port` of the HAProxy agent-check listener (reports up/drain/down). */
+  agent?: string;
 }
 
 export interface RegisterServiceOptions {
@@ -29,6 +33,10 @@ export interface RegisterServiceOptions {
   version?: string;
   chain?: string;
   load?: number;
+  /** Miners' TCP endpoint `host:port` (stratum servers). */
+  stratum?: string;
+  /** HAProxy agent-check endpoint `host:port` (stratum servers). */
+  agent?: string;
   /**
    * Lifetime of the hash without a refresh; refreshed every ttlMs/3.
    * @defaultValue 60000
@@ -41,7 +49,9 @@ export interface RegisterServiceOptions {
 export interface ServiceRegistration {
   readonly info: Readonly<ServiceInfo>;
   /** Change state or load; announced to watchers at once. */
-  update(change: Partial<Pick<ServiceInfo, 'state' | 'load' | 'rpc' | 'http'>>): Promise<void>;
+  update(
+    change: Partial<Pick<ServiceInfo, 'state' | 'load' | 'rpc' | 'http' | 'stratum' | 'agent'>>,
+  ): Promise<void>;
   /** Refresh now (also done on a timer and whenever the Redis connection comes back). */
   refresh(): Promise<void>;
   /** Remove the hash at once and announce `down`. */
@@ -51,7 +61,7 @@ export interface ServiceRegistration {
 export const DEFAULT_SERVICE_TTL_MS = 60_000;
 
 function toFields(info: ServiceInfo): string[] {
-  return Object.entries(info).flatMap(([k, v]) => [k, String(v)]);
+  return Object.entries(info).flatMap(([k, v]) => (v === undefined ? [] : [k, String(v)]));
 }
 
 /** Registers a service and keeps its TTL hash alive until `close()`. */
@@ -69,6 +79,8 @@ export async function registerService(options: RegisterServiceOptions): Promise<
     state: 'up',
     load: options.load ?? 0,
     startedAt: Date.now(),
+    ...(options.stratum !== undefined && { stratum: options.stratum }),
+    ...(options.agent !== undefined && { agent: options.agent }),
   };
   const serviceKey = keys.service(kind, id);
   const indexKey = keys.serviceIndex(kind);
@@ -129,6 +141,8 @@ function parseInfo(hash: Record<string, string>): ServiceInfo | null {
     state: hash.state === 'draining' ? 'draining' : 'up',
     load: Number(hash.load ?? 0),
     startedAt: Number(hash.startedAt ?? 0),
+    ...(hash.stratum && { stratum: hash.stratum }),
+    ...(hash.agent && { agent: hash.agent }),
   };
 }
 
@@ -200,7 +214,9 @@ function sameInfo(a: ServiceInfo, b: ServiceInfo): boolean {
     a.load === b.load &&
     a.pid === b.pid &&
     a.version === b.version &&
-    a.startedAt === b.startedAt
+    a.startedAt === b.startedAt &&
+    a.stratum === b.stratum &&
+    a.agent === b.agent
   );
 }
 

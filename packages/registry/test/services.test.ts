@@ -92,6 +92,38 @@ describe('service discovery', () => {
     expect(watcher.services.size).toBe(0);
   });
 
+  it('carries a stratum server’s miner and agent endpoints; services without them have none', async () => {
+    const keys = testKeys();
+    const watcher = watchServices({ redis, keys, kind: 'stratum', reconcileMs: 3_600_000 });
+    cleanups.push(() => watcher.close());
+    await watcher.ready;
+    const up = nextEvent<ServiceEvent>(watcher, 'event', isEvent('up', 's'), 1000);
+    const reg = await registerService({
+      redis,
+      keys,
+      kind: 'stratum',
+      id: 's',
+      stratum: '10.0.0.5:23001',
+      agent: '10.0.0.5:23501',
+    });
+    cleanups.push(() => reg.close());
+    expect((await up).service).toMatchObject({ stratum: '10.0.0.5:23001', agent: '10.0.0.5:23501' });
+
+    // A restart on another port is a change watchers hear about.
+    const changed = nextEvent<ServiceEvent>(watcher, 'event', isEvent('changed', 's'), 1000);
+    await reg.update({ stratum: '10.0.0.5:23002' });
+    expect((await changed).service.stratum).toBe('10.0.0.5:23002');
+
+    const plain = await registerService({ redis, keys, kind: 'stratum', id: 'plain' });
+    cleanups.push(() => plain.close());
+    const listed = await listServices(redis, keys, 'stratum');
+    const found = listed.find((s) => s.id === 'plain');
+    expect(found).toBeDefined();
+    expect(found).not.toHaveProperty('stratum');
+    expect(found).not.toHaveProperty('agent');
+    expect(await redis.hexists(keys.service('stratum', 'plain'), 'agent')).toBe(0);
+  });
+
   it('lists services already running when a watcher starts, and only of its kind', async () => {
     const keys = testKeys();
     const a = await registerService({ redis, keys, kind: 'stratum', id: 'a' });

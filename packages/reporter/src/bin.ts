@@ -15,13 +15,15 @@ import {
   readJsonConfig,
 } from '@hashwire/core';
 import { createKeyBuilder } from '@hashwire/protocol';
-import { connectRedis } from '@hashwire/registry';
+import { connectRedis, describeRedisConfig, serviceRedisConfig } from '@hashwire/registry';
 import { type Reporter, type ReporterOptions, createReporter } from './reporter.js';
 
 /** The JSON config. */
 export interface ReporterFileOptions
   extends Omit<ReporterOptions, 'redis' | 'keys' | 'daemons' | 'logger' | 'metrics'> {
-  redisUrl: string;
+  /** Or `redis`: ioredis options, e.g. Sentinel. */
+  redisUrl?: string;
+  redis?: unknown;
   /** @defaultValue 'hw:' */
   keyPrefix?: string;
   daemons?: DaemonClientOptions[];
@@ -34,7 +36,7 @@ function readConfig(): ReporterFileOptions {
   const record = readJsonConfig({
     envVar: 'HASHWIRE_REPORTER_CONFIG',
     ...(process.argv[2] ? { file: process.argv[2] } : {}),
-    requiredText: ['id', 'chain', 'redisUrl'],
+    requiredText: ['id', 'chain'],
   });
   if (record.daemons !== undefined && !Array.isArray(record.daemons))
     throw new StartupError('daemons must be an array of { url, cookieFile? | user?, password? }');
@@ -45,24 +47,38 @@ function readConfig(): ReporterFileOptions {
 
 async function main(): Promise<number> {
   const config = readConfig();
-  const { redisUrl, keyPrefix, daemons, statsd, logLevel, ...options } = config;
+  const { redisUrl: _url, redis: _redis, keyPrefix, daemons, statsd, logLevel, ...options } = config;
+  let redisConfig: ReturnType<typeof serviceRedisConfig>;
+  try {
+    redisConfig = serviceRedisConfig(config);
+  } catch (error) {
+    throw new StartupError((error as Error).message);
+  }
   const logger = createLogger({
     name: 'reporter',
     level: logLevel ?? 'info',
     base: { id: config.id, chain: config.chain },
     destination: process.stderr,
   });
-  const redis = connectRedis(redisUrl, `reporter-${config.id}`);
+  const redis = connectRedis(redisConfig, `reporter-${config.id}`);
   try {
     await redis.ping();
   } catch (error) {
     redis.disconnect();
-    throw new StartupError(`redisUrl: cannot reach ${redisUrl}: ${(error as Error).message}`);
+    throw new StartupError(
+      `redis: cannot reach ${describeRedisConfig(redisConfig)}: ${(error as Error).message}`,
+    );
   }
+  // SIGTERM, SIGINT and POST /drain all start the same drain.
+  let requestStop = () => {};
+  const stopRequested = new Promise<void>((resolve) => {
+    requestStop = resolve;
+  });
   let reporter: Reporter;
   try {
     reporter = await createReporter({
       ...options,
+      onDrain: () => requestStop(),
       redis,
       keys: createKeyBuilder({ prefix: keyPrefix ?? 'hw:' }),
       ...(daemons ? { daemons } : {}),
@@ -81,10 +97,9 @@ async function main(): Promise<number> {
     throw error;
   }
   process.stdout.write(`${JSON.stringify({ ready: true, id: reporter.id, endpoint: reporter.endpoint })}\n`);
-  await new Promise<void>((resolve) => {
-    process.once('SIGTERM', resolve);
-    process.once('SIGINT', resolve);
-  });
+  process.once('SIGTERM', requestStop);
+  process.once('SIGINT', requestStop);
+  await stopRequested;
   await reporter.drain();
   await reporter.close();
   redis.disconnect();

@@ -35,6 +35,8 @@ export interface ReporterOptions {
   id: string;
   /** HTTP `/healthz`, `/stats`, `/metrics`: the first free port of this range. @defaultValue [29000, 29999] */
   httpPortRange?: readonly [number, number];
+  /** What `POST /drain` on the status server does (the bin: the same as SIGTERM). No `/drain` without it. */
+  onDrain?: () => void;
   /** The chain whose shares this reporter credits (the key part of `round:{chain}`). */
   chain: string;
   /** A client (left open on close) or how to connect (closed on close). */
@@ -306,6 +308,7 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
         host: options.host ?? '127.0.0.1',
         metrics,
         stats,
+        ...(options.onDrain ? { onDrain: options.onDrain } : {}),
         health: async () => {
           if (state !== 'up') return { ok: false, reasons: [`reporter is ${state}`] };
           try {

@@ -18,13 +18,20 @@ import {
   readJsonConfig,
 } from '@hashwire/core';
 import { type BucketRingOptions, createKeyBuilder } from '@hashwire/protocol';
-import { type ServiceRegistration, connectRedis, registerService } from '@hashwire/registry';
+import {
+  type ServiceRegistration,
+  connectRedis,
+  describeRedisConfig,
+  registerService,
+  serviceRedisConfig,
+} from '@hashwire/registry';
+import { advertisedEndpoint, agentWordFor, startAgentCheck } from './agent.js';
 import { createStratumServer } from './create.js';
 import type { ShareForwarderOptions } from './forwarder-options.js';
 import { ShareForwarder } from './forwarder.js';
 import { JobFeed, type JobFeedOptions } from './job-feed.js';
 import { observeStratum } from './observe.js';
-import { type StratumServerOptions, resolveStratumOptions } from './options.js';
+import { type ResolvedStratumOptions, type StratumServerOptions, resolveStratumOptions } from './options.js';
 import { ShareSpool } from './spool.js';
 import { followDaemonHealth } from './suspend.js';
 
@@ -38,7 +45,9 @@ export interface StratumFileOptions extends ServerFileOptions {
   /** With `network`, picks the chain parameters (`getChainParams`), e.g. `litecoin` / `main`. */
   coin: string;
   network: string;
-  redisUrl: string;
+  /** Or `redis`: ioredis options, e.g. Sentinel. */
+  redisUrl?: string;
+  redis?: unknown;
   /** @defaultValue 'hw:' */
   keyPrefix?: string;
   /** This instance's spool; keep it across restarts of the same `id`. */
@@ -66,13 +75,27 @@ export interface StratumFileOptions extends ServerFileOptions {
   statsd?: StatsdOptions;
   /** `/healthz`, `/stats`, `/metrics`: first free port of this range. @defaultValue [29000, 29999] */
   httpPortRange?: [number, number];
+  /**
+   * Address HAProxy reaches this server at, registered in its `stratum` and `agent` endpoints.
+   * @defaultValue `host` when it is one address, else '127.0.0.1'
+   */
+  advertiseHost?: string;
+  /** HAProxy agent-check listener: first free port of this range. @defaultValue the miner port range */
+  agentPortRange?: [number, number];
+  /**
+   * On SIGTERM, how long the server announces its drain (registry `draining`, agent `drain`)
+   * before it closes its listener and sends miners away: HAProxy must have stopped routing new
+   * connections here by then, or the miners sent away are routed straight back to the closed
+   * listener and dropped. Cover the agent check interval. @defaultValue 1000
+   */
+  drainAnnounceMs?: number;
 }
 
 function readConfig(): StratumFileOptions {
   const record = readJsonConfig({
     envVar: 'HASHWIRE_STRATUM_CONFIG',
     ...(process.argv[2] ? { file: process.argv[2] } : {}),
-    requiredText: ['id', 'chain', 'coin', 'network', 'redisUrl', 'spoolDir'],
+    requiredText: ['id', 'chain', 'coin', 'network', 'spoolDir'],
   });
   if (record.logLevel !== undefined && !LOG_LEVELS.includes(record.logLevel as LogLevel)) {
     throw new StartupError(`logLevel must be one of ${LOG_LEVELS.join(', ')}`);
@@ -100,7 +123,8 @@ async function main(): Promise<number> {
   const {
     coin: _coin,
     network: _network,
-    redisUrl,
+    redisUrl: _url,
+    redis: _redis,
     keyPrefix,
     spoolDir,
     jobFeed: feedOptions,
@@ -113,11 +137,20 @@ async function main(): Promise<number> {
     spool: spoolOptions,
     statsd,
     httpPortRange,
+    advertiseHost,
+    agentPortRange,
+    drainAnnounceMs = 1000,
     ...serverOptions
   } = config;
+  if (!Number.isInteger(drainAnnounceMs) || drainAnnounceMs < 0) {
+    throw new StartupError(
+      `drainAnnounceMs must be a whole number of milliseconds (0 or more), got ${drainAnnounceMs}`,
+    );
+  }
+  let resolved: ResolvedStratumOptions;
   try {
     // Checked before anything is opened, so a bad value is reported by its field name.
-    resolveStratumOptions({ ...serverOptions, params } as StratumServerOptions);
+    resolved = resolveStratumOptions({ ...serverOptions, params } as StratumServerOptions);
   } catch (error) {
     throw new StartupError((error as Error).message);
   }
@@ -125,12 +158,20 @@ async function main(): Promise<number> {
   if (graceMs !== undefined && (!Number.isInteger(graceMs) || graceMs <= 0)) {
     throw new StartupError(`jobFeed.daemonGraceMs must be a positive number of milliseconds, got ${graceMs}`);
   }
-  const redis = connectRedis(redisUrl, `stratum-${config.id}`);
+  let redisConfig: ReturnType<typeof serviceRedisConfig>;
+  try {
+    redisConfig = serviceRedisConfig(config);
+  } catch (error) {
+    throw new StartupError((error as Error).message);
+  }
+  const redis = connectRedis(redisConfig, `stratum-${config.id}`);
   try {
     await redis.ping();
   } catch (error) {
     redis.disconnect();
-    throw new StartupError(`redisUrl: cannot reach ${redisUrl}: ${(error as Error).message}`);
+    throw new StartupError(
+      `redis: cannot reach ${describeRedisConfig(redisConfig)}: ${(error as Error).message}`,
+    );
   }
   const keys = createKeyBuilder({ prefix: keyPrefix ?? 'hw:' });
   const cleanup: (() => Promise<unknown> | unknown)[] = [() => redis.disconnect()];
@@ -138,6 +179,12 @@ async function main(): Promise<number> {
     for (const step of cleanup.splice(0).reverse()) await step();
   };
 
+  // SIGTERM, SIGINT and POST /drain all start the same drain.
+  let requestStop = () => {};
+  let stopping = false;
+  const stopRequested = new Promise<void>((resolve) => {
+    requestStop = resolve;
+  });
   let registration: ServiceRegistration;
   let forwarder: ShareForwarder;
   let feed: JobFeed;
@@ -197,8 +244,17 @@ async function main(): Promise<number> {
       feed,
       ...(httpPortRange ? { httpPortRange } : {}),
       extraStats: () => ({ forwarder: forwarder.stats(), jobs: feed.stats }),
+      onDrain: () => requestStop(),
     });
     cleanup.push(() => http.close());
+    // HAProxy's agent check asks the server itself: up, drain while draining, down while suspended.
+    const agent = await startAgentCheck({
+      host: resolved.host,
+      // A single configured miner port leaves none for the agent: then any free port.
+      ports: agentPortRange ?? (resolved.ports[0] < resolved.ports[1] ? resolved.ports : [0, 0]),
+      status: () => (stopping ? 'drain' : agentWordFor(server.stats())),
+    });
+    cleanup.push(() => agent.close());
 
     registration = await registerService({
       redis,
@@ -206,7 +262,9 @@ async function main(): Promise<number> {
       kind: 'stratum',
       id: config.id,
       chain: config.chain,
-      // The miner port has no field in ServiceInfo yet; /healthz, /stats and /metrics are at http.
+      // Miners (through HAProxy) at stratum; /healthz, /stats and /metrics at http.
+      stratum: advertisedEndpoint(resolved.host, server.port, advertiseHost),
+      agent: advertisedEndpoint(resolved.host, agent.port, advertiseHost),
       http: http.url,
       ...(serviceTtlMs !== undefined ? { ttlMs: serviceTtlMs } : {}),
       version: version ?? '0.1.0',
@@ -220,13 +278,16 @@ async function main(): Promise<number> {
   }
 
   process.stdout.write(`${JSON.stringify({ ready: true, id: config.id, port: server.port })}\n`);
-  await new Promise<void>((resolve) => {
-    process.once('SIGTERM', resolve);
-    process.once('SIGINT', resolve);
-  });
+  process.once('SIGTERM', requestStop);
+  process.once('SIGINT', requestStop);
+  await stopRequested;
 
   logger.info({ stratumId: config.id }, 'stratum: draining');
+  stopping = true;
   await registration.update({ state: 'draining' }).catch(() => {});
+  // HAProxy takes the server out through its follower (the registry) or the agent check; until
+  // then it would route miners sent away straight back here.
+  await new Promise((resolve) => setTimeout(resolve, drainAnnounceMs));
   // Miners are sent elsewhere, then the share sink closes: the open segment is sealed into a
   // last batch, which the forwarder still carries.
   await server.drain();

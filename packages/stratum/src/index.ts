@@ -68,3 +68,11 @@ export type {
 } from './forwarder-options.js';
 export { splitBatch, subBatchId } from './share-routing.js';
 export { observeStratum, type ObserveStratumOptions } from './observe.js';
+export {
+  type AgentCheck,
+  type AgentCheckOptions,
+  type AgentWord,
+  advertisedEndpoint,
+  agentWordFor,
+  startAgentCheck,
+} from './agent.js';

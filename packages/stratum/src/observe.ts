@@ -14,6 +14,8 @@ export interface ObserveStratumOptions {
   host?: string;
   /** Extra fields for `/stats` (forwarder backlog, spool). */
   extraStats?: () => Record<string, unknown>;
+  /** What `POST /drain` does (the bin: the same as SIGTERM). No `/drain` without it. */
+  onDrain?: () => void;
 }
 
 /**
@@ -35,6 +37,7 @@ export async function observeStratum(options: ObserveStratumOptions): Promise<St
     host: options.host ?? '127.0.0.1',
     metrics,
     stats: () => ({ ...server.stats(), ...(options.extraStats?.() ?? {}) }),
+    ...(options.onDrain ? { onDrain: options.onDrain } : {}),
     health: () => {
       const reasons: string[] = [];
       const state = server.stats().state;

@@ -3,6 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { type Socket, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { BITCOIN_MAIN } from '@hashwire/chain';
 import { type Job, type KeyBuilder, createKeyBuilder } from '@hashwire/protocol';
 import { type RedisClient, connectRedis } from '@hashwire/registry';
@@ -239,4 +241,19 @@ export class RawClient extends EventEmitter<{ message: [StratumMessage]; closed:
   close(): void {
     this.socket.destroy();
   }
+}
+
+setFlagsFromString('--expose-gc');
+const collectGarbage = runInNewContext('gc') as () => void;
+
+/**
+ * Live heap bytes after full collections, once pending close callbacks have run: compare two
+ * readings of the same process to see whether something was left behind.
+ */
+export async function settledHeapBytes(): Promise<number> {
+  for (let i = 0; i < 3; i++) {
+    await new Promise((resolve) => setImmediate(resolve));
+    collectGarbage();
+  }
+  return process.memoryUsage().heapUsed;
 }

@@ -4,7 +4,15 @@ import { headerFieldHex } from '@hashwire/chain';
 import type { CloseReason, DisconnectEvent, StratumServer } from '@hashwire/stratum';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Harness, RawClient, type TestJobSource, USER, createHarness, job } from './server-helpers.js';
+import {
+  type Harness,
+  RawClient,
+  type TestJobSource,
+  USER,
+  createHarness,
+  job,
+  settledHeapBytes,
+} from './server-helpers.js';
 
 let h: Harness;
 let server: StratumServer;
@@ -252,6 +260,7 @@ describe('timeouts, limits and bans', () => {
   it('refuses connections past the per-address limit (5,000 from one address) and is back to baseline after', async () => {
     const storm = 5000;
     const limit = 100;
+    const heapBefore = await settledHeapBytes();
     const sockets: Socket[] = [];
     let refusedSeen = 0;
     let allRefused: () => void;
@@ -273,6 +282,7 @@ describe('timeouts, limits and bans', () => {
     await refusedDone;
     expect(server.stats().closed['per-ip-limit']).toBe(storm - limit);
     await victimStillMines();
+    const heapDuring = process.memoryUsage().heapUsed;
     // Let the admitted ones go: every trace of the address leaves with them.
     const gone = new Promise<void>((resolve) => {
       let left = limit;
@@ -289,6 +299,11 @@ describe('timeouts, limits and bans', () => {
     expect(stats.addresses).toBe(1); // the victim's
     expect(stats.connections).toBe(1);
     await victimStillMines();
+    // The heap is back where it was (this process holds both ends of the 5,000 sockets).
+    sockets.length = 0;
+    const heapAfter = await settledHeapBytes();
+    expect(heapDuring - heapBefore, 'the storm shows in the heap').toBeGreaterThan(4 * 2 ** 20);
+    expect(heapAfter - heapBefore, `heap ${heapBefore} → ${heapDuring} → ${heapAfter}`).toBeLessThan(2 ** 20);
   });
 
   it('bans an address sending mostly bad shares, refuses it meanwhile, and keeps others mining', async () => {

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
+import { socketCommand } from '@hashwire/core';
 import { type ManagedProcess, makeTempDir, spawnManaged } from './process.js';
 import { StopWaiting, waitFor } from './wait.js';
 
@@ -36,6 +36,11 @@ export class HaproxyConfigError extends Error {
   ) {
     super(`haproxy rejected ${configFile}:\n${output.trim()}`);
   }
+}
+
+/** One command on haproxy's runtime API socket (core's socketCommand, which confgen's HaproxyRuntime uses too). */
+export function runtimeCommand(socketPath: string, line: string): Promise<string> {
+  return socketCommand(socketPath, line);
 }
 
 const STATS_SOCKET = /^\s*stats\s+socket\s+(\S+)/m;
@@ -110,20 +115,9 @@ async function writeChecked(binary: string, configFile: string, text: string): P
   await writeFile(configFile, text);
   const output = await new Promise<string | undefined>((resolve) => {
     execFile(binary, ['-c', '-f', configFile], (err, stdout, stderr) => {
-      resolve(err ? `${stdout}${stderr}` : undefined);
+      // A failure to run haproxy at all (ENOENT, EAGAIN) prints nothing: name the error instead.
+      resolve(err ? `${stdout}${stderr}`.trim() || `${binary} -c failed: ${err.message}` : undefined);
     });
   });
   if (output !== undefined) throw new HaproxyConfigError(output, configFile);
-}
-
-/** One command on haproxy's runtime API socket; haproxy closes the connection after answering. */
-export function runtimeCommand(socketPath: string, line: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(socketPath);
-    const chunks: Buffer[] = [];
-    socket.on('connect', () => socket.end(`${line}\n`));
-    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
-    socket.on('error', reject);
-    socket.on('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
-  });
 }

@@ -65,9 +65,10 @@ export class StratumClientConnection {
     port: number,
     handler: ServerMessageHandler,
     signal: AbortSignal,
+    localAddress?: string,
   ): Promise<StratumClientConnection> {
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ host, port });
+      const socket = net.connect({ host, port, ...(localAddress !== undefined && { localAddress }) });
       const onAbort = (): void => {
         socket.destroy();
         reject(new Error('stopped'));

@@ -103,7 +103,9 @@ export class SimMiners extends EventEmitter<SimMinersEvents> {
     for (let i = 0; i < options.workers; i++) {
       const username = typeof source.username === 'function' ? source.username(i) : source.username;
       const password = typeof source.password === 'function' ? source.password(i) : (source.password ?? 'x');
-      this.workers.push(new SimWorker(i, username, password, options, sink));
+      const localAddress =
+        typeof source.localAddress === 'function' ? source.localAddress(i) : source.localAddress;
+      this.workers.push(new SimWorker(i, username, password, options, sink, localAddress));
     }
   }
 

@@ -28,6 +28,11 @@ export interface SimMinerOptions {
   hashesPerSecondLimit?: number;
   /** First `mining.subscribe` parameter. @defaultValue `"hashwire-sim/0.1"` */
   userAgent?: string;
+  /**
+   * Source address of each worker's connections (a loopback address per worker, e.g. 127.0.0.2,
+   * lets HAProxy's `balance source` tell the miners apart); the system picks one when absent.
+   */
+  localAddress?: string | ((index: number) => string);
   /** Reconnect (and resume) after the server closes the connection or a connect fails. @defaultValue true */
   reconnectOnClose?: boolean;
   /** Pause before reconnecting after an unexpected close or failed connect; doubles up to 5 s. @defaultValue 250 */

@@ -140,6 +140,7 @@ export class SimWorker {
     private readonly password: string,
     private readonly options: ResolvedSimOptions,
     private readonly sink: WorkerSink,
+    private readonly localAddress?: string,
   ) {
     this.ready = this.readyState.promise;
     this.multiplier = (options.algorithm === 'scrypt' ? LITECOIN_MAIN : BITCOIN_MAIN).shareDiffMultiplier;
@@ -250,6 +251,7 @@ export class SimWorker {
       this.stats.port,
       handler,
       this.abort.signal,
+      this.localAddress,
     );
     if (this.stopped) {
       conn.close('stopped');

@@ -1,0 +1,319 @@
+import { join } from 'node:path';
+import { addressToScript, getChainParams } from '@hashwire/chain';
+import {
+  type CircusRenderInput,
+  type HaproxyRenderInput,
+  type HaproxyServer,
+  haproxyServerFromService,
+} from '@hashwire/confgen';
+import {
+  type ChainConfig,
+  ConfigError,
+  type PoolConfig,
+  type PoolConfigIssue,
+  type StatsdOptions,
+} from '@hashwire/core';
+import { type RedisConfig, type ServiceInfo, describeRedisConfig } from '@hashwire/registry';
+
+/*
+ * From the pool config to what each process runs with: the JSON options of every service
+ * instance (what `hashwire run` hands to a bin), and the inputs of the HAProxy and Circus renderers.
+ */
+
+export const SERVICE_RUN_KINDS = ['jobmanager', 'stratum', 'reporter'] as const;
+export type ServiceRunKind = (typeof SERVICE_RUN_KINDS)[number];
+
+/** One service instance of the pool and the JSON config its bin reads. */
+export interface ServiceConfig {
+  kind: ServiceRunKind;
+  /** `<kind>-<chain>-<k>`, k from 1 within the chain: stable for the instance across restarts. */
+  id: string;
+  /** 1 to `count × chains` within the kind, chain by chain (Circus's `$(circus.wid)`). */
+  instance: number;
+  chain: string;
+  config: Record<string, unknown>;
+}
+
+/** How the services reach Redis, as registry's `connectRedis` takes it. */
+export function poolRedis(pool: PoolConfig): RedisConfig {
+  const { url, sentinel, cluster } = pool.redis;
+  if (sentinel) {
+    return {
+      name: sentinel.name,
+      sentinels: sentinel.sentinels,
+      ...(sentinel.password !== undefined && { password: sentinel.password }),
+      ...(sentinel.sentinelPassword !== undefined && { sentinelPassword: sentinel.sentinelPassword }),
+      ...(sentinel.db !== undefined && { db: sentinel.db }),
+    };
+  }
+  if (cluster) {
+    return {
+      cluster: cluster.nodes,
+      ...(cluster.password !== undefined && { options: { redisOptions: { password: cluster.password } } }),
+    };
+  }
+  return url as string;
+}
+
+/** Where the pool's Redis is (a URL with its password hidden, the sentinels or the cluster nodes), for messages. */
+export function redisLabel(pool: PoolConfig): string {
+  return describeRedisConfig(poolRedis(pool));
+}
+
+/**
+ * What the schema cannot know: the coin and network exist in `@hashwire/chain` and every payout
+ * address belongs to them, so a typo in an address stops `config check`, not a jobmanager at start;
+ * and the services can use the Redis given.
+ */
+export function checkPoolForServices(pool: PoolConfig): PoolConfigIssue[] {
+  const issues: PoolConfigIssue[] = [];
+  if (pool.redis.cluster) {
+    issues.push({
+      path: 'redis.cluster',
+      message:
+        'not supported by the services yet (round and block scripts write keys of two slots); give redis.url',
+    });
+  }
+  pool.chains.forEach((chain, i) => {
+    let params: ReturnType<typeof getChainParams>;
+    try {
+      params = getChainParams(chain.coin, chain.network);
+    } catch (error) {
+      issues.push({ path: `chains[${i}].coin`, message: (error as Error).message });
+      return;
+    }
+    chain.payouts.forEach((payout, j) => {
+      try {
+        addressToScript(payout.address, params);
+      } catch (error) {
+        issues.push({
+          path: `chains[${i}].payouts[${j}].address`,
+          message: (error as Error).message,
+        });
+      }
+    });
+  });
+  return issues;
+}
+
+function statsd(pool: PoolConfig): { statsd?: StatsdOptions } {
+  if (!pool.statsd.enabled) return {};
+  const { host, port, prefix, tagFormat, tags } = pool.statsd;
+  return { statsd: { host, port, prefix, tagFormat, tags } };
+}
+
+function redisFields(pool: PoolConfig): Record<string, unknown> {
+  const redis = poolRedis(pool);
+  return typeof redis === 'string'
+    ? { redisUrl: redis, keyPrefix: pool.redis.keyPrefix }
+    : { redis, keyPrefix: pool.redis.keyPrefix };
+}
+
+function daemons(chain: ChainConfig) {
+  return chain.daemons.map((d) => ({ ...d }));
+}
+
+function jobmanagerConfig(pool: PoolConfig, chain: ChainConfig, id: string): Record<string, unknown> {
+  const { jobmanager: jm, stratum, rpc } = pool;
+  return {
+    id,
+    coin: chain.coin,
+    network: chain.network,
+    chain: chain.id,
+    daemons: daemons(chain),
+    payouts: chain.payouts.map((p) => ({ ...p })),
+    poolTag: chain.poolTag,
+    extranonce1Size: stratum.extranonce1Size,
+    extranonce2Size: stratum.extranonce2Size,
+    ...redisFields(pool),
+    host: rpc.host,
+    rpcPortRange: rpc.portRange,
+    heartbeatIntervalMs: rpc.heartbeatIntervalMs,
+    leaseTtlMs: jm.leaseTtlMs,
+    serviceTtlMs: pool.discovery.serviceTtlMs,
+    pollIntervalMs: jm.pollIntervalMs,
+    refreshIntervalMs: jm.refreshIntervalMs,
+    jobTtlMs: jm.jobTtlMs,
+    blocknotify: chain.blocknotify,
+    zmqHashblock: chain.zmqHashblock,
+    httpPortRange: pool.http.portRange,
+    ...statsd(pool),
+  };
+}
+
+function stratumConfig(pool: PoolConfig, chain: ChainConfig, id: string): Record<string, unknown> {
+  const s = pool.stratum;
+  const heartbeatIntervalMs = pool.rpc.heartbeatIntervalMs;
+  return {
+    id,
+    chain: chain.id,
+    coin: chain.coin,
+    network: chain.network,
+    ...redisFields(pool),
+    // Per instance, so a restart of the same instance replays what it left.
+    spoolDir: join(s.spoolDir, id),
+    host: s.host,
+    port: s.portRange,
+    advertiseHost: s.advertiseHost,
+    ...(s.agentPortRange && { agentPortRange: s.agentPortRange }),
+    extranonce1Size: s.extranonce1Size,
+    extranonce2Size: s.extranonce2Size,
+    versionMask: s.versionMask,
+    ntimeMaxAheadSeconds: s.ntimeMaxAheadSeconds,
+    sessionTtlMs: s.sessionTtlMs,
+    spoolRejectedShares: s.spoolRejectedShares,
+    trustedProxies: s.trustedProxies,
+    vardiff: s.vardiff,
+    limits: s.limits,
+    drain: s.drain,
+    daemonLoss: {
+      graceMs: s.daemonLoss.graceMs,
+      ...(s.daemonLoss.reconnectTo && { reconnectTo: s.daemonLoss.reconnectTo }),
+    },
+    spool: s.spool,
+    jobFeed: { heartbeatIntervalMs, daemonGraceMs: s.daemonLoss.daemonGraceMs },
+    forwarder: { ...s.forwarder, heartbeatIntervalMs },
+    ring: s.ring,
+    flushTimeoutMs: s.flushTimeoutMs,
+    serviceTtlMs: pool.discovery.serviceTtlMs,
+    logLevel: pool.log.level,
+    httpPortRange: pool.http.portRange,
+    ...statsd(pool),
+  };
+}
+
+function reporterConfig(pool: PoolConfig, chain: ChainConfig, id: string): Record<string, unknown> {
+  const { reporter: r, rpc } = pool;
+  return {
+    id,
+    chain: chain.id,
+    ...redisFields(pool),
+    daemons: daemons(chain),
+    confirmations: chain.confirmations,
+    blockPollMs: r.blockPollMs,
+    candidateMaxAgeMs: r.candidateMaxAgeMs,
+    batchTtlS: r.batchTtlS,
+    maxBatchShares: r.maxBatchShares,
+    shareLogMaxBatches: r.shareLogMaxBatches,
+    eventsMaxLen: r.eventsMaxLen,
+    host: rpc.host,
+    rpcPortRange: rpc.portRange,
+    heartbeatIntervalMs: rpc.heartbeatIntervalMs,
+    serviceTtlMs: pool.discovery.serviceTtlMs,
+    httpPortRange: pool.http.portRange,
+    logLevel: pool.log.level,
+    ...statsd(pool),
+  };
+}
+
+const BUILDERS: Record<
+  ServiceRunKind,
+  (pool: PoolConfig, chain: ChainConfig, id: string) => Record<string, unknown>
+> = {
+  jobmanager: jobmanagerConfig,
+  stratum: stratumConfig,
+  reporter: reporterConfig,
+};
+
+/**
+ * Every service instance of the pool: for each kind, `count` per chain, numbered chain by chain.
+ * Throws ConfigError when a chain's coin, network or payout address is wrong, or Redis is not a URL.
+ */
+export function serviceConfigs(pool: PoolConfig): ServiceConfig[] {
+  const issues = checkPoolForServices(pool);
+  if (issues.length > 0) throw new ConfigError(issues);
+  const services: ServiceConfig[] = [];
+  for (const kind of SERVICE_RUN_KINDS) {
+    const count = pool[kind].count;
+    pool.chains.forEach((chain, c) => {
+      for (let k = 1; k <= count; k++) {
+        const id = `${kind}-${chain.id}-${k}`;
+        services.push({
+          kind,
+          id,
+          instance: c * count + k,
+          chain: chain.id,
+          config: BUILDERS[kind](pool, chain, id),
+        });
+      }
+    });
+  }
+  return services;
+}
+
+/** The `host:port` / `:port` of the config as an address and a port. */
+function bindOf(bind: string): { bind: string; port: number } {
+  const colon = bind.lastIndexOf(':');
+  return { bind: bind.slice(0, colon).replace(/^\[(.*)\]$/, '$1'), port: Number(bind.slice(colon + 1)) };
+}
+
+/**
+ * The HAProxy render input: the public frontend of the config and, as backend servers, the
+ * stratum servers of the first chain among `liveServers` that take miners (draining ones do not).
+ */
+export function haproxyRenderInput(
+  pool: PoolConfig,
+  liveServers: readonly ServiceInfo[],
+): HaproxyRenderInput {
+  const h = pool.haproxy;
+  const chain = pool.chains[0]?.id;
+  const servers = liveServers
+    .filter((s) => s.kind === 'stratum' && (!s.chain || s.chain === chain))
+    .map(haproxyServerFromService)
+    .filter((s): s is HaproxyServer => s !== null);
+  const front = bindOf(h.bind);
+  return {
+    statsSocket: h.statsSocket,
+    ...(h.maxconn !== undefined && { maxconn: h.maxconn }),
+    frontend: {
+      bind: front.bind,
+      port: front.port,
+      ...(h.tls && { tls: { ...bindOf(h.tls.bind), certificate: h.tls.certFile } }),
+    },
+    backend: {
+      name: h.backend,
+      check: {
+        intervalMs: h.checkIntervalMs,
+        rise: h.rise,
+        fall: h.fall,
+        agentIntervalMs: h.checkIntervalMs,
+      },
+    },
+    servers,
+    ...(h.statsBind && { statsPage: bindOf(h.statsBind) }),
+  };
+}
+
+export interface CircusPaths {
+  /** The node executable. @defaultValue process.execPath */
+  node?: string;
+  /** The hashwire CLI entry (`packages/cli/dist/bin.js`). */
+  cli: string;
+  /** The pool config file every watcher runs with (absolute). */
+  config: string;
+  /** `--set` overrides to pass on. @defaultValue [] */
+  sets?: readonly string[];
+}
+
+/** A word as a POSIX shell (and Circus's shlex) reads it back. */
+function shellWord(word: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'"'"'`)}'`;
+}
+
+/** The Circus render input: a watcher per kind, `count × chains` processes of `hashwire run`. */
+export function circusRenderInput(pool: PoolConfig, paths: CircusPaths): CircusRenderInput {
+  const sets = (paths.sets ?? []).flatMap((set) => ['--set', set]);
+  return {
+    workingDir: pool.circus.workingDir,
+    logDir: pool.circus.logDir,
+    watchers: SERVICE_RUN_KINDS.map((kind) => ({
+      kind,
+      cmd: [paths.node ?? process.execPath, paths.cli, 'run', kind, '--config', paths.config, ...sets]
+        .map(shellWord)
+        .concat('--instance', '$(circus.wid)')
+        .join(' '),
+      numprocesses: pool[kind].count * pool.chains.length,
+      gracefulTimeoutSec: pool.circus.gracefulTimeoutS[kind],
+    })),
+  };
+}

@@ -1,0 +1,102 @@
+import { renameSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { renderCircus, renderHaproxy } from '@hashwire/confgen';
+import type { PoolConfig } from '@hashwire/core';
+import { type ServiceInfo, listServices } from '@hashwire/registry';
+import { PoolUsageError, poolArgOptions, withPool } from './config-cmd.js';
+import { circusRenderInput, haproxyRenderInput, poolRedis, redisLabel } from './pool.js';
+import { openRegistry } from './status.js';
+
+export const renderUsage = `usage: hashwire render haproxy|circus [--config FILE] [--set PATH=VALUE ...] [--out FILE] [--offline]
+
+  haproxy   haproxy.cfg from the config and the stratum servers live in the registry now;
+            when Redis cannot be reached it says so, renders with no servers and exits 1
+  circus    circus.ini: one watcher per service kind running "hashwire run <kind> --instance N"
+            with this --config (required) and these --set flags
+
+  --out FILE   write there (replaced in one step) instead of printing
+  --offline    haproxy: do not read the registry; no servers (HAProxy's follower adds them), exit 0`;
+
+/** The CLI entry as Circus should run it: the built one beside this package. */
+const CLI_BIN = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
+
+function output(text: string, out: string | undefined): void {
+  if (!out) {
+    process.stdout.write(text);
+    return;
+  }
+  const temporary = `${out}.${process.pid}.tmp`;
+  writeFileSync(temporary, text);
+  renameSync(temporary, out);
+  process.stderr.write(`render: wrote ${out}\n`);
+}
+
+async function liveStratumServers(pool: PoolConfig): Promise<ServiceInfo[] | Error> {
+  try {
+    const target = { redis: poolRedis(pool), label: redisLabel(pool), prefix: pool.redis.keyPrefix };
+    const registry = await openRegistry(target, 'hashwire-render');
+    try {
+      return await listServices(registry.redis, registry.keys, 'stratum');
+    } finally {
+      registry.close();
+    }
+  } catch (error) {
+    return error as Error;
+  }
+}
+
+export async function renderCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: {
+      ...poolArgOptions,
+      out: { type: 'string', short: 'o' },
+      offline: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    allowPositionals: true,
+  });
+  if (values.help) {
+    process.stdout.write(`${renderUsage}\n`);
+    return 0;
+  }
+  const [what, ...extra] = positionals;
+  if ((what !== 'haproxy' && what !== 'circus') || extra.length > 0) {
+    throw new PoolUsageError(
+      `render needs haproxy or circus${what ? `, got "${positionals.join(' ')}"` : ''}`,
+    );
+  }
+  if (what === 'circus' && !values.config && !process.env.HASHWIRE_CONFIG) {
+    throw new PoolUsageError('render circus needs --config FILE: every watcher runs "hashwire run" with it');
+  }
+  return withPool(values, async ({ pool, file, sets }) => {
+    if (what === 'circus') {
+      output(
+        renderCircus(circusRenderInput(pool, { cli: CLI_BIN, config: file as string, sets })),
+        values.out,
+      );
+      return 0;
+    }
+    if (pool.chains.length > 1) {
+      process.stderr.write(
+        `render: HAProxy fronts the stratum servers of ${pool.chains[0]?.id} (the first chain)\n`,
+      );
+    }
+    let servers: ServiceInfo[] = [];
+    let code = 0;
+    if (!values.offline) {
+      const live = await liveStratumServers(pool);
+      if (live instanceof Error) {
+        process.stderr.write(
+          `render: cannot read the registry at ${redisLabel(pool)} (${live.message.replace(/^cannot reach Redis at \S+: /, '')}); rendering with no stratum servers (--offline to mean it)\n`,
+        );
+        code = 1;
+      } else {
+        servers = live;
+      }
+    }
+    output(renderHaproxy(haproxyRenderInput(pool, servers)), values.out);
+    return code;
+  });
+}

@@ -1,0 +1,202 @@
+import { parseArgs } from 'node:util';
+import { ConfigError, loadPoolConfig } from '@hashwire/core';
+import { type KeyBuilder, SERVICE_KINDS, createKeyBuilder } from '@hashwire/protocol';
+import {
+  type RedisClient,
+  type RedisConfig,
+  type ServiceInfo,
+  connectRedis,
+  listServices,
+} from '@hashwire/registry';
+import { poolRedis, redisLabel } from './pool.js';
+
+export const statusUsage = `usage: hashwire status [--config FILE | --redis URL --prefix P] [--json]
+
+A table of the live services in the registry (kind, id, chain, endpoints, state, load, version,
+uptime, pid), sorted by kind. Exit 1 when Redis cannot be reached.
+
+  --config FILE  the pool config: its redis.url and redis.keyPrefix
+  --redis URL    Redis to read (default redis://127.0.0.1:6379)
+  --prefix P     key prefix (default hw:)
+  --json         the same services as a JSON array`;
+
+/** A bad command line for status or drain (one line, exit code 2). */
+export class RegistryUsageError extends Error {
+  override readonly name = 'RegistryUsageError';
+}
+
+/** Redis could not be reached: printed as one line, exit code 1. */
+export class RegistryUnreachableError extends Error {
+  override readonly name = 'RegistryUnreachableError';
+}
+
+/** The command-line options shared by `status` and `drain`. */
+export const registryArgs = {
+  config: { type: 'string' },
+  redis: { type: 'string' },
+  prefix: { type: 'string' },
+} as const;
+
+export interface RegistryTarget {
+  redis: RedisConfig;
+  /** How messages name it (a URL without its password). */
+  label: string;
+  prefix: string;
+}
+
+/** Where the registry is: `--config` (the pool file's redis section) or `--redis`/`--prefix`. */
+export function registryTarget(values: {
+  config?: string | undefined;
+  redis?: string | undefined;
+  prefix?: string | undefined;
+}): RegistryTarget {
+  if (values.config !== undefined) {
+    if (values.redis !== undefined || values.prefix !== undefined) {
+      throw new RegistryUsageError('give either --config or --redis/--prefix, not both');
+    }
+    const pool = loadPoolConfig({ file: values.config });
+    return { redis: poolRedis(pool), label: redisLabel(pool), prefix: pool.redis.keyPrefix };
+  }
+  const url = values.redis ?? 'redis://127.0.0.1:6379';
+  return { redis: url, label: url, prefix: values.prefix ?? 'hw:' };
+}
+
+/** registryTarget, with a bad `--config` printed (every problem) instead of thrown: undefined then. */
+export function registryTargetOrReport(
+  values: Parameters<typeof registryTarget>[0],
+  command: string,
+): RegistryTarget | undefined {
+  try {
+    return registryTarget(values);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`hashwire ${command}: the config is not valid:\n${error.message}\n`);
+    return undefined;
+  }
+}
+
+export interface Registry {
+  redis: RedisClient;
+  keys: KeyBuilder;
+  close(): void;
+}
+
+/** Connects and checks Redis answers; a RegistryUnreachableError naming the URL and the cause if not. */
+export async function openRegistry(target: RegistryTarget, name = 'hashwire-cli'): Promise<Registry> {
+  const keys = createKeyBuilder({ prefix: target.prefix });
+  const redis = connectRedis(target.redis, name);
+  let cause: Error | undefined;
+  const onError = (error: Error) => {
+    cause = error;
+  };
+  redis.on('error', onError);
+  try {
+    await redis.ping();
+  } catch (error) {
+    redis.disconnect();
+    const why = (cause ?? (error as Error)).message;
+    throw new RegistryUnreachableError(`cannot reach Redis at ${target.label}: ${why}`);
+  } finally {
+    redis.off('error', onError);
+  }
+  return { redis, keys, close: () => redis.disconnect() };
+}
+
+/** A live service as status shows it: the registry's fields and every endpoint it published. */
+export interface ServiceRow extends ServiceInfo {
+  /** `rpc`, `http` and any other endpoint field (e.g. `stratum`, `agent`), non-empty only. */
+  endpoints: Record<string, string>;
+  uptimeMs: number;
+}
+
+const ENDPOINT_FIELDS = ['rpc', 'http', 'stratum', 'agent'] as const;
+
+/** Every live service of every kind, sorted by kind (in SERVICE_KINDS order) then id. */
+export async function readServices(registry: Registry, now = Date.now()): Promise<ServiceRow[]> {
+  const lists = await Promise.all(
+    SERVICE_KINDS.map((kind) => listServices(registry.redis, registry.keys, kind)),
+  );
+  return lists.flatMap((services) =>
+    services
+      .sort((a, b) => a.id.localeCompare(b.id, 'en', { numeric: true }))
+      .map((info) => {
+        const fields = info as unknown as Record<string, unknown>;
+        const endpoints: Record<string, string> = {};
+        for (const field of ENDPOINT_FIELDS) {
+          const value = fields[field];
+          if (typeof value === 'string' && value !== '') endpoints[field] = value;
+        }
+        return { ...info, endpoints, uptimeMs: info.startedAt > 0 ? Math.max(0, now - info.startedAt) : 0 };
+      }),
+  );
+}
+
+/** `45s`, `12m05s`, `3h07m`, `2d04h`. */
+export function formatUptime(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return `${s}s`;
+  const pad = (n: number) => String(n).padStart(2, '0');
+  if (s < 3600) return `${Math.floor(s / 60)}m${pad(s % 60)}s`;
+  if (s < 86_400) return `${Math.floor(s / 3600)}h${pad(Math.floor(s / 60) % 60)}m`;
+  return `${Math.floor(s / 86_400)}d${pad(Math.floor(s / 3600) % 24)}h`;
+}
+
+const COLUMNS = ['KIND', 'ID', 'CHAIN', 'ENDPOINTS', 'STATE', 'LOAD', 'VERSION', 'UPTIME', 'PID'] as const;
+
+/** An aligned text table, one row per service; a single line when there is none. */
+export function formatServiceTable(rows: readonly ServiceRow[]): string {
+  if (rows.length === 0) return 'no live services in the registry';
+  const cells = rows.map((r) => [
+    r.kind,
+    r.id,
+    r.chain || '-',
+    Object.entries(r.endpoints)
+      .map(([name, url]) => `${name}=${url}`)
+      .join(' ') || '-',
+    r.state,
+    String(r.load),
+    r.version || '-',
+    formatUptime(r.uptimeMs),
+    String(r.pid),
+  ]);
+  const widths = COLUMNS.map((title, i) =>
+    Math.max(title.length, ...cells.map((c) => (c[i] as string).length)),
+  );
+  const line = (c: readonly string[]) =>
+    c
+      .map((text, i) => text.padEnd(widths[i] as number))
+      .join('  ')
+      .trimEnd();
+  return [line(COLUMNS), ...cells.map(line)].join('\n');
+}
+
+/** `hashwire status`: prints the table (or JSON); 1 when Redis is unreachable. */
+export async function statusCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { ...registryArgs, json: { type: 'boolean' }, help: { type: 'boolean' } },
+  });
+  if (values.help) {
+    process.stdout.write(`${statusUsage}\n`);
+    return 0;
+  }
+  const target = registryTargetOrReport(values, 'status');
+  if (!target) return 1;
+  let registry: Registry;
+  try {
+    registry = await openRegistry(target, 'hashwire-status');
+  } catch (error) {
+    if (!(error instanceof RegistryUnreachableError)) throw error;
+    process.stderr.write(`hashwire status: ${error.message}\n`);
+    return 1;
+  }
+  try {
+    const rows = await readServices(registry);
+    process.stdout.write(
+      values.json ? `${JSON.stringify(rows, null, 2)}\n` : `${formatServiceTable(rows)}\n`,
+    );
+    return 0;
+  } finally {
+    registry.close();
+  }
+}

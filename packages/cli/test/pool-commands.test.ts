@@ -1,0 +1,237 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { type Server, type Socket, connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { main } from '@hashwire/cli';
+import { poolConfigReference } from '@hashwire/core';
+import { createKeyBuilder } from '@hashwire/protocol';
+import { connectRedis, registerService } from '@hashwire/registry';
+import { type RedisServer, getFreePort, startHaproxy, startRedis, waitFor } from '@hashwire/testkit';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+
+const ADDRESS = 'rltc1qqurswpc8qurswpc8qurswpc8qurswpc8ntpxlg';
+const MAIN_ADDRESS = 'ltc1qpyysjzgfpyysjzgfpyysjzgfpyysjzgf0asqjy';
+const POOL = `
+[[chains]]
+daemons = [{ url = "http://rpc:pw@127.0.0.1:19443/" }]
+payouts = [{ address = "${ADDRESS}" }]
+
+[[chains]]
+id = "second"
+daemons = [{ url = "http://127.0.0.1:19543/", cookieFile = "/var/lib/ltc2/.cookie" }]
+payouts = [{ address = "${ADDRESS}" }]
+
+[stratum]
+count = 3
+`;
+
+let dir: string;
+let file: string;
+let out: string;
+let err: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'hashwire-pool-cmd-'));
+  file = join(dir, 'pool.toml');
+  writeFileSync(file, POOL);
+  out = '';
+  err = '';
+  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    out += String(chunk);
+    return true;
+  });
+  vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    err += String(chunk);
+    return true;
+  });
+});
+afterEach(() => {
+  vi.restoreAllMocks();
+  vi.unstubAllEnvs();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('hashwire config check', () => {
+  it('says what the pool runs and exits 0', async () => {
+    expect(
+      await main(['config', 'check', '--config', file, '--set', 'redis.url=redis://:hunter2@10.1.2.3:6380']),
+    ).toBe(0);
+    expect(out).toBe(
+      'config OK: 2 chains (litecoin-regtest, second), 4 jobmanagers, 6 stratum servers, 4 reporters, HAProxy on :3333, Redis redis://:***@10.1.2.3:6380 prefix hw:\n',
+    );
+    expect(err).toBe('');
+  });
+
+  it('lists every problem with its key path, allowed values and source, and exits 1', async () => {
+    writeFileSync(file, `${POOL}vardiff = 3\n[log]\nlevel = "loud"\n`);
+    vi.stubEnv('HASHWIRE_REPORTER__COUNT', 'two');
+    expect(await main(['config', 'check', '--config', file, '--set', 'haproxy.bind=3333'])).toBe(1);
+    expect(out).toBe('');
+    expect(err.split('\n')).toEqual([
+      `config: 4 problems in ${file}:`,
+      '  stratum.vardiff: must be a table, got number 3',
+      '  reporter.count: must be an integer, got the string "two" (allowed: an integer from 0 to 64) [from HASHWIRE_REPORTER__COUNT]',
+      '  haproxy.bind: must be host:port or :port, got the string "3333" [from --set haproxy.bind=3333]',
+      '  log.level: the string "loud" is not allowed (allowed: fatal, error, warn, info, debug, trace, silent)',
+      '',
+    ]);
+  });
+
+  it('catches a payout address of the wrong network before anything runs', async () => {
+    expect(await main(['config', 'check', '--config', file, '--set', 'chains[1].network=main'])).toBe(1);
+    expect(err).toContain('chains[1].payouts[0].address: address');
+    expect(err).toContain('expected litecoin main');
+  });
+
+  it('shows the config with every default filled in', async () => {
+    expect(await main(['config', 'show', '--config', file])).toBe(0);
+    const shown = JSON.parse(out);
+    expect(shown.stratum.vardiff.targetSharesPerMin).toBe(18);
+    expect(shown.chains[1].id).toBe('second');
+  });
+
+  it('passes examples/pool.toml once its placeholder payout address is replaced', async () => {
+    const example = fileURLToPath(new URL('../../../examples/pool.toml', import.meta.url));
+    expect(await main(['config', 'check', '--config', example])).toBe(1);
+    expect(err.trim().split('\n')).toEqual([
+      `config: 1 problem in ${example}:`,
+      expect.stringMatching(
+        /^ {2}chains\[0\]\.payouts\[0\]\.address: address "PUT-YOUR-LITECOIN-ADDRESS-HERE" is not valid/,
+      ),
+    ]);
+    const payout = `chains[0].payouts[0].address=${MAIN_ADDRESS}`;
+    expect(await main(['config', 'check', '--config', example, '--set', payout])).toBe(0);
+    expect(out).toBe(
+      'config OK: 1 chain (ltc), 2 jobmanagers, 2 stratum servers, 2 reporters, HAProxy on :3333, Redis redis://:***@127.0.0.1:6379/0 prefix ltc:\n',
+    );
+  });
+
+  it('prints the key reference docs/configuration.md is made of', async () => {
+    expect(await main(['config', 'reference'])).toBe(0);
+    expect(out).toBe(poolConfigReference());
+  });
+
+  it('refuses an unknown subcommand', async () => {
+    await expect(main(['config', 'chek'])).rejects.toThrow(
+      'unknown config command "chek"; use check, show or reference',
+    );
+  });
+});
+
+describe('hashwire run', () => {
+  it('refuses an instance the pool does not have, naming the range', async () => {
+    expect(await main(['run', 'stratum', '--instance', '7', '--config', file])).toBe(1);
+    expect(err).toBe('run: no stratum instance 7 in this pool; instances: 1 to 6\n');
+    await expect(main(['run', 'miner', '--instance', '1'])).rejects.toThrow(
+      'run needs one service kind: jobmanager, stratum, reporter, got "miner"',
+    );
+    await expect(main(['run', 'reporter', '--instance', 'x'])).rejects.toThrow(
+      '--instance must be a whole number from 1, got "x"',
+    );
+  });
+});
+
+describe('hashwire render', () => {
+  let redisServer: RedisServer;
+  beforeAll(async () => {
+    redisServer = await startRedis();
+  });
+  afterAll(async () => {
+    await redisServer?.stop();
+  });
+
+  it('renders haproxy.cfg with the live stratum servers; HAProxy accepts it and sends miners to them', async () => {
+    const prefix = `render-${randomUUID().slice(0, 8)}:`;
+    const redis = connectRedis(redisServer.url);
+    const keys = createKeyBuilder({ prefix });
+    // A stand-in stratum server: a TCP listener that records what arrives.
+    const received: Buffer[] = [];
+    const sockets: Socket[] = [];
+    const listener: Server = createServer((socket) => {
+      sockets.push(socket);
+      socket.on('error', () => {}); // HAProxy resets its side when it stops
+      socket.on('data', (chunk) => received.push(chunk));
+    });
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+    const stratumPort = (listener.address() as { port: number }).port;
+    const registration = await registerService({
+      redis,
+      keys,
+      kind: 'stratum',
+      id: 'stratum-litecoin-regtest-1',
+      chain: 'litecoin-regtest',
+      stratum: `127.0.0.1:${stratumPort}`,
+    });
+    const front = await getFreePort();
+    const cfg = join(dir, 'haproxy.cfg');
+    try {
+      const sets = [
+        `redis.url=${redisServer.url}`,
+        `redis.keyPrefix=${prefix}`,
+        `haproxy.bind=127.0.0.1:${front}`,
+        `haproxy.statsSocket=${join(dir, 'haproxy.sock')}`,
+      ].flatMap((set) => ['--set', set]);
+      expect(await main(['render', 'haproxy', '--config', file, ...sets, '--out', cfg])).toBe(0);
+      const text = readFileSync(cfg, 'utf8');
+      expect(text).toContain(`server stratum-litecoin-regtest-1 127.0.0.1:${stratumPort}`);
+      expect(text).toContain(`bind 127.0.0.1:${front}`);
+      expect(err).toBe(
+        `render: HAProxy fronts the stratum servers of litecoin-regtest (the first chain)\nrender: wrote ${cfg}\n`,
+      );
+
+      // startHaproxy runs `haproxy -c` on it first, then the real thing.
+      const haproxy = await startHaproxy(text);
+      try {
+        const miner = connect(front, '127.0.0.1');
+        miner.on('error', () => {});
+        miner.write('{"id":1,"method":"mining.subscribe","params":[]}\n');
+        await waitFor(() => Buffer.concat(received).includes('mining.subscribe'), {
+          what: 'the miner line at the stratum server',
+        });
+        // HAProxy put a PROXY v2 header in front (signature \r\n\r\n\0\r\nQUIT\n).
+        expect(Buffer.concat(received).subarray(0, 12)).toEqual(
+          Buffer.from('0d0a0d0a000d0a515549540a', 'hex'),
+        );
+        miner.destroy();
+      } finally {
+        await haproxy.stop();
+      }
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      listener.close();
+      await registration.close();
+      redis.disconnect();
+    }
+  });
+
+  it('says when Redis cannot be read, renders with no servers, and exits 0 only with --offline', async () => {
+    const closed = await getFreePort();
+    const cfg = join(dir, 'haproxy.cfg');
+    const args = [
+      'render',
+      'haproxy',
+      '--config',
+      file,
+      '--set',
+      `redis.url=redis://127.0.0.1:${closed}`,
+      '--out',
+      cfg,
+    ];
+    expect(await main(args)).toBe(1);
+    expect(err).toContain(`render: cannot read the registry at redis://127.0.0.1:${closed}`);
+    expect(err).toContain('rendering with no stratum servers');
+    expect(readFileSync(cfg, 'utf8')).not.toMatch(/^\s*server /m);
+    err = '';
+    expect(await main([...args, '--offline'])).toBe(0);
+    expect(err).not.toContain('cannot read the registry');
+  });
+
+  it('renders circus.ini whose watchers run hashwire run with this config', async () => {
+    expect(await main(['render', 'circus', '--config', file, '--set', 'log.level=debug'])).toBe(0);
+    expect(out).toMatch(/\[watcher:stratum\]/);
+    expect(out).toContain(`run stratum --config ${file} --set log.level=debug --instance $(circus.wid)`);
+    expect(out).toMatch(/numprocesses = 6/);
+    await expect(main(['render', 'circus'])).rejects.toThrow('render circus needs --config FILE');
+  });
+});

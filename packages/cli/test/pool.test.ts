@@ -1,0 +1,287 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, loadPoolConfig } from '@hashwire/core';
+import { type JobManagerOptions, resolveOptions } from '@hashwire/jobmanager';
+import { createKeyBuilder } from '@hashwire/protocol';
+import type { RedisClient, ServiceInfo } from '@hashwire/registry';
+import { afterAll, describe, expect, it } from 'vitest';
+import { circusRenderInput, haproxyRenderInput, poolRedis, redisLabel, serviceConfigs } from '../src/pool.js';
+
+const REGTEST_ADDRESS = 'rltc1qqurswpc8qurswpc8qurswpc8qurswpc8ntpxlg';
+const MAIN_ADDRESS = 'ltc1qpyysjzgfpyysjzgfpyysjzgfpyysjzgf0asqjy';
+
+const dir = mkdtempSync(join(tmpdir(), 'hashwire-pool-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const TWO_CHAINS = `
+[redis]
+url = "redis://:secret@10.0.0.5:6379/2"
+keyPrefix = "pool1:"
+
+[[chains]]
+daemons = [{ url = "http://rpc:pw@127.0.0.1:19443/" }, { url = "http://127.0.0.1:19543/", cookieFile = "ltc2/.cookie" }]
+payouts = [{ address = "${REGTEST_ADDRESS}" }]
+blocknotify = true
+
+[[chains]]
+id = "ltc"
+network = "main"
+daemons = [{ url = "http://10.0.0.9:9332/", user = "pool", password = "pw", longpollTimeoutMs = 60000 }]
+payouts = [{ address = "${MAIN_ADDRESS}", valueSat = 1000 }, { address = "${MAIN_ADDRESS}" }]
+poolTag = "/ltc-pool/"
+confirmations = 6
+
+[jobmanager]
+count = 1
+
+[stratum]
+count = 2
+trustedProxies = ["10.0.0.0/8"]
+[stratum.vardiff]
+targetSharesPerMin = 20
+
+[reporter]
+count = 1
+
+[statsd]
+enabled = true
+host = "10.0.0.7"
+`;
+
+function twoChains(extra: string[] = []) {
+  const file = join(dir, 'two-chains.toml');
+  writeFileSync(file, TWO_CHAINS);
+  return loadPoolConfig({ file, env: {}, sets: extra });
+}
+
+describe('serviceConfigs', () => {
+  it('derives every instance of a two-chain pool, numbered chain by chain with stable ids', () => {
+    const services = serviceConfigs(twoChains());
+    expect(services.map((s) => [s.kind, s.instance, s.id, s.chain])).toEqual([
+      ['jobmanager', 1, 'jobmanager-litecoin-regtest-1', 'litecoin-regtest'],
+      ['jobmanager', 2, 'jobmanager-ltc-1', 'ltc'],
+      ['stratum', 1, 'stratum-litecoin-regtest-1', 'litecoin-regtest'],
+      ['stratum', 2, 'stratum-litecoin-regtest-2', 'litecoin-regtest'],
+      ['stratum', 3, 'stratum-ltc-1', 'ltc'],
+      ['stratum', 4, 'stratum-ltc-2', 'ltc'],
+      ['reporter', 1, 'reporter-litecoin-regtest-1', 'litecoin-regtest'],
+      ['reporter', 2, 'reporter-ltc-1', 'ltc'],
+    ]);
+    // More servers later: the existing instances keep their ids (and so their spools).
+    const scaled = serviceConfigs(twoChains(['stratum.count=3'])).filter((s) => s.kind === 'stratum');
+    expect(scaled.map((s) => s.id)).toEqual([
+      'stratum-litecoin-regtest-1',
+      'stratum-litecoin-regtest-2',
+      'stratum-litecoin-regtest-3',
+      'stratum-ltc-1',
+      'stratum-ltc-2',
+      'stratum-ltc-3',
+    ]);
+  });
+
+  it("gives each bin the options it reads, from the chain's and the pool's sections", () => {
+    const byId = new Map(serviceConfigs(twoChains()).map((s) => [s.id, s.config]));
+    const statsd = { host: '10.0.0.7', port: 8125, prefix: 'hashwire.', tagFormat: 'datadog', tags: {} };
+    const jm = byId.get('jobmanager-ltc-1');
+    expect(jm).toEqual({
+      id: 'jobmanager-ltc-1',
+      coin: 'litecoin',
+      network: 'main',
+      chain: 'ltc',
+      daemons: [
+        {
+          url: 'http://10.0.0.9:9332/',
+          user: 'pool',
+          password: 'pw',
+          timeoutMs: 30_000,
+          longpollTimeoutMs: 60_000,
+          maxSockets: 4,
+        },
+      ],
+      payouts: [{ address: MAIN_ADDRESS, valueSat: 1000 }, { address: MAIN_ADDRESS }],
+      poolTag: '/ltc-pool/',
+      extranonce1Size: 4,
+      extranonce2Size: 4,
+      redisUrl: 'redis://:secret@10.0.0.5:6379/2',
+      keyPrefix: 'pool1:',
+      host: '127.0.0.1',
+      rpcPortRange: [28000, 28999],
+      heartbeatIntervalMs: 1000,
+      leaseTtlMs: 2000,
+      serviceTtlMs: 60_000,
+      pollIntervalMs: 500,
+      refreshIntervalMs: 30_000,
+      jobTtlMs: 900_000,
+      blocknotify: false,
+      zmqHashblock: [],
+      httpPortRange: [29000, 29999],
+      statsd,
+    });
+    // The jobmanager's own checks take it as it is.
+    expect(() =>
+      resolveOptions({
+        ...(jm as unknown as JobManagerOptions),
+        redis: {} as RedisClient,
+        keys: createKeyBuilder(),
+      }),
+    ).not.toThrow();
+    expect(byId.get('jobmanager-litecoin-regtest-1')).toMatchObject({
+      blocknotify: true,
+      daemons: [
+        { url: 'http://rpc:pw@127.0.0.1:19443/' },
+        { url: 'http://127.0.0.1:19543/', cookieFile: join(dir, 'ltc2/.cookie') },
+      ],
+    });
+
+    expect(byId.get('stratum-ltc-2')).toMatchObject({
+      id: 'stratum-ltc-2',
+      chain: 'ltc',
+      coin: 'litecoin',
+      network: 'main',
+      redisUrl: 'redis://:secret@10.0.0.5:6379/2',
+      keyPrefix: 'pool1:',
+      spoolDir: join(dir, 'var/spool/stratum-ltc-2'),
+      host: '0.0.0.0',
+      port: [23000, 23999],
+      advertiseHost: '127.0.0.1',
+      trustedProxies: ['10.0.0.0/8'],
+      vardiff: expect.objectContaining({ targetSharesPerMin: 20, initialDifficulty: 16 }),
+      drain: { waveSize: 500, waveIntervalMs: 1000, graceMs: 30_000 },
+      daemonLoss: { graceMs: 10_000 },
+      jobFeed: { heartbeatIntervalMs: 1000, daemonGraceMs: 60_000 },
+      forwarder: expect.objectContaining({ heartbeatIntervalMs: 1000, requestTimeoutMs: 5000 }),
+      ring: { buckets: 100, bucketsPerAccount: 3, virtualNodes: 1024 },
+      flushTimeoutMs: 30_000,
+      logLevel: 'info',
+      statsd,
+    });
+    const spools = serviceConfigs(twoChains())
+      .filter((s) => s.kind === 'stratum')
+      .map((s) => s.config.spoolDir);
+    expect(new Set(spools).size).toBe(4);
+
+    expect(byId.get('reporter-ltc-1')).toMatchObject({
+      id: 'reporter-ltc-1',
+      chain: 'ltc',
+      redisUrl: 'redis://:secret@10.0.0.5:6379/2',
+      confirmations: 6,
+      daemons: [expect.objectContaining({ url: 'http://10.0.0.9:9332/' })],
+      rpcPortRange: [28000, 28999],
+      logLevel: 'info',
+    });
+  });
+
+  it('refuses a payout address of another chain, naming where it is', () => {
+    const pool = twoChains([`chains.1.payouts.1.address=${REGTEST_ADDRESS}`]);
+    let error: unknown;
+    try {
+      serviceConfigs(pool);
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).issues).toEqual([
+      { path: 'chains[1].payouts[1].address', message: expect.stringContaining('expected litecoin main') },
+    ]);
+  });
+
+  it('maps Sentinel and Cluster as connectRedis takes them; the services get Sentinel, and Cluster is refused', () => {
+    const file = join(dir, 'sentinel.toml');
+    writeFileSync(file, TWO_CHAINS.replace('url = "redis://:secret@10.0.0.5:6379/2"', ''));
+    const sentinel = loadPoolConfig({
+      file,
+      env: {},
+      sets: [
+        'redis.sentinel.name=pool',
+        'redis.sentinel.sentinels[0].host=10.0.0.1',
+        'redis.sentinel.sentinels[0].port=26379',
+      ],
+    });
+    expect(poolRedis(sentinel)).toEqual({ name: 'pool', sentinels: [{ host: '10.0.0.1', port: 26379 }] });
+    for (const service of serviceConfigs(sentinel)) {
+      expect(service.config.redis, service.id).toEqual(poolRedis(sentinel));
+      expect(service.config.redisUrl, service.id).toBeUndefined();
+    }
+    const cluster = loadPoolConfig({
+      file,
+      env: {},
+      sets: [
+        'redis.cluster.nodes[0].host=10.0.0.2',
+        'redis.cluster.nodes[0].port=7000',
+        'redis.cluster.password=pw',
+      ],
+    });
+    expect(poolRedis(cluster)).toEqual({
+      cluster: [{ host: '10.0.0.2', port: 7000 }],
+      options: { redisOptions: { password: 'pw' } },
+    });
+    expect(redisLabel(cluster)).toBe('cluster 10.0.0.2:7000');
+    expect(() => serviceConfigs(cluster)).toThrow('redis.cluster: not supported by the services yet');
+  });
+});
+
+function stratumService(id: string, port: number, extra: Partial<ServiceInfo> = {}): ServiceInfo {
+  return {
+    kind: 'stratum',
+    id,
+    rpc: '',
+    http: 'http://127.0.0.1:29001',
+    pid: 1,
+    version: '0.1.0',
+    chain: 'litecoin-regtest',
+    state: 'up',
+    load: 0,
+    startedAt: 0,
+    stratum: `127.0.0.1:${port}`,
+    ...extra,
+  };
+}
+
+describe('render inputs', () => {
+  it('maps the haproxy section and the live stratum servers of the first chain', () => {
+    const pool = twoChains([
+      'haproxy.bind=0.0.0.0:3333',
+      'haproxy.tls.certFile=certs/pool.pem',
+      'haproxy.statsBind=127.0.0.1:8404',
+    ]);
+    const input = haproxyRenderInput(pool, [
+      stratumService('stratum-litecoin-regtest-1', 23001, { agent: '127.0.0.1:24001' }),
+      stratumService('stratum-litecoin-regtest-2', 23002, { state: 'draining' }),
+      stratumService('stratum-ltc-1', 23003, { chain: 'ltc' }),
+    ]);
+    expect(input).toEqual({
+      statsSocket: join(dir, 'var/haproxy.sock'),
+      frontend: {
+        bind: '0.0.0.0',
+        port: 3333,
+        tls: { bind: '', port: 3334, certificate: join(dir, 'certs/pool.pem') },
+      },
+      backend: { name: 'stratum', check: { intervalMs: 2000, rise: 2, fall: 3, agentIntervalMs: 2000 } },
+      servers: [{ name: 'stratum-litecoin-regtest-1', address: '127.0.0.1', port: 23001, agentPort: 24001 }],
+      statsPage: { bind: '127.0.0.1', port: 8404 },
+    });
+  });
+
+  it('gives Circus one watcher per kind running hashwire run with the config and the overrides', () => {
+    const pool = twoChains();
+    const input = circusRenderInput(pool, {
+      node: '/usr/bin/node',
+      cli: '/opt/hashwire/packages/cli/dist/bin.js',
+      config: '/etc/hashwire/pool file.toml',
+      sets: ['log.level=debug'],
+    });
+    expect(input.watchers).toEqual([
+      {
+        kind: 'jobmanager',
+        cmd: "/usr/bin/node /opt/hashwire/packages/cli/dist/bin.js run jobmanager --config '/etc/hashwire/pool file.toml' --set log.level=debug --instance $(circus.wid)",
+        numprocesses: 2,
+        gracefulTimeoutSec: 15,
+      },
+      expect.objectContaining({ kind: 'stratum', numprocesses: 4, gracefulTimeoutSec: 90 }),
+      expect.objectContaining({ kind: 'reporter', numprocesses: 2, gracefulTimeoutSec: 30 }),
+    ]);
+    expect(input.workingDir).toBe(dir);
+    expect(input.logDir).toBe(join(dir, 'var/log'));
+  });
+});

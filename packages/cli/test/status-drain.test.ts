@@ -1,0 +1,213 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { main } from '@hashwire/cli';
+import { createKeyBuilder } from '@hashwire/protocol';
+import { type ServiceRegistration, connectRedis, registerService } from '@hashwire/registry';
+import { type RedisServer, getFreePort, startRedis } from '@hashwire/testkit';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { serviceSpec } from '../src/demo-services.js';
+import { type Supervised, Supervisor } from '../src/supervisor.js';
+
+let redisServer: RedisServer;
+let out: string;
+let err: string;
+let prefixSeq = 0;
+const dirs: string[] = [];
+
+beforeAll(async () => {
+  redisServer = await startRedis();
+});
+afterAll(async () => {
+  await redisServer?.stop();
+});
+beforeEach(() => {
+  out = '';
+  err = '';
+  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    out += String(chunk);
+    return true;
+  });
+  vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    err += String(chunk);
+    return true;
+  });
+});
+afterEach(() => {
+  vi.restoreAllMocks();
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A key prefix of this test's own, and the flags that point the CLI at it. */
+function scope() {
+  const prefix = `st${process.pid}x${++prefixSeq}:`;
+  return {
+    prefix,
+    keys: createKeyBuilder({ prefix }),
+    flags: ['--redis', redisServer.url, '--prefix', prefix],
+  };
+}
+
+describe('hashwire status', () => {
+  it('lists the live services sorted by kind with their endpoints, state, load and version; --json the same', async () => {
+    const { keys, flags } = scope();
+    const redis = connectRedis(redisServer.url);
+    const registrations: ServiceRegistration[] = [];
+    try {
+      const register = async (
+        kind: string,
+        id: string,
+        extra: { rpc?: string; http?: string; load?: number },
+      ) =>
+        registrations.push(
+          await registerService({
+            redis,
+            keys,
+            kind,
+            id,
+            chain: 'litecoin-regtest',
+            version: '0.1.0',
+            ...extra,
+          }),
+        );
+      await register('reporter', 'reporter-1', {
+        rpc: 'tcp://127.0.0.1:28003',
+        http: 'http://127.0.0.1:29003',
+      });
+      await register('stratum', 'stratum-2', { http: 'http://127.0.0.1:29002', load: 7 });
+      await register('jobmanager', 'jm-1', { rpc: 'tcp://127.0.0.1:28001', http: 'http://127.0.0.1:29001' });
+      await register('stratum', 'stratum-1', { http: 'http://127.0.0.1:29004', load: 3 });
+      await registrations[1]?.update({ state: 'draining' });
+
+      expect(await main(['status', ...flags])).toBe(0);
+      const [header, ...rows] = out.trimEnd().split('\n');
+      expect(header).toMatch(/^KIND +ID +CHAIN +ENDPOINTS +STATE +LOAD +VERSION +UPTIME +PID$/);
+      expect(rows.map((r) => r.split(/ +/).slice(0, 2).join(' '))).toEqual([
+        'jobmanager jm-1',
+        'stratum stratum-1',
+        'stratum stratum-2',
+        'reporter reporter-1',
+      ]);
+      expect(rows[0]).toMatch(
+        new RegExp(
+          `^jobmanager +jm-1 +litecoin-regtest +rpc=tcp://127\\.0\\.0\\.1:28001 http=http://127\\.0\\.0\\.1:29001 +up +0 +0\\.1\\.0 +\\d+s +${process.pid}$`,
+        ),
+      );
+      expect(rows[2]).toMatch(
+        /^stratum +stratum-2 +litecoin-regtest +http=http:\/\/127\.0\.0\.1:29002 +draining +7 /,
+      );
+
+      out = '';
+      expect(await main(['status', ...flags, '--json'])).toBe(0);
+      const json = JSON.parse(out) as {
+        kind: string;
+        id: string;
+        state: string;
+        endpoints: Record<string, string>;
+      }[];
+      expect(json.map((s) => `${s.kind}/${s.id}/${s.state}`)).toEqual([
+        'jobmanager/jm-1/up',
+        'stratum/stratum-1/up',
+        'stratum/stratum-2/draining',
+        'reporter/reporter-1/up',
+      ]);
+      expect(json[3]?.endpoints).toEqual({ rpc: 'tcp://127.0.0.1:28003', http: 'http://127.0.0.1:29003' });
+    } finally {
+      await Promise.all(registrations.map((r) => r.close()));
+      redis.disconnect();
+    }
+  });
+
+  it('reads Redis and the key prefix from --config, and names every bad key of a bad one', async () => {
+    const { prefix, keys } = scope();
+    const dir = mkdtempSync(join(tmpdir(), 'hw-status-'));
+    dirs.push(dir);
+    const redis = connectRedis(redisServer.url);
+    const registration = await registerService({ redis, keys, kind: 'reporter', id: 'reporter-7' });
+    try {
+      const file = join(dir, 'pool.toml');
+      writeFileSync(
+        file,
+        `[redis]\nurl = "${redisServer.url}"\nkeyPrefix = "${prefix}"\n\n[[chains]]\ndaemons = [{ url = "http://u:p@127.0.0.1:19443/" }]\npayouts = [{ address = "rltc1qgw09vvd3gh39xgfn8phfulaqj29yu5ju4urshd" }]\n`,
+      );
+      expect(await main(['status', '--config', file, '--json']), err).toBe(0);
+      expect((JSON.parse(out) as { id: string }[]).map((s) => s.id)).toEqual(['reporter-7']);
+
+      const bad = join(dir, 'bad.toml');
+      writeFileSync(bad, '[redis]\nurl = "http://x"\nkeyprefix = "a:"\n');
+      expect(await main(['status', '--config', bad])).toBe(1);
+      expect(err).toMatch(/^hashwire status: the config is not valid:\n/);
+      expect(err).toContain('redis.url:');
+      expect(err).toMatch(/redis\.keyprefix: .*did you mean "keyPrefix"/);
+    } finally {
+      await registration.close();
+      redis.disconnect();
+    }
+  });
+
+  it('says so when nothing is registered', async () => {
+    expect(await main(['status', ...scope().flags])).toBe(0);
+    expect(out).toBe('no live services in the registry\n');
+  });
+
+  it('exits 1 with one line naming the URL when Redis is unreachable', async () => {
+    const url = `redis://127.0.0.1:${await getFreePort()}`;
+    expect(await main(['status', '--redis', url])).toBe(1);
+    expect(err).toMatch(new RegExp(`^hashwire status: cannot reach Redis at ${url}: .*ECONNREFUSED.*\\n$`));
+    expect(out).toBe('');
+  });
+});
+
+describe('hashwire drain', () => {
+  it('drains a real reporter through POST /drain, follows it until it left the registry, and it exits 0', async () => {
+    const { prefix, flags } = scope();
+    const logDir = mkdtempSync(join(tmpdir(), 'hw-drain-'));
+    dirs.push(logDir);
+    const supervisor = new Supervisor({ logDir, write: () => {} });
+    let reporter: Supervised | undefined;
+    try {
+      const config = {
+        id: 'reporter-1',
+        chain: 'litecoin-regtest',
+        redisUrl: redisServer.url,
+        keyPrefix: prefix,
+      };
+      reporter = await supervisor.start(
+        serviceSpec('reporter', 'reporter-1', config, { readyTimeoutMs: 20_000, restart: false }),
+      );
+      expect(await main(['drain', 'reporter-1', ...flags])).toBe(0);
+      expect(out).toMatch(/^draining reporter reporter-1 \(pid \d+, http:\/\/127\.0\.0\.1:\d+\)$/m);
+      expect(out).toContain('reporter-1: drain started (POST /drain → 202); following it in the registry');
+      // An idle reporter drains in a few milliseconds: its `draining` state may come and go
+      // between two reads, so only its leaving is certain here (the up test sees a stratum drain).
+      expect(out).toMatch(/^reporter-1: gone from the registry after [\d.]+ s$/m);
+      expect(await reporter.exited).toEqual({ code: 0, signal: null });
+
+      out = '';
+      expect(await main(['status', ...flags])).toBe(0);
+      expect(out).toBe('no live services in the registry\n');
+    } finally {
+      await reporter?.stop(5_000);
+    }
+  });
+
+  it('refuses an unknown id with exit 1, listing the live ids', async () => {
+    const { keys, flags } = scope();
+    const redis = connectRedis(redisServer.url);
+    const registration = await registerService({ redis, keys, kind: 'stratum', id: 'stratum-1' });
+    try {
+      expect(await main(['drain', 'stratum-9', ...flags])).toBe(1);
+      expect(err).toBe('hashwire drain: no live service "stratum-9"; live: stratum-1\n');
+    } finally {
+      await registration.close();
+      redis.disconnect();
+    }
+  });
+
+  it('refuses a bad command line with a usage error', async () => {
+    await expect(main(['drain'])).rejects.toThrow('drain takes one service id, got 0');
+    await expect(main(['drain', 'x', '--timeout', 'never'])).rejects.toThrow(
+      '--timeout must be a number of seconds above 0, got "never"',
+    );
+  });
+});

@@ -1,0 +1,277 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { main } from '@hashwire/cli';
+import { HaproxyRuntime } from '@hashwire/confgen';
+import { createKeyBuilder } from '@hashwire/protocol';
+import { type RedisClient, type ServiceInfo, connectRedis, listServices } from '@hashwire/registry';
+import {
+  type LitecoinRegtest,
+  type RedisServer,
+  type SimMiners,
+  getFreePort,
+  runtimeCommand,
+  startLitecoinRegtest,
+  startRedis,
+  startSimMiners,
+  waitFor,
+} from '@hashwire/testkit';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { pidAlive } from '../src/supervisor.js';
+
+const CLI_BIN = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
+const PREFIX = `up${process.pid}:`;
+const keys = createKeyBuilder({ prefix: PREFIX });
+const STRATUM_1 = 'stratum-litecoin-regtest-1';
+
+let redisServer: RedisServer;
+let regtest: LitecoinRegtest;
+let redis: RedisClient;
+let dir: string;
+
+beforeAll(async () => {
+  [redisServer, regtest] = await Promise.all([startRedis(), startLitecoinRegtest({ nodes: 2 })]);
+  redis = connectRedis(redisServer.url);
+  dir = mkdtempSync(join(tmpdir(), 'hw-up-'));
+});
+afterAll(async () => {
+  redis?.disconnect();
+  await Promise.all([regtest?.stop(), redisServer?.stop()]);
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+async function liveServices(): Promise<ServiceInfo[]> {
+  const kinds = ['jobmanager', 'reporter', 'stratum'];
+  return (await Promise.all(kinds.map((kind) => listServices(redis, keys, kind)))).flat();
+}
+
+/** `hashwire up` as an operator runs it: its own process, output collected. */
+function runUp(args: string[]): { child: ChildProcess; output: () => string; exit: Promise<number | null> } {
+  let output = '';
+  const child = spawn(process.execPath, [CLI_BIN, 'up', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout?.on('data', (chunk: Buffer) => {
+    output += chunk.toString('utf8');
+  });
+  child.stderr?.on('data', (chunk: Buffer) => {
+    output += chunk.toString('utf8');
+  });
+  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, output: () => output, exit };
+}
+
+describe('hashwire up', () => {
+  it('refuses a bad config naming every bad key, and starts nothing', async () => {
+    const file = join(dir, 'bad.toml');
+    writeFileSync(file, '[stratum]\ncount = -1\nvardif = {}\n[haproxy]\nbind = "nowhere"\n');
+    const up = runUp(['--config', file, '--set', 'reporter.count=many']);
+    expect(await up.exit).toBe(1);
+    const text = up.output();
+    expect(text).toContain('the config is not valid, nothing was started');
+    for (const path of ['stratum.count', 'stratum.vardif', 'haproxy.bind', 'reporter.count', 'chains']) {
+      expect(text).toContain(`${path}:`);
+    }
+    expect(text).toMatch(/did you mean "vardiff"/);
+    expect(await liveServices()).toEqual([]);
+  });
+
+  it('exits 1 naming the URL when the configured Redis cannot be reached, and starts nothing', async () => {
+    const url = `redis://127.0.0.1:${await getFreePort()}`;
+    const payout = await regtest.nodes[0]!.rpc.call<string>('getnewaddress', ['', 'bech32']);
+    const file = join(dir, 'no-redis.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        redis: { url },
+        chains: [{ daemons: [{ url: 'http://u:p@127.0.0.1:1/' }], payouts: [{ address: payout }] }],
+        haproxy: { statsSocket: join(dir, 'never.sock'), configFile: join(dir, 'never.cfg') },
+      }),
+    );
+    const up = runUp(['--config', file]);
+    expect(await up.exit).toBe(1);
+    expect(up.output()).toMatch(
+      new RegExp(`^hashwire up: cannot reach Redis at ${url}: .*ECONNREFUSED`, 'm'),
+    );
+    expect(up.output()).not.toMatch(/started \(pid/);
+  });
+
+  it('runs HAProxy and every configured service, restarts a drained one, and on SIGTERM stops them all in order', async () => {
+    const [node0, node1] = regtest.nodes;
+    const payout = await node0!.rpc.call<string>('getnewaddress', ['', 'bech32']);
+    const account = await node1!.rpc.call<string>('getnewaddress', ['', 'bech32']);
+    const haproxyPort = await getFreePort();
+    const socket = join(dir, 'haproxy.sock');
+    const file = join(dir, 'pool.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        redis: { url: redisServer.url, keyPrefix: PREFIX },
+        chains: [
+          {
+            coin: 'litecoin',
+            network: 'regtest',
+            daemons: regtest.nodes.map((n) => ({ url: n.rpcUrl, cookieFile: n.cookieFile })),
+            payouts: [{ address: payout }],
+          },
+        ],
+        jobmanager: { count: 1 },
+        reporter: { count: 1, blockPollMs: 1000 },
+        stratum: {
+          count: 2,
+          host: '127.0.0.1',
+          spoolDir: join(dir, 'spool'),
+          vardiff: { enabled: false, initialDifficulty: 2 ** -5 },
+          // One miner per wave, a second apart: the drain lasts long enough to be seen.
+          drain: { graceMs: 5000, waveIntervalMs: 1000 },
+          flushTimeoutMs: 10_000,
+        },
+        haproxy: {
+          bind: `127.0.0.1:${haproxyPort}`,
+          statsSocket: socket,
+          configFile: join(dir, 'haproxy.cfg'),
+          checkIntervalMs: 500,
+          rise: 1,
+        },
+        log: { level: 'info' },
+      }),
+    );
+    const up = runUp(['--config', file, '--set', 'stratum.drain.waveSize=1', '--log-dir', join(dir, 'log')]);
+    let miners: SimMiners | undefined;
+    const pids = new Set<number>();
+    try {
+      // Every service registers; HAProxy has both stratum servers in its backend.
+      const live = await waitFor(
+        async () => {
+          if (up.child.exitCode !== null) throw new Error(`up exited early:\n${up.output()}`);
+          const services = await liveServices();
+          return services.length === 4 && services.every((s) => s.state === 'up') && services;
+        },
+        { timeoutMs: 60_000, what: 'jobmanager, reporter and 2 stratum servers in the registry' },
+      ).catch((error: Error) => {
+        throw new Error(`${error.message}; up's output:\n${up.output()}`);
+      });
+      for (const s of live) pids.add(s.pid);
+      expect(live.map((s) => s.id).sort()).toEqual([
+        'jobmanager-litecoin-regtest-1',
+        'reporter-litecoin-regtest-1',
+        STRATUM_1,
+        'stratum-litecoin-regtest-2',
+      ]);
+      await waitFor(() => /pool up: 1 jobmanager, 1 reporter, 2 stratum/.test(up.output()), {
+        what: 'the "pool up" line',
+      });
+      const haproxyPid = Number(up.output().match(/^haproxy started \(pid (\d+)\)/m)?.[1]);
+      expect(pidAlive(haproxyPid)).toBe(true);
+      pids.add(haproxyPid);
+      await waitFor(
+        async () => {
+          const stat = await runtimeCommand(socket, 'show stat');
+          return (stat.match(/^stratum,stratum-litecoin-regtest-\d,.*,UP,/gm) ?? []).length === 2;
+        },
+        { timeoutMs: 20_000, what: 'both stratum servers UP in HAProxy' },
+      );
+
+      // Two miners through HAProxy, from one address (so on one server), get shares accepted.
+      miners = await startSimMiners({
+        host: '127.0.0.1',
+        port: haproxyPort,
+        workers: 2,
+        localAddress: '127.0.0.10',
+        username: (i) => `${account}.up${i}`,
+        algorithm: 'scrypt',
+        hashesPerSecondLimit: 1000,
+      });
+      await waitFor(() => miners!.stats().total.accepted >= 1, {
+        timeoutMs: 30_000,
+        what: 'an accepted share',
+      });
+
+      // `hashwire drain` on their stratum server: the miners move to the other one, it exits 0,
+      // and up starts it again.
+      const runtime = new HaproxyRuntime({ socketPath: socket });
+      const busy = (await runtime.serverStats('stratum')).find((s) => s.sessions === 2);
+      expect(busy, 'the server with both miners').toBeDefined();
+      const target = busy!.name;
+      const before = live.find((s) => s.id === target)!.pid;
+      const acceptedBefore = miners.stats().total.accepted;
+      let drainOut = '';
+      const write = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+        drainOut += String(chunk);
+        return true;
+      });
+      try {
+        expect(await main(['drain', target, '--config', file])).toBe(0);
+      } finally {
+        write.mockRestore();
+      }
+      expect(drainOut).toMatch(new RegExp(`^${target}: state draining \\(after [\\d.]+ s\\)$`, 'm'));
+      expect(drainOut).toMatch(new RegExp(`^${target}: gone from the registry after [\\d.]+ s$`, 'm'));
+      const after = await waitFor(
+        async () => {
+          const s = (await liveServices()).find((x) => x.id === target);
+          return s && s.pid !== before && s.state === 'up' && s;
+        },
+        { timeoutMs: 30_000, what: `${target} back under a new pid` },
+      );
+      pids.add(after.pid);
+      expect(pidAlive(before)).toBe(false);
+      expect(up.output()).toContain(`${target} exited 0 on its own (drained); restarting`);
+      // It registers a moment before the supervisor reads its ready line.
+      const restarted = new RegExp(`^${target} restarted \\(pid ${after.pid}, restart 1\\)`, 'm');
+      await waitFor(() => restarted.test(up.output()), { what: 'the restart line' });
+      // The miners went on through HAProxy on the other server.
+      await waitFor(() => miners!.stats().total.accepted > acceptedBefore, {
+        timeoutMs: 30_000,
+        what: 'shares accepted after the drain',
+      });
+      expect(miners.stats().total.connected).toBe(2);
+
+      // The jobmanager too: POST /drain hands its lease over and exits 0, it comes back, and the
+      // miners go on having shares accepted.
+      const jm = live.find((s) => s.kind === 'jobmanager')!;
+      const quiet = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+      try {
+        expect(await main(['drain', jm.id, '--config', file])).toBe(0);
+      } finally {
+        quiet.mockRestore();
+      }
+      const jmAfter = await waitFor(
+        async () => {
+          const s = (await liveServices()).find((x) => x.id === jm.id);
+          return s && s.pid !== jm.pid && s;
+        },
+        { timeoutMs: 30_000, what: `${jm.id} back under a new pid` },
+      );
+      pids.add(jmAfter.pid);
+      expect(pidAlive(jm.pid)).toBe(false);
+      const acceptedAfterJm = miners.stats().total.accepted;
+      await waitFor(() => miners!.stats().total.accepted > acceptedAfterJm, {
+        timeoutMs: 30_000,
+        what: 'shares accepted after the jobmanager restart',
+      });
+      await miners.stop();
+      miners = undefined;
+
+      up.child.kill('SIGTERM');
+      expect(await up.exit).toBe(0);
+      const out = up.output();
+      const stops = out.split('\n').filter((l) => l.startsWith('stopped '));
+      expect(stops.map((l) => l.replace(/ in [\d.]+ s$/, ''))).toEqual([
+        `stopped ${STRATUM_1} (exit 0), stratum-litecoin-regtest-2 (exit 0)`,
+        'stopped reporter-litecoin-regtest-1 (exit 0)',
+        'stopped jobmanager-litecoin-regtest-1 (exit 0)',
+        'stopped haproxy (exit 0)',
+      ]);
+      expect(out).toContain('hashwire up: stopped, no process left');
+      expect([...pids].filter(pidAlive)).toEqual([]);
+      expect(await liveServices()).toEqual([]);
+    } finally {
+      await miners?.stop();
+      if (up.child.exitCode === null) {
+        up.child.kill('SIGKILL');
+        for (const pid of pids) if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
+      }
+    }
+  }, 150_000);
+});

@@ -1,0 +1,309 @@
+import { createHash } from 'node:crypto';
+import type { ServiceInfo } from '@hashwire/registry';
+import { z } from 'zod';
+import { compileTemplate, oneLine, parseInput, port, positiveInt, word } from './input.js';
+
+/** Health and agent checks of every stratum server (rendered ones and those added at runtime). */
+export interface ServerCheckOptions {
+  /** Interval of the connect health check. @defaultValue 2000 */
+  intervalMs?: number;
+  /** Good checks before a server is up. @defaultValue 2 */
+  rise?: number;
+  /** Failed checks before a server is down. @defaultValue 3 */
+  fall?: number;
+  /** Interval of the agent check (the server's own up / drain / down). @defaultValue 2000 */
+  agentIntervalMs?: number;
+}
+
+/** One stratum server in the backend. */
+export interface HaproxyServer {
+  /** HAProxy server name: `haproxyServerName(serviceId)`. */
+  name: string;
+  /** IP address or host name the miners' connections go to. */
+  address: string;
+  port: number;
+  /** Port of the server's agent-check listener; without it the server has no agent check. */
+  agentPort?: number;
+  /** Address of the agent when it is not `address`. */
+  agentAddress?: string;
+}
+
+/** Everything `renderHaproxy` needs; a plain object the CLI maps the pool config into. */
+export interface HaproxyRenderInput {
+  /** Path of the runtime API socket (admin level, `expose-fd listeners` for hitless reloads). */
+  statsSocket: string;
+  /**
+   * Connection limit of the process and of the stratum frontend. Omitted, HAProxy derives it from
+   * the file descriptor limit (`ulimit -n`); a value above what that limit allows stops HAProxy
+   * from starting (it needs about two descriptors per connection).
+   */
+  maxconn?: number;
+  /** A `log` target line, e.g. `stderr format raw local0 info`; omitted: no logging. */
+  log?: string;
+  frontend?: {
+    /** @defaultValue 'stratum_in' */
+    name?: string;
+    /** Address to listen on; empty for every IPv4 address. @defaultValue '' */
+    bind?: string;
+    /** The public stratum port. @defaultValue 3333 */
+    port?: number;
+    /** `stratum+ssl`: a second listener that ends TLS with this certificate. */
+    tls?: {
+      port: number;
+      /** PEM file with the certificate chain and its key. */
+      certificate: string;
+      /** @defaultValue the frontend's `bind` */
+      bind?: string;
+    };
+  };
+  backend?: {
+    /** @defaultValue 'stratum' */
+    name?: string;
+    /** Connection attempts on a server before giving up (then redispatched). @defaultValue 3 */
+    retries?: number;
+    check?: ServerCheckOptions;
+  };
+  timeouts?: {
+    /** @defaultValue 5000 */
+    connectMs?: number;
+    /** Miner side inactivity. @defaultValue 900000 */
+    clientMs?: number;
+    /** Server side inactivity. @defaultValue 900000 */
+    serverMs?: number;
+    /** Established connection idle in both directions. @defaultValue 3600000 */
+    tunnelMs?: number;
+    /** @defaultValue 3000 */
+    checkMs?: number;
+  };
+  /** Stratum servers known at render time (more are added at runtime by the follower). @defaultValue [] */
+  servers?: HaproxyServer[];
+  /** HAProxy's HTML stats page. */
+  statsPage?: {
+    /** @defaultValue '127.0.0.1' */
+    bind?: string;
+    port: number;
+    /** @defaultValue '/' */
+    uri?: string;
+    /** @defaultValue 5 */
+    refreshSec?: number;
+  };
+}
+
+const NAME = /^[A-Za-z0-9_.:-]+$/;
+const identifier = (what: string) =>
+  z
+    .string({ error: `must be a string (${what})` })
+    .regex(NAME, `must be letters, digits, '_', '.', ':' or '-' (${what})`);
+const bindAddress = z.string({ error: 'must be a string (an address)' }).regex(/^[^\s"'#\\]*$/, {
+  error: 'must be an address without spaces, quotes or #',
+});
+const ms = (what: string) => positiveInt(`${what} in milliseconds`);
+
+const checkSchema = z
+  .object({
+    intervalMs: ms('check interval').default(2000),
+    rise: positiveInt('checks').default(2),
+    fall: positiveInt('checks').default(3),
+    agentIntervalMs: ms('agent interval').default(2000),
+  })
+  .strict();
+
+const serverSchema = z
+  .object({
+    name: identifier('server name'),
+    address: word('address'),
+    port,
+    agentPort: port.optional(),
+    agentAddress: word('agent address').optional(),
+  })
+  .strict();
+
+const inputSchema = z
+  .object({
+    statsSocket: word('a socket path'),
+    maxconn: positiveInt('connections').optional(),
+    log: oneLine('a log target').min(1, 'must not be empty (a log target)').optional(),
+    frontend: z
+      .object({
+        name: identifier('frontend name').default('stratum_in'),
+        bind: bindAddress.default(''),
+        port: port.default(3333),
+        tls: z
+          .object({ port, certificate: word('a PEM file path'), bind: bindAddress.optional() })
+          .strict()
+          .optional(),
+      })
+      .strict()
+      .default({ name: 'stratum_in', bind: '', port: 3333 }),
+    backend: z
+      .object({
+        name: identifier('backend name').default('stratum'),
+        retries: z.number().int().min(0, 'must be 0 or more').default(3),
+        check: checkSchema.default({ intervalMs: 2000, rise: 2, fall: 3, agentIntervalMs: 2000 }),
+      })
+      .strict()
+      .default({
+        name: 'stratum',
+        retries: 3,
+        check: { intervalMs: 2000, rise: 2, fall: 3, agentIntervalMs: 2000 },
+      }),
+    timeouts: z
+      .object({
+        connectMs: ms('connect timeout').default(5000),
+        clientMs: ms('client timeout').default(900_000),
+        serverMs: ms('server timeout').default(900_000),
+        tunnelMs: ms('tunnel timeout').default(3_600_000),
+        checkMs: ms('check timeout').default(3000),
+      })
+      .strict()
+      .default({ connectMs: 5000, clientMs: 900_000, serverMs: 900_000, tunnelMs: 3_600_000, checkMs: 3000 }),
+    servers: z.array(serverSchema).default([]),
+    statsPage: z
+      .object({
+        bind: bindAddress.default('127.0.0.1'),
+        port,
+        uri: z
+          .string()
+          .regex(/^\/[^\s"'#\\]*$/, 'must be a path starting with /')
+          .default('/'),
+        refreshSec: positiveInt('seconds').default(5),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict()
+  .superRefine((input, ctx) => {
+    const seen = new Set<string>();
+    input.servers.forEach((server, i) => {
+      if (seen.has(server.name))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['servers', i, 'name'],
+          message: `duplicate server name ${server.name}`,
+        });
+      seen.add(server.name);
+    });
+    if (input.frontend.tls?.port === input.frontend.port)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['frontend', 'tls', 'port'],
+        message: `must differ from frontend.port (${input.frontend.port})`,
+      });
+    if (input.statsPage && input.frontend.name === 'stats')
+      ctx.addIssue({ code: 'custom', path: ['frontend', 'name'], message: 'stats is the stats page’s name' });
+  });
+
+/** HAProxy's time syntax, in the largest unit that keeps it whole (`90s`, `15m`, `1500ms`). */
+export function haproxyTime(valueMs: number): string {
+  for (const [unit, size] of [
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1000],
+  ] as const) {
+    if (valueMs % size === 0) return `${valueMs / size}${unit}`;
+  }
+  return `${valueMs}ms`;
+}
+
+/**
+ * The keywords every stratum server gets: PROXY v2 with the unique-id TLV (the stratum server
+ * takes the miner's address from it; its health checks send a LOCAL header), a connect health
+ * check and the agent check's interval. Servers added at runtime do not inherit
+ * `default-server`, so the follower passes the same words to `add server`.
+ */
+export function serverKeywords(check: ServerCheckOptions = {}): string {
+  const c = parseInput('server check', checkSchema, check);
+  return [
+    'send-proxy-v2 proxy-v2-options unique-id',
+    `check inter ${haproxyTime(c.intervalMs)} rise ${c.rise} fall ${c.fall}`,
+    `agent-inter ${haproxyTime(c.agentIntervalMs)}`,
+  ].join(' ');
+}
+
+/** The per-server words on top of `serverKeywords`: its agent check. */
+export function serverAgentKeywords(server: Pick<HaproxyServer, 'agentPort' | 'agentAddress'>): string {
+  if (server.agentPort === undefined) return '';
+  const addr = server.agentAddress ? ` agent-addr ${server.agentAddress}` : '';
+  return `agent-check agent-port ${server.agentPort}${addr}`;
+}
+
+/**
+ * HAProxy's name for the server of service `id`: the id itself when HAProxy allows it, else the
+ * id with every other character replaced by `_` plus a short hash, so two ids never collide.
+ */
+export function haproxyServerName(id: string): string {
+  if (NAME.test(id) && id.length <= 64) return id;
+  const hash = createHash('sha256').update(id).digest('hex').slice(0, 8);
+  return `${id.replace(/[^A-Za-z0-9_.:-]/g, '_').slice(0, 55)}-${hash}`;
+}
+
+/** Splits `host:port` (`[v6]:port` too); null when it is not one. */
+export function splitHostPort(endpoint: string): { host: string; port: number } | null {
+  const match = /^(?:\[([^\]]+)\]|([^:]+|.*:.*)):(\d{1,5})$/.exec(endpoint);
+  if (!match) return null;
+  const host = match[1] ?? match[2] ?? '';
+  const portNumber = Number(match[3]);
+  if (host === '' || portNumber < 1 || portNumber > 65535) return null;
+  return { host, port: portNumber };
+}
+
+/**
+ * The backend server for a registered stratum service; null when it registered no `stratum`
+ * endpoint, or is draining (it takes no new miners, and a server HAProxy does not know gets none).
+ */
+export function haproxyServerFromService(service: ServiceInfo): HaproxyServer | null {
+  return service.state === 'draining' ? null : backendServerOf(service);
+}
+
+/** The backend server of a registered stratum service, draining or not; null without a miner endpoint. */
+export function backendServerOf(service: ServiceInfo): HaproxyServer | null {
+  const miners = service.stratum ? splitHostPort(service.stratum) : null;
+  if (!miners) return null;
+  const agent = service.agent ? splitHostPort(service.agent) : null;
+  return {
+    name: haproxyServerName(service.id),
+    address: miners.host,
+    port: miners.port,
+    ...(agent && { agentPort: agent.port }),
+    ...(agent && agent.host !== miners.host && { agentAddress: agent.host }),
+  };
+}
+
+let template: HandlebarsTemplateDelegate | undefined;
+
+/** haproxy.cfg for the stratum frontend and backend; throws RenderInputError naming each bad field. */
+export function renderHaproxy(input: HaproxyRenderInput): string {
+  const v = parseInput('haproxy', inputSchema, input);
+  template ??= compileTemplate(new URL('../../../haproxy/haproxy.cfg.hbs', import.meta.url));
+  const t = v.timeouts;
+  return template({
+    statsSocket: v.statsSocket,
+    maxconn: v.maxconn ?? null,
+    logTarget: v.log ?? null,
+    timeouts: {
+      connect: haproxyTime(t.connectMs),
+      client: haproxyTime(t.clientMs),
+      server: haproxyTime(t.serverMs),
+      tunnel: haproxyTime(t.tunnelMs),
+      check: haproxyTime(t.checkMs),
+    },
+    frontend: {
+      name: v.frontend.name,
+      bind: v.frontend.bind,
+      port: v.frontend.port,
+      tls: v.frontend.tls ? { ...v.frontend.tls, bind: v.frontend.tls.bind ?? v.frontend.bind } : null,
+    },
+    backend: {
+      name: v.backend.name,
+      retries: v.backend.retries,
+      defaultServer: serverKeywords(v.backend.check),
+    },
+    servers: v.servers.map((s) => ({
+      name: s.name,
+      address: s.address,
+      port: s.port,
+      keywords: serverAgentKeywords(s),
+    })),
+    statsPage: v.statsPage ? { ...v.statsPage, name: 'stats', refresh: `${v.statsPage.refreshSec}s` } : null,
+  });
+}

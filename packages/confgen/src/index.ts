@@ -1,0 +1,36 @@
+export { RenderInputError, type RenderInputIssue } from './input.js';
+export {
+  type HaproxyRenderInput,
+  type HaproxyServer,
+  type ServerCheckOptions,
+  haproxyServerFromService,
+  haproxyServerName,
+  haproxyTime,
+  renderHaproxy,
+  serverAgentKeywords,
+  serverKeywords,
+  splitHostPort,
+} from './haproxy-render.js';
+export {
+  CIRCUS_KIND_DEFAULTS,
+  type CircusRenderInput,
+  type CircusWatcher,
+  SERVICE_KINDS,
+  type ServiceKind,
+  renderCircus,
+} from './circus-render.js';
+export {
+  HaproxyRuntime,
+  HaproxyRuntimeError,
+  type HaproxyRuntimeOptions,
+  type ServerStat,
+  type ServerState,
+  runtimeCommand,
+} from './runtime.js';
+export {
+  type FollowStratumServersOptions,
+  type FollowerLogger,
+  type FollowerStats,
+  type StratumFollower,
+  followStratumServers,
+} from './follow.js';

@@ -1,0 +1,204 @@
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import {
+  type HaproxyRenderInput,
+  RenderInputError,
+  haproxyServerFromService,
+  haproxyServerName,
+  renderHaproxy,
+} from '@hashwire/confgen';
+import type { ServiceInfo } from '@hashwire/registry';
+import { makeTempDir } from '@hashwire/testkit';
+import { describe, expect, it } from 'vitest';
+import { expectGolden, goldenPath } from './golden.js';
+
+const run = promisify(execFile);
+
+// Placeholders in the goldens; the haproxy -c test puts real files in their place.
+const SOCKET = '/run/hashwire/haproxy.sock';
+const PEM = '/etc/hashwire/stratum.pem';
+
+const three: HaproxyRenderInput['servers'] = [
+  { name: 'stratum-1', address: '127.0.0.1', port: 23001, agentPort: 23501 },
+  // An agent on another address, and a server that has no agent.
+  { name: 'stratum-2', address: '10.0.0.8', port: 23000, agentPort: 23500, agentAddress: '10.0.1.8' },
+  { name: 'legacy', address: '10.0.0.9', port: 3333 },
+];
+
+const variants: Record<string, HaproxyRenderInput> = {
+  'haproxy-empty.cfg': { statsSocket: SOCKET },
+  'haproxy-one-tls.cfg': {
+    statsSocket: SOCKET,
+    frontend: { tls: { port: 3334, certificate: PEM } },
+    servers: [{ name: 'stratum-1', address: '127.0.0.1', port: 23001, agentPort: 23501 }],
+  },
+  'haproxy-three.cfg': {
+    statsSocket: SOCKET,
+    servers: three,
+    statsPage: { port: 8404 },
+    log: 'stderr format raw local0 info',
+  },
+  'haproxy-three-tls.cfg': {
+    statsSocket: SOCKET,
+    maxconn: 8000,
+    frontend: { name: 'miners', bind: '0.0.0.0', port: 3333, tls: { port: 3443, certificate: PEM } },
+    backend: {
+      name: 'ltc',
+      retries: 2,
+      check: { intervalMs: 1500, rise: 3, fall: 2, agentIntervalMs: 1000 },
+    },
+    timeouts: { connectMs: 3000, clientMs: 600_000, serverMs: 600_000, tunnelMs: 7_200_000, checkMs: 2000 },
+    servers: three,
+    statsPage: { bind: '0.0.0.0', port: 8404, uri: '/haproxy', refreshSec: 10 },
+  },
+};
+
+describe('renderHaproxy', () => {
+  for (const [name, input] of Object.entries(variants)) {
+    it(`renders ${name} exactly`, () => {
+      expectGolden(name, renderHaproxy(input));
+    });
+  }
+
+  it('haproxy -c accepts every golden, without a single warning', async () => {
+    const dir = await makeTempDir('confgen-check');
+    const pem = path.join(dir, 'stratum.pem');
+    await run('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=localhost',
+      '-keyout',
+      pem,
+      '-out',
+      pem,
+    ]);
+    for (const name of Object.keys(variants)) {
+      const text = readFileSync(goldenPath(name), 'utf8')
+        .replaceAll(SOCKET, path.join(dir, 'admin.sock'))
+        .replaceAll(PEM, pem);
+      const file = path.join(dir, name);
+      await writeFile(file, text);
+      // -dW: a warning fails the check too.
+      const result = await run('haproxy', ['-dW', '-c', '-f', file]).catch((error) => error);
+      expect(`${name}: ${result.stdout}${result.stderr}`.trim()).toBe(`${name}: Configuration file is valid`);
+    }
+  });
+
+  it('sends the unique-id TLV, hashes consistently and checks every server with an agent', () => {
+    const text = renderHaproxy(variants['haproxy-one-tls.cfg'] as HaproxyRenderInput);
+    expect(text).toMatch(/^\s+unique-id-format \S/m);
+    expect(text).toMatch(/^\s+balance source\n\s+hash-type consistent$/m);
+    expect(text).toMatch(/^\s+default-server send-proxy-v2 proxy-v2-options unique-id check /m);
+    expect(text).toMatch(/^\s+server stratum-1 127\.0\.0\.1:23001 agent-check agent-port 23501$/m);
+    expect(text).toMatch(/^\s+bind :3334 ssl crt \/etc\/hashwire\/stratum\.pem$/m);
+  });
+
+  it('names every bad field with its path and what is allowed', () => {
+    const bad = {
+      statsSocket: 'has space',
+      maxconn: 0,
+      frontend: { port: 70_000, tls: { port: 3333, certificate: '' } },
+      servers: [
+        { name: 'ok', address: '127.0.0.1', port: 1 },
+        { name: 'bad name', address: '127.0.0.1', port: 'x' },
+      ],
+      timeouts: { clientMs: -1 },
+      statsPage: { port: 8404, uri: 'no-slash' },
+      typo: true,
+    } as unknown as HaproxyRenderInput;
+    let error: RenderInputError | undefined;
+    try {
+      renderHaproxy(bad);
+    } catch (e) {
+      error = e as RenderInputError;
+    }
+    expect(error).toBeInstanceOf(RenderInputError);
+    const byPath = Object.fromEntries((error?.issues ?? []).map((i) => [i.path, i.message]));
+    expect(byPath).toMatchObject({
+      statsSocket: expect.stringContaining('must not contain spaces'),
+      maxconn: expect.stringContaining('positive'),
+      'frontend.port': 'must be a port from 1 to 65535',
+      'frontend.tls.certificate': expect.stringContaining('must not be empty'),
+      'servers.1.name': expect.stringContaining("letters, digits, '_'"),
+      'servers.1.port': 'must be a port number',
+      'timeouts.clientMs': expect.stringContaining('positive'),
+      'statsPage.uri': 'must be a path starting with /',
+      typo: 'unknown field',
+    });
+    expect(error?.message).toMatch(/^haproxy render input is invalid:\n {2}statsSocket: /);
+  });
+
+  it('refuses two servers with one name, and TLS on the plain port', () => {
+    const input: HaproxyRenderInput = {
+      statsSocket: SOCKET,
+      frontend: { port: 3333, tls: { port: 3333, certificate: PEM } },
+      servers: [
+        { name: 'a', address: '127.0.0.1', port: 1 },
+        { name: 'a', address: '127.0.0.1', port: 2 },
+      ],
+    };
+    expect(() => renderHaproxy(input)).toThrow(
+      /servers\.1\.name: duplicate server name a\n {2}frontend\.tls\.port: must differ from frontend\.port \(3333\)/,
+    );
+  });
+});
+
+describe('servers from the registry', () => {
+  const service = (over: Partial<ServiceInfo>): ServiceInfo => ({
+    kind: 'stratum',
+    id: 'stratum-1',
+    rpc: '',
+    http: '',
+    pid: 1,
+    version: '0.1.0',
+    chain: 'litecoin-regtest',
+    state: 'up',
+    load: 0,
+    startedAt: 0,
+    ...over,
+  });
+
+  it('maps a registered stratum server to its backend server', () => {
+    expect(
+      haproxyServerFromService(service({ stratum: '127.0.0.1:23001', agent: '127.0.0.1:23501' })),
+    ).toEqual({
+      name: 'stratum-1',
+      address: '127.0.0.1',
+      port: 23001,
+      agentPort: 23501,
+    });
+    expect(haproxyServerFromService(service({ stratum: '[::1]:23001', agent: '10.0.0.1:9' }))).toEqual({
+      name: 'stratum-1',
+      address: '::1',
+      port: 23001,
+      agentPort: 9,
+      agentAddress: '10.0.0.1',
+    });
+  });
+
+  it('leaves out servers without a miner endpoint and draining ones', () => {
+    expect(haproxyServerFromService(service({}))).toBeNull();
+    expect(haproxyServerFromService(service({ stratum: 'nonsense' }))).toBeNull();
+    expect(haproxyServerFromService(service({ stratum: '127.0.0.1:1', state: 'draining' }))).toBeNull();
+  });
+
+  it('gives ids HAProxy would refuse a safe, distinct name', () => {
+    expect(haproxyServerName('stratum-1')).toBe('stratum-1');
+    const a = haproxyServerName('eu west/1');
+    const b = haproxyServerName('eu west 1');
+    expect(a).toMatch(/^eu_west_1-[0-9a-f]{8}$/);
+    expect(b).toMatch(/^eu_west_1-[0-9a-f]{8}$/);
+    expect(a).not.toBe(b);
+  });
+});

@@ -1,0 +1,397 @@
+import * as z from 'zod';
+import { LOG_LEVELS } from './logger.js';
+
+/*
+ * The pool-wide config file: every key, its type, default and allowed values. The docs page
+ * (docs/configuration.md) is generated from this schema, and a test keeps it in step.
+ * Relative paths are taken from the config file's folder (the working directory without a file).
+ */
+
+const int = (min: number, max: number, fallback: number, description: string) =>
+  z.number().int().min(min).max(max).default(fallback).describe(description);
+const ms = (fallback: number, description: string) => int(1, 2 ** 31 - 1, fallback, `${description} (ms)`);
+const port = z.number().int().min(1).max(65535);
+const portRange = (first: number, last: number, description: string) =>
+  z
+    .tuple([z.number().int().min(0).max(65535), z.number().int().min(0).max(65535)])
+    .default([first, last])
+    .describe(`${description}: [first, last], the first free port is bound`);
+const section = <T extends z.ZodRawShape>(shape: T, description: string) =>
+  z
+    .strictObject(shape)
+    .prefault({} as never)
+    .describe(description);
+const hostPort = z.strictObject({
+  host: z.string().min(1).describe('host name or address'),
+  port: port.describe('port'),
+});
+const reconnectTarget = z.strictObject({
+  host: z.string().min(1).describe('host name or address miners are sent to'),
+  port: port.describe('port miners are sent to'),
+  waitSeconds: z.number().int().min(0).optional().describe('seconds the miner waits before reconnecting'),
+});
+
+const redis = section(
+  {
+    url: z
+      .string()
+      .regex(/^rediss?:\/\//, 'must start with redis:// or rediss://')
+      .optional()
+      .describe(
+        'redis://[user:password@]host:port[/db]; default redis://127.0.0.1:6379 when neither sentinel nor cluster is set',
+      ),
+    sentinel: z
+      .strictObject({
+        name: z.string().min(1).describe('master group name'),
+        sentinels: z.array(hostPort).min(1).describe('sentinel addresses'),
+        password: z.string().optional().describe('password of the Redis servers'),
+        sentinelPassword: z.string().optional().describe('password of the sentinels'),
+        db: z.number().int().min(0).max(65535).optional().describe('database number'),
+      })
+      .optional()
+      .describe('Redis Sentinel instead of url'),
+    cluster: z
+      .strictObject({
+        nodes: z.array(hostPort).min(1).describe('seed nodes'),
+        password: z.string().optional().describe('password of the nodes'),
+      })
+      .optional()
+      .describe('Redis Cluster instead of url'),
+    keyPrefix: z
+      .string()
+      .min(1)
+      .default('hw:')
+      .describe('put before every key (several pools can share a Redis)'),
+  },
+  'the Redis every service uses for discovery, leases, sessions and accounting',
+);
+
+const daemon = z.strictObject({
+  url: z
+    .string()
+    .regex(/^http:\/\/[^/]/, 'must be an http:// address')
+    .describe('JSON-RPC address, e.g. http://user:pass@127.0.0.1:19443/ (credentials may be in the URL)'),
+  user: z.string().optional().describe('RPC user (or in the URL, or cookieFile)'),
+  password: z.string().optional().describe('RPC password'),
+  cookieFile: z.string().optional().describe("path of the daemon's .cookie file instead of user/password"),
+  timeoutMs: ms(30_000, 'timeout of an ordinary RPC call'),
+  longpollTimeoutMs: ms(300_000, 'timeout of a getblocktemplate long poll'),
+  maxSockets: int(1, 64, 4, 'concurrent ordinary calls to this daemon'),
+});
+
+const chain = z.strictObject({
+  id: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'must be 1-64 of a-z 0-9 . _ - starting with a letter or digit')
+    .optional()
+    .describe('chain id in keys, jobs and service ids; default <coin>-<network>'),
+  coin: z.enum(['litecoin', 'bitcoin']).default('litecoin').describe('coin'),
+  network: z.enum(['main', 'test', 'regtest']).default('regtest').describe('network'),
+  daemons: z.array(daemon).min(1).describe('coin daemons, tried in order; blocks are submitted to all'),
+  payouts: z
+    .array(
+      z.strictObject({
+        address: z.string().min(1).describe('payout address (checked against coin and network)'),
+        valueSat: z
+          .number()
+          .int()
+          .positive()
+          .optional()
+          .describe('exact amount in satoshis; at most one payout leaves it out and gets the rest'),
+      }),
+    )
+    .min(1)
+    .describe('where the block reward goes'),
+  poolTag: z.string().max(64).default('/hashwire/').describe('text in every coinbase'),
+  blocknotify: z
+    .boolean()
+    .default(false)
+    .describe("start a blocknotify receiver (the daemon's -blocknotify runs its command)"),
+  zmqHashblock: z
+    .array(z.string().regex(/^tcp:\/\//, 'must be a tcp:// endpoint'))
+    .default([])
+    .describe('ZMQ hashblock endpoints of daemons built with ZMQ'),
+  confirmations: int(1, 10_000, 100, 'confirmations after which a block counts as confirmed'),
+});
+
+const rpc = section(
+  {
+    host: z.string().min(1).default('127.0.0.1').describe('address RPC sockets bind (and register)'),
+    portRange: portRange(28000, 28999, 'RPC ports'),
+    heartbeatIntervalMs: ms(1000, 'RPC heartbeat; every service uses the same'),
+  },
+  'ZeroMQ RPC between the services',
+);
+
+const http = section(
+  { portRange: portRange(29000, 29999, 'HTTP /healthz /stats /metrics ports') },
+  "the services' HTTP status endpoints",
+);
+
+const discovery = section(
+  { serviceTtlMs: ms(60_000, 'lifetime of a service registration without a refresh') },
+  'service registration in Redis',
+);
+
+const jobmanager = section(
+  {
+    count: int(0, 64, 2, 'jobmanagers per chain (one leads, the others stand by)'),
+    leaseTtlMs: ms(2000, 'leader lease: a dead leader is replaced within about this long'),
+    pollIntervalMs: ms(500, 'getblocktemplate poll interval'),
+    refreshIntervalMs: ms(30_000, 'template refresh (clean_jobs false) interval'),
+    jobTtlMs: ms(900_000, 'how long a job stays in Redis for block submission'),
+  },
+  'jobmanagers: block templates to jobs, leader election, block submission',
+);
+
+const vardiff = section(
+  {
+    enabled: z.boolean().default(true).describe('adjust each miner to targetSharesPerMin'),
+    targetSharesPerMin: z.number().positive().default(18).describe('share rate to aim for'),
+    retargetMs: ms(60_000, 'window over which the rate is measured'),
+    burstFactor: z
+      .number()
+      .positive()
+      .default(4)
+      .describe('cut a window short at this many times the expected shares'),
+    minWindowMs: ms(5000, 'shortest window'),
+    tolerance: z.number().positive().default(0.3).describe('no change within this fraction of the target'),
+    maxStepFactor: z.number().min(1).default(4).describe('largest change of one retarget, as a factor'),
+    initialDifficulty: z.number().positive().default(16).describe('difficulty of a new session'),
+    minDifficulty: z.number().positive().default(0.001).describe('lowest difficulty'),
+    maxDifficulty: z
+      .number()
+      .positive()
+      .default(2 ** 32)
+      .describe('highest difficulty'),
+  },
+  'variable difficulty',
+);
+
+const limits = section(
+  {
+    maxLineBytes: int(1, 1_048_576, 16_384, 'longest request line'),
+    maxOutputBytes: int(1, 2 ** 31 - 1, 262_144, 'output buffered for a miner that does not read'),
+    authTimeoutMs: ms(20_000, 'time from connect to a successful mining.authorize'),
+    idleTimeoutMs: ms(600_000, 'time an authorized session may go without a submit'),
+    maxConnectionsPerIp: int(0, 2 ** 31 - 1, 256, 'open connections per client address; 0: no limit'),
+    maxConnections: int(0, 2 ** 31 - 1, 0, 'open connections per stratum server; 0: no limit'),
+    maxProtocolErrors: int(0, 1_000_000, 20, 'malformed requests before the connection is closed'),
+    maxWorkersPerConnection: int(0, 1_000_000, 16, 'workers one connection may authorize'),
+    banInvalidRatio: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0.5)
+      .describe('invalid share ratio that bans an address'),
+    banCheckShares: int(0, 1_000_000, 40, 'shares seen before the ratio is checked'),
+    banDurationMs: int(0, 2 ** 31 - 1, 600_000, 'how long a ban lasts (ms)'),
+  },
+  'per-connection and per-address limits',
+);
+
+const stratum = section(
+  {
+    count: int(0, 256, 2, 'stratum servers per chain'),
+    host: z.string().min(1).default('0.0.0.0').describe('address the miner port binds'),
+    advertiseHost: z
+      .string()
+      .min(1)
+      .default('127.0.0.1')
+      .describe('address HAProxy uses to reach a stratum server bound to a wildcard host'),
+    portRange: portRange(23000, 23999, 'miner ports'),
+    agentPortRange: z
+      .tuple([z.number().int().min(0).max(65535), z.number().int().min(0).max(65535)])
+      .optional()
+      .describe('HAProxy agent-check listener ports: [first, last]; default: the miner port range'),
+    spoolDir: z
+      .string()
+      .min(1)
+      .default('var/spool')
+      .describe('spool folder base; each instance uses <spoolDir>/<instance id>'),
+    extranonce1Size: int(2, 16, 4, 'extranonce1 bytes (jobmanagers build coinbases with the same)'),
+    extranonce2Size: int(1, 16, 4, 'extranonce2 bytes miners roll'),
+    versionMask: int(0, 0xffffffff, 0x1fffe000, 'BIP310 version bits miners may roll'),
+    ntimeMaxAheadSeconds: int(1, 86_400, 7200, 'how far a submitted ntime may run ahead of the job'),
+    sessionTtlMs: ms(600_000, 'how long a disconnected session can be resumed'),
+    spoolRejectedShares: z.boolean().default(true).describe('also spool rejected shares, for statistics'),
+    trustedProxies: z
+      .array(z.string().regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, 'must be an address or CIDR'))
+      .default(['127.0.0.1/32', '::1/128'])
+      .describe('addresses allowed to send a PROXY protocol header (HAProxy), as CIDRs'),
+    flushTimeoutMs: ms(30_000, 'on stop, how long to wait for reporters to take the spool'),
+    vardiff,
+    limits,
+    drain: section(
+      {
+        waveSize: int(1, 1_000_000, 500, 'sessions sent client.reconnect per wave'),
+        waveIntervalMs: ms(1000, 'pause between two waves'),
+        graceMs: ms(30_000, 'after the last wave, sessions still connected this long are closed'),
+        reconnectTo: reconnectTarget
+          .optional()
+          .describe('where client.reconnect points; default: back through HAProxy'),
+      },
+      'what a stratum server does when it is drained',
+    ),
+    daemonLoss: section(
+      {
+        daemonGraceMs: ms(60_000, 'how long miners keep the last job once no jobmanager has a daemon'),
+        graceMs: ms(10_000, 'after being sent away, sessions still connected this long are closed'),
+        reconnectTo: reconnectTarget.optional().describe('a backup pool miners are sent to meanwhile'),
+      },
+      'what happens to miners while no coin daemon answers',
+    ),
+    spool: section(
+      {
+        batchIntervalMs: ms(1000, 'a batch is sealed at least this often'),
+        batchMaxShares: int(1, 1_000_000, 5000, 'shares per batch at most'),
+        sync: z.boolean().default(false).describe('fdatasync after each append (survives a machine crash)'),
+      },
+      'the share spool on disk',
+    ),
+    forwarder: section(
+      {
+        maxInFlightBatches: int(1, 1024, 4, 'spool batches being delivered at once'),
+        requestTimeoutMs: ms(5000, 'deadline of one reporter.shares request'),
+        retryDelayMs: ms(500, 'first wait before a batch every reporter failed is tried again'),
+        maxRetryDelayMs: ms(10_000, 'longest such wait'),
+        suspectMs: ms(5000, 'a reporter that failed is tried after the others for this long'),
+        backlogWarnBatches: int(1, 1_000_000, 10, 'warn when this many batches wait'),
+      },
+      'delivery of spooled shares to reporters',
+    ),
+    ring: section(
+      {
+        buckets: int(1, 65_535, 100, 'buckets of the reporter ring'),
+        bucketsPerAccount: int(1, 65_535, 3, "size of an account's subset of buckets"),
+        virtualNodes: int(1, 65_536, 1024, 'points of each bucket on the ring'),
+      },
+      'reporter routing: the same on every stratum server',
+    ),
+  },
+  'stratum servers: miner sessions, share validation, spool',
+);
+
+const reporter = section(
+  {
+    count: int(0, 64, 2, 'reporters per chain'),
+    blockPollMs: ms(10_000, 'how often block confirmations are polled'),
+    candidateMaxAgeMs: ms(3_600_000, 'a block candidate that never settles is forgotten after this'),
+    batchTtlS: int(1, 2 ** 31 - 1, 86_400, "lifetime of a batch id's idempotency key (s)"),
+    maxBatchShares: int(1, 10_000_000, 20_000, 'bigger batches are refused'),
+    shareLogMaxBatches: int(1, 100_000_000, 2000, 'batches kept in the share log stream'),
+    eventsMaxLen: int(1, 100_000_000, 100_000, 'entries kept in the events stream'),
+  },
+  'reporters: share accounting, rounds, block lifecycle',
+);
+
+const haproxy = section(
+  {
+    enabled: z.boolean().default(true).describe('run HAProxy in front of the stratum servers (hashwire up)'),
+    binary: z.string().min(1).default('haproxy').describe('haproxy executable'),
+    bind: z
+      .string()
+      .regex(/^[^:]*:\d{1,5}$/, 'must be host:port or :port')
+      .default(':3333')
+      .describe('public stratum+tcp address'),
+    tls: z
+      .strictObject({
+        bind: z
+          .string()
+          .regex(/^[^:]*:\d{1,5}$/, 'must be host:port or :port')
+          .default(':3334')
+          .describe('public stratum+ssl address'),
+        certFile: z.string().min(1).describe('PEM with certificate and key'),
+      })
+      .optional()
+      .describe('TLS termination (stratum+ssl)'),
+    statsSocket: z.string().min(1).default('var/haproxy.sock').describe('runtime API socket'),
+    statsBind: z
+      .string()
+      .regex(/^[^:]*:\d{1,5}$/, 'must be host:port or :port')
+      .optional()
+      .describe('HTTP stats page address; none by default'),
+    backend: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]+$/, 'must be letters, digits, _ . -')
+      .default('stratum')
+      .describe('backend name'),
+    maxconn: z
+      .number()
+      .int()
+      .min(1)
+      .max(10_000_000)
+      .optional()
+      .describe('connections HAProxy accepts; default: what ulimit -n allows (about two descriptors each)'),
+    checkIntervalMs: ms(2000, 'health and agent check interval'),
+    rise: int(1, 100, 2, 'successful checks before a server is up'),
+    fall: int(1, 100, 3, 'failed checks before a server is down'),
+    configFile: z
+      .string()
+      .min(1)
+      .default('var/haproxy.cfg')
+      .describe('where hashwire up writes the rendered config'),
+  },
+  'HAProxy, the public face for miners',
+);
+
+const log = section(
+  {
+    level: z
+      .enum(LOG_LEVELS as [string, ...string[]])
+      .default('info')
+      .describe('log level of every service'),
+  },
+  'logging',
+);
+
+const statsd = section(
+  {
+    enabled: z.boolean().default(false).describe('mirror the metrics to statsd'),
+    host: z.string().min(1).default('127.0.0.1').describe('statsd host'),
+    port: port.default(8125).describe('statsd port'),
+    prefix: z.string().default('hashwire.').describe('put before every name'),
+    tagFormat: z.enum(['datadog', 'telegraf']).default('datadog').describe('tag syntax'),
+    tags: z.record(z.string(), z.string()).default({}).describe('tags on every line'),
+  },
+  'statsd',
+);
+
+const circus = section(
+  {
+    workingDir: z.string().min(1).default('.').describe('working folder of the watchers'),
+    logDir: z.string().min(1).default('var/log').describe("folder of the services' output"),
+    gracefulTimeoutS: section(
+      {
+        jobmanager: int(1, 3600, 15, 'jobmanager stop deadline (s)'),
+        stratum: int(1, 3600, 90, 'stratum stop deadline (s): drain waves, grace and spool flush'),
+        reporter: int(1, 3600, 30, 'reporter stop deadline (s)'),
+      },
+      'how long Circus waits after SIGTERM before SIGKILL',
+    ),
+  },
+  'Circus (hashwire render circus)',
+);
+
+export const poolConfigSchema = z
+  .strictObject({
+    redis,
+    chains: z.array(chain).min(1).describe('the chains the pool mines; each gets its own services'),
+    rpc,
+    http,
+    discovery,
+    jobmanager,
+    stratum,
+    reporter,
+    haproxy,
+    log,
+    statsd,
+    circus,
+  })
+  .describe('a whole hashwire pool');
+
+export type PoolConfigInput = z.input<typeof poolConfigSchema>;
+type Parsed = z.output<typeof poolConfigSchema>;
+export type ChainConfig = Omit<Parsed['chains'][number], 'id'> & { id: string };
+/** A loaded, checked pool config: every default filled in, relative paths made absolute. */
+export type PoolConfig = Omit<Parsed, 'chains'> & { chains: ChainConfig[] };

@@ -1,0 +1,296 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type KeyBuilder, createKeyBuilder } from '@hashwire/protocol';
+import { type RedisClient, connectRedis, getService } from '@hashwire/registry';
+import {
+  type LitecoinRegtest,
+  type RedisServer,
+  type SimDisconnectEvent,
+  type SimMiners,
+  type SimReconnectEvent,
+  startLitecoinRegtest,
+  startRedis,
+  startSimMiners,
+  waitFor,
+} from '@hashwire/testkit';
+import {
+  BACKEND,
+  CHECK,
+  type StratumFront,
+  backendServers,
+  isHealthy,
+  startStratumFront,
+} from './haproxy-front.js';
+import {
+  type ServiceProcess,
+  killService,
+  regtestJobmanagerConfig,
+  spawnService,
+} from './service-process.js';
+
+// A whole pool as processes for the end-to-end operations tests: real Redis, a litecoind
+// regtest pair, HAProxy in front, jobmanager / stratum / reporter bins, and sim miners mining
+// through HAProxy, each from its own loopback address (so `balance source` spreads them).
+
+export const CHAIN = 'litecoin-regtest';
+
+type Kind = ServiceProcess['kind'];
+
+/** A stratum server's drain (waves, miners leaving, spool flushed) fits well inside this. */
+const STOP_DEADLINE_MS = 30_000;
+
+export interface PoolOptions {
+  /** Share difficulty of every miner (vardiff off); dyadic keeps credited sums exact. */
+  diff: number;
+}
+
+/** A miner group through HAProxy, with every reconnect and disconnect it saw, timestamped. */
+export interface MinerGroup {
+  miners: SimMiners;
+  /** extranonce1 of each worker right after its first authorize. */
+  extranonce1: (string | null)[];
+  reconnects: (SimReconnectEvent & { at: number })[];
+  disconnects: (SimDisconnectEvent & { at: number })[];
+}
+
+export interface Pool {
+  prefix: string;
+  keys: KeyBuilder;
+  redis: RedisClient;
+  redisServer: RedisServer;
+  ltc: LitecoinRegtest;
+  front: StratumFront;
+  /** The miners' payout account (a regtest address). */
+  account: string;
+  /** Running service processes by id. */
+  running: Map<string, ServiceProcess>;
+  startService(kind: Kind, id: string): Promise<ServiceProcess>;
+  /** Jobmanagers and reporters, then stratum servers (each kind in parallel); resolves once all are healthy. */
+  startServices(ids: Record<Kind, string[]>): Promise<void>;
+  /** SIGTERM; resolves once it exited 0 (throws with its logs otherwise). */
+  stopService(id: string): Promise<void>;
+  /**
+   * Waits until the service does its job in the pool again: `/healthz` 200, and a stratum server
+   * UP in HAProxy with every reporter in its ring, a jobmanager with every stratum server
+   * subscribed, a reporter in every stratum server's ring.
+   */
+  waitHealthy(id: string, timeoutMs?: number): Promise<void>;
+  startMiners(options: {
+    tag: string;
+    workers: number;
+    firstAddress: number;
+    hashesPerSecond: number;
+  }): Promise<MinerGroup>;
+  /** GET on a service's HTTP face (from its registration). */
+  http<T>(kind: Kind, id: string, path: string): Promise<{ status: number; body: T }>;
+  /** Log tails of every process this pool ran, restarted ones included. */
+  logs(): string;
+  close(): Promise<void>;
+}
+
+export async function startPool(options: PoolOptions): Promise<Pool> {
+  const prefix = `t${randomBytes(4).toString('hex')}:`;
+  const keys = createKeyBuilder({ prefix });
+  const [ltc, { redisServer, redis, front }] = await Promise.all([
+    startLitecoinRegtest({ nodes: 2 }),
+    (async () => {
+      const redisServer = await startRedis();
+      const redis = connectRedis(redisServer.url);
+      // HAProxy follows the registry from the start, as an operator runs it.
+      return { redisServer, redis, front: await startStratumFront({ redis, keys, chain: CHAIN }) };
+    })(),
+  ]);
+  const payout = await ltc.rpc[0]!.call<string>('getnewaddress', ['', 'bech32']);
+  const account = await ltc.rpc[1]!.call<string>('getnewaddress', ['', 'bech32']);
+  const daemons = ltc.nodes.map((n) => ({ url: n.rpcUrl, cookieFile: n.cookieFile }));
+  const running = new Map<string, ServiceProcess>();
+  const history: { label: string; service: ServiceProcess }[] = [];
+  const spoolDirs = new Map<string, string>();
+  const ports = new Map<string, number>();
+  const groups: MinerGroup[] = [];
+
+  const configs: Record<Kind, (id: string) => Record<string, unknown>> = {
+    jobmanager: (id) =>
+      regtestJobmanagerConfig({
+        id,
+        keyPrefix: prefix,
+        redisUrl: redisServer.url,
+        payout,
+        nodes: ltc.nodes,
+        extra: { serviceTtlMs: 3000 },
+      }),
+    reporter: (id) => ({
+      id,
+      chain: CHAIN,
+      redisUrl: redisServer.url,
+      keyPrefix: prefix,
+      daemons,
+      blockPollMs: 2000,
+      heartbeatIntervalMs: 250,
+      serviceTtlMs: 3000,
+      shareLogMaxBatches: 1_000_000,
+      logLevel: 'warn',
+    }),
+    stratum: (id) => {
+      if (!spoolDirs.has(id)) spoolDirs.set(id, mkdtempSync(join(tmpdir(), `hw-spool-${id}-`)));
+      return {
+        id,
+        chain: CHAIN,
+        coin: 'litecoin',
+        network: 'regtest',
+        redisUrl: redisServer.url,
+        keyPrefix: prefix,
+        spoolDir: spoolDirs.get(id),
+        host: '127.0.0.1',
+        // A restart takes the same port, as an operator's fixed port would (the agent then takes
+        // any free one).
+        port: ports.get(id) ?? 0,
+        trustedProxies: ['127.0.0.1/32'],
+        vardiff: { enabled: false, initialDifficulty: options.diff },
+        drain: { waveSize: 10, waveIntervalMs: 100, graceMs: 15_000 },
+        jobFeed: { heartbeatIntervalMs: 250, reconcileMs: 250 },
+        forwarder: {
+          heartbeatIntervalMs: 250,
+          reconcileMs: 250,
+          requestTimeoutMs: 2000,
+          retryDelayMs: 100,
+          maxRetryDelayMs: 1000,
+        },
+        serviceTtlMs: 3000,
+        logLevel: 'info',
+      };
+    },
+  };
+
+  const kindOf = (id: string): Kind => {
+    const service = running.get(id);
+    if (!service) throw new Error(`no running service ${id}`);
+    return service.kind;
+  };
+
+  const http = async <T>(kind: Kind, id: string, path: string) => {
+    const info = await getService(redis, keys, kind, id);
+    if (!info?.http) throw new Error(`${kind} ${id} is not registered with an http endpoint`);
+    const response = await fetch(`${info.http}${path}`);
+    return { status: response.status, body: (await response.json()) as T };
+  };
+
+  const pool: Pool = {
+    prefix,
+    keys,
+    redis,
+    redisServer,
+    ltc,
+    front,
+    account,
+    running,
+    async startService(kind, id) {
+      const service = await spawnService(kind, configs[kind](id));
+      const incarnation = history.filter((h) => h.label.startsWith(`${id}#`)).length + 1;
+      history.push({ label: `${id}#${incarnation}`, service });
+      running.set(id, service);
+      if (kind === 'stratum') ports.set(id, service.ready.port as number);
+      return service;
+    },
+    async startServices(ids) {
+      await Promise.all([
+        ...ids.jobmanager.map((id) => pool.startService('jobmanager', id)),
+        ...ids.reporter.map((id) => pool.startService('reporter', id)),
+      ]);
+      await Promise.all(ids.stratum.map((id) => pool.startService('stratum', id)));
+      await Promise.all(
+        [...ids.jobmanager, ...ids.reporter, ...ids.stratum].map((id) => pool.waitHealthy(id)),
+      );
+    },
+    async stopService(id) {
+      const service = running.get(id)!;
+      service.child.kill('SIGTERM');
+      let timer: NodeJS.Timeout | undefined;
+      const exit = await Promise.race([
+        service.exited,
+        new Promise<'timeout'>((resolve) => {
+          timer = setTimeout(() => resolve('timeout'), STOP_DEADLINE_MS);
+        }),
+      ]);
+      clearTimeout(timer);
+      running.delete(id);
+      if (exit === 'timeout') {
+        await killService(service);
+        throw new Error(
+          `${id} still running ${STOP_DEADLINE_MS} ms after SIGTERM; its log:\n${service.logs()}`,
+        );
+      }
+      if (exit.code !== 0) {
+        throw new Error(`${id} exited ${JSON.stringify(exit)} after SIGTERM; its log:\n${service.logs()}`);
+      }
+    },
+    async waitHealthy(id, timeoutMs = 30_000) {
+      const kind = kindOf(id);
+      const stratumIds = () =>
+        [...running.values()].filter((s) => s.kind === 'stratum').map((s) => s.ready.id);
+      const reporterCount = () => [...running.values()].filter((s) => s.kind === 'reporter').length;
+      const check = async (): Promise<boolean> => {
+        if ((await http(kind, id, '/healthz')).status !== 200) return false;
+        if (kind === 'stratum') {
+          const server = (await backendServers(front)).find((s) => s.name === id);
+          const stats = (await http<{ forwarder: { reporters: number } }>(kind, id, '/stats')).body;
+          return !!server && isHealthy(server) && stats.forwarder.reporters === reporterCount();
+        }
+        if (kind === 'jobmanager') {
+          const stats = (await http<{ subscribers: number }>(kind, id, '/stats')).body;
+          return stats.subscribers === stratumIds().length;
+        }
+        // A reporter is back once every stratum server routes batches to it again.
+        for (const sid of stratumIds()) {
+          const stats = (await http<{ forwarder: { reporters: number } }>('stratum', sid, '/stats')).body;
+          if (stats.forwarder.reporters !== reporterCount()) return false;
+        }
+        return true;
+      };
+      await waitFor(check, { timeoutMs, what: `${kind} ${id} back and healthy` }).catch((error: Error) => {
+        throw new Error(`${error.message}; its log:\n${running.get(id)?.logs()}`);
+      });
+    },
+    async startMiners({ tag, workers, firstAddress, hashesPerSecond }) {
+      const miners = await startSimMiners({
+        host: '127.0.0.1',
+        port: front.port,
+        workers,
+        username: (i) => `${account}.${tag}${i}`,
+        localAddress: (i) => `127.0.0.${firstAddress + i}`,
+        algorithm: 'scrypt',
+        recordShares: true,
+        hashesPerSecondLimit: hashesPerSecond,
+      });
+      const group: MinerGroup = {
+        miners,
+        extranonce1: miners.stats().workers.map((w) => w.extranonce1),
+        reconnects: [],
+        disconnects: [],
+      };
+      miners.on('reconnect', (event) => group.reconnects.push({ ...event, at: Date.now() }));
+      miners.on('disconnect', (event) => group.disconnects.push({ ...event, at: Date.now() }));
+      groups.push(group);
+      return group;
+    },
+    http,
+    logs: () =>
+      [
+        ...history.map(({ label, service }) => `--- ${label} (${service.kind}) ---\n${service.logs()}`),
+        `--- haproxy (pid ${front.haproxy.pid}, follower ${JSON.stringify(front.follower.stats)}) ---`,
+        existsSync(front.haproxy.logFile)
+          ? readFileSync(front.haproxy.logFile, 'utf8').split('\n').slice(-50).join('\n')
+          : '',
+      ].join('\n'),
+    async close() {
+      await Promise.all(groups.map((g) => g.miners.stop()));
+      await Promise.all([...running.values()].map(killService));
+      redis.disconnect();
+      await Promise.all([front.close(), ltc.stop(), redisServer.stop()]);
+      for (const dir of spoolDirs.values()) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return pool;
+}
