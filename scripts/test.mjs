@@ -62,6 +62,13 @@ if (existsSync(resultsFile)) {
   skipped += results.numPendingTests + results.numTodoTests;
   // A file that fails to load (syntax error, failing beforeAll) has no failed test in it: count it.
   for (const file of results.testResults ?? []) {
+    // Each failed test by name with its message's first line, so the last lines of a CI log
+    // say what broke even when the log above them is gone.
+    for (const a of file.assertionResults ?? []) {
+      if (a.status !== 'failed') continue;
+      const message = String(a.failureMessages?.[0] ?? '').split('\n')[0].slice(0, 400);
+      failures.push(`${file.name.replace(`${root}/`, '')} > ${a.fullName}: ${message}`);
+    }
     if (file.status === 'failed' && file.assertionResults.every((a) => a.status !== 'failed')) {
       failed++;
       failures.push(

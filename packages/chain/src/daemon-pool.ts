@@ -17,6 +17,12 @@ export interface DaemonPoolOptions {
   backoffInitialMs?: number;
   /** @defaultValue 30_000 */
   backoffMaxMs?: number;
+  /**
+   * How long `submitBlock` keeps asking `getblockheader` about an `inconclusive` block that a
+   * daemon holds but has not connected yet (it may still be connecting the copy a peer sent).
+   * @defaultValue 3_000
+   */
+  verifyMs?: number;
 }
 
 /** One daemon's answer in a call made to every daemon. */
@@ -83,6 +89,7 @@ export class DaemonPool extends EventEmitter<DaemonPoolEvents> {
   readonly #members: Member[];
   readonly #backoffInitialMs: number;
   readonly #backoffMaxMs: number;
+  readonly #verifyMs: number;
 
   constructor(daemons: readonly (DaemonClient | DaemonClientOptions)[], options: DaemonPoolOptions = {}) {
     super();
@@ -96,6 +103,7 @@ export class DaemonPool extends EventEmitter<DaemonPoolEvents> {
     }));
     this.#backoffInitialMs = options.backoffInitialMs ?? 1_000;
     this.#backoffMaxMs = options.backoffMaxMs ?? 30_000;
+    this.#verifyMs = options.verifyMs ?? 3_000;
   }
 
   get clients(): DaemonClient[] {
@@ -169,13 +177,7 @@ export class DaemonPool extends EventEmitter<DaemonPoolEvents> {
     const accepted = results.some((r) => r.result?.accepted);
     const submitResult: PoolSubmitResult = { accepted, results };
     if (!accepted && hash && results.every((r) => r.error || r.result?.reason === 'inconclusive')) {
-      const headers = await this.callAll<{ confirmations?: number }>(
-        'getblockheader',
-        [hash, true],
-        callOptions,
-      );
-      // confirmations is -1 for a block the daemon knows off its active chain.
-      if (headers.some((h) => (h.result?.confirmations ?? -1) >= 0)) {
+      if (await this.#inActiveChain(hash, callOptions)) {
         submitResult.accepted = true;
         submitResult.verified = true;
         return submitResult;
@@ -187,6 +189,25 @@ export class DaemonPool extends EventEmitter<DaemonPoolEvents> {
       if (reason) submitResult.reason = reason;
     }
     return submitResult;
+  }
+
+  /**
+   * Whether a daemon has block `hash` in its active chain. A daemon that knows the block only
+   * off its active chain (confirmations -1) may still be connecting it, so it is asked again
+   * every 100 ms for up to `verifyMs`; when no daemon knows the block at all, the answer is no.
+   */
+  async #inActiveChain(hash: string, callOptions: CallOptions): Promise<boolean> {
+    const deadline = performance.now() + this.#verifyMs;
+    for (;;) {
+      const headers = await this.callAll<{ confirmations?: number }>(
+        'getblockheader',
+        [hash, true],
+        callOptions,
+      );
+      if (headers.some((h) => (h.result?.confirmations ?? -1) >= 0)) return true;
+      if (!headers.some((h) => h.result) || performance.now() >= deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
   }
 
   close(): void {

@@ -400,10 +400,13 @@ describe('DaemonPool', () => {
       });
     const a = await daemon('a', () => 'inconclusive');
     const b = await daemon('b', () => 'inconclusive');
-    const pool = new DaemonPool([
-      { url: a.url, user: 'u', password: 'p', name: 'a' },
-      { url: b.url, user: 'u', password: 'p', name: 'b' },
-    ]);
+    const pool = new DaemonPool(
+      [
+        { url: a.url, user: 'u', password: 'p', name: 'a' },
+        { url: b.url, user: 'u', password: 'p', name: 'b' },
+      ],
+      { verifyMs: 300 },
+    );
     cleanups.push(() => pool.close());
     const hash = 'ab'.repeat(32);
 
@@ -412,9 +415,26 @@ describe('DaemonPool', () => {
       accepted: false,
       reason: 'inconclusive',
     });
-    // One knows it only off its active chain (confirmations -1): not ours to count.
+    // One knows it only off its active chain (confirmations -1) for longer than verifyMs: not
+    // ours to count; it was asked more than once meanwhile.
     chains.set('a', -1);
+    const askedBefore = a.calls.filter((c) => c.method === 'getblockheader').length;
     expect(await pool.submitBlock('beef', { hash })).toMatchObject({ accepted: false });
+    expect(a.calls.filter((c) => c.method === 'getblockheader').length - askedBefore).toBeGreaterThan(1);
+    // Still connecting it when first asked (the copy a peer sent), in its active chain a moment
+    // later: accepted.
+    let asks = 0;
+    const connecting = await fakeDaemon((call) => {
+      if (call.method === 'submitblock') reply(call, 'inconclusive');
+      else reply(call, { hash: call.params[0], confirmations: ++asks < 3 ? -1 : 0 });
+    });
+    const c = new DaemonPool([{ url: connecting.url, user: 'u', password: 'p', name: 'c' }]);
+    cleanups.push(
+      () => c.close(),
+      () => connecting.close(),
+    );
+    expect(await c.submitBlock('beef', { hash })).toMatchObject({ accepted: true, verified: true });
+    expect(asks).toBe(3);
     // One has it in its active chain: accepted, and said to be verified.
     chains.set('b', 1);
     expect(await pool.submitBlock('beef', { hash })).toMatchObject({ accepted: true, verified: true });
