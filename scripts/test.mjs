@@ -66,7 +66,9 @@ if (existsSync(resultsFile)) {
     // say what broke even when the log above them is gone.
     for (const a of file.assertionResults ?? []) {
       if (a.status !== 'failed') continue;
-      const message = String(a.failureMessages?.[0] ?? '').split('\n')[0].slice(0, 400);
+      const message = String(a.failureMessages?.[0] ?? '')
+        .split('\n')[0]
+        .slice(0, 400);
       failures.push(`${file.name.replace(`${root}/`, '')} > ${a.fullName}: ${message}`);
     }
     if (file.status === 'failed' && file.assertionResults.every((a) => a.status !== 'failed')) {
