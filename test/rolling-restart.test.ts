@@ -146,7 +146,7 @@ describe('rolling restart with zero loss (issue 8)', () => {
     // Once per stratum restart for the miners it held, resumed with the same extranonce1;
     // none at all while jobmanagers and reporters restart.
     expect(reconnects.problems, 'reconnects').toEqual([]);
-    expect(blocks.problems, 'blocks found during the run').toEqual([]);
+    expect(blocks.problems, `blocks found during the run: ${blocks.problems.join('; ')}`).toEqual([]);
     // The leader was among the restarted jobmanagers: it handed its lease over (a higher epoch).
     const [before, after] = phases.find((ph) => ph.leader)?.epochs ?? [];
     expect(before, 'the epoch of a jobmanager restarted while leader').toBeDefined();

@@ -192,9 +192,10 @@ export class DaemonPool extends EventEmitter<DaemonPoolEvents> {
   }
 
   /**
-   * Whether a daemon has block `hash` in its active chain. A daemon that knows the block only
-   * off its active chain (confirmations -1) may still be connecting it, so it is asked again
-   * every 100 ms for up to `verifyMs`; when no daemon knows the block at all, the answer is no.
+   * Whether a daemon has block `hash` in its active chain. A daemon that holds the block off its
+   * active chain may still be connecting it (its chain tip status `valid-headers`: the copy a
+   * peer sent is being validated), so it is asked again every 100 ms for up to `verifyMs`. A
+   * block that lost the race to a sibling (`valid-fork`), is invalid, or is unknown is not.
    */
   async #inActiveChain(hash: string, callOptions: CallOptions): Promise<boolean> {
     const deadline = performance.now() + this.#verifyMs;
@@ -206,6 +207,15 @@ export class DaemonPool extends EventEmitter<DaemonPoolEvents> {
       );
       if (headers.some((h) => (h.result?.confirmations ?? -1) >= 0)) return true;
       if (!headers.some((h) => h.result) || performance.now() >= deadline) return false;
+      const tips = await this.callAll<{ hash?: string; status?: string }[]>('getchaintips', [], callOptions);
+      const connecting = tips.some(
+        (t) =>
+          Array.isArray(t.result) &&
+          t.result.some(
+            (tip) => tip?.hash === hash && (tip.status === 'valid-headers' || tip.status === 'headers-only'),
+          ),
+      );
+      if (!connecting) return false;
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   }

@@ -392,9 +392,13 @@ describe('DaemonPool', () => {
     // litecoind answers `inconclusive` when the same block reached it from a peer while it
     // checked ours: a race that cannot be produced on demand, hence the fake daemons.
     const chains = new Map<string, number>();
+    // What getchaintips says of the block when it is off the active chain.
+    const tipStatus = new Map<string, string>();
     const daemon = (name: string, submitted: () => unknown) =>
       fakeDaemon((call) => {
         if (call.method === 'submitblock') reply(call, submitted());
+        else if (call.method === 'getchaintips')
+          reply(call, [{ hash: 'ab'.repeat(32), status: tipStatus.get(name) ?? 'valid-fork' }]);
         else if (chains.has(name)) reply(call, { hash: call.params[0], confirmations: chains.get(name) });
         else replyError(call, -5, 'Block not found');
       });
@@ -415,17 +419,25 @@ describe('DaemonPool', () => {
       accepted: false,
       reason: 'inconclusive',
     });
-    // One knows it only off its active chain (confirmations -1) for longer than verifyMs: not
-    // ours to count; it was asked more than once meanwhile.
+    // One has it off its active chain, a sibling having won the race (valid-fork): not ours
+    // to count, and settled at once.
     chains.set('a', -1);
-    const askedBefore = a.calls.filter((c) => c.method === 'getblockheader').length;
+    const asked = () => a.calls.filter((c) => c.method === 'getblockheader').length;
+    let before = asked();
     expect(await pool.submitBlock('beef', { hash })).toMatchObject({ accepted: false });
-    expect(a.calls.filter((c) => c.method === 'getblockheader').length - askedBefore).toBeGreaterThan(1);
+    expect(asked() - before).toBe(1);
+    // Still connecting it (valid-headers) for longer than verifyMs: asked again meanwhile,
+    // then not counted.
+    tipStatus.set('a', 'valid-headers');
+    before = asked();
+    expect(await pool.submitBlock('beef', { hash })).toMatchObject({ accepted: false });
+    expect(asked() - before).toBeGreaterThan(1);
     // Still connecting it when first asked (the copy a peer sent), in its active chain a moment
     // later: accepted.
     let asks = 0;
     const connecting = await fakeDaemon((call) => {
       if (call.method === 'submitblock') reply(call, 'inconclusive');
+      else if (call.method === 'getchaintips') reply(call, [{ hash, status: 'valid-headers' }]);
       else reply(call, { hash: call.params[0], confirmations: ++asks < 3 ? -1 : 0 });
     });
     const c = new DaemonPool([{ url: connecting.url, user: 'u', password: 'p', name: 'c' }]);
@@ -440,8 +452,8 @@ describe('DaemonPool', () => {
     expect(await pool.submitBlock('beef', { hash })).toMatchObject({ accepted: true, verified: true });
     expect(b.calls.filter((c) => c.method === 'getblockheader').at(-1)?.params).toEqual([hash, true]);
     // Without the hash nothing is asked.
-    const asked = b.calls.length;
+    const callsBefore = b.calls.length;
     expect(await pool.submitBlock('beef')).toMatchObject({ accepted: false, reason: 'inconclusive' });
-    expect(b.calls.length).toBe(asked + 1);
+    expect(b.calls.length).toBe(callsBefore + 1);
   });
 });

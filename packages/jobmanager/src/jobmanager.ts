@@ -52,6 +52,9 @@ export interface JobManager {
   close(): Promise<void>;
 }
 
+/** How long a closing jobmanager waits for submits in flight: a stratum server's own deadline. */
+const SUBMIT_GRACE_MS = 5_000;
+
 type JmMethods = Pick<RpcMethods, 'jm.subscribe' | 'jm.submitBlock' | 'svc.status' | 'svc.drain'>;
 type JmPushes = Pick<RpcPushes, 'job' | 'health'>;
 
@@ -409,6 +412,9 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
       source.close();
       await publishing;
       await leadership.close().catch(() => {});
+      // Blocks already handed to us are submitted and answered before we leave the registry
+      // (stratum servers drop their client to a jobmanager that left, and the answer with it).
+      await rpc.idle(SUBMIT_GRACE_MS);
       await registration.close().catch(() => {});
       for (const l of hashblock) l.close();
       receiver?.close();

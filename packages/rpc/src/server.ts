@@ -153,11 +153,21 @@ export interface RpcServer<M extends MethodMap<M> = RpcMethods, P extends object
   /** Subscribers of `topic`, or peers subscribed to anything. */
   subscriberCount(topic?: string): number;
   stats(): RpcServerStats;
+  /**
+   * Resolves once no handler is running (an async handler counts until it settles and its reply
+   * is sent), or after `timeoutMs`, with how many were still running. Requests keep being served
+   * meanwhile. For a graceful stop: wait here before leaving the registry and closing, so callers
+   * get the answers to what they already asked.
+   */
+  idle(timeoutMs: number): Promise<number>;
   close(): Promise<void>;
 }
 
 class RpcServerImpl extends EventEmitter<RpcServerEvents> {
   private closed = false;
+  /** Async handlers not yet settled, and who waits for them all to settle. */
+  private running = 0;
+  private idleWaiters: (() => void)[] = [];
   private readonly peers = new Map<string, Subscriber>();
   private readonly topicSubscribers = new Map<string, Map<string, Subscriber>>();
   private readonly loop: Promise<void>;
@@ -275,10 +285,13 @@ class RpcServerImpl extends EventEmitter<RpcServerEvents> {
       return;
     }
     if (isPromiseLike(result)) {
-      result.then(
-        (value) => this.reply(identity, id, method, value),
-        (err) => this.onHandlerError(identity, id, method, err),
-      );
+      this.running++;
+      result
+        .then(
+          (value) => this.reply(identity, id, method, value),
+          (err) => this.onHandlerError(identity, id, method, err),
+        )
+        .then(() => this.settled());
     } else {
       this.reply(identity, id, method, result);
     }
@@ -391,6 +404,24 @@ class RpcServerImpl extends EventEmitter<RpcServerEvents> {
       topics: this.topicSubscribers.size,
       authDenied: this.zap?.denied ?? 0,
     };
+  }
+
+  private settled(): void {
+    if (--this.running > 0) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  async idle(timeoutMs: number): Promise<number> {
+    if (this.running === 0) return 0;
+    let timer: NodeJS.Timeout | undefined;
+    await new Promise<void>((resolve) => {
+      this.idleWaiters.push(resolve);
+      timer = setTimeout(resolve, timeoutMs);
+    });
+    clearTimeout(timer);
+    return this.running;
   }
 
   async close(): Promise<void> {

@@ -152,4 +152,25 @@ describe('request and reply', () => {
     expect(() => createRpcClient('localhost:1')).toThrow(/endpoint must be a ZeroMQ endpoint/);
     expect(() => createRpcClient('tcp://127.0.0.1:1', { timeoutMs: 0 })).toThrow(/timeoutMs/);
   });
+
+  it('idle() waits for handlers still running, so a closing server answers what it was asked', async () => {
+    const { server, client, slow } = await start();
+    expect(await server.idle(1000)).toBe(0);
+    const answered: string[] = [];
+    const calls = [1, 2].map((release) =>
+      client.request('slow.echo', { text: `t${release}`, release }).then((r) => answered.push(r.text)),
+    );
+    // One connection is served in order: once a call sent after them is answered, both slow
+    // handlers are running.
+    await client.request('math.add', { a: 1, b: 1 });
+    // Still running when the wait runs out: says how many.
+    expect(await server.idle(50)).toBe(2);
+    const idle = server.idle(10_000);
+    slow.release(2);
+    slow.release(1);
+    expect(await idle).toBe(0);
+    await Promise.all(calls);
+    expect(answered.sort()).toEqual(['t1', 't2']);
+    await server.close();
+  });
 });

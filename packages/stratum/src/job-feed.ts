@@ -191,23 +191,30 @@ export class JobFeed extends EventEmitter<{
     this.emit('job', job);
   }
 
-  /** `jm.submitBlock` to the job's issuer first, then to every other jobmanager until one answers. */
+  /**
+   * `jm.submitBlock` to the job's issuer first, then to every other jobmanager until one answers.
+   * The candidates are looked up again after each failure: a jobmanager that left mid-call
+   * (drained, restarted) fails it, and one that joined meanwhile gets its turn.
+   */
   async submitBlock(request: SubmitRequest): Promise<SubmitReply> {
     this.stats.submits++;
     const issuer = this.issuer.get(request.jobId);
-    const order = [...this.clients.entries()].sort(([a], [b]) => Number(b === issuer) - Number(a === issuer));
+    const tried = new Set<JmClient>();
     let lastError: unknown = new RpcError(RpcErrorCode.Unavailable, 'no jobmanager connected');
-    for (const [i, [, client]] of order.entries()) {
-      if (i > 0) this.stats.submitFailovers++;
+    for (;;) {
+      const untried = [...this.clients.entries()].filter(([, client]) => !tried.has(client));
+      const next = (untried.find(([id]) => id === issuer) ?? untried[0])?.[1];
+      if (!next) throw lastError;
+      if (tried.size > 0) this.stats.submitFailovers++;
+      tried.add(next);
       try {
-        return await client.request('jm.submitBlock', request, {
+        return await next.request('jm.submitBlock', request, {
           timeoutMs: this.options.submitTimeoutMs ?? 5000,
         });
       } catch (error) {
         lastError = error;
       }
     }
-    throw lastError;
   }
 
   private report(error: Error): void {
