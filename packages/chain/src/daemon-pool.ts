@@ -40,6 +40,11 @@ export interface PoolSubmitResult {
    * `getblockheader` after answers of only `inconclusive` or errors).
    */
   verified?: boolean;
+  /**
+   * True when the block is valid but off the active chain: a sibling at the same height reached
+   * the daemons first (its chain tip status is `valid-fork`). Not accepted; `reason` says why.
+   */
+  orphaned?: boolean;
   /** The first rejection reason or error message when no daemon accepted. */
   reason?: string;
   results: DaemonOutcome<SubmitBlockResult>[];
@@ -177,9 +182,15 @@ export class DaemonPool extends EventEmitter<DaemonPoolEvents> {
     const accepted = results.some((r) => r.result?.accepted);
     const submitResult: PoolSubmitResult = { accepted, results };
     if (!accepted && hash && results.every((r) => r.error || r.result?.reason === 'inconclusive')) {
-      if (await this.#inActiveChain(hash, callOptions)) {
+      const where = await this.#whereIs(hash, callOptions);
+      if (where === 'active') {
         submitResult.accepted = true;
         submitResult.verified = true;
+        return submitResult;
+      }
+      if (where === 'fork') {
+        submitResult.orphaned = true;
+        submitResult.reason = 'orphaned: a sibling block at this height reached the daemons first';
         return submitResult;
       }
     }
@@ -192,12 +203,12 @@ export class DaemonPool extends EventEmitter<DaemonPoolEvents> {
   }
 
   /**
-   * Whether a daemon has block `hash` in its active chain. A daemon that holds the block off its
-   * active chain may still be connecting it (its chain tip status `valid-headers`: the copy a
-   * peer sent is being validated), so it is asked again every 100 ms for up to `verifyMs`. A
-   * block that lost the race to a sibling (`valid-fork`), is invalid, or is unknown is not.
+   * Where the daemons hold block `hash`: in an active chain, on a valid fork (a sibling won the
+   * race), or nowhere that counts (unknown, invalid, or still not connected after `verifyMs`).
+   * A daemon that holds the block but is still connecting it (chain tip status `valid-headers`:
+   * the copy a peer sent is being validated) is asked again every 100 ms.
    */
-  async #inActiveChain(hash: string, callOptions: CallOptions): Promise<boolean> {
+  async #whereIs(hash: string, callOptions: CallOptions): Promise<'active' | 'fork' | 'unknown'> {
     const deadline = performance.now() + this.#verifyMs;
     for (;;) {
       const headers = await this.callAll<{ confirmations?: number }>(
@@ -205,17 +216,15 @@ export class DaemonPool extends EventEmitter<DaemonPoolEvents> {
         [hash, true],
         callOptions,
       );
-      if (headers.some((h) => (h.result?.confirmations ?? -1) >= 0)) return true;
-      if (!headers.some((h) => h.result) || performance.now() >= deadline) return false;
+      if (headers.some((h) => (h.result?.confirmations ?? -1) >= 0)) return 'active';
+      if (!headers.some((h) => h.result)) return 'unknown';
       const tips = await this.callAll<{ hash?: string; status?: string }[]>('getchaintips', [], callOptions);
-      const connecting = tips.some(
-        (t) =>
-          Array.isArray(t.result) &&
-          t.result.some(
-            (tip) => tip?.hash === hash && (tip.status === 'valid-headers' || tip.status === 'headers-only'),
-          ),
+      const statuses = tips.flatMap((t) =>
+        Array.isArray(t.result) ? t.result.filter((tip) => tip?.hash === hash).map((tip) => tip.status) : [],
       );
-      if (!connecting) return false;
+      if (statuses.includes('valid-fork')) return 'fork';
+      const connecting = statuses.some((status) => status === 'valid-headers' || status === 'headers-only');
+      if (!connecting || performance.now() >= deadline) return 'unknown';
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   }

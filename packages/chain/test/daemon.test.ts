@@ -398,7 +398,10 @@ describe('DaemonPool', () => {
       fakeDaemon((call) => {
         if (call.method === 'submitblock') reply(call, submitted());
         else if (call.method === 'getchaintips')
-          reply(call, [{ hash: 'ab'.repeat(32), status: tipStatus.get(name) ?? 'valid-fork' }]);
+          reply(
+            call,
+            chains.has(name) ? [{ hash: 'ab'.repeat(32), status: tipStatus.get(name) ?? 'valid-fork' }] : [],
+          );
         else if (chains.has(name)) reply(call, { hash: call.params[0], confirmations: chains.get(name) });
         else replyError(call, -5, 'Block not found');
       });
@@ -419,12 +422,16 @@ describe('DaemonPool', () => {
       accepted: false,
       reason: 'inconclusive',
     });
-    // One has it off its active chain, a sibling having won the race (valid-fork): not ours
-    // to count, and settled at once.
+    // One has it off its active chain, a sibling having won the race (valid-fork): orphaned,
+    // not accepted, and settled at once.
     chains.set('a', -1);
     const asked = () => a.calls.filter((c) => c.method === 'getblockheader').length;
     let before = asked();
-    expect(await pool.submitBlock('beef', { hash })).toMatchObject({ accepted: false });
+    expect(await pool.submitBlock('beef', { hash })).toMatchObject({
+      accepted: false,
+      orphaned: true,
+      reason: expect.stringMatching(/^orphaned: a sibling block/),
+    });
     expect(asked() - before).toBe(1);
     // Still connecting it (valid-headers) for longer than verifyMs: asked again meanwhile,
     // then not counted.

@@ -22,6 +22,8 @@ export interface PoolSample {
   /** Block records the jobmanagers wrote, by state. */
   blocksFound: number;
   blocksAccepted: number;
+  /** Valid, but a sibling at the same height reached the daemons first (common on regtest). */
+  blocksOrphaned: number;
   blocksRejected: number;
   height: number;
 }
@@ -75,10 +77,12 @@ export async function samplePool(sources: SampleSources): Promise<PoolSample> {
   let credited = 0;
   for (const counters of workers.values()) credited += counters.accepted;
   let blocksAccepted = 0;
+  let blocksOrphaned = 0;
   let blocksRejected = 0;
   for (const text of records) {
     const state = (JSON.parse(text) as BlockRecord).state;
     if (state === 'accepted' || state === 'confirmed') blocksAccepted++;
+    else if (state === 'orphaned') blocksOrphaned++;
     else if (state === 'rejected') blocksRejected++;
   }
   return {
@@ -87,6 +91,7 @@ export async function samplePool(sources: SampleSources): Promise<PoolSample> {
     credited,
     blocksFound: records.length,
     blocksAccepted,
+    blocksOrphaned,
     blocksRejected,
     height,
   };
@@ -98,8 +103,9 @@ function shares(s: PoolSample): string {
 }
 
 function blocks(s: PoolSample): string {
+  const orphaned = s.blocksOrphaned > 0 ? `, ${s.blocksOrphaned} orphaned (a sibling won the race)` : '';
   const rejected = s.blocksRejected > 0 ? `, ${s.blocksRejected} rejected` : '';
-  return `blocks ${s.blocksFound} found, ${s.blocksAccepted} accepted${rejected}`;
+  return `blocks ${s.blocksFound} found, ${s.blocksAccepted} accepted${orphaned}${rejected}`;
 }
 
 /** `[12s] miners 20/20 · 4.00 kH/s · shares 31 accepted, 1 stale · credited 28 · blocks 31 found, 31 accepted · height 564` */

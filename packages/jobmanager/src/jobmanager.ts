@@ -245,11 +245,12 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
       result = await daemons.submitBlock(assembled.blockHex, { hash: assembled.hashHex });
     }
     if (result.accepted) blocksAccepted++;
-    metrics.blocks(result.accepted ? 'accepted' : 'rejected');
+    const state = result.accepted ? 'accepted' : result.orphaned ? 'orphaned' : 'rejected';
+    metrics.blocks(state);
     await store
       .recordBlock({
         ...base,
-        state: result.accepted ? 'accepted' : 'rejected',
+        state,
         ...(result.reason ? { reason: result.reason } : {}),
         updatedAt: Date.now(),
       })
