@@ -119,11 +119,18 @@ async function start(p: ServerStartParams): Promise<ServerStarted> {
   });
   await server.start();
   const port = server.port;
+  // The stratum server's own sockets, for the bare-loop baseline. Kept cheap, since it runs in
+  // the process being measured: the listening server is recognised by identity (reading
+  // localPort is a getsockname syscall per connection), and closed sockets are pruned when a
+  // baseline round runs rather than with a close listener on each.
+  let stratumListener: unknown = null;
   subscribe('net.server.socket', (message) => {
-    const socket = (message as { socket: Socket }).socket;
-    if (socket.localPort !== port) return;
+    const socket = (message as { socket: Socket & { server?: unknown } }).socket;
+    if (stratumListener === null) {
+      if (socket.localPort !== port) return;
+      stratumListener = socket.server ?? null;
+    } else if (socket.server !== stratumListener) return;
     serverSockets.add(socket);
-    socket.once('close', () => serverSockets.delete(socket));
   });
 
   const control = createServer((socket) => {
@@ -135,7 +142,10 @@ async function start(p: ServerStartParams): Promise<ServerStarted> {
         jobs.push(roundJobs[round]!);
       } else if (what === 'raw') {
         const buffer = rawLines[round]!;
-        for (const s of serverSockets) s.write(buffer);
+        for (const s of serverSockets) {
+          if (s.destroyed) serverSockets.delete(s);
+          else s.write(buffer);
+        }
       }
     });
   });

@@ -63,7 +63,10 @@ async function runReporter(redisLines: string[], masterUrl: string): Promise<voi
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, HASHWIRE_REPORTER__BLOCK_POLL_MS: '60000' },
   });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  // The exit code, or the signal that ended the process (named, so a crash says which).
+  const exited = new Promise<number | string | null>((resolve) =>
+    child.once('exit', (code, signal) => resolve(code ?? signal)),
+  );
   const output = lines(child);
   const redis = connectRedis(masterUrl);
   const keys = createKeyBuilder({ prefix });
@@ -134,7 +137,10 @@ describe('hashwire run', () => {
     const child = spawn(process.execPath, [CLI, 'run', 'stratum', '--instance', '2', '--config', file], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    // The exit code, or the signal that ended the process (named, so a crash says which).
+    const exited = new Promise<number | string | null>((resolve) =>
+      child.once('exit', (code, signal) => resolve(code ?? signal)),
+    );
     const output = lines(child);
     const redis = connectRedis(redisServer.url);
     const keys = createKeyBuilder({ prefix });
@@ -156,7 +162,7 @@ describe('hashwire run', () => {
       });
       expect(existsSync(join(dir, 'spool', ready.id))).toBe(true);
       child.kill('SIGTERM');
-      expect(await exited).toBe(0);
+      expect(await exited, `stratum run's stderr: ${output.stderr()}`).toBe(0);
       expect(await listServices(redis, keys, 'stratum')).toEqual([]);
     } finally {
       child.kill('SIGKILL');

@@ -39,16 +39,6 @@ export class RedisBatch {
     });
   }
 
-  /** Like `send`, with the commands in one MULTI … EXEC (its replies: OK, QUEUED…, then EXEC's). */
-  transaction(add: (pipeline: Pipeline) => void): Promise<BatchReplies> {
-    return this.send((pipeline) => {
-      // ioredis pipelines take MULTI … EXEC groups; its typings leave `multi` out.
-      (pipeline as unknown as { multi(): void }).multi();
-      add(pipeline);
-      void pipeline.exec();
-    });
-  }
-
   private flush(): void {
     const queued = this.queue;
     this.queue = [];

@@ -132,8 +132,10 @@ export class SessionStore {
       stratumId: this.stratumId,
       updatedAt: String(now),
     };
-    // Written and given its TTL in one transaction, in the same write as other sessions' saves.
-    unwrapReplies(await this.batch.transaction((p) => p.hset(key, fields).pexpire(key, this.ttlMs)));
+    // Written and given its TTL back to back, in the same write as other sessions' saves. No
+    // MULTI around them: Redis runs one connection's commands in order and both leave in one
+    // write, and MULTI/EXEC doubled the commands of every handshake.
+    unwrapReplies(await this.batch.send((p) => p.hset(key, fields).pexpire(key, this.ttlMs)));
   }
 
   /** Removes a session nobody will resume. */
