@@ -39,7 +39,8 @@ export const chainSuite: BenchSuite = {
       }
       return SHA_BATCH;
     }, seconds);
-    for (const impl of impls) {
+    // native-sse2 differs from native in its scrypt kernel only.
+    for (const impl of impls.filter((i) => i.name !== 'native-sse2')) {
       ctx.log(`chain: sha256dHeaders, ${impl.name} (${impl.kernels.sha256d}), batches of ${SHA_BATCH}`);
       const rate = opsPerSecond(() => impl.sha256dHeaders(shaHeaders).length / 32, seconds);
       results.push({

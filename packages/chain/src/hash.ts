@@ -36,12 +36,12 @@ export interface ScryptHeadersOptions {
 
 /** One way of computing the chain hashes; every implementation returns identical bytes. */
 export interface HashImplementation {
-  /** `native` (best kernels), `native-scalar`, `native-simd` or `js`. */
+  /** `native` (best kernels), `native-scalar`, `native-simd`, `native-sse2` or `js`. */
   readonly name: string;
   /** Which code computes each hash. */
   readonly kernels: {
     sha256d: 'sha-ni' | 'scalar' | 'node-crypto';
-    scrypt: 'sse2' | 'scalar' | 'node-crypto';
+    scrypt: 'avx2' | 'sse2' | 'scalar' | 'node-crypto';
   };
   /** sha256d of each 80-byte header of `headers` (n*80 bytes) → n*32 bytes, in order. */
   sha256dHeaders(headers: Uint8Array): Buffer;
@@ -85,9 +85,12 @@ function resolveParallelism(options: ScryptHeadersOptions | undefined): number {
   return parallelism;
 }
 
-/** Splits n headers into at most `parallelism` runs whose sizes are multiples of 4 (one SIMD group). */
+/** Headers one pass of the widest scrypt kernel takes (AVX2: 8 lanes). */
+const SIMD_GROUP = 8;
+
+/** Splits n headers into at most `parallelism` runs whose sizes are multiples of one SIMD group. */
 function chunkHeaders(headers: Uint8Array, count: number, parallelism: number): Uint8Array[] {
-  const perChunk = Math.max(4, Math.ceil(count / parallelism / 4) * 4);
+  const perChunk = Math.max(SIMD_GROUP, Math.ceil(count / parallelism / SIMD_GROUP) * SIMD_GROUP);
   const chunks: Uint8Array[] = [];
   for (let i = 0; i < count; i += perChunk) {
     chunks.push(headers.subarray(i * HEADER_BYTES, Math.min(count, i + perChunk) * HEADER_BYTES));
@@ -183,16 +186,21 @@ let implementations: readonly HashImplementation[] | undefined;
 /**
  * Every implementation usable in this process, the active one first: `native` (the addon with
  * the best kernels this CPU has) when the addon loaded, then `native-scalar` (portable C),
- * `native-simd` (SHA-NI / SSE2 only, when the CPU has either; a family without its SIMD
- * kernel runs scalar) and `js` (node:crypto). For tests and benchmarks.
+ * `native-simd` (SHA-NI / the widest scrypt SIMD kernel only, when the CPU has either; a
+ * family without its SIMD kernel runs scalar), `native-sse2` (scrypt on the 4-way SSE2
+ * kernel, only where AVX2 would otherwise be used) and `js` (node:crypto). For tests and
+ * benchmarks.
  */
 export function hashImplementations(): readonly HashImplementation[] {
   if (implementations) return implementations;
   const list: HashImplementation[] = [];
   const binding = loadNativeHash();
   if (binding) {
-    const { shaNi, sse2 } = binding.features();
-    const best = { sha256d: shaNi ? 'sha-ni' : 'scalar', scrypt: sse2 ? 'sse2' : 'scalar' } as const;
+    const { shaNi, sse2, avx2 } = binding.features();
+    const best = {
+      sha256d: shaNi ? 'sha-ni' : 'scalar',
+      scrypt: avx2 ? 'avx2' : sse2 ? 'sse2' : 'scalar',
+    } as const;
     list.push(nativeImplementation(binding, 'native', NativeKernel.auto, NativeKernel.auto, best));
     list.push(
       nativeImplementation(binding, 'native-scalar', NativeKernel.scalar, NativeKernel.scalar, {
@@ -204,6 +212,14 @@ export function hashImplementations(): readonly HashImplementation[] {
       const sha = shaNi ? NativeKernel.simd : NativeKernel.scalar;
       const scr = sse2 ? NativeKernel.simd : NativeKernel.scalar;
       list.push(nativeImplementation(binding, 'native-simd', sha, scr, best));
+    }
+    if (avx2) {
+      list.push(
+        nativeImplementation(binding, 'native-sse2', NativeKernel.auto, NativeKernel.sse2, {
+          sha256d: best.sha256d,
+          scrypt: 'sse2',
+        }),
+      );
     }
   }
   list.push(jsImplementation);

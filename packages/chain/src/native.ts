@@ -1,8 +1,11 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
-/** Kernel argument of the addon: best available, portable C only, or SIMD only. */
-export const NativeKernel = { auto: 0, scalar: 1, simd: 2 } as const;
+/**
+ * Kernel argument of the addon: best available, portable C only, or SIMD only (the widest the
+ * CPU has); `sse2` (scrypt only) keeps to the 4-way SSE2 kernel even where AVX2 is present.
+ */
+export const NativeKernel = { auto: 0, scalar: 1, simd: 2, sse2: 3 } as const;
 export type NativeKernel = (typeof NativeKernel)[keyof typeof NativeKernel];
 
 /** The functions `native/src/addon.c` exports; lengths are checked by the caller. */
@@ -12,11 +15,11 @@ export interface NativeHashBinding {
   sha256dMerkleRoot(coinbaseHash: Uint8Array, branch: Uint8Array, kernel: NativeKernel): Buffer;
   scryptHeadersSync(headers: Uint8Array, kernel: NativeKernel): Buffer;
   scryptHeaders(headers: Uint8Array, kernel: NativeKernel): Promise<Buffer>;
-  features(): { shaNi: boolean; sse2: boolean };
+  features(): { shaNi: boolean; sse2: boolean; avx2: boolean };
 }
 
 /** Must match HW_ABI_VERSION in addon.c: an addon built from older sources is not used. */
-const EXPECTED_ABI_VERSION = 1;
+const EXPECTED_ABI_VERSION = 2;
 
 // Same relative path from src/ (vitest) and dist/ (built package).
 const ADDON_PATH = fileURLToPath(new URL('../native/build/Release/hashwire_chain.node', import.meta.url));

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { hashBackend, hashBackendInfo, hashImplementations } from '@hashwire/chain';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -20,6 +20,13 @@ describe('hash backend selection', () => {
       expect(hashImplementations().map((impl) => impl.name)).toEqual(
         expect.arrayContaining(['native', 'native-scalar', 'js']),
       );
+      // On x86-64 the scrypt kernel is the widest one cpuid allows: AVX2 where /proc/cpuinfo
+      // lists it, SSE2 otherwise.
+      if (process.arch === 'x64' && existsSync('/proc/cpuinfo')) {
+        const avx2 = /\bavx2\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
+        expect(info.kernels.scrypt).toBe(avx2 ? 'avx2' : 'sse2');
+        expect(hashImplementations().some((impl) => impl.name === 'native-sse2')).toBe(avx2);
+      }
     },
   );
 

@@ -53,29 +53,37 @@ describe.each(hashImplementations().map((impl) => [impl.name, impl] as const))(
       expect(display(await impl.scryptHeaders(LITECOIN_GENESIS_HEADER))).toBe(LITECOIN_GENESIS_POW);
     });
 
-    // 3, 5 and 17 leave partial groups of four for the 4-way kernel.
-    it.each([0, 1, 2, 3, 4, 5, 17])('matches crypto.scryptSync on %i random headers', async (count) => {
-      const headers = seededBytes(count * 80, 2000 + count);
-      const expected = referenceHeaders(headers).toString('hex');
-      expect(impl.scryptHeadersSync(headers).toString('hex')).toBe(expected);
-      expect((await impl.scryptHeaders(headers)).toString('hex')).toBe(expected);
-      expect((await impl.scryptHeaders(headers, { parallelism: 1 })).toString('hex')).toBe(expected);
-      expect((await impl.scryptHeaders(headers, { parallelism: 3 })).toString('hex')).toBe(expected);
-    });
+    // 3, 5, 6, 9, 13 and 17 leave partial groups for the 4-way and 8-way kernels
+    // (13 = one 8-way pass of 8, then 5 in a padded 8-way pass; 12 = 8, then a 4-way pass).
+    it.each([0, 1, 2, 3, 4, 5, 6, 8, 9, 12, 13, 17])(
+      'matches crypto.scryptSync on %i random headers',
+      async (count) => {
+        const headers = seededBytes(count * 80, 2000 + count);
+        const expected = referenceHeaders(headers).toString('hex');
+        expect(impl.scryptHeadersSync(headers).toString('hex')).toBe(expected);
+        expect((await impl.scryptHeaders(headers)).toString('hex')).toBe(expected);
+        expect((await impl.scryptHeaders(headers, { parallelism: 1 })).toString('hex')).toBe(expected);
+        expect((await impl.scryptHeaders(headers, { parallelism: 3 })).toString('hex')).toBe(expected);
+      },
+    );
 
-    it('keeps the four lanes apart: one changed byte changes one digest', () => {
-      const headers = seededBytes(4 * 80, 77);
-      const before = impl.scryptHeadersSync(headers);
-      headers[2 * 80 + 79]! ^= 1;
-      const after = impl.scryptHeadersSync(headers);
-      for (let lane = 0; lane < 4; lane++) {
-        const same = before
-          .subarray(lane * 32, lane * 32 + 32)
-          .equals(after.subarray(lane * 32, lane * 32 + 32));
-        expect(same).toBe(lane !== 2);
-      }
-      expect(after.equals(referenceHeaders(headers))).toBe(true);
-    });
+    it.each([4, 8])(
+      'keeps the lanes of a %i-header pass apart: one changed byte changes one digest',
+      (lanes) => {
+        const headers = seededBytes(lanes * 80, 77);
+        const before = impl.scryptHeadersSync(headers);
+        const changed = lanes - 2;
+        headers[changed * 80 + 79]! ^= 1;
+        const after = impl.scryptHeadersSync(headers);
+        for (let lane = 0; lane < lanes; lane++) {
+          const same = before
+            .subarray(lane * 32, lane * 32 + 32)
+            .equals(after.subarray(lane * 32, lane * 32 + 32));
+          expect(same).toBe(lane !== changed);
+        }
+        expect(after.equals(referenceHeaders(headers))).toBe(true);
+      },
+    );
 
     it('hashes the headers as they were when called, even if the caller reuses the buffer', async () => {
       const headers = seededBytes(6 * 80, 5);

@@ -10,7 +10,7 @@
 #include "sha256.h"
 
 /* Bumped whenever the exported functions change, so a stale build is refused by the loader. */
-#define HW_ABI_VERSION 1
+#define HW_ABI_VERSION 2
 
 #define CHECK(env, call)                                     \
   do {                                                       \
@@ -46,14 +46,24 @@ static bool get_bytes(napi_env env, napi_value value, const char *name, uint8_t 
   return true;
 }
 
-static bool get_kernel(napi_env env, napi_value value, int *kernel) {
+static bool get_kernel_upto(napi_env env, napi_value value, int max, int *kernel) {
   int32_t k = 0;
-  if (napi_get_value_int32(env, value, &k) != napi_ok || k < HW_KERNEL_AUTO || k > HW_KERNEL_SIMD) {
-    napi_throw_range_error(env, NULL, "kernel must be 0 (auto), 1 (scalar) or 2 (simd)");
+  if (napi_get_value_int32(env, value, &k) != napi_ok || k < HW_KERNEL_AUTO || k > max) {
+    napi_throw_range_error(env, NULL,
+                           max == HW_KERNEL_SSE2 ? "kernel must be 0 (auto), 1 (scalar), 2 (simd) or 3 (sse2)"
+                                                 : "kernel must be 0 (auto), 1 (scalar) or 2 (simd)");
     return false;
   }
   *kernel = k;
   return true;
+}
+
+static bool get_kernel(napi_env env, napi_value value, int *kernel) {
+  return get_kernel_upto(env, value, HW_KERNEL_SIMD, kernel);
+}
+
+static bool get_scrypt_kernel(napi_env env, napi_value value, int *kernel) {
+  return get_kernel_upto(env, value, HW_KERNEL_SSE2, kernel);
 }
 
 static bool require_multiple(napi_env env, size_t len, size_t unit, const char *message) {
@@ -130,7 +140,7 @@ static napi_value scrypt_headers_sync(napi_env env, napi_callback_info info) {
   size_t len;
   int kernel;
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (!get_bytes(env, argv[0], "headers", &in, &len) || !get_kernel(env, argv[1], &kernel)) return NULL;
+  if (!get_bytes(env, argv[0], "headers", &in, &len) || !get_scrypt_kernel(env, argv[1], &kernel)) return NULL;
   if (!require_multiple(env, len, 80, "headers length must be a multiple of 80")) return NULL;
   const size_t n = len / 80;
   CHECK(env, napi_create_buffer(env, n * 32, (void **)&out, &result));
@@ -188,9 +198,9 @@ static napi_value scrypt_headers(napi_env env, napi_callback_info info) {
   size_t len;
   int kernel;
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (!get_bytes(env, argv[0], "headers", &in, &len) || !get_kernel(env, argv[1], &kernel)) return NULL;
+  if (!get_bytes(env, argv[0], "headers", &in, &len) || !get_scrypt_kernel(env, argv[1], &kernel)) return NULL;
   if (!require_multiple(env, len, 80, "headers length must be a multiple of 80")) return NULL;
-  if (kernel == HW_KERNEL_SIMD && !hw_scrypt_has_sse2()) {
+  if ((kernel == HW_KERNEL_SIMD || kernel == HW_KERNEL_SSE2) && !hw_scrypt_has_sse2()) {
     napi_throw_error(env, NULL, "the SSE2 scrypt kernel is not available on this build");
     return NULL;
   }
@@ -224,15 +234,17 @@ static napi_value scrypt_headers(napi_env env, napi_callback_info info) {
   return promise;
 }
 
-/* features(): { shaNi, sse2 } — which SIMD kernels `kernel = 2` can use here. */
+/* features(): { shaNi, sse2, avx2 } — which SIMD kernels `kernel = 2` can use here. */
 static napi_value features(napi_env env, napi_callback_info info) {
   (void)info;
-  napi_value result, sha_ni, sse2;
+  napi_value result, sha_ni, sse2, avx2;
   CHECK(env, napi_create_object(env, &result));
   CHECK(env, napi_get_boolean(env, hw_sha256_has_shani(), &sha_ni));
   CHECK(env, napi_get_boolean(env, hw_scrypt_has_sse2(), &sse2));
+  CHECK(env, napi_get_boolean(env, hw_scrypt_has_avx2(), &avx2));
   CHECK(env, napi_set_named_property(env, result, "shaNi", sha_ni));
   CHECK(env, napi_set_named_property(env, result, "sse2", sse2));
+  CHECK(env, napi_set_named_property(env, result, "avx2", avx2));
   return result;
 }
 

@@ -9,7 +9,8 @@
 /* Compresses `nblocks` consecutive 64-byte blocks into `state`. */
 typedef void (*hw_sha256_compress_fn)(uint32_t state[8], const uint8_t *blocks, size_t nblocks);
 
-enum hw_kernel { HW_KERNEL_AUTO = 0, HW_KERNEL_SCALAR = 1, HW_KERNEL_SIMD = 2 };
+/* HW_KERNEL_SSE2 is for scrypt only: its 4-way SSE2 kernel even where AVX2 is present. */
+enum hw_kernel { HW_KERNEL_AUTO = 0, HW_KERNEL_SCALAR = 1, HW_KERNEL_SIMD = 2, HW_KERNEL_SSE2 = 3 };
 
 extern const uint32_t hw_sha256_iv[8];
 
