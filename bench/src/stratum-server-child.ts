@@ -181,6 +181,11 @@ serveParent(
     rss,
     settle,
     stats: () => server!.stats(),
+    /** CPU time of the whole process (all threads, user + system), microseconds. */
+    cpu: () => {
+      const { user, system } = process.cpuUsage();
+      return user + system;
+    },
   },
   async () => {
     await server?.close();

@@ -1,11 +1,20 @@
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { startRedis } from '@hashwire/testkit';
 import { startBenchChild } from '../child-ipc.js';
 import { percentile } from '../measure.js';
-import type { HandshakeResult, ServerStartParams, ServerStarted } from '../stratum-bench-shared.js';
+import {
+  BENCH_ADDRESS,
+  type HandshakeParams,
+  type HandshakeResult,
+  type ServerStartParams,
+  type ServerStarted,
+} from '../stratum-bench-shared.js';
 import type { BenchResult, BenchSuite } from '../types.js';
 
 const RSS_TARGET_BYTES = 10_240;
@@ -16,6 +25,8 @@ const TEMPLATE_TXS = 2000;
 const OPEN_CONCURRENCY = 200;
 const HANDSHAKE_CONCURRENCY = 200;
 const WARMUP_SESSIONS = 200;
+/** The C handshake load (native/hsload.c), built by `pnpm build` where a C compiler is. */
+const HSLOAD = fileURLToPath(new URL('../../native/build/hsload', import.meta.url));
 
 const count = (n: number) => n.toLocaleString('en-US');
 
@@ -27,7 +38,10 @@ const count = (n: number) => n.toLocaleString('en-US');
  * holding its whole `mining.notify`, timed by the miners' process, which triggers the job;
  * baseline the same rounds with a bare loop writing one prebuilt line of the same size to
  * the server's same sockets. `stratum.handshakes_per_s`: subscribe + authorize completed
- * per second by clients that connect, handshake and close, over and over.
+ * per second by clients that connect, handshake and close, over and over; the clients are
+ * native/hsload.c where it was built (a Node client spends about as much CPU per handshake as
+ * the server, on the same cores), else the Node client of the miners' process.
+ * `stratum.handshake_server_cpu_us`: the server process's CPU per handshake in that run.
  */
 export const stratumSuite: BenchSuite = {
   name: 'stratum',
@@ -81,14 +95,26 @@ export const stratumSuite: BenchSuite = {
       await miners.request('closeSessions');
       await server.request('settle', { count: 0 });
 
-      ctx.log(`stratum: handshakes, ${HANDSHAKE_CONCURRENCY} clients for ${handshakeSeconds} s`);
-      const hs = await miners.request<HandshakeResult>('handshakes', {
+      const handshakeParams: HandshakeParams = {
         port,
         concurrency: HANDSHAKE_CONCURRENCY,
         warmupSeconds: ctx.quick ? 0.2 : 0.5,
         seconds: handshakeSeconds,
-      });
+      };
+      const cClient = existsSync(HSLOAD);
+      const clientName = cClient ? 'C client' : 'Node client, no C compiler';
+      ctx.log(
+        `stratum: handshakes, ${HANDSHAKE_CONCURRENCY} clients (${clientName}) for ${handshakeSeconds} s`,
+      );
+      const cpuBefore = await server.request<number>('cpu');
+      const hs = cClient
+        ? await runHsload(handshakeParams)
+        : await miners.request<HandshakeResult>('handshakes', handshakeParams);
+      const cpuAfter = await server.request<number>('cpu');
       const handshakesPerS = hs.handshakes / hs.seconds;
+      // The warm-up's handshakes were not counted but cost CPU too: spread it over all of them.
+      const handshakesRun = hs.handshakes * (1 + handshakeParams.warmupSeconds / handshakeParams.seconds);
+      const serverCpuUs = (cpuAfter - cpuBefore) / handshakesRun;
 
       const fanoutP99 = percentile(fanout, 99);
       const bareP99 = percentile(bare, 99);
@@ -106,11 +132,19 @@ export const stratumSuite: BenchSuite = {
         {
           name: 'stratum.handshakes_per_s',
           value: Math.round(handshakesPerS),
-          unit: `handshakes/s (${HANDSHAKE_CONCURRENCY} clients)`,
+          unit: `handshakes/s (${HANDSHAKE_CONCURRENCY} clients, ${clientName})`,
           higherIsBetter: true,
           baseline: null,
           target: `>= ${count(HANDSHAKES_TARGET)}/s`,
           met: handshakesPerS >= HANDSHAKES_TARGET,
+        },
+        {
+          // What one handshake costs the server, whatever else shares the machine.
+          name: 'stratum.handshake_server_cpu_us',
+          value: Math.round(serverCpuUs),
+          unit: 'us of server CPU per handshake (all threads, user + system)',
+          higherIsBetter: false,
+          baseline: null,
         },
         {
           name: 'stratum.notify_fanout_10k_p99_ms',
@@ -130,5 +164,19 @@ export const stratumSuite: BenchSuite = {
     }
   },
 };
+
+/** Runs the C handshake load; its failure (a refused authorize, say) fails the suite. */
+async function runHsload(p: HandshakeParams): Promise<HandshakeResult> {
+  const args = [p.port, p.concurrency, p.warmupSeconds, p.seconds, BENCH_ADDRESS].map(String);
+  try {
+    const { stdout } = await promisify(execFile)(HSLOAD, args, {
+      timeout: (p.warmupSeconds + p.seconds + 30) * 1000,
+    });
+    return JSON.parse(stdout) as HandshakeResult;
+  } catch (error) {
+    const stderr = (error as { stderr?: string }).stderr?.trim();
+    throw new Error(`handshake load failed: ${stderr || (error as Error).message}`);
+  }
+}
 
 const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);

@@ -59,7 +59,7 @@ export class ExtranonceAllocator extends EventEmitter<{ error: [Error]; slot: [s
 
   private constructor(private readonly options: ExtranonceAllocatorOptions) {
     super();
-    this.batch = new RedisBatch(options.redis);
+    this.batch = RedisBatch.of(options.redis);
     this.extranonce1Size = options.extranonce1Size ?? 4;
     this.slotBytes = options.slotBytes ?? 2;
     if (!Number.isInteger(this.slotBytes) || this.slotBytes < 1 || this.slotBytes > 3) {

@@ -12,17 +12,33 @@ interface Queued {
 }
 
 /**
- * Commands issued while one turn of the event loop handles its I/O (many miners' handshakes
- * at once) leave for Redis as one pipeline, in one write, instead of one write each: on a
- * busy server the syscalls cost more than the commands. A group is sent at `setImmediate`,
- * right after the turn. On a Cluster every group goes alone (its commands name one key, so
- * one slot); a pipeline there cannot span slots.
+ * Commands issued while the server is busy (many miners' handshakes at once) leave for Redis
+ * as one pipeline, in one write, instead of one write each: on a busy server the syscalls
+ * cost more than the commands. A group is sent at `setImmediate`, right after the turn that
+ * queued it; while a group is still waiting for its replies the next one keeps filling, and
+ * leaves when those replies arrive. So an idle server sends at once, and a loaded one sends
+ * one write per Redis round trip, however many sessions that covers. Every user of one
+ * client shares one batch (`RedisBatch.of`). On a Cluster every command goes alone (its
+ * commands name one key, so one slot); a pipeline there cannot span slots.
  */
 export class RedisBatch {
+  private static readonly shared = new WeakMap<RedisClient, RedisBatch>();
+
+  /** The batch every user of `redis` shares, so their commands leave in the same writes. */
+  static of(redis: RedisClient): RedisBatch {
+    let batch = RedisBatch.shared.get(redis);
+    if (!batch) {
+      batch = new RedisBatch(redis);
+      RedisBatch.shared.set(redis, batch);
+    }
+    return batch;
+  }
+
   private queue: Queued[] = [];
   private scheduled = false;
+  private inFlight = false;
 
-  constructor(private readonly redis: RedisClient) {}
+  private constructor(private readonly redis: RedisClient) {}
 
   /** Sends the commands `add` puts on the pipeline; resolves with their replies. */
   send(add: (pipeline: Pipeline) => void): Promise<BatchReplies> {
@@ -33,24 +49,34 @@ export class RedisBatch {
     }
     return new Promise((resolve, reject) => {
       this.queue.push({ add, resolve, reject });
-      if (this.scheduled) return;
-      this.scheduled = true;
-      setImmediate(() => this.flush());
+      this.schedule();
     });
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.inFlight || this.queue.length === 0) return;
+    this.scheduled = true;
+    setImmediate(() => this.flush());
   }
 
   private flush(): void {
     const queued = this.queue;
     this.queue = [];
     this.scheduled = false;
+    this.inFlight = true;
     const pipeline = this.redis.pipeline();
     const ends: number[] = [];
     for (const q of queued) {
       q.add(pipeline);
       ends.push(pipeline.length);
     }
+    const done = () => {
+      this.inFlight = false;
+      this.schedule();
+    };
     pipeline.exec().then(
       (replies) => {
+        done();
         let start = 0;
         queued.forEach((q, i) => {
           const end = ends[i]!;
@@ -59,6 +85,7 @@ export class RedisBatch {
         });
       },
       (error: Error) => {
+        done();
         for (const q of queued) q.reject(error);
       },
     );

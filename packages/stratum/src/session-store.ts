@@ -109,7 +109,7 @@ export class SessionStore {
 
   constructor(options: SessionStoreOptions) {
     this.redis = options.redis;
-    this.batch = new RedisBatch(options.redis);
+    this.batch = RedisBatch.of(options.redis);
     this.keys = options.keys;
     this.stratumId = options.stratumId;
     this.ttlMs = options.ttlMs ?? 600_000;
