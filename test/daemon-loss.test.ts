@@ -1,14 +1,10 @@
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { type Server, type Socket, createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { getChainParams } from '@hashwire/chain';
 import { createKeyBuilder } from '@hashwire/protocol';
 import { type RedisClient, connectRedis } from '@hashwire/registry';
-import { JobFeed, type StratumServer, createStratumServer, followDaemonHealth } from '@hashwire/stratum';
+import { type JobFeed, type StratumServer, followDaemonHealth } from '@hashwire/stratum';
 import {
   type LitecoinRegtest,
   type RedisServer,
@@ -22,10 +18,10 @@ import {
   waitFor,
 } from '@hashwire/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startFedStratum } from './fed-stratum.js';
 import { killService, regtestJobmanagerConfig, spawnService } from './service-process.js';
 
 const CHAIN = 'litecoin-regtest';
-const params = getChainParams('litecoin', 'regtest');
 /** How long miners keep the last job once no jobmanager has a daemon (the default is 60 s). */
 const DAEMON_GRACE_MS = 2000;
 
@@ -120,41 +116,18 @@ describe('daemon loss: both litecoind nodes stop while sim miners mine through t
     const servers: StratumServer[] = [];
     const feeds: JobFeed[] = [];
     for (let i = 0; i < 2; i++) {
-      const feed = new JobFeed({
+      const { server, feed } = await startFedStratum({
         redis,
         keys,
-        chain: CHAIN,
-        stratumId: `st-${i}`,
-        heartbeatIntervalMs: 250,
-        reconcileMs: 250,
-        daemonGraceMs: DAEMON_GRACE_MS,
-      });
-      await feed.start();
-      const spoolDir = mkdtempSync(join(tmpdir(), 'hw-spool-'));
-      const server = await createStratumServer({
         id: `st-${i}`,
-        chain: CHAIN,
-        params,
-        host: '127.0.0.1',
-        port: 0,
-        redis,
-        keys,
-        jobs: feed,
-        blockSink: feed,
-        spoolDir,
-        vardiff: { enabled: false, initialDifficulty: 0.002 },
+        cleanups,
+        daemonGraceMs: DAEMON_GRACE_MS,
         ...(i === 1 && {
           daemonLoss: { reconnectTo: { host: '127.0.0.1', port: backup.port }, graceMs: 5000 },
         }),
       });
-      await server.start();
-      const unfollow = followDaemonHealth(feed, server);
-      cleanups.push(async () => {
-        unfollow();
-        await server.close();
-        await feed.close();
-        rmSync(spoolDir, { recursive: true, force: true });
-      });
+      // Pushed after the server's cleanup, so it runs first.
+      cleanups.push(followDaemonHealth(feed, server));
       servers.push(server);
       feeds.push(feed);
     }

@@ -16,7 +16,14 @@ import {
   waitFor,
 } from '@hashwire/testkit';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
-import { type ServiceProcess, killService, spawnService } from './service-process.js';
+import {
+  type ServiceProcess,
+  killService,
+  regtestJobmanagerConfig,
+  regtestReporterConfig,
+  regtestStratumConfig,
+  spawnService,
+} from './service-process.js';
 import { compareShares, readLoggedShares, submissionKey } from './share-ledger.js';
 
 // Issue 7, "Nothing lost, nothing doubled": the whole share path in real processes (two
@@ -85,7 +92,6 @@ describe('nothing lost, nothing doubled (issue 7)', () => {
     const keys = createKeyBuilder({ prefix });
     const payout = await ltc.rpc[0]!.call<string>('getnewaddress', ['', 'bech32']);
     const account = await ltc.rpc[1]!.call<string>('getnewaddress', ['', 'bech32']);
-    const daemons = ltc.nodes.map((n) => ({ url: n.rpcUrl, cookieFile: n.cookieFile }));
     const start = async (kind: ServiceProcess['kind'], config: Record<string, unknown>) => {
       const service = await spawnService(kind, config);
       services.add(service);
@@ -98,31 +104,28 @@ describe('nothing lost, nothing doubled (issue 7)', () => {
     });
 
     const jobmanager = (id: string) =>
-      start('jobmanager', {
-        id,
-        coin: 'litecoin',
-        network: 'regtest',
-        daemons,
-        payouts: [{ address: payout }],
-        redisUrl: redisServer.url,
-        keyPrefix: prefix,
-        heartbeatIntervalMs: 250,
-        pollIntervalMs: 100,
-      });
+      start(
+        'jobmanager',
+        regtestJobmanagerConfig({
+          id,
+          keyPrefix: prefix,
+          redisUrl: redisServer.url,
+          payout,
+          nodes: ltc.nodes,
+        }),
+      );
     const reporter = (id: string) =>
-      start('reporter', {
-        id,
-        chain: CHAIN,
-        redisUrl: redisServer.url,
-        keyPrefix: prefix,
-        daemons,
-        blockPollMs: 2000,
-        heartbeatIntervalMs: 250,
-        // Outlives the freeze below; a SIGKILLed reporter is found out by request timeouts.
-        serviceTtlMs: 10_000,
-        shareLogMaxBatches: 1_000_000,
-        logLevel: 'warn',
-      });
+      start(
+        'reporter',
+        regtestReporterConfig({
+          id,
+          keyPrefix: prefix,
+          redisUrl: redisServer.url,
+          nodes: ltc.nodes,
+          // Outlives the freeze below; a SIGKILLed reporter is found out by request timeouts.
+          extra: { serviceTtlMs: 10_000 },
+        }),
+      );
     const spoolDirs = new Map<string, string>();
     const ports = new Map<string, number>();
     const stratum = (id: string) => {
@@ -131,30 +134,19 @@ describe('nothing lost, nothing doubled (issue 7)', () => {
         dirs.push(dir);
         spoolDirs.set(id, dir);
       }
-      return start('stratum', {
-        id,
-        chain: CHAIN,
-        coin: 'litecoin',
-        network: 'regtest',
-        redisUrl: redisServer.url,
-        keyPrefix: prefix,
-        spoolDir: spoolDirs.get(id),
-        host: '127.0.0.1',
-        // A restart takes the same port, so its miners come back to it.
-        port: ports.get(id) ?? 0,
-        vardiff: { enabled: false, initialDifficulty: DIFF },
-        jobFeed: { heartbeatIntervalMs: 250, reconcileMs: 250 },
-        forwarder: {
-          heartbeatIntervalMs: 250,
-          reconcileMs: 250,
-          requestTimeoutMs: 2000,
-          retryDelayMs: 100,
-          maxRetryDelayMs: 1000,
-          suspectMs: 2000,
-        },
-        serviceTtlMs: 3000,
-        logLevel: 'warn',
-      }).then((s) => {
+      return start(
+        'stratum',
+        regtestStratumConfig({
+          id,
+          keyPrefix: prefix,
+          redisUrl: redisServer.url,
+          spoolDir: spoolDirs.get(id)!,
+          // A restart takes the same port, so its miners come back to it.
+          port: ports.get(id) ?? 0,
+          diff: DIFF,
+          forwarder: { suspectMs: 2000 },
+        }),
+      ).then((s) => {
         ports.set(id, s.ready.port as number);
         return s;
       });

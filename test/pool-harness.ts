@@ -15,6 +15,7 @@ import {
   startSimMiners,
   waitFor,
 } from '@hashwire/testkit';
+import { onTestFinished } from 'vitest';
 import {
   BACKEND,
   CHECK,
@@ -27,6 +28,8 @@ import {
   type ServiceProcess,
   killService,
   regtestJobmanagerConfig,
+  regtestReporterConfig,
+  regtestStratumConfig,
   spawnService,
 } from './service-process.js';
 
@@ -104,7 +107,6 @@ export async function startPool(options: PoolOptions): Promise<Pool> {
   ]);
   const payout = await ltc.rpc[0]!.call<string>('getnewaddress', ['', 'bech32']);
   const account = await ltc.rpc[1]!.call<string>('getnewaddress', ['', 'bech32']);
-  const daemons = ltc.nodes.map((n) => ({ url: n.rpcUrl, cookieFile: n.cookieFile }));
   const running = new Map<string, ServiceProcess>();
   const history: { label: string; service: ServiceProcess }[] = [];
   const spoolDirs = new Map<string, string>();
@@ -121,46 +123,25 @@ export async function startPool(options: PoolOptions): Promise<Pool> {
         nodes: ltc.nodes,
         extra: { serviceTtlMs: 3000 },
       }),
-    reporter: (id) => ({
-      id,
-      chain: CHAIN,
-      redisUrl: redisServer.url,
-      keyPrefix: prefix,
-      daemons,
-      blockPollMs: 2000,
-      heartbeatIntervalMs: 250,
-      serviceTtlMs: 3000,
-      shareLogMaxBatches: 1_000_000,
-      logLevel: 'warn',
-    }),
+    reporter: (id) =>
+      regtestReporterConfig({ id, keyPrefix: prefix, redisUrl: redisServer.url, nodes: ltc.nodes }),
     stratum: (id) => {
       if (!spoolDirs.has(id)) spoolDirs.set(id, mkdtempSync(join(tmpdir(), `hw-spool-${id}-`)));
-      return {
+      return regtestStratumConfig({
         id,
-        chain: CHAIN,
-        coin: 'litecoin',
-        network: 'regtest',
-        redisUrl: redisServer.url,
         keyPrefix: prefix,
-        spoolDir: spoolDirs.get(id),
-        host: '127.0.0.1',
+        redisUrl: redisServer.url,
+        spoolDir: spoolDirs.get(id)!,
         // A restart takes the same port, as an operator's fixed port would (the agent then takes
         // any free one).
         port: ports.get(id) ?? 0,
-        trustedProxies: ['127.0.0.1/32'],
-        vardiff: { enabled: false, initialDifficulty: options.diff },
-        drain: { waveSize: 10, waveIntervalMs: 100, graceMs: 15_000 },
-        jobFeed: { heartbeatIntervalMs: 250, reconcileMs: 250 },
-        forwarder: {
-          heartbeatIntervalMs: 250,
-          reconcileMs: 250,
-          requestTimeoutMs: 2000,
-          retryDelayMs: 100,
-          maxRetryDelayMs: 1000,
+        diff: options.diff,
+        extra: {
+          trustedProxies: ['127.0.0.1/32'],
+          drain: { waveSize: 10, waveIntervalMs: 100, graceMs: 15_000 },
+          logLevel: 'info',
         },
-        serviceTtlMs: 3000,
-        logLevel: 'info',
-      };
+      });
     },
   };
 
@@ -292,5 +273,24 @@ export async function startPool(options: PoolOptions): Promise<Pool> {
       for (const dir of spoolDirs.values()) rmSync(dir, { recursive: true, force: true });
     },
   };
+  return pool;
+}
+
+/**
+ * The pool the operations tests start from, for the running test: two jobmanagers (jm-1, jm-2),
+ * two reporters (rep-1, rep-2) and two stratum servers (st-1, st-2), all healthy. It is closed
+ * when the test is over, after the logs of all its processes are printed if the test failed.
+ */
+export async function startTestPool(options: PoolOptions): Promise<Pool> {
+  const pool = await startPool(options);
+  onTestFinished(async ({ task }) => {
+    if (task.result?.state === 'fail') console.error(pool.logs());
+    await pool.close();
+  });
+  await pool.startServices({
+    jobmanager: ['jm-1', 'jm-2'],
+    reporter: ['rep-1', 'rep-2'],
+    stratum: ['st-1', 'st-2'],
+  });
   return pool;
 }

@@ -1,14 +1,11 @@
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { getChainParams, stratumPrevhashFromDisplay } from '@hashwire/chain';
-import { type Job, LineFramer, createKeyBuilder } from '@hashwire/protocol';
+import { stratumPrevhashFromDisplay } from '@hashwire/chain';
+import { LineFramer, createKeyBuilder } from '@hashwire/protocol';
 import { type RedisClient, connectRedis } from '@hashwire/registry';
-import { JobFeed, type StratumServer, createStratumServer } from '@hashwire/stratum';
+import type { JobFeed, StratumServer } from '@hashwire/stratum';
 import {
   type LitecoinRegtest,
   type RedisServer,
@@ -21,10 +18,10 @@ import {
   waitFor,
 } from '@hashwire/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startFedStratum } from './fed-stratum.js';
 import { killService, regtestJobmanagerConfig, spawnService } from './service-process.js';
 
 const CHAIN = 'litecoin-regtest';
-const params = getChainParams('litecoin', 'regtest');
 
 let ltc: LitecoinRegtest;
 let redisServer: RedisServer;
@@ -52,7 +49,6 @@ interface Pool {
   jobmanagers: Map<string, ChildProcess>;
   servers: StratumServer[];
   feeds: JobFeed[];
-  jobsSeen: Job[][];
 }
 
 async function spawnJobmanager(pool: Pool, id: string): Promise<ChildProcess> {
@@ -78,46 +74,14 @@ async function startPool(): Promise<Pool> {
     jobmanagers: new Map(),
     servers: [],
     feeds: [],
-    jobsSeen: [],
   };
   const keys = createKeyBuilder({ prefix: pool.prefix });
   await spawnJobmanager(pool, 'jm-1');
   await spawnJobmanager(pool, 'jm-2');
   for (let i = 0; i < 2; i++) {
-    const feed = new JobFeed({
-      redis,
-      keys,
-      chain: CHAIN,
-      stratumId: `st-${i}`,
-      heartbeatIntervalMs: 250,
-      reconcileMs: 250,
-    });
-    const seen: Job[] = [];
-    feed.onJob((job) => seen.push(job));
-    await feed.start();
-    const spoolDir = mkdtempSync(join(tmpdir(), 'hw-spool-'));
-    const server = await createStratumServer({
-      id: `st-${i}`,
-      chain: CHAIN,
-      params,
-      host: '127.0.0.1',
-      port: 0,
-      redis,
-      keys,
-      jobs: feed,
-      blockSink: feed,
-      spoolDir,
-      vardiff: { enabled: false, initialDifficulty: 0.002 },
-    });
-    await server.start();
-    cleanups.push(async () => {
-      await server.close();
-      await feed.close();
-      rmSync(spoolDir, { recursive: true, force: true });
-    });
+    const { server, feed } = await startFedStratum({ redis, keys, id: `st-${i}`, cleanups });
     pool.servers.push(server);
     pool.feeds.push(feed);
-    pool.jobsSeen.push(seen);
   }
   await waitFor(() => pool.feeds.every((f) => f.connected().length === 2 && f.current()), {
     timeoutMs: 15_000,
@@ -126,7 +90,12 @@ async function startPool(): Promise<Pool> {
   return pool;
 }
 
-async function mine(pool: Pool, workersPerServer: number, rate = 2000): Promise<SimMiners[]> {
+async function mine(
+  pool: Pool,
+  workersPerServer: number,
+  rate = 2000,
+  suggestDifficulty?: number,
+): Promise<SimMiners[]> {
   const miners = await Promise.all(
     pool.servers.map((server, s) =>
       startSimMiners({
@@ -137,6 +106,7 @@ async function mine(pool: Pool, workersPerServer: number, rate = 2000): Promise<
         algorithm: 'scrypt',
         recordShares: true,
         hashesPerSecondLimit: rate,
+        ...(suggestDifficulty !== undefined && { suggestDifficulty }),
       }),
     ),
   );
@@ -265,8 +235,10 @@ describe('pool: jobmanager group → stratum servers → sim miners, on litecoin
       { timeoutMs: 10_000, what: 'the pool to settle on the tip' },
     );
 
-    // Miners connected through the kill (hashing slowly: no block of theirs moves the tip meanwhile).
-    const steady = await mine(pool, 1, 4);
+    // Miners connected through the kill, at a difficulty they never reach: on regtest every
+    // share is a block, and one found during the takeover would move the tip (seen: 4 H/s at
+    // difficulty 0.002 found one in about 1 run of 5).
+    const steady = await mine(pool, 1, 4, 1e9);
     const steadyNotifies: SimNotifyEvent[][] = steady.map(() => []);
     const steadyDrops: unknown[] = [];
     steady.forEach((m, i) => {

@@ -1,7 +1,7 @@
-import { afterAll, describe, expect, it, onTestFailed } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { backendServers, sampleBackendHealth } from './haproxy-front.js';
 import { type Phase, blockOutcomes, checkReconnects } from './pool-checks.js';
-import { CHAIN, type MinerGroup, type Pool, startPool } from './pool-harness.js';
+import { CHAIN, type MinerGroup, startTestPool } from './pool-harness.js';
 import { answerIssues, compareShares, describeShares, readLoggedShares } from './share-ledger.js';
 
 // Issue 8, "rolling restart with zero loss": a whole pool as processes behind real HAProxy,
@@ -14,23 +14,10 @@ import { answerIssues, compareShares, describeShares, readLoggedShares } from '.
 const DIFF = 2 ** -9;
 const MINERS = 50;
 
-let pool: Pool | undefined;
-afterAll(async () => {
-  await pool?.close();
-});
-
 describe('rolling restart with zero loss (issue 8)', () => {
   it('restarts every stratum server, jobmanager and reporter one after another while 50 miners mine through HAProxy: every accepted share credited once, one resumed reconnect per stratum restart, blocks accepted, HAProxy never without a healthy server', async () => {
     const started = Date.now();
-    pool = await startPool({ diff: DIFF });
-    const p = pool;
-    onTestFailed(() => console.error(p.logs()));
-
-    await p.startServices({
-      jobmanager: ['jm-1', 'jm-2'],
-      reporter: ['rep-1', 'rep-2'],
-      stratum: ['st-1', 'st-2'],
-    });
+    const p = await startTestPool({ diff: DIFF });
 
     const health = sampleBackendHealth(p.front);
     const group: MinerGroup = await p.startMiners({

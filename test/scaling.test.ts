@@ -1,6 +1,6 @@
-import { afterAll, describe, expect, it, onTestFailed } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { backendServers } from './haproxy-front.js';
-import { CHAIN, type MinerGroup, type Pool, startPool } from './pool-harness.js';
+import { CHAIN, type MinerGroup, startTestPool } from './pool-harness.js';
 import { answerIssues, compareShares, describeShares, readLoggedShares } from './share-ledger.js';
 
 // Issue 8, scaling: a third stratum server and a third jobmanager join a pool while miners
@@ -9,23 +9,10 @@ import { answerIssues, compareShares, describeShares, readLoggedShares } from '.
 
 const DIFF = 2 ** -9;
 
-let pool: Pool | undefined;
-afterAll(async () => {
-  await pool?.close();
-});
-
 describe('scaling out (issue 8)', () => {
   it('adds a stratum server and a jobmanager while miners mine: new miners land on the new server, connected miners see no change', async () => {
     const started = Date.now();
-    pool = await startPool({ diff: DIFF });
-    const p = pool;
-    onTestFailed(() => console.error(p.logs()));
-
-    await p.startServices({
-      jobmanager: ['jm-1', 'jm-2'],
-      reporter: ['rep-1', 'rep-2'],
-      stratum: ['st-1', 'st-2'],
-    });
+    const p = await startTestPool({ diff: DIFF });
 
     const first: MinerGroup = await p.startMiners({
       tag: 'a',

@@ -112,3 +112,66 @@ export function regtestJobmanagerConfig(options: {
     ...options.extra,
   };
 }
+
+/** A reporter's JSON config for a litecoin regtest pair from testkit, as the integration tests run it. */
+export function regtestReporterConfig(options: {
+  id: string;
+  keyPrefix: string;
+  redisUrl: string;
+  nodes: readonly { rpcUrl: string; cookieFile: string }[];
+  extra?: Record<string, unknown>;
+}): Record<string, unknown> {
+  return {
+    id: options.id,
+    chain: 'litecoin-regtest',
+    redisUrl: options.redisUrl,
+    keyPrefix: options.keyPrefix,
+    daemons: options.nodes.map((n) => ({ url: n.rpcUrl, cookieFile: n.cookieFile })),
+    blockPollMs: 2000,
+    heartbeatIntervalMs: 250,
+    serviceTtlMs: 3000,
+    shareLogMaxBatches: 1_000_000,
+    logLevel: 'warn',
+    ...options.extra,
+  };
+}
+
+/** A stratum server's JSON config on litecoin regtest, as the integration tests run it. */
+export function regtestStratumConfig(options: {
+  id: string;
+  keyPrefix: string;
+  redisUrl: string;
+  spoolDir: string;
+  /** 0 for any free port; a restart passes the port it had, so its miners come back to it. */
+  port: number;
+  /** Every miner's share difficulty (vardiff off). */
+  diff: number;
+  /** Merged over the forwarder settings below. */
+  forwarder?: Record<string, unknown>;
+  extra?: Record<string, unknown>;
+}): Record<string, unknown> {
+  return {
+    id: options.id,
+    chain: 'litecoin-regtest',
+    coin: 'litecoin',
+    network: 'regtest',
+    redisUrl: options.redisUrl,
+    keyPrefix: options.keyPrefix,
+    spoolDir: options.spoolDir,
+    host: '127.0.0.1',
+    port: options.port,
+    vardiff: { enabled: false, initialDifficulty: options.diff },
+    jobFeed: { heartbeatIntervalMs: 250, reconcileMs: 250 },
+    forwarder: {
+      heartbeatIntervalMs: 250,
+      reconcileMs: 250,
+      requestTimeoutMs: 2000,
+      retryDelayMs: 100,
+      maxRetryDelayMs: 1000,
+      ...options.forwarder,
+    },
+    serviceTtlMs: 3000,
+    logLevel: 'warn',
+    ...options.extra,
+  };
+}

@@ -161,6 +161,43 @@ async function start(p: ServerStartParams): Promise<ServerStarted> {
   return { port, controlPort, notifyBytes };
 }
 
+/**
+ * The baseline of `stratum.handshakes_per_s`: a bare Node server with the stratum server's
+ * socket options that, per connection, reads up to the second line and writes one canned
+ * reply as long as what the stratum server writes to a handshake (subscribe reply,
+ * set_difficulty, the first job, authorize reply), then closes when the miner does. What
+ * node:net alone costs per handshake on this machine; everything above it is ours.
+ */
+async function bareListen(): Promise<number> {
+  const prepared = prepareJob(jobs.current()!, {
+    params: LITECOIN_REGTEST,
+    extranonce1Size: EXTRANONCE1_SIZE,
+    extranonce2Size: EXTRANONCE2_SIZE,
+  });
+  const reply = Buffer.concat([
+    Buffer.from(
+      `{"id":1,"result":[[["mining.set_difficulty","0123456789abcdef"],["mining.notify","0123456789abcdef"]],"00010203",${EXTRANONCE2_SIZE}],"error":null}\n`,
+    ),
+    Buffer.from('{"id":null,"method":"mining.set_difficulty","params":[1]}\n'),
+    prepared.notifyLineClean,
+    Buffer.from('{"id":2,"result":true,"error":null}\n'),
+  ]);
+  const bare = createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 }, (socket) => {
+    void socket.remoteAddress; // the stratum server reads it for its per-address limits
+    let lines = 0;
+    socket.on('data', (chunk: Buffer) => {
+      for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) {
+        if (++lines === 2) socket.write(reply);
+      }
+    });
+    socket.on('error', () => {});
+  });
+  bare.listen(0, '127.0.0.1');
+  await once(bare, 'listening');
+  bare.unref();
+  return (bare.address() as { port: number }).port;
+}
+
 /** RSS after a full collection, so garbage does not count as memory held. */
 function rss(): number {
   if (!globalThis.gc) throw new Error('stratum-server-child needs --expose-gc');
@@ -178,6 +215,7 @@ async function settle(p: { count: number }): Promise<void> {
 serveParent(
   {
     start,
+    bareListen,
     rss,
     settle,
     stats: () => server!.stats(),

@@ -41,7 +41,9 @@ const count = (n: number) => n.toLocaleString('en-US');
  * per second by clients that connect, handshake and close, over and over; the clients are
  * native/hsload.c where it was built (a Node client spends about as much CPU per handshake as
  * the server, on the same cores), else the Node client of the miners' process.
- * `stratum.handshake_server_cpu_us`: the server process's CPU per handshake in that run.
+ * Its baseline: the same load on a bare node:net server writing a canned reply of the same
+ * size (what Node alone costs per handshake here). `stratum.handshake_server_cpu_us`: the
+ * server process's CPU per handshake in that run.
  */
 export const stratumSuite: BenchSuite = {
   name: 'stratum',
@@ -103,13 +105,16 @@ export const stratumSuite: BenchSuite = {
       };
       const cClient = existsSync(HSLOAD);
       const clientName = cClient ? 'C client' : 'Node client, no C compiler';
+      const runHandshakes = (p: HandshakeParams) =>
+        cClient ? runHsload(p) : miners.request<HandshakeResult>('handshakes', p);
+      ctx.log(`stratum: handshakes on a bare node:net server (baseline), ${clientName}`);
+      const barePort = await server.request<number>('bareListen');
+      const bareHs = await runHandshakes({ ...handshakeParams, port: barePort });
       ctx.log(
         `stratum: handshakes, ${HANDSHAKE_CONCURRENCY} clients (${clientName}) for ${handshakeSeconds} s`,
       );
       const cpuBefore = await server.request<number>('cpu');
-      const hs = cClient
-        ? await runHsload(handshakeParams)
-        : await miners.request<HandshakeResult>('handshakes', handshakeParams);
+      const hs = await runHandshakes(handshakeParams);
       const cpuAfter = await server.request<number>('cpu');
       const handshakesPerS = hs.handshakes / hs.seconds;
       // The warm-up's handshakes were not counted but cost CPU too: spread it over all of them.
@@ -134,7 +139,10 @@ export const stratumSuite: BenchSuite = {
           value: Math.round(handshakesPerS),
           unit: `handshakes/s (${HANDSHAKE_CONCURRENCY} clients, ${clientName})`,
           higherIsBetter: true,
-          baseline: null,
+          baseline: {
+            name: 'bare node:net server, canned reply of the same size',
+            value: Math.round(bareHs.handshakes / bareHs.seconds),
+          },
           target: `>= ${count(HANDSHAKES_TARGET)}/s`,
           met: handshakesPerS >= HANDSHAKES_TARGET,
         },

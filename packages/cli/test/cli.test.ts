@@ -3,19 +3,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main, usage } from '@hashwire/cli';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { type CapturedOutput, captureOutput } from './capture-output.js';
 
 let dir: string;
-let out: string;
+let output: CapturedOutput;
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'hw-cli-'));
-  out = '';
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    out += String(chunk);
-    return true;
-  });
-  vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+  output = captureOutput();
   vi.spyOn(console, 'log').mockImplementation((...args: unknown[]) => {
-    out += `${args.join(' ')}\n`;
+    output.out += `${args.join(' ')}\n`;
   });
 });
 afterEach(() => {
@@ -26,9 +22,9 @@ afterEach(() => {
 describe('hashwire cli', () => {
   it('lists its commands', async () => {
     expect(await main(['help'])).toBe(0);
-    expect(out).toBe(usage());
-    expect(out).toMatch(/bench/);
-    expect(out).toMatch(/demo/);
+    expect(output.out).toBe(usage());
+    expect(output.out).toMatch(/bench/);
+    expect(output.out).toMatch(/demo/);
   });
 
   it('refuses an unknown command, naming it and the known ones', async () => {
@@ -53,7 +49,7 @@ describe('hashwire cli', () => {
       if (r.baseline) expect(r.baseline.value, `${r.name} baseline`).toBeGreaterThan(0);
     }
     // The table names each result next to its baseline.
-    for (const r of report.results) expect(out).toContain(r.name);
+    for (const r of report.results) expect(output.out).toContain(r.name);
     // Every suite, quick mode: ~18 s alone on 2 cores, far more when the suite runs beside it.
   }, 180_000);
 

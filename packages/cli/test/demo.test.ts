@@ -2,27 +2,23 @@ import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { main } from '@hashwire/cli';
 import { liveProcesses } from '@hashwire/testkit';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { type CapturedOutput, captureOutput } from './capture-output.js';
 
-let out: string;
+let output: CapturedOutput;
 /** Called after every write; lets a test wait for a line. */
 let onOutput: (() => void) | undefined;
 const logDirs: string[] = [];
 
 beforeEach(() => {
-  out = '';
   onOutput = undefined;
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    out += String(chunk);
-    onOutput?.();
-    return true;
-  });
+  output = captureOutput({ stderr: false, onWrite: () => onOutput?.() });
 });
 afterEach(() => {
   vi.restoreAllMocks();
   for (const dir of logDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
-const lines = () => out.split('\n');
+const lines = () => output.out.split('\n');
 
 const STATUS =
   /^\[\d+s\] miners (\d+)\/20 · [\d.]+ k?H\/s · shares (\d+) accepted, (\d+) stale.* · credited (\d+) · blocks (\d+) found, (\d+) accepted.* · height (\d+)$/;
@@ -70,7 +66,7 @@ describe('hashwire demo', () => {
   it('starts the pool step by step, mines, credits and finds blocks, and stops by itself with nothing left', async () => {
     expect(await main(['demo', '--duration', '8', '--interval', '2'])).toBe(0);
 
-    expect(out).toContain('not built yet, so not started: the api and the dashboard');
+    expect(output.out).toContain('not built yet, so not started: the api and the dashboard');
     // One line per start step, in order.
     const steps = lines().filter((l) => /^\[\d\/4\]/.test(l));
     expect(steps.map((l) => l.slice(0, 5))).toEqual(['[1/4]', '[2/4]', '[3/4]', '[4/4]']);
@@ -78,9 +74,9 @@ describe('hashwire demo', () => {
     const haproxyPort = steps[2]?.match(
       /^\[3\/4\] pool: HAProxy 127\.0\.0\.1:(\d+), 2 jobmanagers, 2 reporters, 2 stratum servers/,
     )?.[1];
-    expect(haproxyPort, out).toBeDefined();
+    expect(haproxyPort, output.out).toBeDefined();
     if (haproxyPort !== '3333')
-      expect(out).toContain(
+      expect(output.out).toContain(
         `127.0.0.1:3333 is taken (another demo?): HAProxy listens on 127.0.0.1:${haproxyPort} instead`,
       );
     expect(steps[3]).toMatch(
@@ -91,13 +87,15 @@ describe('hashwire demo', () => {
     expect(started[0]).toBe('haproxy');
     expect(started.slice(1).sort()).toEqual(SERVICES);
     // Where to look: the public stratum address, and each service's /stats and /metrics.
-    expect(out).toContain(
+    expect(output.out).toContain(
       `  miners      stratum+tcp://127.0.0.1:${haproxyPort} (HAProxy, balance source over stratum-litecoin-regtest-1 127.0.0.1:`,
     );
-    expect(out).toMatch(/username a regtest address \(e\.g\. rltc1\w+\.rig1\)/);
-    expect(out).toMatch(/^ {2}haproxy {5}stats page http:\/\/127\.0\.0\.1:\d+\/ · runtime API /m);
+    expect(output.out).toMatch(/username a regtest address \(e\.g\. rltc1\w+\.rig1\)/);
+    expect(output.out).toMatch(/^ {2}haproxy {5}stats page http:\/\/127\.0\.0\.1:\d+\/ · runtime API /m);
     for (const id of SERVICES) {
-      expect(out).toMatch(new RegExp(`^ {4}${id} +(http://127\\.0\\.0\\.1:\\d+)/stats {2}\\1/metrics$`, 'm'));
+      expect(output.out).toMatch(
+        new RegExp(`^ {4}${id} +(http://127\\.0\\.0\\.1:\\d+)/stats {2}\\1/metrics$`, 'm'),
+      );
     }
     const dir = logDir();
     expect(readdirSync(dir)).toEqual(
@@ -117,13 +115,13 @@ describe('hashwire demo', () => {
     expect(status.every((m) => m[1] === '20')).toBe(true);
 
     // The miners went through HAProxy, spread over both stratum servers by their source address.
-    const sessions = out.match(
+    const sessions = output.out.match(
       new RegExp(
         `^haproxy: (\\d+) miner connections through 127\\.0\\.0\\.1:${haproxyPort}: stratum-litecoin-regtest-1 (\\d+), stratum-litecoin-regtest-2 (\\d+)$`,
         'm',
       ),
     );
-    expect(sessions, out).not.toBeNull();
+    expect(sessions, output.out).not.toBeNull();
     expect(Number(sessions![1])).toBeGreaterThanOrEqual(20);
     expect(Number(sessions![2])).toBeGreaterThan(0);
     expect(Number(sessions![3])).toBeGreaterThan(0);
@@ -144,7 +142,7 @@ describe('hashwire demo', () => {
     const summary = lines()
       .map((l) => l.match(SUMMARY))
       .find((m) => m !== null);
-    expect(summary, out).toBeDefined();
+    expect(summary, output.out).toBeDefined();
     const [, accepted, , credited, found, blocksAccepted, height, left] = summary!;
     expect(Number(accepted)).toBeGreaterThanOrEqual(1);
     expect(Number(credited)).toBeGreaterThanOrEqual(Number(accepted));
@@ -152,7 +150,7 @@ describe('hashwire demo', () => {
     expect(Number(found)).toBeGreaterThanOrEqual(Number(blocksAccepted));
     expect(Number(height)).toBeGreaterThan(533);
     expect(left).toBe('no process left');
-    expect(out).toContain(`logs kept in ${dir}`);
+    expect(output.out).toContain(`logs kept in ${dir}`);
     expect(existsSync(`${dir}/spool`)).toBe(false);
     expectNothingLeft(servicePids());
   }, 90_000);
@@ -168,14 +166,14 @@ describe('hashwire demo', () => {
     await Promise.race([
       firstStatus,
       run.then((code) => {
-        throw new Error(`demo ended (exit ${code}) before its first status line:\n${out}`);
+        throw new Error(`demo ended (exit ${code}) before its first status line:\n${output.out}`);
       }),
     ]);
     process.kill(process.pid, 'SIGINT');
     expect(await run).toBe(0);
     logDir();
-    expect(out).toContain('SIGINT: stopping');
-    expect(out).toContain(
+    expect(output.out).toContain('SIGINT: stopping');
+    expect(output.out).toContain(
       '  stopped stratum-litecoin-regtest-1 (exit 0), stratum-litecoin-regtest-2 (exit 0)',
     );
     expect(lines().find((l) => SUMMARY.test(l))).toMatch(/ · no process left$/);

@@ -10,6 +10,7 @@ import { createKeyBuilder } from '@hashwire/protocol';
 import { connectRedis, registerService } from '@hashwire/registry';
 import { type RedisServer, getFreePort, startHaproxy, startRedis, waitFor } from '@hashwire/testkit';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { type CapturedOutput, captureOutput } from './capture-output.js';
 
 const ADDRESS = 'rltc1qqurswpc8qurswpc8qurswpc8qurswpc8ntpxlg';
 const MAIN_ADDRESS = 'ltc1qpyysjzgfpyysjzgfpyysjzgfpyysjzgf0asqjy';
@@ -29,22 +30,12 @@ count = 3
 
 let dir: string;
 let file: string;
-let out: string;
-let err: string;
+let output: CapturedOutput;
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'hashwire-pool-cmd-'));
   file = join(dir, 'pool.toml');
   writeFileSync(file, POOL);
-  out = '';
-  err = '';
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    out += String(chunk);
-    return true;
-  });
-  vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    err += String(chunk);
-    return true;
-  });
+  output = captureOutput();
 });
 afterEach(() => {
   vi.restoreAllMocks();
@@ -57,18 +48,18 @@ describe('hashwire config check', () => {
     expect(
       await main(['config', 'check', '--config', file, '--set', 'redis.url=redis://:hunter2@10.1.2.3:6380']),
     ).toBe(0);
-    expect(out).toBe(
+    expect(output.out).toBe(
       'config OK: 2 chains (litecoin-regtest, second), 4 jobmanagers, 6 stratum servers, 4 reporters, HAProxy on :3333, Redis redis://:***@10.1.2.3:6380 prefix hw:\n',
     );
-    expect(err).toBe('');
+    expect(output.err).toBe('');
   });
 
   it('lists every problem with its key path, allowed values and source, and exits 1', async () => {
     writeFileSync(file, `${POOL}vardiff = 3\n[log]\nlevel = "loud"\n`);
     vi.stubEnv('HASHWIRE_REPORTER__COUNT', 'two');
     expect(await main(['config', 'check', '--config', file, '--set', 'haproxy.bind=3333'])).toBe(1);
-    expect(out).toBe('');
-    expect(err.split('\n')).toEqual([
+    expect(output.out).toBe('');
+    expect(output.err.split('\n')).toEqual([
       `config: 4 problems in ${file}:`,
       '  stratum.vardiff: must be a table, got number 3',
       '  reporter.count: must be an integer, got the string "two" (allowed: an integer from 0 to 64) [from HASHWIRE_REPORTER__COUNT]',
@@ -80,13 +71,13 @@ describe('hashwire config check', () => {
 
   it('catches a payout address of the wrong network before anything runs', async () => {
     expect(await main(['config', 'check', '--config', file, '--set', 'chains[1].network=main'])).toBe(1);
-    expect(err).toContain('chains[1].payouts[0].address: address');
-    expect(err).toContain('expected litecoin main');
+    expect(output.err).toContain('chains[1].payouts[0].address: address');
+    expect(output.err).toContain('expected litecoin main');
   });
 
   it('shows the config with every default filled in', async () => {
     expect(await main(['config', 'show', '--config', file])).toBe(0);
-    const shown = JSON.parse(out);
+    const shown = JSON.parse(output.out);
     expect(shown.stratum.vardiff.targetSharesPerMin).toBe(18);
     expect(shown.chains[1].id).toBe('second');
   });
@@ -94,7 +85,7 @@ describe('hashwire config check', () => {
   it('passes examples/pool.toml once its placeholder payout address is replaced', async () => {
     const example = fileURLToPath(new URL('../../../examples/pool.toml', import.meta.url));
     expect(await main(['config', 'check', '--config', example])).toBe(1);
-    expect(err.trim().split('\n')).toEqual([
+    expect(output.err.trim().split('\n')).toEqual([
       `config: 1 problem in ${example}:`,
       expect.stringMatching(
         /^ {2}chains\[0\]\.payouts\[0\]\.address: address "PUT-YOUR-LITECOIN-ADDRESS-HERE" is not valid/,
@@ -102,14 +93,14 @@ describe('hashwire config check', () => {
     ]);
     const payout = `chains[0].payouts[0].address=${MAIN_ADDRESS}`;
     expect(await main(['config', 'check', '--config', example, '--set', payout])).toBe(0);
-    expect(out).toBe(
+    expect(output.out).toBe(
       'config OK: 1 chain (ltc), 2 jobmanagers, 2 stratum servers, 2 reporters, HAProxy on :3333, Redis redis://:***@127.0.0.1:6379/0 prefix ltc:\n',
     );
   });
 
   it('prints the key reference docs/configuration.md is made of', async () => {
     expect(await main(['config', 'reference'])).toBe(0);
-    expect(out).toBe(poolConfigReference());
+    expect(output.out).toBe(poolConfigReference());
   });
 
   it('refuses an unknown subcommand', async () => {
@@ -122,7 +113,7 @@ describe('hashwire config check', () => {
 describe('hashwire run', () => {
   it('refuses an instance the pool does not have, naming the range', async () => {
     expect(await main(['run', 'stratum', '--instance', '7', '--config', file])).toBe(1);
-    expect(err).toBe('run: no stratum instance 7 in this pool; instances: 1 to 6\n');
+    expect(output.err).toBe('run: no stratum instance 7 in this pool; instances: 1 to 6\n');
     await expect(main(['run', 'miner', '--instance', '1'])).rejects.toThrow(
       'run needs one service kind: jobmanager, stratum, reporter, got "miner"',
     );
@@ -176,7 +167,7 @@ describe('hashwire render', () => {
       const text = readFileSync(cfg, 'utf8');
       expect(text).toContain(`server stratum-litecoin-regtest-1 127.0.0.1:${stratumPort}`);
       expect(text).toContain(`bind 127.0.0.1:${front}`);
-      expect(err).toBe(
+      expect(output.err).toBe(
         `render: HAProxy fronts the stratum servers of litecoin-regtest (the first chain)\nrender: wrote ${cfg}\n`,
       );
 
@@ -219,19 +210,21 @@ describe('hashwire render', () => {
       cfg,
     ];
     expect(await main(args)).toBe(1);
-    expect(err).toContain(`render: cannot read the registry at redis://127.0.0.1:${closed}`);
-    expect(err).toContain('rendering with no stratum servers');
+    expect(output.err).toContain(`render: cannot read the registry at redis://127.0.0.1:${closed}`);
+    expect(output.err).toContain('rendering with no stratum servers');
     expect(readFileSync(cfg, 'utf8')).not.toMatch(/^\s*server /m);
-    err = '';
+    output.err = '';
     expect(await main([...args, '--offline'])).toBe(0);
-    expect(err).not.toContain('cannot read the registry');
+    expect(output.err).not.toContain('cannot read the registry');
   });
 
   it('renders circus.ini whose watchers run hashwire run with this config', async () => {
     expect(await main(['render', 'circus', '--config', file, '--set', 'log.level=debug'])).toBe(0);
-    expect(out).toMatch(/\[watcher:stratum\]/);
-    expect(out).toContain(`run stratum --config ${file} --set log.level=debug --instance $(circus.wid)`);
-    expect(out).toMatch(/numprocesses = 6/);
+    expect(output.out).toMatch(/\[watcher:stratum\]/);
+    expect(output.out).toContain(
+      `run stratum --config ${file} --set log.level=debug --instance $(circus.wid)`,
+    );
+    expect(output.out).toMatch(/numprocesses = 6/);
     await expect(main(['render', 'circus'])).rejects.toThrow('render circus needs --config FILE');
   });
 });

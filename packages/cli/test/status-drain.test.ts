@@ -8,10 +8,10 @@ import { type RedisServer, getFreePort, startRedis } from '@hashwire/testkit';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { serviceSpec } from '../src/demo-services.js';
 import { type Supervised, Supervisor } from '../src/supervisor.js';
+import { type CapturedOutput, captureOutput } from './capture-output.js';
 
 let redisServer: RedisServer;
-let out: string;
-let err: string;
+let output: CapturedOutput;
 let prefixSeq = 0;
 const dirs: string[] = [];
 
@@ -22,16 +22,7 @@ afterAll(async () => {
   await redisServer?.stop();
 });
 beforeEach(() => {
-  out = '';
-  err = '';
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    out += String(chunk);
-    return true;
-  });
-  vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    err += String(chunk);
-    return true;
-  });
+  output = captureOutput();
 });
 afterEach(() => {
   vi.restoreAllMocks();
@@ -80,7 +71,7 @@ describe('hashwire status', () => {
       await registrations[1]?.update({ state: 'draining' });
 
       expect(await main(['status', ...flags])).toBe(0);
-      const [header, ...rows] = out.trimEnd().split('\n');
+      const [header, ...rows] = output.out.trimEnd().split('\n');
       expect(header).toMatch(/^KIND +ID +CHAIN +ENDPOINTS +STATE +LOAD +VERSION +UPTIME +PID$/);
       expect(rows.map((r) => r.split(/ +/).slice(0, 2).join(' '))).toEqual([
         'jobmanager jm-1',
@@ -97,9 +88,9 @@ describe('hashwire status', () => {
         /^stratum +stratum-2 +litecoin-regtest +http=http:\/\/127\.0\.0\.1:29002 +draining +7 /,
       );
 
-      out = '';
+      output.out = '';
       expect(await main(['status', ...flags, '--json'])).toBe(0);
-      const json = JSON.parse(out) as {
+      const json = JSON.parse(output.out) as {
         kind: string;
         id: string;
         state: string;
@@ -130,15 +121,15 @@ describe('hashwire status', () => {
         file,
         `[redis]\nurl = "${redisServer.url}"\nkeyPrefix = "${prefix}"\n\n[[chains]]\ndaemons = [{ url = "http://u:p@127.0.0.1:19443/" }]\npayouts = [{ address = "rltc1qgw09vvd3gh39xgfn8phfulaqj29yu5ju4urshd" }]\n`,
       );
-      expect(await main(['status', '--config', file, '--json']), err).toBe(0);
-      expect((JSON.parse(out) as { id: string }[]).map((s) => s.id)).toEqual(['reporter-7']);
+      expect(await main(['status', '--config', file, '--json']), output.err).toBe(0);
+      expect((JSON.parse(output.out) as { id: string }[]).map((s) => s.id)).toEqual(['reporter-7']);
 
       const bad = join(dir, 'bad.toml');
       writeFileSync(bad, '[redis]\nurl = "http://x"\nkeyprefix = "a:"\n');
       expect(await main(['status', '--config', bad])).toBe(1);
-      expect(err).toMatch(/^hashwire status: the config is not valid:\n/);
-      expect(err).toContain('redis.url:');
-      expect(err).toMatch(/redis\.keyprefix: .*did you mean "keyPrefix"/);
+      expect(output.err).toMatch(/^hashwire status: the config is not valid:\n/);
+      expect(output.err).toContain('redis.url:');
+      expect(output.err).toMatch(/redis\.keyprefix: .*did you mean "keyPrefix"/);
     } finally {
       await registration.close();
       redis.disconnect();
@@ -147,14 +138,16 @@ describe('hashwire status', () => {
 
   it('says so when nothing is registered', async () => {
     expect(await main(['status', ...scope().flags])).toBe(0);
-    expect(out).toBe('no live services in the registry\n');
+    expect(output.out).toBe('no live services in the registry\n');
   });
 
   it('exits 1 with one line naming the URL when Redis is unreachable', async () => {
     const url = `redis://127.0.0.1:${await getFreePort()}`;
     expect(await main(['status', '--redis', url])).toBe(1);
-    expect(err).toMatch(new RegExp(`^hashwire status: cannot reach Redis at ${url}: .*ECONNREFUSED.*\\n$`));
-    expect(out).toBe('');
+    expect(output.err).toMatch(
+      new RegExp(`^hashwire status: cannot reach Redis at ${url}: .*ECONNREFUSED.*\\n$`),
+    );
+    expect(output.out).toBe('');
   });
 });
 
@@ -176,16 +169,18 @@ describe('hashwire drain', () => {
         serviceSpec('reporter', 'reporter-1', config, { readyTimeoutMs: 20_000, restart: false }),
       );
       expect(await main(['drain', 'reporter-1', ...flags])).toBe(0);
-      expect(out).toMatch(/^draining reporter reporter-1 \(pid \d+, http:\/\/127\.0\.0\.1:\d+\)$/m);
-      expect(out).toContain('reporter-1: drain started (POST /drain → 202); following it in the registry');
+      expect(output.out).toMatch(/^draining reporter reporter-1 \(pid \d+, http:\/\/127\.0\.0\.1:\d+\)$/m);
+      expect(output.out).toContain(
+        'reporter-1: drain started (POST /drain → 202); following it in the registry',
+      );
       // An idle reporter drains in a few milliseconds: its `draining` state may come and go
       // between two reads, so only its leaving is certain here (the up test sees a stratum drain).
-      expect(out).toMatch(/^reporter-1: gone from the registry after [\d.]+ s$/m);
+      expect(output.out).toMatch(/^reporter-1: gone from the registry after [\d.]+ s$/m);
       expect(await reporter.exited).toEqual({ code: 0, signal: null });
 
-      out = '';
+      output.out = '';
       expect(await main(['status', ...flags])).toBe(0);
-      expect(out).toBe('no live services in the registry\n');
+      expect(output.out).toBe('no live services in the registry\n');
     } finally {
       await reporter?.stop(5_000);
     }
@@ -197,7 +192,7 @@ describe('hashwire drain', () => {
     const registration = await registerService({ redis, keys, kind: 'stratum', id: 'stratum-1' });
     try {
       expect(await main(['drain', 'stratum-9', ...flags])).toBe(1);
-      expect(err).toBe('hashwire drain: no live service "stratum-9"; live: stratum-1\n');
+      expect(output.err).toBe('hashwire drain: no live service "stratum-9"; live: stratum-1\n');
     } finally {
       await registration.close();
       redis.disconnect();

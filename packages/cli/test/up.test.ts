@@ -18,8 +18,9 @@ import {
   startSimMiners,
   waitFor,
 } from '@hashwire/testkit';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pidAlive } from '../src/supervisor.js';
+import { captureOutput } from './capture-output.js';
 
 const CLI_BIN = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
 const PREFIX = `up${process.pid}:`;
@@ -195,18 +196,14 @@ describe('hashwire up', () => {
       const target = busy!.name;
       const before = live.find((s) => s.id === target)!.pid;
       const acceptedBefore = miners.stats().total.accepted;
-      let drainOut = '';
-      const write = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-        drainOut += String(chunk);
-        return true;
-      });
+      const drainOutput = captureOutput({ stderr: false });
       try {
         expect(await main(['drain', target, '--config', file])).toBe(0);
       } finally {
-        write.mockRestore();
+        drainOutput.restore();
       }
-      expect(drainOut).toMatch(new RegExp(`^${target}: state draining \\(after [\\d.]+ s\\)$`, 'm'));
-      expect(drainOut).toMatch(new RegExp(`^${target}: gone from the registry after [\\d.]+ s$`, 'm'));
+      expect(drainOutput.out).toMatch(new RegExp(`^${target}: state draining \\(after [\\d.]+ s\\)$`, 'm'));
+      expect(drainOutput.out).toMatch(new RegExp(`^${target}: gone from the registry after [\\d.]+ s$`, 'm'));
       const after = await waitFor(
         async () => {
           const s = (await liveServices()).find((x) => x.id === target);
@@ -230,11 +227,11 @@ describe('hashwire up', () => {
       // The jobmanager too: POST /drain hands its lease over and exits 0, it comes back, and the
       // miners go on having shares accepted.
       const jm = live.find((s) => s.kind === 'jobmanager')!;
-      const quiet = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+      const quiet = captureOutput({ stderr: false });
       try {
         expect(await main(['drain', jm.id, '--config', file])).toBe(0);
       } finally {
-        quiet.mockRestore();
+        quiet.restore();
       }
       const jmAfter = await waitFor(
         async () => {

@@ -8,7 +8,13 @@ import {
   buildJob,
 } from '@hashwire/chain';
 import { createMetrics, startStatusServer } from '@hashwire/core';
-import { type Job, RpcErrorCode, type RpcMethods, type RpcPushes } from '@hashwire/protocol';
+import {
+  BLOCK_SUBMIT_TIMEOUT_MS,
+  type Job,
+  RpcErrorCode,
+  type RpcMethods,
+  type RpcPushes,
+} from '@hashwire/protocol';
 import {
   type Leadership,
   type ServiceRegistration,
@@ -51,9 +57,6 @@ export interface JobManager {
   drain(): Promise<void>;
   close(): Promise<void>;
 }
-
-/** How long a closing jobmanager waits for submits in flight: a stratum server's own deadline. */
-const SUBMIT_GRACE_MS = 5_000;
 
 type JmMethods = Pick<RpcMethods, 'jm.subscribe' | 'jm.submitBlock' | 'svc.status' | 'svc.drain'>;
 type JmPushes = Pick<RpcPushes, 'job' | 'health'>;
@@ -261,6 +264,7 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
       accepted: result.accepted,
       hash: assembled.hashHex,
       ...(result.reason ? { reason: result.reason } : {}),
+      ...(state === 'orphaned' ? { orphaned: true } : {}),
     };
   };
 
@@ -415,7 +419,7 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
       await leadership.close().catch(() => {});
       // Blocks already handed to us are submitted and answered before we leave the registry
       // (stratum servers drop their client to a jobmanager that left, and the answer with it).
-      await rpc.idle(SUBMIT_GRACE_MS);
+      await rpc.idle(BLOCK_SUBMIT_TIMEOUT_MS);
       await registration.close().catch(() => {});
       for (const l of hashblock) l.close();
       receiver?.close();

@@ -86,6 +86,13 @@ export interface Share {
   blockHash?: string;
 }
 
+/**
+ * How long a `jm.submitBlock` may take: a stratum server's deadline for the call, and how long a
+ * closing jobmanager waits for the submits in flight before it leaves the registry. Both sides
+ * must agree: a jobmanager that leaves sooner drops answers a stratum server still waits for.
+ */
+export const BLOCK_SUBMIT_TIMEOUT_MS = 5_000;
+
 /** Method names and their request/reply types, so clients and servers are typed from one map. */
 export interface RpcMethods {
   'jm.subscribe': { req: { stratumId: string; chain: string }; rep: { job: Job | null } };
@@ -100,7 +107,8 @@ export interface RpcMethods {
       version: string;
       shareId: string;
     };
-    rep: { accepted: boolean; hash: string; reason?: string };
+    /** `orphaned`: valid, but a sibling block at the same height won the race. */
+    rep: { accepted: boolean; hash: string; reason?: string; orphaned?: boolean };
   };
   'reporter.shares': {
     req: { batchId: string; stratumId: string; chain: string; shares: Share[] };

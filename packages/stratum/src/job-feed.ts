@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import {
+  BLOCK_SUBMIT_TIMEOUT_MS,
   type Job,
   type JobmanagerHealth,
   type KeyBuilder,
@@ -21,7 +22,10 @@ export interface JobFeedOptions {
   heartbeatIntervalMs?: number;
   /** How often the registry is re-read for jobmanagers that vanished. @defaultValue 1000 */
   reconcileMs?: number;
-  /** @defaultValue 5000 */
+  /**
+   * Deadline of a `jm.submitBlock` call; the jobmanagers wait as long for submits in flight.
+   * @defaultValue `BLOCK_SUBMIT_TIMEOUT_MS` (5000)
+   */
   submitTimeoutMs?: number;
   /**
    * How long miners keep the last job after every jobmanager lost its daemons (or none is
@@ -209,7 +213,7 @@ export class JobFeed extends EventEmitter<{
       tried.add(next);
       try {
         return await next.request('jm.submitBlock', request, {
-          timeoutMs: this.options.submitTimeoutMs ?? 5000,
+          timeoutMs: this.options.submitTimeoutMs ?? BLOCK_SUBMIT_TIMEOUT_MS,
         });
       } catch (error) {
         lastError = error;

@@ -28,7 +28,8 @@ export async function observeStratum(options: ObserveStratumOptions): Promise<St
   server.on('share', (share) => metrics.shares(share.result as ShareResult));
   server.on('block', (event) => {
     metrics.blocks('submitted');
-    if (event.reply) metrics.blocks(event.reply.accepted ? 'accepted' : 'rejected');
+    const reply = event.reply;
+    if (reply) metrics.blocks(reply.accepted ? 'accepted' : reply.orphaned ? 'orphaned' : 'rejected');
   });
   const gauge = setInterval(() => metrics.connections(server.stats().connections), 1000);
   gauge.unref();

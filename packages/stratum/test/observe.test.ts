@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { headerFieldHex } from '@hashwire/chain';
 import { createMetrics } from '@hashwire/core';
 import { type StratumServer, observeStratum } from '@hashwire/stratum';
@@ -40,6 +41,47 @@ describe('stratum metrics and HTTP face', () => {
         id: server.id,
         state: 'running',
       });
+      c.close();
+    } finally {
+      await http.close();
+      await metrics.close();
+    }
+  });
+
+  it('counts a block that lost the race to a sibling as orphaned, not rejected', async () => {
+    const orphaning = {
+      submitBlock: async () => ({
+        accepted: false,
+        orphaned: true,
+        hash: 'e'.repeat(64),
+        reason: 'orphaned: a sibling block won the race',
+      }),
+    };
+    const { server: own, jobs: ownJobs } = await h.start({ blockSink: orphaning });
+    const metrics = createMetrics({ service: 'stratum', id: own.id });
+    const http = await observeStratum({ server: own, metrics, httpPortRange: [0, 0] });
+    try {
+      // Regtest-easy block target: every share is a block candidate.
+      ownJobs.push(job('easy', { template: { bits: '207fffff', target: `7fffff${'00'.repeat(29)}` } }));
+      const c = await RawClient.connect(own.port);
+      await c.request('mining.subscribe', ['cgminer/4.12']);
+      await c.request('mining.authorize', [USER, 'x']);
+      await c.nextNotification('mining.notify', 0);
+      const answered = once(own, 'block');
+      // Half of all hashes meet a 7fffff… target: try nonces until one is a block candidate.
+      for (let nonce = 0; own.stats().shares.blocks === 0; nonce++) {
+        await c.request('mining.submit', [
+          USER,
+          'easy',
+          '02'.padStart(16, '0'),
+          headerFieldHex(1_670_462_000),
+          nonce.toString(16).padStart(8, '0'),
+        ]);
+      }
+      await answered;
+      const text = await (await fetch(`${http.url}/metrics`)).text();
+      expect(text).toMatch(/^hashwire_blocks_total\{[^}]*state="orphaned"[^}]*\} 1$/m);
+      expect(text).toMatch(/^hashwire_blocks_total\{[^}]*state="rejected"[^}]*\} 0$/m);
       c.close();
     } finally {
       await http.close();
