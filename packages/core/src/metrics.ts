@@ -85,6 +85,13 @@ export interface Metrics {
   redisError(count?: number): void;
   /** `hashwire_batches_total{outcome}` / statsd `batches` (tag `outcome`). */
   batches(outcome: BatchOutcomeLabel, count?: number): void;
+  /**
+   * `hashwire_leader` / statsd gauge `leader` (1 while this process holds its group's lease) and
+   * `hashwire_lease_epoch` / statsd gauge `lease_epoch` (the lease's fencing epoch; 0 when not leading).
+   */
+  leader(leading: boolean, epoch: number): void;
+  /** `hashwire_draining` / statsd gauge `draining`: 1 from the start of a drain until the process exits. */
+  draining(on: boolean): void;
   /** The Prometheus text exposition of everything in the registry. */
   text(): Promise<string>;
   /** Flushes and closes the statsd socket; the registry stays readable. */
@@ -102,6 +109,9 @@ const SERIES = {
   redisErrors: 'hashwire_redis_errors_total',
   batches: 'hashwire_batches_total',
   spoolBacklog: 'hashwire_spool_backlog_batches',
+  leader: 'hashwire_leader',
+  leaseEpoch: 'hashwire_lease_epoch',
+  draining: 'hashwire_draining',
 } as const;
 
 /** Statsd names (after the prefix) of the same series. */
@@ -114,6 +124,9 @@ export const STATSD_NAMES = {
   redisErrors: 'redis_errors',
   batches: 'batches',
   spoolBacklog: 'spool_backlog',
+  leader: 'leader',
+  leaseEpoch: 'lease_epoch',
+  draining: 'draining',
 } as const;
 
 export const PROMETHEUS_NAMES = SERIES;
@@ -194,6 +207,22 @@ export function createMetrics(options: MetricsOptions): Metrics {
     registers: [registry],
   });
 
+  const leader = new Gauge({
+    name: SERIES.leader,
+    help: '1 while this process holds its group lease (the jobmanager that publishes jobs), else 0',
+    registers: [registry],
+  });
+  const leaseEpoch = new Gauge({
+    name: SERIES.leaseEpoch,
+    help: 'Fencing epoch of the lease this process holds; 0 when it does not lead',
+    registers: [registry],
+  });
+  const draining = new Gauge({
+    name: SERIES.draining,
+    help: '1 while the process drains (until it exits), else 0',
+    registers: [registry],
+  });
+
   // Every documented label value starts at 0, so dashboards and alerts see the series at once.
   for (const result of SHARE_RESULTS) shares.inc({ result }, 0);
   for (const state of BLOCK_STATES) blocks.inc({ state }, 0);
@@ -262,6 +291,19 @@ export function createMetrics(options: MetricsOptions): Metrics {
       const value = count(n);
       batches.inc({ outcome }, value);
       statsd?.increment(STATSD_NAMES.batches, value, { outcome });
+    },
+    leader(leading, epoch) {
+      if (!Number.isFinite(epoch) || epoch < 0)
+        throw new TypeError(`metrics: an epoch must be >= 0, got ${epoch}`);
+      const value = leading ? epoch : 0;
+      leader.set(leading ? 1 : 0);
+      leaseEpoch.set(value);
+      statsd?.gauge(STATSD_NAMES.leader, leading ? 1 : 0);
+      statsd?.gauge(STATSD_NAMES.leaseEpoch, value);
+    },
+    draining(on) {
+      draining.set(on ? 1 : 0);
+      statsd?.gauge(STATSD_NAMES.draining, on ? 1 : 0);
     },
     text: () => registry.metrics(),
     close() {

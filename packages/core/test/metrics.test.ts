@@ -49,6 +49,8 @@ function feed(m: Metrics) {
   m.rpc('reporter.shares', 0.0015);
   m.redisError();
   m.batches('credited', 3);
+  m.leader(true, 1_795_440_207_730_123);
+  m.draining(true);
 }
 
 describe('statsd', () => {
@@ -61,7 +63,7 @@ describe('statsd', () => {
       statsd: { host: '127.0.0.1', port: agent.port, prefix: 'pool.', tags: { env: 'test' } },
     });
     feed(m);
-    const lines = await agent.until(8);
+    const lines = await agent.until(11);
     const tags = 'service:reporter,id:r1,env:test';
     expect(new Set(lines)).toEqual(
       new Set([
@@ -73,6 +75,9 @@ describe('statsd', () => {
         `pool.rpc:1.5|ms|#${tags},method:reporter.shares`,
         `pool.redis_errors:1|c|#${tags}`,
         `pool.batches:3|c|#${tags},outcome:credited`,
+        `pool.leader:1|g|#${tags}`,
+        `pool.lease_epoch:1795440207730123|g|#${tags}`,
+        `pool.draining:1|g|#${tags}`,
       ]),
     );
   });
@@ -228,6 +233,16 @@ describe('prometheus', () => {
     expect(value('hashwire_rpc_seconds_bucket', { method: 'reporter.shares', le: '0.001' })).toBe(0);
     expect(value('hashwire_rpc_seconds_bucket', { method: 'reporter.shares', le: '0.0025' })).toBe(1);
     expect(value('hashwire_job_push_seconds_sum')).toBeCloseTo(0.0042, 10);
+    // A microsecond epoch (Redis TIME) is exact in a float64 and printed whole.
+    expect(value('hashwire_leader')).toBe(1);
+    expect(value('hashwire_lease_epoch')).toBe(1_795_440_207_730_123);
+    expect(value('hashwire_draining')).toBe(1);
+    m.leader(false, 0);
+    m.draining(false);
+    const after = parseExposition(await m.text()).samples;
+    expect(after.find((s) => s.name === 'hashwire_leader')?.value).toBe(0);
+    expect(after.find((s) => s.name === 'hashwire_lease_epoch')?.value).toBe(0);
+    expect(after.find((s) => s.name === 'hashwire_draining')?.value).toBe(0);
     expect(m.contentType).toMatch(/^text\/plain; version=0\.0\.4/);
   });
 

@@ -334,6 +334,10 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
   };
   const healthTimer = setInterval(pushHealth, Math.min(options.pollIntervalMs, 1000));
   healthTimer.unref();
+  metrics.leader(false, 0);
+  metrics.draining(false);
+  leadership.on('elected', (epoch: number) => metrics.leader(true, epoch));
+  leadership.on('deposed', () => metrics.leader(false, 0));
   leadership.on('elected', () => {
     const template = source.template;
     if (!template) return;
@@ -396,6 +400,7 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
     stats,
     drain() {
       draining ??= (async () => {
+        metrics.draining(true);
         await registration.update({ state: 'draining' });
         if (leadership.isLeader()) {
           const standbys = (await listServices(redis, keys, 'jobmanager')).filter(

@@ -1,8 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { getChainParams, prevHashFromStratum } from '@hashwire/chain';
 import { ConfigError, type JobManager, type JobManagerOptions, createJobManager } from '@hashwire/jobmanager';
-import { type Job, type RpcMethods, type RpcPushes, createKeyBuilder } from '@hashwire/protocol';
-import { type RedisClient, connectRedis } from '@hashwire/registry';
+import {
+  type Job,
+  type KeyBuilder,
+  type RpcMethods,
+  type RpcPushes,
+  createKeyBuilder,
+} from '@hashwire/protocol';
+import { type RedisClient, connectRedis, getService } from '@hashwire/registry';
 import { type RpcClient, createRpcClient } from '@hashwire/rpc';
 import {
   type LitecoinRegtest,
@@ -69,6 +75,18 @@ async function subscriber(endpoint: string) {
   // A leader elected a moment ago may still be publishing its first job: then it comes as a push.
   const first = reply.job ?? (await waitFor(() => jobs[0], { timeoutMs: 5000, what: 'a first job' }));
   return { client, jobs, first };
+}
+
+/** `hashwire_leader`, `hashwire_lease_epoch` and `hashwire_draining` from a jobmanager's /metrics. */
+async function leaseGauges(keys: KeyBuilder, id: string) {
+  const info = await getService(redis, keys, 'jobmanager', id);
+  const text = await (await fetch(`${info!.http}/metrics`)).text();
+  const gauge = (name: string) => Number(new RegExp(`^${name}\\{[^}]*\\} (\\S+)$`, 'm').exec(text)?.[1]);
+  return {
+    leader: gauge('hashwire_leader'),
+    epoch: gauge('hashwire_lease_epoch'),
+    draining: gauge('hashwire_draining'),
+  };
 }
 
 describe('jobmanager', () => {
@@ -167,6 +185,10 @@ describe('jobmanager', () => {
     await waitFor(() => x.leadership.isLeader(), { timeoutMs: 5000, what: 'jm-x to lead' });
     const y = await start({ ...opts, id: 'jm-y' });
     const sub = await subscriber(y.endpoint);
+    // What a dashboard sees: the leader's gauge and epoch, the standby at 0.
+    const xEpoch = x.leadership.epoch!;
+    expect(await leaseGauges(opts.keys, 'jm-x')).toEqual({ leader: 1, epoch: xEpoch, draining: 0 });
+    expect(await leaseGauges(opts.keys, 'jm-y')).toEqual({ leader: 0, epoch: 0, draining: 0 });
     const started = Date.now();
     await x.drain();
     // With a 60 s lease only the handover can make jm-y leader this soon.
@@ -176,6 +198,10 @@ describe('jobmanager', () => {
     });
     expect(Date.now() - started).toBeLessThan(30_000);
     expect(sub.jobs.find((j) => j.jmId === 'jm-y')!.cleanJobs).toBe(false);
+    const yGauges = await leaseGauges(opts.keys, 'jm-y');
+    expect(yGauges).toMatchObject({ leader: 1, draining: 0 });
+    expect(yGauges.epoch).toBe(y.leadership.epoch);
+    expect(yGauges.epoch).toBeGreaterThan(xEpoch);
   });
 
   it('any member submits a block for a job issued by another, even after the issuer is gone', async () => {

@@ -156,6 +156,7 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
               }
             : {}),
         });
+  metrics.draining(false);
   const ownRedis = !isRedisClient(options.redis);
   const redis: RedisClient = isRedisClient(options.redis)
     ? options.redis
@@ -342,6 +343,7 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
       draining ??= (async () => {
         if (state !== 'up') return;
         state = 'draining';
+        metrics.draining(true);
         await registration?.update({ state: 'draining' }).catch(() => {});
         while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
         await watcher.stop();

@@ -182,6 +182,8 @@ async function main(): Promise<number> {
   // SIGTERM, SIGINT and POST /drain all start the same drain.
   let requestStop = () => {};
   let stopping = false;
+  /** Sets `hashwire_draining` (once the metrics exist). */
+  let markDraining = () => {};
   const stopRequested = new Promise<void>((resolve) => {
     requestStop = resolve;
   });
@@ -235,6 +237,8 @@ async function main(): Promise<number> {
 
     const metrics = createMetrics({ service: 'stratum', id: config.id, ...(statsd ? { statsd } : {}) });
     cleanup.push(() => metrics.close());
+    metrics.draining(false);
+    markDraining = () => metrics.draining(true);
     const backlog = setInterval(() => metrics.spoolBacklog(forwarder.stats().backlogBatches), 1000);
     backlog.unref();
     cleanup.push(() => clearInterval(backlog));
@@ -284,6 +288,7 @@ async function main(): Promise<number> {
 
   logger.info({ stratumId: config.id }, 'stratum: draining');
   stopping = true;
+  markDraining();
   await registration.update({ state: 'draining' }).catch(() => {});
   // HAProxy takes the server out through its follower (the registry) or the agent check; until
   // then it would route miners sent away straight back here.
