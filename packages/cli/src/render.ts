@@ -3,17 +3,22 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { renderCircus, renderHaproxy } from '@hashwire/confgen';
 import type { PoolConfig } from '@hashwire/core';
+import { blocknotifyCommand } from '@hashwire/jobmanager';
+import { createKeyBuilder } from '@hashwire/protocol';
 import { type ServiceInfo, listServices } from '@hashwire/registry';
 import { PoolUsageError, poolArgOptions, withPool } from './config-cmd.js';
 import { circusRenderInput, haproxyRenderInput, poolRedis, redisLabel } from './pool.js';
 import { openRegistry } from './status.js';
 
-export const renderUsage = `usage: hashwire render haproxy|circus [--config FILE] [--set PATH=VALUE ...] [--out FILE] [--offline]
+export const renderUsage = `usage: hashwire render haproxy|circus|blocknotify [--config FILE] [--set PATH=VALUE ...] [--out FILE] [--offline]
 
-  haproxy   haproxy.cfg from the config and the stratum servers live in the registry now;
-            when Redis cannot be reached it says so, renders with no servers and exits 1
-  circus    circus.ini: one watcher per service kind running "hashwire run <kind> --instance N"
-            with this --config (required) and these --set flags
+  haproxy      haproxy.cfg from the config and the stratum servers live in the registry now;
+               when Redis cannot be reached it says so, renders with no servers and exits 1
+  circus       circus.ini: one watcher per service kind running "hashwire run <kind> --instance N"
+               with this --config (required) and these --set flags
+  blocknotify  the -blocknotify line for each chain's coin daemons (litecoin.conf, bitcoin.conf):
+               redis-cli publishes the block hash on the chain's channel, which every jobmanager
+               of the chain with blocknotify = true listens on
 
   --out FILE   write there (replaced in one step) instead of printing
   --offline    haproxy: do not read the registry; no servers (HAProxy's follower adds them), exit 0`;
@@ -46,6 +51,26 @@ async function liveStratumServers(pool: PoolConfig): Promise<ServiceInfo[] | Err
   }
 }
 
+/** One `blocknotify=` line per chain, for its daemons' config file. */
+function blocknotifyLines(pool: PoolConfig): string {
+  const keys = createKeyBuilder({ prefix: pool.redis.keyPrefix });
+  if (pool.redis.sentinel || pool.redis.cluster) {
+    const channels = pool.chains.map((c) => keys.blocknotifyChannel(c.id)).join(', ');
+    throw new PoolUsageError(
+      `render blocknotify: redis-cli needs one Redis URL, and this config names ${pool.redis.sentinel ? 'Sentinel' : 'a Cluster'}; write the line by hand with the master's URL: blocknotify=redis-cli -u redis://HOST:PORT PUBLISH <channel> %s (channels: ${channels})`,
+    );
+  }
+  const url = pool.redis.url ?? 'redis://127.0.0.1:6379';
+  const lines: string[] = [];
+  for (const chain of pool.chains) {
+    lines.push(
+      `# ${chain.id}${chain.blocknotify ? '' : ' (blocknotify = false in the config: its jobmanagers do not listen)'}`,
+      `blocknotify=${blocknotifyCommand(url, keys.blocknotifyChannel(chain.id))}`,
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
 export async function renderCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -62,15 +87,19 @@ export async function renderCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const [what, ...extra] = positionals;
-  if ((what !== 'haproxy' && what !== 'circus') || extra.length > 0) {
+  if ((what !== 'haproxy' && what !== 'circus' && what !== 'blocknotify') || extra.length > 0) {
     throw new PoolUsageError(
-      `render needs haproxy or circus${what ? `, got "${positionals.join(' ')}"` : ''}`,
+      `render needs haproxy, circus or blocknotify${what ? `, got "${positionals.join(' ')}"` : ''}`,
     );
   }
   if (what === 'circus' && !values.config && !process.env.HASHWIRE_CONFIG) {
     throw new PoolUsageError('render circus needs --config FILE: every watcher runs "hashwire run" with it');
   }
   return withPool(values, async ({ pool, file, sets }) => {
+    if (what === 'blocknotify') {
+      output(blocknotifyLines(pool), values.out);
+      return 0;
+    }
     if (what === 'circus') {
       output(
         renderCircus(circusRenderInput(pool, { cli: CLI_BIN, config: file as string, sets })),

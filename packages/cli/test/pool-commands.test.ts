@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { main } from '@hashwire/cli';
 import { poolConfigReference } from '@hashwire/core';
+import { blocknotifyCommand } from '@hashwire/jobmanager';
 import { createKeyBuilder } from '@hashwire/protocol';
 import { connectRedis, registerService } from '@hashwire/registry';
 import { type RedisServer, getFreePort, startHaproxy, startRedis, waitFor } from '@hashwire/testkit';
@@ -226,5 +227,31 @@ describe('hashwire render', () => {
     );
     expect(output.out).toMatch(/numprocesses = 6/);
     await expect(main(['render', 'circus'])).rejects.toThrow('render circus needs --config FILE');
+  });
+
+  it('prints each chain’s -blocknotify line: redis-cli publishing on the channel its jobmanagers listen on', async () => {
+    writeFileSync(file, POOL.replace('[[chains]]\ndaemons', '[[chains]]\nblocknotify = true\ndaemons'));
+    const url = "redis://:it's@10.1.2.3:6380";
+    expect(await main(['render', 'blocknotify', '--config', file, '--set', `redis.url=${url}`])).toBe(0);
+    const keys = createKeyBuilder({ prefix: 'hw:' });
+    expect(output.out).toBe(
+      [
+        '# litecoin-regtest',
+        `blocknotify=${blocknotifyCommand(url, keys.blocknotifyChannel('litecoin-regtest'))}`,
+        '# second (blocknotify = false in the config: its jobmanagers do not listen)',
+        `blocknotify=${blocknotifyCommand(url, keys.blocknotifyChannel('second'))}`,
+        '',
+      ].join('\n'),
+    );
+    expect(output.out).toContain(
+      "blocknotify=redis-cli -u 'redis://:it'\\''s@10.1.2.3:6380' PUBLISH 'hw:ev:blocknotify:litecoin-regtest' %s",
+    );
+    writeFileSync(
+      file,
+      `${POOL}\n[redis.sentinel]\nname = "m"\nsentinels = [{ host = "127.0.0.1", port = 26379 }]\n`,
+    );
+    await expect(main(['render', 'blocknotify', '--config', file])).rejects.toThrow(
+      /redis-cli needs one Redis URL, and this config names Sentinel.*hw:ev:blocknotify:litecoin-regtest/,
+    );
   });
 });

@@ -106,7 +106,9 @@ const chain = z.strictObject({
   blocknotify: z
     .boolean()
     .default(false)
-    .describe("start a blocknotify receiver (the daemon's -blocknotify runs its command)"),
+    .describe(
+      "jobmanagers listen on the chain's blocknotify channel in Redis; point the daemons' -blocknotify at `hashwire render blocknotify`",
+    ),
   zmqHashblock: z
     .array(z.string().regex(/^tcp:\/\//, 'must be a tcp:// endpoint'))
     .default([])

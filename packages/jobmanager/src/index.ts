@@ -2,3 +2,4 @@ export { createJobManager, type JobManager, type JobManagerStats } from './jobma
 export { type BlockRecord, type BlockState, JobStore, type StoredJob } from './job-store.js';
 export { ConfigError, type JobManagerOptions, type PayoutOption, resolveOptions } from './options.js';
 export { TemplateSource, type TemplateSourceOptions, type TemplateUpdate } from './template-source.js';
+export { blocknotifyCommand } from './blocknotify.js';

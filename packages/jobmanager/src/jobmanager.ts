@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import {
   type BlockTemplate,
-  BlocknotifyReceiver,
   DaemonPool,
   HashblockListener,
   assembleTemplateBlock,
@@ -17,6 +16,7 @@ import {
 } from '@hashwire/protocol';
 import {
   type Leadership,
+  type RedisClient,
   type ServiceRegistration,
   leaseLeadership,
   listServices,
@@ -26,6 +26,8 @@ import { RpcError, type RpcServer, createRpcClient, createRpcServer } from '@has
 import { JobStore, type StoredJob } from './job-store.js';
 import { type JobManagerOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { TemplateSource } from './template-source.js';
+
+const BLOCK_HASH = /^[0-9a-f]{64}$/;
 
 export interface JobManagerStats {
   id: string;
@@ -40,6 +42,8 @@ export interface JobManagerStats {
   blocksAccepted: number;
   daemons: { daemon: string; up: boolean; lastError?: string }[];
   healthy: boolean;
+  /** Block hashes heard on the blocknotify channel, and messages there that were not one; null when off. */
+  blocknotify: { channel: string; received: number; ignored: number } | null;
 }
 
 export interface JobManager {
@@ -48,8 +52,8 @@ export interface JobManager {
   /** `tcp://host:port` of its RPC server (also in its registry hash). */
   readonly endpoint: string;
   readonly leadership: Leadership;
-  /** The command a daemon's `-blocknotify` should run (when `blocknotify: true`). */
-  readonly blocknotifyCommand: string | null;
+  /** The Redis channel it hears `-blocknotify` on (`blocknotifyCommand` makes the daemon's command); null when off. */
+  readonly blocknotifyChannel: string | null;
   /** The last job this process published (or null while a standby). */
   currentJob(): Job | null;
   stats(): JobManagerStats;
@@ -124,6 +128,7 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
     daemons,
     pollIntervalMs: options.pollIntervalMs,
     refreshIntervalMs: options.refreshIntervalMs,
+    longpoll: options.longpoll,
   });
   const localJobs = new Map<string, StoredJob>();
   const templateIds = new WeakMap<BlockTemplate, string>();
@@ -133,7 +138,9 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
   let blocksAccepted = 0;
   let closed = false;
   let publishing: Promise<void> = Promise.resolve();
-  let receiver: BlocknotifyReceiver | null = null;
+  let blocknotify: RedisClient | null = null;
+  const blocknotifyCounts = { received: 0, ignored: 0 };
+  const blocknotifyChannel = options.blocknotify ? keys.blocknotifyChannel(chain) : null;
   const hashblock: HashblockListener[] = [];
 
   try {
@@ -288,6 +295,7 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
         ...(d.lastError ? { lastError: d.lastError } : {}),
       })),
       healthy: source.health().healthy,
+      blocknotify: blocknotifyChannel ? { channel: blocknotifyChannel, ...blocknotifyCounts } : null,
     };
   };
 
@@ -349,9 +357,22 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
   });
   await leadership.start();
 
-  if (options.blocknotify) {
-    receiver = await BlocknotifyReceiver.create();
-    receiver.on('block', () => source.notify('blocknotify'));
+  if (blocknotifyChannel) {
+    // Its own connection: a subscribed one can send nothing else. ioredis subscribes again
+    // after a reconnect.
+    blocknotify = redis.duplicate();
+    // Redis trouble shows on the main connection (registry, lease); this one only reconnects.
+    blocknotify.on('error', () => {});
+    blocknotify.on('message', (channel: string, message: string) => {
+      if (channel !== blocknotifyChannel) return;
+      if (!BLOCK_HASH.test(message.trim())) {
+        blocknotifyCounts.ignored++;
+        return;
+      }
+      blocknotifyCounts.received++;
+      source.notify('blocknotify');
+    });
+    await blocknotify.subscribe(blocknotifyChannel);
   }
   for (const endpoint of options.zmqHashblock) {
     const listener = new HashblockListener({ endpoint });
@@ -395,7 +416,7 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
     chain,
     endpoint: rpc.endpoint,
     leadership,
-    blocknotifyCommand: receiver ? receiver.command(id) : null,
+    blocknotifyChannel,
     currentJob: () => lastJob,
     stats,
     drain() {
@@ -427,7 +448,7 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
       await rpc.idle(BLOCK_SUBMIT_TIMEOUT_MS);
       await registration.close().catch(() => {});
       for (const l of hashblock) l.close();
-      receiver?.close();
+      blocknotify?.disconnect();
       await rpc.close();
       await http.close();
       await metrics.close();

@@ -62,8 +62,16 @@ export interface JobManagerOptions {
   refreshIntervalMs?: number;
   /** How long a job (and its template) stays in Redis for block submission. @defaultValue 900000 */
   jobTtlMs?: number;
-  /** Start a blocknotify receiver; its `command()` is what the daemon's `-blocknotify` runs. */
+  /**
+   * Listen on the chain's blocknotify channel in Redis (`keys.blocknotifyChannel(chain)`); the
+   * daemons' `-blocknotify` publishes there (`blocknotifyCommand`). @defaultValue false
+   */
   blocknotify?: boolean;
+  /**
+   * Hold a `getblocktemplate` long poll open at the daemons (each holds one daemon RPC thread).
+   * Off, new blocks come from blocknotify, ZMQ and the poll. @defaultValue true
+   */
+  longpoll?: boolean;
   /** ZMQ `hashblock` endpoints of daemons built with ZMQ (bitcoind). */
   zmqHashblock?: string[];
   /** @defaultValue '0.1.0' */
@@ -151,6 +159,7 @@ export function resolveOptions(options: JobManagerOptions): ResolvedOptions {
     refreshIntervalMs: positiveInteger('refreshIntervalMs', options.refreshIntervalMs, 30_000),
     jobTtlMs: positiveInteger('jobTtlMs', options.jobTtlMs, 900_000),
     blocknotify: options.blocknotify ?? false,
+    longpoll: options.longpoll ?? true,
     zmqHashblock: options.zmqHashblock ?? [],
     version: options.version ?? '0.1.0',
     httpPortRange: options.httpPortRange ?? [29000, 29999],

@@ -60,6 +60,8 @@ export function createKeyBuilder(options: KeyBuilderOptions = {}) {
     blocks: (chain: string) => `${prefix}blocks:{${part('chain', chain)}}`,
     blocksIndex: (chain: string) => `${prefix}blocks:{${part('chain', chain)}}:idx`,
     events: () => `${prefix}events`,
+    /** Channel a coin daemon's `-blocknotify` publishes block hashes on; the chain's jobmanagers listen. */
+    blocknotifyChannel: (chain: string) => `${prefix}ev:blocknotify:${part('chain', chain)}`,
     /** Membership group keys share the group's hash tag. */
     group: (group: string, sub: string) => `${prefix}grp:{${part('group', group)}}:${part('sub', sub)}`,
     watch: (id: string) => `${prefix}watch:${part('id', id)}`,
