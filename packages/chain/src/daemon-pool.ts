@@ -203,28 +203,41 @@ export class DaemonPool extends EventEmitter<DaemonPoolEvents> {
   }
 
   /**
-   * Where the daemons hold block `hash`: in an active chain, on a valid fork (a sibling won the
-   * race), or nowhere that counts (unknown, invalid, or still not connected after `verifyMs`).
-   * A daemon that holds the block but is still connecting it (chain tip status `valid-headers`:
-   * the copy a peer sent is being validated) is asked again every 100 ms.
+   * Where the daemons hold block `hash`: in an active chain, on a fork (a sibling won the race),
+   * or nowhere that counts (unknown, invalid, or still not connected after `verifyMs`). A block
+   * off the active chain is on a fork when a daemon once connected it (chain tip `valid-fork`),
+   * or when it stores it unconnected (`valid-headers`) with no more chain work than its active
+   * chain: a sibling at least as heavy is there, and the daemon connects ours only if a block is
+   * built on it. One with more work is still being connected (the copy a peer sent, being
+   * validated): that daemon is asked again every 100 ms.
    */
   async #whereIs(hash: string, callOptions: CallOptions): Promise<'active' | 'fork' | 'unknown'> {
     const deadline = performance.now() + this.#verifyMs;
     for (;;) {
-      const headers = await this.callAll<{ confirmations?: number }>(
+      const headers = await this.callAll<{ confirmations?: number; chainwork?: string }>(
         'getblockheader',
         [hash, true],
         callOptions,
       );
       if (headers.some((h) => (h.result?.confirmations ?? -1) >= 0)) return 'active';
       if (!headers.some((h) => h.result)) return 'unknown';
-      const tips = await this.callAll<{ hash?: string; status?: string }[]>('getchaintips', [], callOptions);
+      const [tips, infos] = await Promise.all([
+        this.callAll<{ hash?: string; status?: string }[]>('getchaintips', [], callOptions),
+        this.callAll<{ chainwork?: string }>('getblockchaininfo', [], callOptions),
+      ]);
       const statuses = tips.flatMap((t) =>
         Array.isArray(t.result) ? t.result.filter((tip) => tip?.hash === hash).map((tip) => tip.status) : [],
       );
       if (statuses.includes('valid-fork')) return 'fork';
       const connecting = statuses.some((status) => status === 'valid-headers' || status === 'headers-only');
-      if (!connecting || performance.now() >= deadline) return 'unknown';
+      if (!connecting) return 'unknown';
+      const outworked = headers.some((h, i) => {
+        const ours = chainWork(h.result?.chainwork);
+        const active = chainWork(infos[i]?.result?.chainwork);
+        return ours !== null && active !== null && ours <= active;
+      });
+      if (outworked) return 'fork';
+      if (performance.now() >= deadline) return 'unknown';
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   }
@@ -267,4 +280,9 @@ export class DaemonPool extends EventEmitter<DaemonPoolEvents> {
     m.lastError = undefined;
     this.emit('up', { daemon: m.client.name });
   }
+}
+
+/** A daemon's `chainwork` (hex) as a number; null when absent or not hex. */
+function chainWork(hex: unknown): bigint | null {
+  return typeof hex === 'string' && /^[0-9a-f]{1,64}$/i.test(hex) ? BigInt(`0x${hex}`) : null;
 }

@@ -204,6 +204,49 @@ describe('jobmanager', () => {
     expect(yGauges.epoch).toBeGreaterThan(xEpoch);
   });
 
+  it('a block that lost the race to a sibling at its height is recorded orphaned, at once', async () => {
+    const opts = {
+      ...baseOptions('jm-race'),
+      daemons: ltc.nodes.map((n) => ({ url: n.rpcUrl, cookieFile: n.cookieFile })),
+    };
+    const jm = await start(opts);
+    await waitFor(() => jm.leadership.isLeader(), { timeoutMs: 5000, what: 'jm-race to lead' });
+    const sub = await subscriber(jm.endpoint);
+    const job = sub.jobs.at(-1) ?? sub.first!;
+    // The sibling: another miner's block at the same height, on both daemons first.
+    const [sibling] = await ltc.mine(1, 1);
+    await waitFor(async () => (await ltc.rpc[0]!.getBestBlockHash()) === sibling, {
+      timeoutMs: 5000,
+      what: 'the sibling at both daemons',
+    });
+    const extranonce1 = Buffer.from('0a0b0c0e', 'hex');
+    const extranonce2 = Buffer.from('00000001', 'hex');
+    const client = createRpcClient<RpcMethods>(jm.endpoint, { heartbeatIntervalMs: 100 });
+    cleanups.push(() => client.close());
+    const started = Date.now();
+    const reply = await client.request('jm.submitBlock', {
+      chain: 'litecoin-regtest',
+      jobId: job.jobId,
+      extranonce1: extranonce1.toString('hex'),
+      extranonce2: extranonce2.toString('hex'),
+      ntime: job.ntime,
+      nonce: grindNonce(job, extranonce1, extranonce2),
+      version: job.version,
+      shareId: 'share-race',
+    });
+    // Both daemons keep it as a side branch (submitblock: inconclusive; getchaintips:
+    // valid-headers, never connected), with no more work than the sibling's chain.
+    expect(reply).toMatchObject({
+      accepted: false,
+      orphaned: true,
+      reason: expect.stringMatching(/^orphaned/),
+    });
+    expect(Date.now() - started).toBeLessThan(2000); // not the 3 s wait for a block being connected
+    expect(await ltc.rpc[0]!.getBestBlockHash()).toBe(sibling);
+    const record = JSON.parse((await redis.hget(opts.keys.blocks('litecoin-regtest'), reply.hash))!);
+    expect(record).toMatchObject({ state: 'orphaned', shareId: 'share-race' });
+  });
+
   it('any member submits a block for a job issued by another, even after the issuer is gone', async () => {
     const opts = {
       ...baseOptions('jm-issuer'),
