@@ -89,6 +89,27 @@ async function leaseGauges(keys: KeyBuilder, id: string) {
   };
 }
 
+/** The `jm.submitBlock` a miner with these extranonces (hex) sends for `job`, its nonce ground to meet the target (or to miss it). */
+function blockSubmission(
+  job: Job,
+  extranonce1: string,
+  extranonce2: string,
+  shareId: string,
+  options: { meetsTarget?: boolean } = {},
+): RpcMethods['jm.submitBlock']['req'] {
+  const nonce = grindNonce(job, Buffer.from(extranonce1, 'hex'), Buffer.from(extranonce2, 'hex'), options);
+  return {
+    chain: 'litecoin-regtest',
+    jobId: job.jobId,
+    extranonce1,
+    extranonce2,
+    ntime: job.ntime,
+    nonce,
+    version: job.version,
+    shareId,
+  };
+}
+
 describe('jobmanager', () => {
   it('refuses bad config naming the field, before starting anything', async () => {
     const opts = baseOptions('jm-bad');
@@ -219,21 +240,13 @@ describe('jobmanager', () => {
       timeoutMs: 5000,
       what: 'the sibling at both daemons',
     });
-    const extranonce1 = Buffer.from('0a0b0c0e', 'hex');
-    const extranonce2 = Buffer.from('00000001', 'hex');
     const client = createRpcClient<RpcMethods>(jm.endpoint, { heartbeatIntervalMs: 100 });
     cleanups.push(() => client.close());
     const started = Date.now();
-    const reply = await client.request('jm.submitBlock', {
-      chain: 'litecoin-regtest',
-      jobId: job.jobId,
-      extranonce1: extranonce1.toString('hex'),
-      extranonce2: extranonce2.toString('hex'),
-      ntime: job.ntime,
-      nonce: grindNonce(job, extranonce1, extranonce2),
-      version: job.version,
-      shareId: 'share-race',
-    });
+    const reply = await client.request(
+      'jm.submitBlock',
+      blockSubmission(job, '0a0b0c0e', '00000001', 'share-race'),
+    );
     // Both daemons keep it as a side branch (submitblock: inconclusive; getchaintips:
     // valid-headers, never connected), with no more work than the sibling's chain.
     expect(reply).toMatchObject({
@@ -259,21 +272,12 @@ describe('jobmanager', () => {
     const other = await start({ ...opts, id: 'jm-other' });
     await issuer.close();
 
-    const extranonce1 = Buffer.from('0a0b0c0d', 'hex');
-    const extranonce2 = Buffer.from('00000001', 'hex');
-    const nonce = grindNonce(job, extranonce1, extranonce2);
     const client = createRpcClient<RpcMethods>(other.endpoint, { heartbeatIntervalMs: 100 });
     cleanups.push(() => client.close());
-    const reply = await client.request('jm.submitBlock', {
-      chain: 'litecoin-regtest',
-      jobId: job.jobId,
-      extranonce1: extranonce1.toString('hex'),
-      extranonce2: extranonce2.toString('hex'),
-      ntime: job.ntime,
-      nonce,
-      version: job.version,
-      shareId: 'share-1',
-    });
+    const reply = await client.request(
+      'jm.submitBlock',
+      blockSubmission(job, '0a0b0c0d', '00000001', 'share-1'),
+    );
     expect(reply).toEqual({ accepted: true, hash: expect.stringMatching(/^[0-9a-f]{64}$/) });
     expect(await ltc.rpc[0]!.getBestBlockHash()).toBe(reply.hash);
     const record = JSON.parse((await redis.hget(opts.keys.blocks('litecoin-regtest'), reply.hash))!);
@@ -288,16 +292,10 @@ describe('jobmanager', () => {
     expect(types).toEqual(expect.arrayContaining(['job.new', 'block.submitted', 'block.accepted']));
 
     // A share that does not meet the network target is not sent to the daemon.
-    const weak = await client.request('jm.submitBlock', {
-      chain: 'litecoin-regtest',
-      jobId: job.jobId,
-      extranonce1: extranonce1.toString('hex'),
-      extranonce2: '00000002',
-      ntime: job.ntime,
-      nonce: grindNonce(job, extranonce1, Buffer.from('00000002', 'hex'), { meetsTarget: false }),
-      version: job.version,
-      shareId: 'share-2',
-    });
+    const weak = await client.request(
+      'jm.submitBlock',
+      blockSubmission(job, '0a0b0c0d', '00000002', 'share-2', { meetsTarget: false }),
+    );
     expect(weak).toMatchObject({ accepted: false, reason: 'does not meet the network target' });
     expect(await ltc.rpc[0]!.getBestBlockHash()).toBe(reply.hash);
     await expect(
