@@ -78,8 +78,13 @@ function makeJob(txids: readonly string[], jobId: string, height: number): Job {
 let redis: RedisClient | null = null;
 let server: StratumServer | null = null;
 const jobs = new PushedJobs();
-/** The server's accepted sockets (from node's `net.server.socket` channel), for the baseline. */
+/**
+ * The server's accepted sockets (from node's `net.server.socket` channel), for the fan-out
+ * baseline; tracked only until `forgetSockets`, so that later runs (the handshakes) do not
+ * measure a server whose heap holds every socket it ever accepted.
+ */
 const serverSockets = new Set<Socket>();
+let trackSockets = true;
 
 async function start(p: ServerStartParams): Promise<ServerStarted> {
   const txids = Array.from({ length: p.txCount }, () => randomBytes(32).toString('hex'));
@@ -125,6 +130,7 @@ async function start(p: ServerStartParams): Promise<ServerStarted> {
   // baseline round runs rather than with a close listener on each.
   let stratumListener: unknown = null;
   subscribe('net.server.socket', (message) => {
+    if (!trackSockets) return;
     const socket = (message as { socket: Socket & { server?: unknown } }).socket;
     if (stratumListener === null) {
       if (socket.localPort !== port) return;
@@ -218,6 +224,10 @@ serveParent(
     bareListen,
     rss,
     settle,
+    forgetSockets: () => {
+      trackSockets = false;
+      serverSockets.clear();
+    },
     stats: () => server!.stats(),
     /** CPU time of the whole process (all threads, user + system), microseconds. */
     cpu: () => {

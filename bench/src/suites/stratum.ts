@@ -96,6 +96,7 @@ export const stratumSuite: BenchSuite = {
       }
       await miners.request('closeSessions');
       await server.request('settle', { count: 0 });
+      await server.request('forgetSockets');
 
       const handshakeParams: HandshakeParams = {
         port,
