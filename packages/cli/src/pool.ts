@@ -135,6 +135,7 @@ function jobmanagerConfig(pool: PoolConfig, chain: ChainConfig, id: string): Rec
     refreshIntervalMs: jm.refreshIntervalMs,
     jobTtlMs: jm.jobTtlMs,
     blocknotify: chain.blocknotify,
+    longpoll: chain.longpoll,
     zmqHashblock: chain.zmqHashblock,
     httpPortRange: pool.http.portRange,
     ...statsd(pool),

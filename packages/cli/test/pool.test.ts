@@ -23,6 +23,7 @@ keyPrefix = "pool1:"
 daemons = [{ url = "http://rpc:pw@127.0.0.1:19443/" }, { url = "http://127.0.0.1:19543/", cookieFile = "ltc2/.cookie" }]
 payouts = [{ address = "${REGTEST_ADDRESS}" }]
 blocknotify = true
+longpoll = false
 
 [[chains]]
 id = "ltc"
@@ -114,6 +115,7 @@ describe('serviceConfigs', () => {
       refreshIntervalMs: 30_000,
       jobTtlMs: 900_000,
       blocknotify: false,
+      longpoll: true,
       zmqHashblock: [],
       httpPortRange: [29000, 29999],
       statsd,
@@ -128,6 +130,7 @@ describe('serviceConfigs', () => {
     ).not.toThrow();
     expect(byId.get('jobmanager-litecoin-regtest-1')).toMatchObject({
       blocknotify: true,
+      longpoll: false,
       daemons: [
         { url: 'http://rpc:pw@127.0.0.1:19443/' },
         { url: 'http://127.0.0.1:19543/', cookieFile: join(dir, 'ltc2/.cookie') },

@@ -109,6 +109,12 @@ const chain = z.strictObject({
     .describe(
       "jobmanagers listen on the chain's blocknotify channel in Redis; point the daemons' -blocknotify at `hashwire render blocknotify`",
     ),
+  longpoll: z
+    .boolean()
+    .default(true)
+    .describe(
+      'jobmanagers hold a getblocktemplate long poll open at each daemon (one daemon RPC thread each); false leaves new blocks to blocknotify, ZMQ and the poll',
+    ),
   zmqHashblock: z
     .array(z.string().regex(/^tcp:\/\//, 'must be a tcp:// endpoint'))
     .default([])
