@@ -44,11 +44,8 @@ const KINDS = ['jobmanager', 'stratum', 'reporter'] as const;
 type Kind = (typeof KINDS)[number];
 const CHAIN = 'litecoin-regtest';
 const STATSD_PREFIX = 'hwdocs.';
-/**
- * Labels a dashboard may use that no service sets: `instance` and `job` are added by Prometheus
- * to every scraped series, `chain` by the scrape config docs/metrics.md shows.
- */
-const TARGET_LABELS = ['instance', 'job', 'chain'];
+/** Labels a dashboard may use that no service sets: Prometheus adds them to every scraped series. */
+const TARGET_LABELS = ['instance', 'job'];
 /** Series Prometheus makes itself for every target (scrape health), documented as such. */
 const PROMETHEUS_SERIES = ['up'];
 
@@ -210,7 +207,7 @@ describe('docs/metrics.md lists exactly what the services expose', () => {
     }
   });
 
-  it('statsd: the documented names are the ones the code sends, and each line carries service and id', () => {
+  it('statsd: the documented names are the ones the code sends, and each line carries service, id and chain', () => {
     const statsdNames = documented.filter((r) => r.statsd !== null).map((r) => r.statsd);
     expect(statsdNames.sort()).toEqual(Object.values(STATSD_NAMES).sort());
     const ids = new Map(KINDS.map((k) => [k, services.get(k)!.process.ready.id]));
@@ -220,6 +217,7 @@ describe('docs/metrics.md lists exactly what the services expose', () => {
       expect(row, `statsd name ${parsed.name} (${line}) is documented`).toBeDefined();
       expect(row!.fedBy, line).toContain(parsed.tags.service);
       expect(parsed.tags.id, line).toBe(ids.get(parsed.tags.service as Kind));
+      expect(parsed.tags.chain, line).toBe(CHAIN);
       const type = { counter: 'c', gauge: 'g', histogram: 'ms' }[row!.type];
       expect(parsed.type, line).toBe(type);
     }

@@ -28,6 +28,8 @@ export interface MetricsOptions {
   service: string;
   /** The instance id; a label and tag like `service`. */
   id: string;
+  /** The chain the instance serves (every service serves one); a label and tag like `service`. */
+  chain?: string;
   /** Mirror every hashwire series to statsd; absent, only Prometheus is fed. */
   statsd?: StatsdOptions;
   /** Process metrics (CPU, memory, event-loop lag, GC) in the registry. @defaultValue true */
@@ -156,8 +158,11 @@ function checkStatsd(options: StatsdOptions): void {
 export function createMetrics(options: MetricsOptions): Metrics {
   checkLabel('service', options.service);
   checkLabel('id', options.id);
+  if (options.chain !== undefined) checkLabel('chain', options.chain);
+  const serviceLabels: Record<string, string> = { service: options.service, id: options.id };
+  if (options.chain !== undefined) serviceLabels.chain = options.chain;
   const registry = new Registry();
-  registry.setDefaultLabels({ service: options.service, id: options.id });
+  registry.setDefaultLabels(serviceLabels);
   if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
 
   const shares = new Counter({
@@ -236,7 +241,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
       host: s.host,
       port: s.port,
       prefix: s.prefix ?? 'hashwire.',
-      globalTags: { service: options.service, id: options.id, ...s.tags },
+      globalTags: { ...serviceLabels, ...s.tags },
       includeDataDogTags: false,
       telegraf: s.tagFormat === 'telegraf',
       maxBufferSize: s.bufferBytes ?? 0,

@@ -59,12 +59,13 @@ describe('statsd', () => {
     const m = metrics({
       service: 'reporter',
       id: 'r1',
+      chain: 'ltc-main',
       processMetrics: false,
       statsd: { host: '127.0.0.1', port: agent.port, prefix: 'pool.', tags: { env: 'test' } },
     });
     feed(m);
     const lines = await agent.until(11);
-    const tags = 'service:reporter,id:r1,env:test';
+    const tags = 'service:reporter,id:r1,chain:ltc-main,env:test';
     expect(new Set(lines)).toEqual(
       new Set([
         `pool.shares:40|c|#${tags},result:accepted`,
@@ -105,6 +106,7 @@ describe('statsd', () => {
       createMetrics({ service: 'x', id: 'y', processMetrics: false, statsd: { host: 'h', port: 0 } }),
     ).toThrow(/statsd\.port/);
     expect(() => createMetrics({ service: '', id: 'y' })).toThrow(/service/);
+    expect(() => createMetrics({ service: 'x', id: 'y', chain: '' })).toThrow(/chain/);
   });
 });
 
@@ -198,7 +200,7 @@ function checkHistograms(types: Map<string, string>, samples: Sample[]) {
 
 describe('prometheus', () => {
   it('exposes process metrics and every documented series in valid text format', async () => {
-    const m = metrics({ service: 'reporter', id: 'r"1\\x' });
+    const m = metrics({ service: 'reporter', id: 'r"1\\x', chain: 'ltc-main' });
     feed(m);
     const { types, help, samples } = parseExposition(await m.text());
     checkHistograms(types, samples);
@@ -218,7 +220,7 @@ describe('prometheus', () => {
     const value = (name: string, labels: Record<string, string> = {}) =>
       samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))
         ?.value;
-    const who = { service: 'reporter', id: 'r"1\\x' }; // escaped and parsed back
+    const who = { service: 'reporter', id: 'r"1\\x', chain: 'ltc-main' }; // escaped and parsed back
     expect(value('hashwire_shares_total', { ...who, result: 'accepted' })).toBe(40);
     expect(value('hashwire_shares_total', { result: 'stale' })).toBe(2);
     // Every documented label value exists from the start.
@@ -247,15 +249,15 @@ describe('prometheus', () => {
   });
 
   it('keeps registries of two services apart in one process', async () => {
-    const a = metrics({ service: 'stratum', id: 'a', processMetrics: false });
-    const b = metrics({ service: 'stratum', id: 'b', processMetrics: false });
+    const a = metrics({ service: 'stratum', id: 'a', chain: 'ltc', processMetrics: false });
+    const b = metrics({ service: 'stratum', id: 'b', chain: 'btc', processMetrics: false });
     a.shares('accepted', 3);
     b.shares('accepted', 5);
     const sharesOf = async (m: Metrics) =>
       parseExposition(await m.text()).samples.find(
         (s) => s.name === 'hashwire_shares_total' && s.labels.result === 'accepted',
       );
-    expect(await sharesOf(a)).toMatchObject({ labels: { id: 'a' }, value: 3 });
-    expect(await sharesOf(b)).toMatchObject({ labels: { id: 'b' }, value: 5 });
+    expect(await sharesOf(a)).toMatchObject({ labels: { id: 'a', chain: 'ltc' }, value: 3 });
+    expect(await sharesOf(b)).toMatchObject({ labels: { id: 'b', chain: 'btc' }, value: 5 });
   });
 });

@@ -121,6 +121,7 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
   const metrics = createMetrics({
     service: 'jobmanager',
     id,
+    chain,
     ...(options.statsd ? { statsd: options.statsd } : {}),
   });
   const daemons = new DaemonPool(options.daemons);

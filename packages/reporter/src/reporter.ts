@@ -147,6 +147,7 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
       : createMetrics({
           service: 'reporter',
           id,
+          chain,
           ...(options.metrics?.statsd
             ? {
                 statsd: {

@@ -235,7 +235,12 @@ async function main(): Promise<number> {
     // No daemon for jobFeed.daemonGraceMs: miners are sent away (daemonLoss), and taken back later.
     cleanup.push(followDaemonHealth(feed, server));
 
-    const metrics = createMetrics({ service: 'stratum', id: config.id, ...(statsd ? { statsd } : {}) });
+    const metrics = createMetrics({
+      service: 'stratum',
+      id: config.id,
+      chain: config.chain,
+      ...(statsd ? { statsd } : {}),
+    });
     cleanup.push(() => metrics.close());
     metrics.draining(false);
     markDraining = () => metrics.draining(true);
