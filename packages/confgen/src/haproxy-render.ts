@@ -28,6 +28,35 @@ export interface HaproxyServer {
   agentAddress?: string;
 }
 
+/** One public stratum listener (and its TLS twin) and the backend of servers behind it. */
+export interface HaproxyRoute {
+  frontend?: {
+    /** @defaultValue 'stratum_in' (the first route); required on further routes */
+    name?: string;
+    /** Address to listen on; empty for every IPv4 address. @defaultValue '' */
+    bind?: string;
+    /** The public stratum port. @defaultValue 3333 (the first route); required on further routes */
+    port?: number;
+    /** `stratum+ssl`: a second listener that ends TLS with this certificate. */
+    tls?: {
+      port: number;
+      /** PEM file with the certificate chain and its key. */
+      certificate: string;
+      /** @defaultValue the frontend's `bind` */
+      bind?: string;
+    };
+  };
+  backend?: {
+    /** @defaultValue 'stratum' (the first route); required on further routes */
+    name?: string;
+    /** Connection attempts on a server before giving up (then redispatched). @defaultValue 3 */
+    retries?: number;
+    check?: ServerCheckOptions;
+  };
+  /** Stratum servers known at render time (more are added at runtime by the follower). @defaultValue [] */
+  servers?: HaproxyServer[];
+}
+
 /** Everything `renderHaproxy` needs; a plain object the CLI maps the pool config into. */
 export interface HaproxyRenderInput {
   /** Path of the runtime API socket (admin level, `expose-fd listeners` for hitless reloads). */
@@ -40,29 +69,10 @@ export interface HaproxyRenderInput {
   maxconn?: number;
   /** A `log` target line, e.g. `stderr format raw local0 info`; omitted: no logging. */
   log?: string;
-  frontend?: {
-    /** @defaultValue 'stratum_in' */
-    name?: string;
-    /** Address to listen on; empty for every IPv4 address. @defaultValue '' */
-    bind?: string;
-    /** The public stratum port. @defaultValue 3333 */
-    port?: number;
-    /** `stratum+ssl`: a second listener that ends TLS with this certificate. */
-    tls?: {
-      port: number;
-      /** PEM file with the certificate chain and its key. */
-      certificate: string;
-      /** @defaultValue the frontend's `bind` */
-      bind?: string;
-    };
-  };
-  backend?: {
-    /** @defaultValue 'stratum' */
-    name?: string;
-    /** Connection attempts on a server before giving up (then redispatched). @defaultValue 3 */
-    retries?: number;
-    check?: ServerCheckOptions;
-  };
+  /** The first (or only) route's listeners: see `HaproxyRoute`. */
+  frontend?: HaproxyRoute['frontend'];
+  /** The first route's backend. */
+  backend?: HaproxyRoute['backend'];
   timeouts?: {
     /** @defaultValue 5000 */
     connectMs?: number;
@@ -75,8 +85,14 @@ export interface HaproxyRenderInput {
     /** @defaultValue 3000 */
     checkMs?: number;
   };
-  /** Stratum servers known at render time (more are added at runtime by the follower). @defaultValue [] */
+  /** The first route's stratum servers known at render time. @defaultValue [] */
   servers?: HaproxyServer[];
+  /**
+   * Further routes, each its own frontend and backend: a pool of several chains gives each
+   * chain its own public port and its own servers. Names and ports must differ from the first
+   * route's and from each other's.
+   */
+  routes?: HaproxyRoute[];
   /** HAProxy's HTML stats page. */
   statsPage?: {
     /** @defaultValue '127.0.0.1' */
@@ -118,35 +134,45 @@ const serverSchema = z
   })
   .strict();
 
+const DEFAULT_CHECK = { intervalMs: 2000, rise: 2, fall: 3, agentIntervalMs: 2000 };
+
+const frontendFields = {
+  bind: bindAddress.default(''),
+  tls: z
+    .object({ port, certificate: word('a PEM file path'), bind: bindAddress.optional() })
+    .strict()
+    .optional(),
+};
+const frontendSchema = z
+  .object({
+    name: identifier('frontend name').default('stratum_in'),
+    port: port.default(3333),
+    ...frontendFields,
+  })
+  .strict();
+const backendFields = {
+  retries: z.number().int().min(0, 'must be 0 or more').default(3),
+  check: checkSchema.default(DEFAULT_CHECK),
+};
+const backendSchema = z
+  .object({ name: identifier('backend name').default('stratum'), ...backendFields })
+  .strict();
+/** A further route names everything itself: defaults would clash with the first route's. */
+const routeSchema = z
+  .object({
+    frontend: z.object({ name: identifier('frontend name'), port, ...frontendFields }).strict(),
+    backend: z.object({ name: identifier('backend name'), ...backendFields }).strict(),
+    servers: z.array(serverSchema).default([]),
+  })
+  .strict();
+
 const inputSchema = z
   .object({
     statsSocket: word('a socket path'),
     maxconn: positiveInt('connections').optional(),
     log: oneLine('a log target').min(1, 'must not be empty (a log target)').optional(),
-    frontend: z
-      .object({
-        name: identifier('frontend name').default('stratum_in'),
-        bind: bindAddress.default(''),
-        port: port.default(3333),
-        tls: z
-          .object({ port, certificate: word('a PEM file path'), bind: bindAddress.optional() })
-          .strict()
-          .optional(),
-      })
-      .strict()
-      .default({ name: 'stratum_in', bind: '', port: 3333 }),
-    backend: z
-      .object({
-        name: identifier('backend name').default('stratum'),
-        retries: z.number().int().min(0, 'must be 0 or more').default(3),
-        check: checkSchema.default({ intervalMs: 2000, rise: 2, fall: 3, agentIntervalMs: 2000 }),
-      })
-      .strict()
-      .default({
-        name: 'stratum',
-        retries: 3,
-        check: { intervalMs: 2000, rise: 2, fall: 3, agentIntervalMs: 2000 },
-      }),
+    frontend: frontendSchema.default({ name: 'stratum_in', bind: '', port: 3333 }),
+    backend: backendSchema.default({ name: 'stratum', retries: 3, check: DEFAULT_CHECK }),
     timeouts: z
       .object({
         connectMs: ms('connect timeout').default(5000),
@@ -158,6 +184,7 @@ const inputSchema = z
       .strict()
       .default({ connectMs: 5000, clientMs: 900_000, serverMs: 900_000, tunnelMs: 3_600_000, checkMs: 3000 }),
     servers: z.array(serverSchema).default([]),
+    routes: z.array(routeSchema).default([]),
     statsPage: z
       .object({
         bind: bindAddress.default('127.0.0.1'),
@@ -173,24 +200,49 @@ const inputSchema = z
   })
   .strict()
   .superRefine((input, ctx) => {
-    const seen = new Set<string>();
-    input.servers.forEach((server, i) => {
-      if (seen.has(server.name))
+    const routes: { at: (string | number)[]; route: z.output<typeof routeSchema> }[] = [
+      { at: [], route: { frontend: input.frontend, backend: input.backend, servers: input.servers } },
+      ...input.routes.map((route, i) => ({ at: ['routes', i], route })),
+    ];
+    const frontends = new Map<string, string>();
+    const backends = new Map<string, string>();
+    const ports = new Map<number, string>();
+    const claim = <K>(seen: Map<K, string>, key: K, path: (string | number)[], what: string) => {
+      const first = seen.get(key);
+      if (first !== undefined)
+        ctx.addIssue({ code: 'custom', path, message: `${what} also used by ${first}` });
+      else seen.set(key, path.join('.'));
+    };
+    for (const { at, route } of routes) {
+      const names = new Set<string>();
+      route.servers.forEach((server, i) => {
+        if (names.has(server.name))
+          ctx.addIssue({
+            code: 'custom',
+            path: [...at, 'servers', i, 'name'],
+            message: `duplicate server name ${server.name}`,
+          });
+        names.add(server.name);
+      });
+      const f = route.frontend;
+      if (f.tls?.port === f.port)
         ctx.addIssue({
           code: 'custom',
-          path: ['servers', i, 'name'],
-          message: `duplicate server name ${server.name}`,
+          path: [...at, 'frontend', 'tls', 'port'],
+          message: `must differ from frontend.port (${f.port})`,
         });
-      seen.add(server.name);
-    });
-    if (input.frontend.tls?.port === input.frontend.port)
-      ctx.addIssue({
-        code: 'custom',
-        path: ['frontend', 'tls', 'port'],
-        message: `must differ from frontend.port (${input.frontend.port})`,
-      });
-    if (input.statsPage && input.frontend.name === 'stats')
-      ctx.addIssue({ code: 'custom', path: ['frontend', 'name'], message: 'stats is the stats page’s name' });
+      if (input.statsPage && f.name === 'stats')
+        ctx.addIssue({
+          code: 'custom',
+          path: [...at, 'frontend', 'name'],
+          message: 'stats is the stats page’s name',
+        });
+      claim(frontends, f.name, [...at, 'frontend', 'name'], `frontend name ${f.name}`);
+      claim(backends, route.backend.name, [...at, 'backend', 'name'], `backend name ${route.backend.name}`);
+      claim(ports, f.port, [...at, 'frontend', 'port'], `port ${f.port}`);
+      if (f.tls && f.tls.port !== f.port)
+        claim(ports, f.tls.port, [...at, 'frontend', 'tls', 'port'], `port ${f.tls.port}`);
+    }
   });
 
 /** HAProxy's time syntax, in the largest unit that keeps it whole (`90s`, `15m`, `1500ms`). */
@@ -271,7 +323,7 @@ export function backendServerOf(service: ServiceInfo): HaproxyServer | null {
 
 let template: HandlebarsTemplateDelegate | undefined;
 
-/** haproxy.cfg for the stratum frontend and backend; throws RenderInputError naming each bad field. */
+/** haproxy.cfg for the stratum frontends and backends; throws RenderInputError naming each bad field. */
 export function renderHaproxy(input: HaproxyRenderInput): string {
   const v = parseInput('haproxy', inputSchema, input);
   template ??= compileTemplate(new URL('../../../haproxy/haproxy.cfg.hbs', import.meta.url));
@@ -287,22 +339,24 @@ export function renderHaproxy(input: HaproxyRenderInput): string {
       tunnel: haproxyTime(t.tunnelMs),
       check: haproxyTime(t.checkMs),
     },
-    frontend: {
-      name: v.frontend.name,
-      bind: v.frontend.bind,
-      port: v.frontend.port,
-      tls: v.frontend.tls ? { ...v.frontend.tls, bind: v.frontend.tls.bind ?? v.frontend.bind } : null,
-    },
-    backend: {
-      name: v.backend.name,
-      retries: v.backend.retries,
-      defaultServer: serverKeywords(v.backend.check),
-    },
-    servers: v.servers.map((s) => ({
-      name: s.name,
-      address: s.address,
-      port: s.port,
-      keywords: serverAgentKeywords(s),
+    routes: [{ frontend: v.frontend, backend: v.backend, servers: v.servers }, ...v.routes].map((r) => ({
+      frontend: {
+        name: r.frontend.name,
+        bind: r.frontend.bind,
+        port: r.frontend.port,
+        tls: r.frontend.tls ? { ...r.frontend.tls, bind: r.frontend.tls.bind ?? r.frontend.bind } : null,
+      },
+      backend: {
+        name: r.backend.name,
+        retries: r.backend.retries,
+        defaultServer: serverKeywords(r.backend.check),
+      },
+      servers: r.servers.map((s) => ({
+        name: s.name,
+        address: s.address,
+        port: s.port,
+        keywords: serverAgentKeywords(s),
+      })),
     })),
     statsPage: v.statsPage ? { ...v.statsPage, name: 'stats', refresh: `${v.statsPage.refreshSec}s` } : null,
   });

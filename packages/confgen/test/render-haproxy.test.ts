@@ -54,6 +54,22 @@ const variants: Record<string, HaproxyRenderInput> = {
     servers: three,
     statsPage: { bind: '0.0.0.0', port: 8404, uri: '/haproxy', refreshSec: 10 },
   },
+  // A pool of two chains: each its own public ports, backend and servers.
+  'haproxy-two-chains.cfg': {
+    statsSocket: SOCKET,
+    frontend: { tls: { port: 3334, certificate: PEM } },
+    servers: [three[0]!],
+    routes: [
+      {
+        frontend: { name: 'stratum_in-btc', port: 3335, tls: { port: 3336, certificate: PEM } },
+        backend: {
+          name: 'stratum-btc',
+          check: { intervalMs: 1500, rise: 3, fall: 2, agentIntervalMs: 1000 },
+        },
+        servers: [three[1]!, three[2]!],
+      },
+    ],
+  },
 };
 
 describe('renderHaproxy', () => {
@@ -151,6 +167,33 @@ describe('renderHaproxy', () => {
     expect(() => renderHaproxy(input)).toThrow(
       /servers\.1\.name: duplicate server name a\n {2}frontend\.tls\.port: must differ from frontend\.port \(3333\)/,
     );
+  });
+
+  it('refuses a further route that reuses a name or a port of another route', () => {
+    const route = (name: string, port: number, tlsPort?: number) => ({
+      frontend: { name: `in-${name}`, port, ...(tlsPort && { tls: { port: tlsPort, certificate: PEM } }) },
+      backend: { name },
+    });
+    const input: HaproxyRenderInput = {
+      statsSocket: SOCKET,
+      frontend: { tls: { port: 3334, certificate: PEM } },
+      routes: [route('stratum', 3335), route('btc', 3334), route('doge', 3340, 3335)],
+    };
+    let error: RenderInputError | undefined;
+    try {
+      renderHaproxy(input);
+    } catch (e) {
+      error = e as RenderInputError;
+    }
+    expect(error?.issues).toEqual([
+      { path: 'routes.0.backend.name', message: 'backend name stratum also used by backend.name' },
+      { path: 'routes.1.frontend.port', message: 'port 3334 also used by frontend.tls.port' },
+      { path: 'routes.2.frontend.tls.port', message: 'port 3335 also used by routes.0.frontend.port' },
+    ]);
+    // A further route has no defaults to fall back on: they would clash with the first route's.
+    expect(() =>
+      renderHaproxy({ statsSocket: SOCKET, routes: [{ servers: [] }] } as unknown as HaproxyRenderInput),
+    ).toThrow(/routes\.0\.frontend: /);
   });
 });
 
