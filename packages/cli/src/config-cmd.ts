@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import {
   ConfigError,
   type PoolConfig,
+  chainFronts,
   formatIssue,
   loadPoolConfig,
   poolConfigReference,
@@ -86,7 +87,8 @@ export function configSummary(pool: PoolConfig): string {
     const name = kind === 'stratum' ? 'stratum server' : kind;
     return `${n} ${name}${n === 1 ? '' : 's'}`;
   });
-  const front = pool.haproxy.enabled ? `HAProxy on ${pool.haproxy.bind}` : 'no HAProxy';
+  const fronts = chainFronts(pool).map((f) => (pool.chains.length > 1 ? `${f.bind} (${f.chain})` : f.bind));
+  const front = pool.haproxy.enabled ? `HAProxy on ${fronts.join(', ')}` : 'no HAProxy';
   return `config OK: ${chains} chain${chains === 1 ? '' : 's'} (${pool.chains.map((c) => c.id).join(', ')}), ${counts.join(', ')}, ${front}, Redis ${redisLabel(pool)} prefix ${pool.redis.keyPrefix}`;
 }
 

@@ -12,6 +12,7 @@ import {
   type PoolConfig,
   type PoolConfigIssue,
   type StatsdOptions,
+  chainFronts,
 } from '@hashwire/core';
 import { type RedisConfig, type ServiceInfo, describeRedisConfig } from '@hashwire/registry';
 
@@ -248,39 +249,56 @@ function bindOf(bind: string): { bind: string; port: number } {
   return { bind: bind.slice(0, colon).replace(/^\[(.*)\]$/, '$1'), port: Number(bind.slice(colon + 1)) };
 }
 
+/** The HAProxy backend of each chain: `haproxy.backend` for the first, `<backend>-<chain>` for the others. */
+export function haproxyBackends(pool: PoolConfig): { chain: string; backend: string }[] {
+  return pool.chains.map((chain, i) => ({
+    chain: chain.id,
+    backend: i === 0 ? pool.haproxy.backend : `${pool.haproxy.backend}-${chain.id}`,
+  }));
+}
+
 /**
- * The HAProxy render input: the public frontend of the config and, as backend servers, the
- * stratum servers of the first chain among `liveServers` that take miners (draining ones do not).
+ * The HAProxy render input: per chain, a frontend on the chain's public addresses and a
+ * backend of that chain's stratum servers among `liveServers` that take miners (draining ones
+ * do not). The first chain keeps the unnamed defaults (`stratum_in`, `haproxy.backend`).
  */
 export function haproxyRenderInput(
   pool: PoolConfig,
   liveServers: readonly ServiceInfo[],
 ): HaproxyRenderInput {
   const h = pool.haproxy;
-  const chain = pool.chains[0]?.id;
-  const servers = liveServers
-    .filter((s) => s.kind === 'stratum' && (!s.chain || s.chain === chain))
-    .map(haproxyServerFromService)
-    .filter((s): s is HaproxyServer => s !== null);
-  const front = bindOf(h.bind);
+  const check = {
+    intervalMs: h.checkIntervalMs,
+    rise: h.rise,
+    fall: h.fall,
+    agentIntervalMs: h.checkIntervalMs,
+  };
+  const backends = new Map(haproxyBackends(pool).map((b) => [b.chain, b.backend]));
+  const routes = chainFronts(pool).map((front, i) => {
+    const servers = liveServers
+      // A server that registered no chain is taken as the first chain's (an older stratum bin).
+      .filter((s) => s.kind === 'stratum' && (s.chain ? s.chain === front.chain : i === 0))
+      .map(haproxyServerFromService)
+      .filter((s): s is HaproxyServer => s !== null);
+    const listen = bindOf(front.bind);
+    return {
+      frontend: {
+        name: i === 0 ? 'stratum_in' : `stratum_in-${front.chain}`,
+        bind: listen.bind,
+        port: listen.port,
+        ...(front.tlsBind !== undefined &&
+          h.tls && { tls: { ...bindOf(front.tlsBind), certificate: h.tls.certFile } }),
+      },
+      backend: { name: backends.get(front.chain) ?? h.backend, check },
+      servers,
+    };
+  });
+  const [first, ...more] = routes;
   return {
     statsSocket: h.statsSocket,
     ...(h.maxconn !== undefined && { maxconn: h.maxconn }),
-    frontend: {
-      bind: front.bind,
-      port: front.port,
-      ...(h.tls && { tls: { ...bindOf(h.tls.bind), certificate: h.tls.certFile } }),
-    },
-    backend: {
-      name: h.backend,
-      check: {
-        intervalMs: h.checkIntervalMs,
-        rise: h.rise,
-        fall: h.fall,
-        agentIntervalMs: h.checkIntervalMs,
-      },
-    },
-    servers,
+    ...(first && { frontend: first.frontend, backend: first.backend, servers: first.servers }),
+    ...(more.length > 0 && { routes: more }),
     ...(h.statsBind && { statsPage: bindOf(h.statsBind) }),
   };
 }

@@ -107,11 +107,6 @@ export async function renderCommand(argv: string[]): Promise<number> {
       );
       return 0;
     }
-    if (pool.chains.length > 1) {
-      process.stderr.write(
-        `render: HAProxy fronts the stratum servers of ${pool.chains[0]?.id} (the first chain)\n`,
-      );
-    }
     let servers: ServiceInfo[] = [];
     let code = 0;
     if (!values.offline) {

@@ -4,9 +4,9 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { HaproxyRuntime, type StratumFollower, followStratumServers, renderHaproxy } from '@hashwire/confgen';
-import { ConfigError, type PoolConfig, loadPoolConfig } from '@hashwire/core';
+import { ConfigError, type PoolConfig, chainFronts, loadPoolConfig } from '@hashwire/core';
 import { listServices } from '@hashwire/registry';
-import { haproxyRenderInput, poolRedis, redisLabel, serviceConfigs } from './pool.js';
+import { haproxyBackends, haproxyRenderInput, poolRedis, redisLabel, serviceConfigs } from './pool.js';
 import { type Registry, openRegistry } from './status.js';
 import { type ProcessSpec, ProcessStartError, type Supervised, Supervisor, pidAlive } from './supervisor.js';
 
@@ -111,7 +111,7 @@ export async function startPool(options: StartPoolOptions): Promise<RunningPool>
   await mkdir(options.logDir, { recursive: true });
   const supervisor = new Supervisor({ logDir: options.logDir, write });
   let haproxy: RunningPool['haproxy'];
-  let follower: StratumFollower | undefined;
+  let followers: StratumFollower[] = [];
   const started: Supervised[] = [];
 
   const stop = async () => {
@@ -119,8 +119,8 @@ export async function startPool(options: StartPoolOptions): Promise<RunningPool>
     // Stratum servers drain while HAProxy still follows the registry (their state turns
     // `draining` and HAProxy stops sending them miners), then the follower goes, then HAProxy.
     await supervisor.stopKinds([first]);
-    await follower?.close();
-    follower = undefined;
+    await Promise.all(followers.map((f) => f.close()));
+    followers = [];
     await supervisor.stopKinds(rest);
     registry.close();
   };
@@ -128,31 +128,44 @@ export async function startPool(options: StartPoolOptions): Promise<RunningPool>
   try {
     if (pool.haproxy.enabled) {
       haproxy = await startHaproxy(pool, registry, supervisor, readyTimeoutMs);
-      follower = followStratumServers({
-        redis: registry.redis,
-        keys: registry.keys,
-        runtime: haproxy.runtime,
-        backend: pool.haproxy.backend,
-        // One frontend serves one chain (as render haproxy does): the first chain's servers.
-        chain: pool.chains[0]!.id,
-        check: haproxyRenderInput(pool, []).backend?.check ?? {},
-        logger: {
-          info: (fields) => {
-            const command = (fields as { command?: string }).command ?? '';
-            // `add server` is followed by enabling its checks and itself: one line says it.
-            if (command.startsWith('enable ')) return;
-            const shown = command.startsWith('add server ')
-              ? command.split(' ').slice(0, 4).join(' ')
-              : command;
-            write(`haproxy: ${shown}`);
-          },
-          warn: (fields, message) => write(`${message}: ${(fields as { err?: Error }).err?.message ?? ''}`),
-        },
-      });
-      await follower.synced;
-      write(
-        `haproxy: stratum+tcp on ${pool.haproxy.bind}, backend ${pool.haproxy.backend} follows the registry`,
-      );
+      // One backend per chain, each following that chain's stratum servers.
+      const check = haproxyRenderInput(pool, []).backend?.check ?? {};
+      const fronts = new Map(chainFronts(pool).map((f) => [f.chain, f]));
+      const runtime = haproxy.runtime;
+      for (const { chain, backend } of haproxyBackends(pool)) {
+        followers.push(
+          followStratumServers({
+            redis: registry.redis,
+            keys: registry.keys,
+            runtime,
+            backend,
+            chain,
+            check,
+            logger: {
+              info: (fields) => {
+                const command = (fields as { command?: string }).command ?? '';
+                // `add server` is followed by enabling its checks and itself: one line says it.
+                if (command.startsWith('enable ')) return;
+                const shown = command.startsWith('add server ')
+                  ? command.split(' ').slice(0, 4).join(' ')
+                  : command;
+                write(`haproxy: ${shown}`);
+              },
+              warn: (fields, message) =>
+                write(`${message}: ${(fields as { err?: Error }).err?.message ?? ''}`),
+            },
+          }),
+        );
+      }
+      await Promise.all(followers.map((f) => f.synced));
+      for (const { chain, backend } of haproxyBackends(pool)) {
+        const front = fronts.get(chain);
+        const tls = front?.tlsBind ? ` and stratum+ssl on ${front.tlsBind}` : '';
+        const which = pool.chains.length > 1 ? `${chain}: ` : '';
+        write(
+          `haproxy: ${which}stratum+tcp on ${front?.bind}${tls}, backend ${backend} follows the registry`,
+        );
+      }
     }
     const spec = (s: (typeof services)[number]): ProcessSpec => ({
       name: s.id,
@@ -251,9 +264,10 @@ export async function upCommand(argv: string[]): Promise<number> {
     const counts = ['jobmanager', 'reporter', 'stratum']
       .map((kind) => `${running.services.filter((s) => s.spec.kind === kind).length} ${kind}`)
       .join(', ');
-    write(
-      `pool up: ${counts}${running.haproxy ? `; miners connect to stratum+tcp://${pool.haproxy.bind}` : ''}; Ctrl-C stops`,
-    );
+    const where = chainFronts(pool)
+      .map((f) => `stratum+tcp://${f.bind}${pool.chains.length > 1 ? ` (${f.chain})` : ''}`)
+      .join(', ');
+    write(`pool up: ${counts}${running.haproxy ? `; miners connect to ${where}` : ''}; Ctrl-C stops`);
     if (!stopRequested.signal.aborted) {
       await new Promise((resolveStop) =>
         stopRequested.signal.addEventListener('abort', resolveStop, { once: true }),

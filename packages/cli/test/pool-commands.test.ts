@@ -24,6 +24,7 @@ payouts = [{ address = "${ADDRESS}" }]
 id = "second"
 daemons = [{ url = "http://127.0.0.1:19543/", cookieFile = "/var/lib/ltc2/.cookie" }]
 payouts = [{ address = "${ADDRESS}" }]
+bind = ":3335"
 
 [stratum]
 count = 3
@@ -50,7 +51,7 @@ describe('hashwire config check', () => {
       await main(['config', 'check', '--config', file, '--set', 'redis.url=redis://:hunter2@10.1.2.3:6380']),
     ).toBe(0);
     expect(output.out).toBe(
-      'config OK: 2 chains (litecoin-regtest, second), 4 jobmanagers, 6 stratum servers, 4 reporters, HAProxy on :3333, Redis redis://:***@10.1.2.3:6380 prefix hw:\n',
+      'config OK: 2 chains (litecoin-regtest, second), 4 jobmanagers, 6 stratum servers, 4 reporters, HAProxy on :3333 (litecoin-regtest), :3335 (second), Redis redis://:***@10.1.2.3:6380 prefix hw:\n',
     );
     expect(output.err).toBe('');
   });
@@ -133,66 +134,81 @@ describe('hashwire render', () => {
     await redisServer?.stop();
   });
 
-  it('renders haproxy.cfg with the live stratum servers; HAProxy accepts it and sends miners to them', async () => {
+  it("renders haproxy.cfg with the live stratum servers; HAProxy accepts it and sends each chain's miners to that chain's servers", async () => {
     const prefix = `render-${randomUUID().slice(0, 8)}:`;
     const redis = connectRedis(redisServer.url);
     const keys = createKeyBuilder({ prefix });
-    // A stand-in stratum server: a TCP listener that records what arrives.
-    const received: Buffer[] = [];
+    // A stand-in stratum server per chain: a TCP listener that records what arrives.
     const sockets: Socket[] = [];
-    const listener: Server = createServer((socket) => {
-      sockets.push(socket);
-      socket.on('error', () => {}); // HAProxy resets its side when it stops
-      socket.on('data', (chunk) => received.push(chunk));
-    });
-    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
-    const stratumPort = (listener.address() as { port: number }).port;
-    const registration = await registerService({
-      redis,
-      keys,
-      kind: 'stratum',
-      id: 'stratum-litecoin-regtest-1',
-      chain: 'litecoin-regtest',
-      stratum: `127.0.0.1:${stratumPort}`,
-    });
+    const standIn = async (chain: string, id: string) => {
+      const received: Buffer[] = [];
+      const listener: Server = createServer((socket) => {
+        sockets.push(socket);
+        socket.on('error', () => {}); // HAProxy resets its side when it stops
+        socket.on('data', (chunk) => received.push(chunk));
+      });
+      await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+      const port = (listener.address() as { port: number }).port;
+      const registration = await registerService({
+        redis,
+        keys,
+        kind: 'stratum',
+        id,
+        chain,
+        stratum: `127.0.0.1:${port}`,
+      });
+      return { port, listener, registration, text: () => Buffer.concat(received).toString('latin1') };
+    };
+    const first = await standIn('litecoin-regtest', 'stratum-litecoin-regtest-1');
+    const second = await standIn('second', 'stratum-second-1');
     const front = await getFreePort();
+    const secondFront = await getFreePort();
     const cfg = join(dir, 'haproxy.cfg');
     try {
       const sets = [
         `redis.url=${redisServer.url}`,
         `redis.keyPrefix=${prefix}`,
         `haproxy.bind=127.0.0.1:${front}`,
+        `chains[1].bind=127.0.0.1:${secondFront}`,
         `haproxy.statsSocket=${join(dir, 'haproxy.sock')}`,
       ].flatMap((set) => ['--set', set]);
       expect(await main(['render', 'haproxy', '--config', file, ...sets, '--out', cfg])).toBe(0);
       const text = readFileSync(cfg, 'utf8');
-      expect(text).toContain(`server stratum-litecoin-regtest-1 127.0.0.1:${stratumPort}`);
+      expect(text).toContain(`server stratum-litecoin-regtest-1 127.0.0.1:${first.port}`);
+      expect(text).toContain(`server stratum-second-1 127.0.0.1:${second.port}`);
       expect(text).toContain(`bind 127.0.0.1:${front}`);
-      expect(output.err).toBe(
-        `render: HAProxy fronts the stratum servers of litecoin-regtest (the first chain)\nrender: wrote ${cfg}\n`,
-      );
+      expect(text).toContain(`bind 127.0.0.1:${secondFront}`);
+      expect(output.err).toBe(`render: wrote ${cfg}\n`);
 
       // startHaproxy runs `haproxy -c` on it first, then the real thing.
       const haproxy = await startHaproxy(text);
       try {
-        const miner = connect(front, '127.0.0.1');
-        miner.on('error', () => {});
-        miner.write('{"id":1,"method":"mining.subscribe","params":[]}\n');
-        await waitFor(() => Buffer.concat(received).includes('mining.subscribe'), {
-          what: 'the miner line at the stratum server',
+        const miners = [connect(front, '127.0.0.1'), connect(secondFront, '127.0.0.1')];
+        for (const miner of miners) miner.on('error', () => {});
+        miners[0]!.write('{"id":1,"method":"mining.subscribe","params":["for-the-first-chain"]}\n');
+        miners[1]!.write('{"id":1,"method":"mining.subscribe","params":["for-the-second-chain"]}\n');
+        await waitFor(() => first.text().includes('for-the-first-chain'), {
+          what: "the first chain's miner at the first chain's stratum server",
         });
+        await waitFor(() => second.text().includes('for-the-second-chain'), {
+          what: "the second chain's miner at the second chain's stratum server",
+        });
+        expect(first.text()).not.toContain('for-the-second-chain');
+        expect(second.text()).not.toContain('for-the-first-chain');
         // HAProxy put a PROXY v2 header in front (signature \r\n\r\n\0\r\nQUIT\n).
-        expect(Buffer.concat(received).subarray(0, 12)).toEqual(
-          Buffer.from('0d0a0d0a000d0a515549540a', 'hex'),
+        expect(first.text().slice(0, 12)).toBe(
+          Buffer.from('0d0a0d0a000d0a515549540a', 'hex').toString('latin1'),
         );
-        miner.destroy();
+        for (const miner of miners) miner.destroy();
       } finally {
         await haproxy.stop();
       }
     } finally {
       for (const socket of sockets) socket.destroy();
-      listener.close();
-      await registration.close();
+      for (const s of [first, second]) {
+        s.listener.close();
+        await s.registration.close();
+      }
       redis.disconnect();
     }
   });

@@ -6,7 +6,14 @@ import { type JobManagerOptions, resolveOptions } from '@hashwire/jobmanager';
 import { createKeyBuilder } from '@hashwire/protocol';
 import type { RedisClient, ServiceInfo } from '@hashwire/registry';
 import { afterAll, describe, expect, it } from 'vitest';
-import { circusRenderInput, haproxyRenderInput, poolRedis, redisLabel, serviceConfigs } from '../src/pool.js';
+import {
+  circusRenderInput,
+  haproxyBackends,
+  haproxyRenderInput,
+  poolRedis,
+  redisLabel,
+  serviceConfigs,
+} from '../src/pool.js';
 
 const REGTEST_ADDRESS = 'rltc1qqurswpc8qurswpc8qurswpc8qurswpc8ntpxlg';
 const MAIN_ADDRESS = 'ltc1qpyysjzgfpyysjzgfpyysjzgfpyysjzgf0asqjy';
@@ -32,6 +39,7 @@ daemons = [{ url = "http://10.0.0.9:9332/", user = "pool", password = "pw", long
 payouts = [{ address = "${MAIN_ADDRESS}", valueSat = 1000 }, { address = "${MAIN_ADDRESS}" }]
 poolTag = "/ltc-pool/"
 confirmations = 6
+bind = ":3335"
 
 [jobmanager]
 count = 1
@@ -242,28 +250,47 @@ function stratumService(id: string, port: number, extra: Partial<ServiceInfo> = 
 }
 
 describe('render inputs', () => {
-  it('maps the haproxy section and the live stratum servers of the first chain', () => {
+  it("maps the haproxy section and each chain's live stratum servers to its own frontend and backend", () => {
     const pool = twoChains([
       'haproxy.bind=0.0.0.0:3333',
       'haproxy.tls.certFile=certs/pool.pem',
       'haproxy.statsBind=127.0.0.1:8404',
+      'chains[1].tlsBind=:3336',
     ]);
     const input = haproxyRenderInput(pool, [
       stratumService('stratum-litecoin-regtest-1', 23001, { agent: '127.0.0.1:24001' }),
       stratumService('stratum-litecoin-regtest-2', 23002, { state: 'draining' }),
       stratumService('stratum-ltc-1', 23003, { chain: 'ltc' }),
     ]);
+    const check = { intervalMs: 2000, rise: 2, fall: 3, agentIntervalMs: 2000 };
     expect(input).toEqual({
       statsSocket: join(dir, 'var/haproxy.sock'),
       frontend: {
+        name: 'stratum_in',
         bind: '0.0.0.0',
         port: 3333,
         tls: { bind: '', port: 3334, certificate: join(dir, 'certs/pool.pem') },
       },
-      backend: { name: 'stratum', check: { intervalMs: 2000, rise: 2, fall: 3, agentIntervalMs: 2000 } },
+      backend: { name: 'stratum', check },
       servers: [{ name: 'stratum-litecoin-regtest-1', address: '127.0.0.1', port: 23001, agentPort: 24001 }],
+      routes: [
+        {
+          frontend: {
+            name: 'stratum_in-ltc',
+            bind: '',
+            port: 3335,
+            tls: { bind: '', port: 3336, certificate: join(dir, 'certs/pool.pem') },
+          },
+          backend: { name: 'stratum-ltc', check },
+          servers: [{ name: 'stratum-ltc-1', address: '127.0.0.1', port: 23003 }],
+        },
+      ],
       statsPage: { bind: '127.0.0.1', port: 8404 },
     });
+    expect(haproxyBackends(pool)).toEqual([
+      { chain: 'litecoin-regtest', backend: 'stratum' },
+      { chain: 'ltc', backend: 'stratum-ltc' },
+    ]);
   });
 
   it('gives Circus one watcher per kind running hashwire run with the config and the overrides', () => {

@@ -271,4 +271,134 @@ describe('hashwire up', () => {
       }
     }
   }, 150_000);
+
+  it("fronts two chains with one HAProxy: each chain's miners reach that chain's stratum server on its own port", async () => {
+    const [node0, node1] = regtest.nodes;
+    const payout = await node0!.rpc.call<string>('getnewaddress', ['', 'bech32']);
+    const account = await node1!.rpc.call<string>('getnewaddress', ['', 'bech32']);
+    const [portA, portB] = [await getFreePort(), await getFreePort()];
+    const socket = join(dir, 'haproxy-two.sock');
+    const file = join(dir, 'pool-two.json');
+    // Two chains on the same regtest daemons: what tells them apart is the port a miner picks.
+    const chain = (id: string, bind: string) => ({
+      id,
+      coin: 'litecoin',
+      network: 'regtest',
+      daemons: regtest.nodes.map((n) => ({ url: n.rpcUrl, cookieFile: n.cookieFile })),
+      payouts: [{ address: payout }],
+      bind,
+    });
+    writeFileSync(
+      file,
+      JSON.stringify({
+        redis: { url: redisServer.url, keyPrefix: PREFIX },
+        chains: [chain('ltc-a', `127.0.0.1:${portA}`), chain('ltc-b', `127.0.0.1:${portB}`)],
+        jobmanager: { count: 1 },
+        reporter: { count: 1, blockPollMs: 1000 },
+        stratum: {
+          count: 1,
+          host: '127.0.0.1',
+          spoolDir: join(dir, 'spool-two'),
+          // Every share is a regtest block: one chain's block makes the other's work stale for a
+          // moment, which at worst delays that miner's first accepted share.
+          vardiff: { enabled: false, initialDifficulty: 2 ** -5 },
+        },
+        haproxy: {
+          statsSocket: socket,
+          configFile: join(dir, 'haproxy-two.cfg'),
+          checkIntervalMs: 500,
+          rise: 1,
+        },
+        log: { level: 'info' },
+      }),
+    );
+    const up = runUp(['--config', file, '--log-dir', join(dir, 'log-two')]);
+    const miners: SimMiners[] = [];
+    const pids = new Set<number>();
+    try {
+      const live = await waitFor(
+        async () => {
+          if (up.child.exitCode !== null) throw new Error(`up exited early:\n${up.output()}`);
+          const services = await liveServices();
+          return services.length === 6 && services.every((s) => s.state === 'up') && services;
+        },
+        { timeoutMs: 60_000, what: 'a jobmanager, a reporter and a stratum server of each chain' },
+      ).catch((error: Error) => {
+        throw new Error(`${error.message}; up's output:\n${up.output()}`);
+      });
+      for (const s of live) pids.add(s.pid);
+      await waitFor(() => /pool up: .*; miners connect to /.test(up.output()), {
+        what: 'the "pool up" line',
+      });
+      expect(up.output()).toContain(
+        `miners connect to stratum+tcp://127.0.0.1:${portA} (ltc-a), stratum+tcp://127.0.0.1:${portB} (ltc-b)`,
+      );
+      expect(up.output()).toContain(
+        `haproxy: ltc-b: stratum+tcp on 127.0.0.1:${portB}, backend stratum-ltc-b`,
+      );
+      const haproxyPid = Number(up.output().match(/^haproxy started \(pid (\d+)\)/m)?.[1]);
+      pids.add(haproxyPid);
+      // Each chain's server is UP in its own backend, and only there.
+      await waitFor(
+        async () => {
+          const stat = await runtimeCommand(socket, 'show stat');
+          return (
+            /^stratum,stratum-ltc-a-1,.*,UP,/m.test(stat) &&
+            /^stratum-ltc-b,stratum-ltc-b-1,.*,UP,/m.test(stat)
+          );
+        },
+        { timeoutMs: 20_000, what: "each chain's stratum server UP in its chain's backend" },
+      );
+      const stat = await runtimeCommand(socket, 'show stat');
+      expect(stat).not.toMatch(/^stratum,stratum-ltc-b-1,/m);
+      expect(stat).not.toMatch(/^stratum-ltc-b,stratum-ltc-a-1,/m);
+
+      for (const [port, tag] of [
+        [portA, 'a'],
+        [portB, 'b'],
+      ] as const) {
+        miners.push(
+          await startSimMiners({
+            host: '127.0.0.1',
+            port,
+            workers: 1,
+            localAddress: '127.0.0.10',
+            username: () => `${account}.chain-${tag}`,
+            algorithm: 'scrypt',
+            hashesPerSecondLimit: 1000,
+          }),
+        );
+      }
+      await waitFor(() => miners.every((m) => m.stats().total.accepted >= 1), {
+        timeoutMs: 30_000,
+        what: 'an accepted share on each chain',
+      });
+      // Each miner's session is on its chain's stratum server.
+      const runtime = new HaproxyRuntime({ socketPath: socket });
+      const sessions = async (backend: string) =>
+        (await runtime.serverStats(backend)).map((s) => [s.name, s.sessions] as const);
+      expect(await sessions('stratum')).toEqual([['stratum-ltc-a-1', 1]]);
+      expect(await sessions('stratum-ltc-b')).toEqual([['stratum-ltc-b-1', 1]]);
+      // …and that server is the chain's own: it registered for it and holds the session.
+      const sessionsAt = async (id: string) => {
+        const service = live.find((s) => s.id === id)!;
+        const response = await fetch(`${service.http}/stats`);
+        return { chain: service.chain, sessions: ((await response.json()) as { sessions: number }).sessions };
+      };
+      expect(await sessionsAt('stratum-ltc-a-1')).toEqual({ chain: 'ltc-a', sessions: 1 });
+      expect(await sessionsAt('stratum-ltc-b-1')).toEqual({ chain: 'ltc-b', sessions: 1 });
+      for (const m of miners.splice(0)) await m.stop();
+
+      up.child.kill('SIGTERM');
+      expect(await up.exit).toBe(0);
+      expect(up.output()).toContain('hashwire up: stopped, no process left');
+      expect([...pids].filter(pidAlive)).toEqual([]);
+    } finally {
+      for (const m of miners) await m.stop();
+      if (up.child.exitCode === null) {
+        up.child.kill('SIGKILL');
+        for (const pid of pids) if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
+      }
+    }
+  }, 150_000);
 });

@@ -15,7 +15,13 @@ export {
 } from './metrics.js';
 export { type HealthReport, type StatusServer, type StatusServerOptions, startStatusServer } from './http.js';
 export { readJsonConfig, type ReadJsonConfigOptions, StartupError } from './config.js';
-export { loadPoolConfig, type LoadPoolConfigOptions, ENV_PREFIX } from './pool-config.js';
+export {
+  loadPoolConfig,
+  type LoadPoolConfigOptions,
+  ENV_PREFIX,
+  chainFronts,
+  type ChainFront,
+} from './pool-config.js';
 export { ConfigError, formatIssue, type PoolConfigIssue } from './pool-config-issues.js';
 export {
   poolConfigSchema,

@@ -103,6 +103,20 @@ const chain = z.strictObject({
     .min(1)
     .describe('where the block reward goes'),
   poolTag: z.string().max(64).default('/hashwire/').describe('text in every coinbase'),
+  bind: z
+    .string()
+    .regex(/^[^:]*:\d{1,5}$/, 'must be host:port or :port')
+    .optional()
+    .describe(
+      'public stratum+tcp address of this chain at HAProxy; default haproxy.bind for the first chain, needed for every further one',
+    ),
+  tlsBind: z
+    .string()
+    .regex(/^[^:]*:\d{1,5}$/, 'must be host:port or :port')
+    .optional()
+    .describe(
+      'public stratum+ssl address of this chain (with haproxy.tls); default haproxy.tls.bind for the first chain, none for further ones',
+    ),
   blocknotify: z
     .boolean()
     .default(false)
@@ -301,14 +315,14 @@ const haproxy = section(
       .string()
       .regex(/^[^:]*:\d{1,5}$/, 'must be host:port or :port')
       .default(':3333')
-      .describe('public stratum+tcp address'),
+      .describe('public stratum+tcp address of the first chain (chains[].bind for the others)'),
     tls: z
       .strictObject({
         bind: z
           .string()
           .regex(/^[^:]*:\d{1,5}$/, 'must be host:port or :port')
           .default(':3334')
-          .describe('public stratum+ssl address'),
+          .describe('public stratum+ssl address of the first chain (chains[].tlsBind for the others)'),
         certFile: z.string().min(1).describe('PEM with certificate and key'),
       })
       .optional()

@@ -185,6 +185,73 @@ function sourceOf(path: string, sources: Map<string, string>): string | undefine
   return found;
 }
 
+/** Where one chain's miners connect at HAProxy, and the key path each address came from. */
+export interface ChainFront {
+  chain: string;
+  bind: string;
+  bindPath: string;
+  tlsBind?: string;
+  tlsBindPath?: string;
+}
+
+/**
+ * Each chain's public addresses at HAProxy: `chains[i].bind` / `.tlsBind`, for the first chain
+ * falling back to `haproxy.bind` / `haproxy.tls.bind`. A further chain without `bind` is left
+ * out (`loadPoolConfig` refuses that config when HAProxy is on).
+ */
+export function chainFronts(config: PoolConfig): ChainFront[] {
+  const fronts: ChainFront[] = [];
+  config.chains.forEach((chain, i) => {
+    const first = i === 0;
+    const bind = chain.bind ?? (first ? config.haproxy.bind : undefined);
+    if (bind === undefined) return;
+    const tlsBind = config.haproxy.tls
+      ? (chain.tlsBind ?? (first ? config.haproxy.tls.bind : undefined))
+      : undefined;
+    fronts.push({
+      chain: chain.id,
+      bind,
+      bindPath: chain.bind !== undefined ? `chains[${i}].bind` : 'haproxy.bind',
+      ...(tlsBind !== undefined && {
+        tlsBind,
+        tlsBindPath: chain.tlsBind !== undefined ? `chains[${i}].tlsBind` : 'haproxy.tls.bind',
+      }),
+    });
+  });
+  return fronts;
+}
+
+const portOf = (bind: string) => Number(bind.slice(bind.lastIndexOf(':') + 1));
+
+/** HAProxy's public ports: one chain per port, no port twice. */
+function frontChecks(config: PoolConfig): PoolConfigIssue[] {
+  const issues: PoolConfigIssue[] = [];
+  config.chains.forEach((chain, i) => {
+    if (i > 0 && chain.bind === undefined)
+      issues.push({
+        path: `chains[${i}].bind`,
+        message:
+          'needed when HAProxy fronts several chains: each chain takes its miners on its own port (the first chain has haproxy.bind)',
+      });
+    if (chain.tlsBind !== undefined && !config.haproxy.tls)
+      issues.push({ path: `chains[${i}].tlsBind`, message: 'needs haproxy.tls (the certificate)' });
+  });
+  const taken = new Map<number, string>();
+  const claim = (bind: string, path: string) => {
+    const port = portOf(bind);
+    const owner = taken.get(port);
+    if (owner !== undefined) issues.push({ path, message: `port ${port} is already ${owner}'s` });
+    else taken.set(port, path);
+  };
+  for (const front of chainFronts(config)) {
+    claim(front.bind, front.bindPath);
+    if (front.tlsBind !== undefined && front.tlsBindPath !== undefined)
+      claim(front.tlsBind, front.tlsBindPath);
+  }
+  if (config.haproxy.statsBind) claim(config.haproxy.statsBind, 'haproxy.statsBind');
+  return issues;
+}
+
 /** Checks across keys that a schema of single values cannot say. */
 function crossChecks(config: PoolConfig): PoolConfigIssue[] {
   const issues: PoolConfigIssue[] = [];
@@ -253,6 +320,7 @@ function crossChecks(config: PoolConfig): PoolConfigIssue[] {
         message: 'at most one payout may leave out valueSat (it gets the rest)',
       });
   });
+  if (config.haproxy.enabled) issues.push(...frontChecks(config));
   return issues;
 }
 

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, type PoolConfigIssue, loadPoolConfig } from '@hashwire/core';
+import { ConfigError, type PoolConfigIssue, chainFronts, loadPoolConfig } from '@hashwire/core';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const dir = mkdtempSync(join(tmpdir(), 'hashwire-pool-config-'));
@@ -253,12 +253,62 @@ url = "redis://127.0.0.1:6379"
 sentinel = { name = "pool", sentinels = [{ host = "10.0.0.1", port = 26379 }] }
 [rpc]
 portRange = [28999, 28000]
+[haproxy]
+enabled = false # HAProxy's ports have a test of their own
 `);
     expect(issuesOf({ file, env: {} }).map((i) => `${i.path}: ${i.message}`)).toEqual([
       'redis: give one of url, sentinel, cluster, not url and sentinel',
       'rpc.portRange: first port 28999 is above last port 28000',
       'chains[1].id: "litecoin-regtest" is already the id of chains[0]; give each chain its own id',
       'chains[2].daemons[0]: needs credentials: user and password, user:password@ in the url, or cookieFile',
+    ]);
+  });
+
+  it('gives every chain its own HAProxy port: further chains name theirs, no port twice', () => {
+    const chain = (id: string, extra = '') =>
+      `[[chains]]\nid = "${id}"\ndaemons = [{ url = "http://u:p@127.0.0.1:19443/" }]\npayouts = [{ address = "rltc1qexample" }]\n${extra}`;
+    const file = write(
+      [
+        chain('ltc'),
+        chain('no-port'),
+        chain('same-port', 'bind = "0.0.0.0:3333"\n'),
+        chain('tls-clash', 'bind = ":3340"\ntlsBind = ":3334"\n'),
+        '[haproxy]\nstatsBind = "127.0.0.1:3340"\ntls = { certFile = "/etc/pool.pem" }\n',
+      ].join('\n'),
+    );
+    expect(issuesOf({ file, env: {} }).map((i) => `${i.path}: ${i.message}`)).toEqual([
+      'chains[1].bind: needed when HAProxy fronts several chains: each chain takes its miners on its own port (the first chain has haproxy.bind)',
+      "chains[2].bind: port 3333 is already haproxy.bind's",
+      "chains[3].tlsBind: port 3334 is already haproxy.tls.bind's",
+      "haproxy.statsBind: port 3340 is already chains[3].bind's",
+    ]);
+    const noTls = write([chain('ltc'), chain('btc', 'bind = ":3335"\ntlsBind = ":3336"\n')].join('\n'));
+    expect(issuesOf({ file: noTls, env: {} })).toEqual([
+      expect.objectContaining({ path: 'chains[1].tlsBind', message: 'needs haproxy.tls (the certificate)' }),
+    ]);
+    // Each chain on its own ports loads, and says where each chain's miners connect.
+    const good = write(
+      [
+        chain('ltc'),
+        chain('btc', 'bind = ":3335"\ntlsBind = "10.0.0.2:3336"\n'),
+        '[haproxy]\ntls = { certFile = "/etc/pool.pem" }\n',
+      ].join('\n'),
+    );
+    expect(chainFronts(loadPoolConfig({ file: good, env: {} }))).toEqual([
+      {
+        chain: 'ltc',
+        bind: ':3333',
+        bindPath: 'haproxy.bind',
+        tlsBind: ':3334',
+        tlsBindPath: 'haproxy.tls.bind',
+      },
+      {
+        chain: 'btc',
+        bind: ':3335',
+        bindPath: 'chains[1].bind',
+        tlsBind: '10.0.0.2:3336',
+        tlsBindPath: 'chains[1].tlsBind',
+      },
     ]);
   });
 
