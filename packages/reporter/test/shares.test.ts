@@ -416,12 +416,12 @@ describe('service', () => {
       batch([share({ account: 'a' }), share({ account: 'a' }), share({ account: 'a', result: 'stale' })]),
     );
     const wanted = [
-      'hashwire.batches:1|c|#service:reporter,id:r-statsd,env:test,outcome:credited',
-      'hashwire.shares:2|c|#service:reporter,id:r-statsd,env:test,result:accepted',
-      'hashwire.shares:1|c|#service:reporter,id:r-statsd,env:test,result:stale',
+      'hashwire.batches:1|c|#service:reporter,id:r-statsd,chain:ltc,env:test,outcome:credited',
+      'hashwire.shares:2|c|#service:reporter,id:r-statsd,chain:ltc,env:test,result:accepted',
+      'hashwire.shares:1|c|#service:reporter,id:r-statsd,chain:ltc,env:test,result:stale',
     ];
     const timing =
-      /^hashwire\.rpc:[0-9.]+\|ms\|#service:reporter,id:r-statsd,env:test,method:reporter\.shares$/;
+      /^hashwire\.rpc:[0-9.]+\|ms\|#service:reporter,id:r-statsd,chain:ltc,env:test,method:reporter\.shares$/;
     const complete = () => wanted.every((w) => lines.includes(w)) && lines.some((l) => timing.test(l));
     while (!complete()) {
       await new Promise<void>((resolve) => {
