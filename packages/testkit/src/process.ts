@@ -132,7 +132,9 @@ export function spawnManaged(
           for (const line of lines) options.onLine(line);
         });
       }
-      void managed.exited.then(() => log.end());
+      // 'close', not 'exit': output can still arrive after the process exited, until both pipes
+      // are drained (writing to an ended log threw, uncaught, in a test run).
+      child.once('close', () => log.end());
       resolve(managed);
     });
   });
