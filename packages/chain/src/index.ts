@@ -1,7 +1,6 @@
 export { scryptHash, sha256d } from './hash.js';
 export * from './daemon.js';
 export * from './daemon-pool.js';
-export * from './blocknotify.js';
 export * from './zmq-hashblock.js';
 export {
   hashBackend,

@@ -1,3 +1,10 @@
+export {
+  type BlocknotifyEvents,
+  BlocknotifyReceiver,
+  type BlocknotifyReceiverOptions,
+  tcpBlocknotifyCommand,
+  createBlocknotifyReceiver,
+} from './blocknotify.js';
 export { getFreePort } from './ports.js';
 export { type RedisOptions, type RedisServer, startRedis } from './redis.js';
 export {

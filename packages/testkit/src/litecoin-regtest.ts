@@ -1,6 +1,7 @@
 import { cp, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { type BlocknotifyReceiver, type DaemonClient, createBlocknotifyReceiver } from '@hashwire/chain';
+import type { DaemonClient } from '@hashwire/chain';
+import { type BlocknotifyReceiver, createBlocknotifyReceiver } from './blocknotify.js';
 import { GOLDEN_NODES, goldenChain } from './golden-chain.js';
 import { LitecoinNode, WALLET_NAME } from './litecoin-node.js';
 import { makeTempDir } from './process.js';

@@ -65,7 +65,7 @@ export class BlocknotifyReceiver extends EventEmitter<BlocknotifyEvents> {
     if (source !== '' && !SOURCE.test(source)) {
       throw new TypeError(`blocknotify source: use 1-64 of [A-Za-z0-9_.-], got ${JSON.stringify(source)}`);
     }
-    return blocknotifyCommand(this.#host, this.#port, this.#token.toString(), source);
+    return tcpBlocknotifyCommand(this.#host, this.#port, this.#token.toString(), source);
   }
 
   /** Stops listening and drops open connections. */
@@ -127,7 +127,7 @@ export class BlocknotifyReceiver extends EventEmitter<BlocknotifyEvents> {
  * The shell command a daemon runs on each new tip: `%s` is the daemon's placeholder for the block
  * hash. Token and source must be shell-safe (the receiver's are).
  */
-export function blocknotifyCommand(host: string, port: number, token: string, source = ''): string {
+export function tcpBlocknotifyCommand(host: string, port: number, token: string, source = ''): string {
   const words = source ? `${token} ${source} %s` : `${token} %s`;
   return `bash -c 'echo ${words} >/dev/tcp/${host}/${port}'`;
 }

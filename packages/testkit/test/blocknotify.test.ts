@@ -2,7 +2,11 @@ import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
 import { promisify } from 'node:util';
-import { type BlocknotifyReceiver, blocknotifyCommand, createBlocknotifyReceiver } from '@hashwire/chain';
+import {
+  type BlocknotifyReceiver,
+  createBlocknotifyReceiver,
+  tcpBlocknotifyCommand,
+} from '@hashwire/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 
 const run = promisify(execFile);
@@ -60,10 +64,10 @@ describe('blocknotify receiver', () => {
   });
 
   it('produces a command with the token, host, port and %s placeholder', () => {
-    expect(blocknotifyCommand('127.0.0.1', 4321, 'tok', 'n0')).toBe(
+    expect(tcpBlocknotifyCommand('127.0.0.1', 4321, 'tok', 'n0')).toBe(
       "bash -c 'echo tok n0 %s >/dev/tcp/127.0.0.1/4321'",
     );
-    expect(blocknotifyCommand('127.0.0.1', 4321, 'tok')).toBe(
+    expect(tcpBlocknotifyCommand('127.0.0.1', 4321, 'tok')).toBe(
       "bash -c 'echo tok %s >/dev/tcp/127.0.0.1/4321'",
     );
   });
