@@ -98,6 +98,21 @@ describe('hashwire config check', () => {
     expect(output.out).toBe(
       'config OK: 1 chain (ltc), 2 jobmanagers, 2 stratum servers, 2 reporters, HAProxy on :3333, Redis redis://:***@127.0.0.1:6379/0 prefix ltc:\n',
     );
+    // Its commented second chain works as written, on its own HAProxy port.
+    const twoChains = join(dir, 'two-chains.toml');
+    writeFileSync(
+      twoChains,
+      readFileSync(example, 'utf8')
+        .replace(
+          /^# (\[\[chains\]\]|id = "btc"|coin = |network = "main"|bind = |daemons = |payouts = )/gm,
+          '$1',
+        )
+        .replace('PUT-YOUR-BITCOIN-ADDRESS-HERE', 'bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4'),
+    );
+    expect(await main(['config', 'check', '--config', twoChains, '--set', payout])).toBe(0);
+    expect(output.out).toContain(
+      'config OK: 2 chains (ltc, btc), 4 jobmanagers, 4 stratum servers, 4 reporters, HAProxy on :3333 (ltc), :3335 (btc),',
+    );
   });
 
   it('prints the key reference docs/configuration.md is made of', async () => {
