@@ -8,7 +8,7 @@ import {
   watchServices,
 } from '@hashwire/registry';
 import { startRedis } from '@hashwire/testkit';
-import { percentile } from '../measure.js';
+import { percentile, within } from '../measure.js';
 import type { BenchSuite } from '../types.js';
 
 /**
@@ -42,7 +42,7 @@ export const registrySuite: BenchSuite = {
         });
         const start = performance.now();
         const reg = await registerService({ redis, keys, kind: 'stratum', id, rpc: 'tcp://127.0.0.1:1' });
-        await up;
+        await within(up, 10_000, `the watcher seeing ${id} register`);
         seen.push(performance.now() - start);
         await reg.close();
       }
@@ -56,7 +56,7 @@ export const registrySuite: BenchSuite = {
         const start = performance.now();
         const got = once(subscriber, 'message');
         await redis.publish('bench:raw', String(i));
-        await got;
+        await within(got, 10_000, 'a bare PUBLISH reaching its subscriber');
         raw.push(performance.now() - start);
       }
       subscriber.disconnect();

@@ -5,7 +5,7 @@ import type { Job } from '@hashwire/protocol';
 import { type RpcClient, type RpcServer, createRpcClient, createRpcServer } from '@hashwire/rpc';
 import { Dealer, Router } from 'zeromq';
 import { benchScript } from '../child-ipc.js';
-import { percentile } from '../measure.js';
+import { percentile, within } from '../measure.js';
 import type { BenchContext, BenchResult, BenchSuite } from '../types.js';
 
 interface EchoMethods {
@@ -136,10 +136,12 @@ async function fanout(ctx: BenchContext, rounds: number): Promise<BenchResult> {
         roundDone = resolve;
         server.push('ltc', 'job', job);
       });
-    await timedRounds(pushRound, Math.min(20, rounds)); // warm-up
-    const rpc = await timedRounds(pushRound, rounds);
-    await timedRounds(() => raw.round(), Math.min(20, rounds));
-    const bare = await timedRounds(() => raw.round(), rounds);
+    const pushed = `a job push to all ${SUBSCRIBERS} subscribers`;
+    const sent = `a raw send to all ${SUBSCRIBERS} DEALERs`;
+    await timedRounds(pushRound, Math.min(20, rounds), pushed); // warm-up
+    const rpc = await timedRounds(pushRound, rounds, pushed);
+    await timedRounds(() => raw.round(), Math.min(20, rounds), sent);
+    const bare = await timedRounds(() => raw.round(), rounds, sent);
 
     const p99 = percentile(rpc, 99);
     return {
@@ -209,22 +211,27 @@ async function maxThroughput(call: () => Promise<unknown>, seconds: number, wind
   const until = start + seconds * 1000;
   const answered = () =>
     call().then(
-      () => 1,
-      () => 0,
+      () => true,
+      () => false,
     );
   const worker = async () => {
-    while (performance.now() < until) completed += await answered();
+    // Not `completed += await …`: that reads `completed` before the await, and 256 workers
+    // would overwrite each other's counts.
+    while (performance.now() < until) if (await answered()) completed++;
   };
   await Promise.all(Array.from({ length: window }, worker));
   return completed / ((performance.now() - start) / 1000);
 }
 
+/** A fan-out round takes milliseconds; one that has not completed in this long never will. */
+const ROUND_DEADLINE_MS = 10_000;
+
 /** Duration of each of `rounds` sequential rounds, in ms. */
-async function timedRounds(round: () => Promise<void>, rounds: number): Promise<number[]> {
+async function timedRounds(round: () => Promise<void>, rounds: number, what: string): Promise<number[]> {
   const samples: number[] = [];
   for (let i = 0; i < rounds; i++) {
     const start = performance.now();
-    await round();
+    await within(round(), ROUND_DEADLINE_MS, `${what}, round ${i + 1}`);
     samples.push(performance.now() - start);
   }
   return samples;
