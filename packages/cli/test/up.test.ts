@@ -62,6 +62,30 @@ function runUp(args: string[]): { child: ChildProcess; output: () => string; exi
   return { child, output: () => output, exit };
 }
 
+/**
+ * Waits until `count` services are registered and up (failing at once, with up's output, if
+ * `hashwire up` exits first); returns them.
+ */
+async function liveWhenUp(up: ReturnType<typeof runUp>, count: number, what: string): Promise<ServiceInfo[]> {
+  return waitFor(
+    async () => {
+      if (up.child.exitCode !== null) throw new Error(`up exited early:\n${up.output()}`);
+      const services = await liveServices();
+      return services.length === count && services.every((s) => s.state === 'up') && services;
+    },
+    { timeoutMs: 60_000, what },
+  ).catch((error: Error) => {
+    throw new Error(`${error.message}; up's output:\n${up.output()}`);
+  });
+}
+
+/** After a failed test: `hashwire up` and every process it was seen to start, killed. */
+function killLeftovers(up: ReturnType<typeof runUp>, pids: Set<number>): void {
+  if (up.child.exitCode !== null) return;
+  up.child.kill('SIGKILL');
+  for (const pid of pids) if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
+}
+
 describe('hashwire up', () => {
   it('refuses a bad config naming every bad key, and starts nothing', async () => {
     const file = join(dir, 'bad.toml');
@@ -142,16 +166,7 @@ describe('hashwire up', () => {
     const pids = new Set<number>();
     try {
       // Every service registers; HAProxy has both stratum servers in its backend.
-      const live = await waitFor(
-        async () => {
-          if (up.child.exitCode !== null) throw new Error(`up exited early:\n${up.output()}`);
-          const services = await liveServices();
-          return services.length === 4 && services.every((s) => s.state === 'up') && services;
-        },
-        { timeoutMs: 60_000, what: 'jobmanager, reporter and 2 stratum servers in the registry' },
-      ).catch((error: Error) => {
-        throw new Error(`${error.message}; up's output:\n${up.output()}`);
-      });
+      const live = await liveWhenUp(up, 4, 'jobmanager, reporter and 2 stratum servers in the registry');
       for (const s of live) pids.add(s.pid);
       expect(live.map((s) => s.id).sort()).toEqual([
         'jobmanager-litecoin-regtest-1',
@@ -265,10 +280,7 @@ describe('hashwire up', () => {
       expect(await liveServices()).toEqual([]);
     } finally {
       await miners?.stop();
-      if (up.child.exitCode === null) {
-        up.child.kill('SIGKILL');
-        for (const pid of pids) if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
-      }
+      killLeftovers(up, pids);
     }
   }, 150_000);
 
@@ -316,16 +328,7 @@ describe('hashwire up', () => {
     const miners: SimMiners[] = [];
     const pids = new Set<number>();
     try {
-      const live = await waitFor(
-        async () => {
-          if (up.child.exitCode !== null) throw new Error(`up exited early:\n${up.output()}`);
-          const services = await liveServices();
-          return services.length === 6 && services.every((s) => s.state === 'up') && services;
-        },
-        { timeoutMs: 60_000, what: 'a jobmanager, a reporter and a stratum server of each chain' },
-      ).catch((error: Error) => {
-        throw new Error(`${error.message}; up's output:\n${up.output()}`);
-      });
+      const live = await liveWhenUp(up, 6, 'a jobmanager, a reporter and a stratum server of each chain');
       for (const s of live) pids.add(s.pid);
       await waitFor(() => /pool up: .*; miners connect to /.test(up.output()), {
         what: 'the "pool up" line',
@@ -395,10 +398,7 @@ describe('hashwire up', () => {
       expect([...pids].filter(pidAlive)).toEqual([]);
     } finally {
       for (const m of miners) await m.stop();
-      if (up.child.exitCode === null) {
-        up.child.kill('SIGKILL');
-        for (const pid of pids) if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
-      }
+      killLeftovers(up, pids);
     }
   }, 150_000);
 });
