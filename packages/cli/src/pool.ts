@@ -174,7 +174,8 @@ function stratumConfig(pool: PoolConfig, chain: ChainConfig, id: string): Record
     },
     spool: s.spool,
     jobFeed: { heartbeatIntervalMs, daemonGraceMs: s.daemonLoss.daemonGraceMs },
-    forwarder: { ...s.forwarder, heartbeatIntervalMs },
+    // The forwarder quarantines rather than resends what reporters may have forgotten.
+    forwarder: { ...s.forwarder, heartbeatIntervalMs, batchTtlS: pool.reporter.batchTtlS },
     ring: s.ring,
     flushTimeoutMs: s.flushTimeoutMs,
     serviceTtlMs: pool.discovery.serviceTtlMs,

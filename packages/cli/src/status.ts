@@ -13,7 +13,10 @@ import { poolRedis, redisLabel } from './pool.js';
 export const statusUsage = `usage: hashwire status [--config FILE | --redis URL --prefix P] [--json]
 
 A table of the live services in the registry (kind, id, chain, endpoints, state, load, version,
-uptime, pid), sorted by kind. Exit 1 when Redis cannot be reached.
+uptime, pid), sorted by kind. For each stratum server, QUARANTINE is what its /stats says its
+spool holds in quarantine (share sub-batches reporters refused as malformed, or too old to
+resend): 0, "N (S shares)", or ? when /stats did not answer; see docs/operations.md. Exit 1
+when Redis cannot be reached.
 
   --config FILE  the pool config: its redis.url and redis.keyPrefix
   --redis URL    Redis to read (default redis://127.0.0.1:6379)
@@ -141,10 +144,61 @@ export function formatUptime(ms: number): string {
   return `${Math.floor(s / 86_400)}d${pad(Math.floor(s / 3600) % 24)}h`;
 }
 
-const COLUMNS = ['KIND', 'ID', 'CHAIN', 'ENDPOINTS', 'STATE', 'LOAD', 'VERSION', 'UPTIME', 'PID'] as const;
+/** A stratum server's spool quarantine, as its `/stats` reports it (`forwarder.quarantine`). */
+export interface QuarantineSummary {
+  subBatches: number;
+  shares: number;
+  dir: string;
+}
+
+/** A service row with, for a stratum server, its quarantine (null: its /stats did not answer). */
+export type StatusRow = ServiceRow & { quarantine?: QuarantineSummary | null };
+
+/** Reads `forwarder.quarantine` from each stratum server's `/stats` (at most `timeoutMs` each, in parallel). */
+export async function readQuarantines(rows: readonly ServiceRow[], timeoutMs = 2000): Promise<StatusRow[]> {
+  return Promise.all(
+    rows.map(async (row): Promise<StatusRow> => {
+      if (row.kind !== 'stratum') return row;
+      const http = row.endpoints.http;
+      if (!http) return { ...row, quarantine: null };
+      try {
+        const response = await fetch(new URL('/stats', http), { signal: AbortSignal.timeout(timeoutMs) });
+        const stats = (await response.json()) as { forwarder?: { quarantine?: QuarantineSummary } };
+        const q = stats.forwarder?.quarantine;
+        const valid = q && Number.isFinite(q.subBatches) && Number.isFinite(q.shares);
+        return {
+          ...row,
+          quarantine: valid ? { subBatches: q.subBatches, shares: q.shares, dir: q.dir } : null,
+        };
+      } catch {
+        return { ...row, quarantine: null };
+      }
+    }),
+  );
+}
+
+function quarantineCell(row: StatusRow): string {
+  if (row.quarantine === undefined) return '-';
+  if (row.quarantine === null) return '?';
+  const { subBatches, shares } = row.quarantine;
+  return subBatches === 0 ? '0' : `${subBatches} (${shares} shares)`;
+}
+
+const COLUMNS = [
+  'KIND',
+  'ID',
+  'CHAIN',
+  'ENDPOINTS',
+  'STATE',
+  'LOAD',
+  'VERSION',
+  'UPTIME',
+  'PID',
+  'QUARANTINE',
+] as const;
 
 /** An aligned text table, one row per service; a single line when there is none. */
-export function formatServiceTable(rows: readonly ServiceRow[]): string {
+export function formatServiceTable(rows: readonly StatusRow[]): string {
   if (rows.length === 0) return 'no live services in the registry';
   const cells = rows.map((r) => [
     r.kind,
@@ -158,6 +212,7 @@ export function formatServiceTable(rows: readonly ServiceRow[]): string {
     r.version || '-',
     formatUptime(r.uptimeMs),
     String(r.pid),
+    quarantineCell(r),
   ]);
   const widths = COLUMNS.map((title, i) =>
     Math.max(title.length, ...cells.map((c) => (c[i] as string).length)),
@@ -191,10 +246,17 @@ export async function statusCommand(argv: string[]): Promise<number> {
     return 1;
   }
   try {
-    const rows = await readServices(registry);
+    const rows = await readQuarantines(await readServices(registry));
     process.stdout.write(
       values.json ? `${JSON.stringify(rows, null, 2)}\n` : `${formatServiceTable(rows)}\n`,
     );
+    const held = rows.filter((r) => (r.quarantine?.subBatches ?? 0) > 0);
+    if (!values.json && held.length > 0) {
+      const where = held.map((r) => `${r.id}: ${r.quarantine!.dir}`).join(', ');
+      process.stdout.write(
+        `quarantined share sub-batches (credited to no one until re-injected; see docs/operations.md, "Quarantined share batches"): ${where}\n`,
+      );
+    }
     return 0;
   } finally {
     registry.close();

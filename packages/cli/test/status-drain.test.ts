@@ -2,8 +2,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '@hashwire/cli';
+import { startStatusServer } from '@hashwire/core';
 import { createKeyBuilder } from '@hashwire/protocol';
 import { type ServiceRegistration, connectRedis, registerService } from '@hashwire/registry';
+import { ShareForwarder, ShareSpool } from '@hashwire/stratum';
 import { type RedisServer, getFreePort, startRedis } from '@hashwire/testkit';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { serviceSpec } from '../src/demo-services.js';
@@ -72,7 +74,7 @@ describe('hashwire status', () => {
 
       expect(await main(['status', ...flags])).toBe(0);
       const [header, ...rows] = output.out.trimEnd().split('\n');
-      expect(header).toMatch(/^KIND +ID +CHAIN +ENDPOINTS +STATE +LOAD +VERSION +UPTIME +PID$/);
+      expect(header).toMatch(/^KIND +ID +CHAIN +ENDPOINTS +STATE +LOAD +VERSION +UPTIME +PID +QUARANTINE$/);
       expect(rows.map((r) => r.split(/ +/).slice(0, 2).join(' '))).toEqual([
         'jobmanager jm-1',
         'stratum stratum-1',
@@ -81,7 +83,7 @@ describe('hashwire status', () => {
       ]);
       expect(rows[0]).toMatch(
         new RegExp(
-          `^jobmanager +jm-1 +litecoin-regtest +rpc=tcp://127\\.0\\.0\\.1:28001 http=http://127\\.0\\.0\\.1:29001 +up +0 +0\\.1\\.0 +\\d+s +${process.pid}$`,
+          `^jobmanager +jm-1 +litecoin-regtest +rpc=tcp://127\\.0\\.0\\.1:28001 http=http://127\\.0\\.0\\.1:29001 +up +0 +0\\.1\\.0 +\\d+s +${process.pid} +-$`,
         ),
       );
       expect(rows[2]).toMatch(
@@ -132,6 +134,91 @@ describe('hashwire status', () => {
       expect(output.err).toMatch(/redis\.keyprefix: .*did you mean "keyPrefix"/);
     } finally {
       await registration.close();
+      redis.disconnect();
+    }
+  });
+
+  it("shows each stratum server's spool quarantine from its /stats, and where it is", async () => {
+    const { keys, flags } = scope();
+    const spoolDir = mkdtempSync(join(tmpdir(), 'hw-status-spool-'));
+    dirs.push(spoolDir);
+    const redis = connectRedis(redisServer.url);
+    const spool = await ShareSpool.open({ dir: spoolDir });
+    const forwarder = new ShareForwarder({ spool, redis, keys, stratumId: 'stratum-1', chain: 'ltc' });
+    const share = {
+      shareId: 's1',
+      sessionId: 'sess',
+      account: 'acct',
+      worker: 'rig',
+      jobId: 'a b',
+      extranonce1: '00000001',
+      extranonce2: '00000000',
+      ntime: '65f1c2a0',
+      nonce: '00000000',
+      version: '20000000',
+      diff: 1,
+      actualDiff: 1,
+      result: 'accepted' as const,
+      ts: 1,
+      ip: '127.0.0.1',
+    };
+    spool.quarantine({
+      subBatchId: 'b1:4',
+      batchId: 'b1',
+      bucket: 4,
+      reason: 'refused',
+      message: 'shares[0].jobId must be a string without whitespace',
+      refusals: [],
+      stratumId: 'stratum-1',
+      chain: 'ltc',
+      quarantinedAt: 1,
+      sealedAt: 1,
+      firstSendAt: 1,
+      shares: [share, { ...share, shareId: 's2' }],
+    });
+    const http = await startStatusServer({
+      portRange: [0, 0],
+      health: () => ({ ok: true }),
+      stats: () => ({ forwarder: forwarder.stats() }),
+    });
+    const registration = await registerService({
+      redis,
+      keys,
+      kind: 'stratum',
+      id: 'stratum-1',
+      http: http.url,
+      chain: 'ltc',
+    });
+    // Nothing answers at its http endpoint: its quarantine is unknown, not 0.
+    const silent = await registerService({
+      redis,
+      keys,
+      kind: 'stratum',
+      id: 'stratum-2',
+      http: `http://127.0.0.1:${await getFreePort()}`,
+      chain: 'ltc',
+    });
+    try {
+      expect(await main(['status', ...flags])).toBe(0);
+      const lines = output.out.trimEnd().split('\n');
+      expect(lines[1]).toMatch(/^stratum +stratum-1 .* 1 \(2 shares\)$/);
+      expect(lines[2]).toMatch(/^stratum +stratum-2 .* \?$/);
+      expect(lines[3]).toBe(
+        `quarantined share sub-batches (credited to no one until re-injected; see docs/operations.md, "Quarantined share batches"): stratum-1: ${join(spoolDir, 'quarantine')}`,
+      );
+      output.out = '';
+      expect(await main(['status', ...flags, '--json'])).toBe(0);
+      expect(JSON.parse(output.out)[0].quarantine).toEqual({
+        subBatches: 1,
+        shares: 2,
+        dir: join(spoolDir, 'quarantine'),
+      });
+    } finally {
+      await silent.close();
+      await registration.close();
+      await http.close();
+      await forwarder.close();
+      spool.close();
       redis.disconnect();
     }
   });

@@ -62,6 +62,9 @@ export const BATCH_OUTCOMES: readonly BatchOutcomeLabel[] = [
   'unavailable',
   'failed',
 ];
+/** Why a stratum server quarantined a share sub-batch. */
+export type QuarantineReasonLabel = 'refused' | 'expired';
+export const QUARANTINE_REASONS: readonly QuarantineReasonLabel[] = ['refused', 'expired'];
 
 /**
  * The documented hashwire series (docs/metrics.md). Each call feeds the Prometheus registry and,
@@ -88,6 +91,11 @@ export interface Metrics {
   /** `hashwire_batches_total{outcome}` / statsd `batches` (tag `outcome`). */
   batches(outcome: BatchOutcomeLabel, count?: number): void;
   /**
+   * `hashwire_quarantined_batches_total{reason}` / statsd `quarantined_batches` (tag `reason`):
+   * share sub-batches a stratum server moved to its spool's quarantine.
+   */
+  quarantined(reason: QuarantineReasonLabel, count?: number): void;
+  /**
    * `hashwire_leader` / statsd gauge `leader` (1 while this process holds its group's lease) and
    * `hashwire_lease_epoch` / statsd gauge `lease_epoch` (the lease's fencing epoch; 0 when not leading).
    */
@@ -111,6 +119,7 @@ const SERIES = {
   redisErrors: 'hashwire_redis_errors_total',
   batches: 'hashwire_batches_total',
   spoolBacklog: 'hashwire_spool_backlog_batches',
+  quarantined: 'hashwire_quarantined_batches_total',
   leader: 'hashwire_leader',
   leaseEpoch: 'hashwire_lease_epoch',
   draining: 'hashwire_draining',
@@ -126,6 +135,7 @@ export const STATSD_NAMES = {
   redisErrors: 'redis_errors',
   batches: 'batches',
   spoolBacklog: 'spool_backlog',
+  quarantined: 'quarantined_batches',
   leader: 'leader',
   leaseEpoch: 'lease_epoch',
   draining: 'draining',
@@ -211,6 +221,12 @@ export function createMetrics(options: MetricsOptions): Metrics {
     labelNames: ['outcome'],
     registers: [registry],
   });
+  const quarantined = new Counter({
+    name: SERIES.quarantined,
+    help: 'Share sub-batches moved to the spool quarantine, by reason (refused as malformed, expired)',
+    labelNames: ['reason'],
+    registers: [registry],
+  });
 
   const leader = new Gauge({
     name: SERIES.leader,
@@ -232,6 +248,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
   for (const result of SHARE_RESULTS) shares.inc({ result }, 0);
   for (const state of BLOCK_STATES) blocks.inc({ state }, 0);
   for (const outcome of BATCH_OUTCOMES) batches.inc({ outcome }, 0);
+  for (const reason of QUARANTINE_REASONS) quarantined.inc({ reason }, 0);
 
   let statsd: StatsD | null = null;
   if (options.statsd) {
@@ -296,6 +313,11 @@ export function createMetrics(options: MetricsOptions): Metrics {
       const value = count(n);
       batches.inc({ outcome }, value);
       statsd?.increment(STATSD_NAMES.batches, value, { outcome });
+    },
+    quarantined(reason, n) {
+      const value = count(n);
+      quarantined.inc({ reason }, value);
+      statsd?.increment(STATSD_NAMES.quarantined, value, { reason });
     },
     leader(leading, epoch) {
       if (!Number.isFinite(epoch) || epoch < 0)

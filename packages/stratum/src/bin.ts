@@ -59,7 +59,7 @@ export interface StratumFileOptions extends ServerFileOptions {
   jobFeed?: Omit<JobFeedOptions, 'redis' | 'keys' | 'chain' | 'stratumId'>;
   forwarder?: Omit<
     ShareForwarderOptions,
-    'spool' | 'redis' | 'keys' | 'stratumId' | 'chain' | 'ring' | 'logger'
+    'spool' | 'redis' | 'keys' | 'stratumId' | 'chain' | 'ring' | 'logger' | 'now'
   >;
   /** Bucket layout of the reporter ring; the same on every stratum server. */
   ring?: BucketRingOptions;
@@ -199,6 +199,17 @@ async function main(): Promise<number> {
     spool.on('error', (error) => logger.error({ err: error }, 'stratum: spool write failed'));
     cleanup.push(() => spool.close());
 
+    // Before the forwarder: it may quarantine a batch of the replayed spool as it starts.
+    const metrics = createMetrics({
+      service: 'stratum',
+      id: config.id,
+      chain: config.chain,
+      ...(statsd ? { statsd } : {}),
+    });
+    cleanup.push(() => metrics.close());
+    metrics.draining(false);
+    markDraining = () => metrics.draining(true);
+
     feed = new JobFeed({ ...feedOptions, redis, keys, chain: config.chain, stratumId: config.id });
     feed.on('error', (error) => logger.warn({ err: error }, 'stratum: job feed error'));
     feed.on('unhealthy', (event) => logger.error(event, 'stratum: no jobmanager has a daemon'));
@@ -216,6 +227,7 @@ async function main(): Promise<number> {
       logger,
     });
     forwarder.on('error', () => {}); // logged by the forwarder itself
+    forwarder.on('quarantined', (event) => metrics.quarantined(event.reason));
     cleanup.push(() => forwarder.close());
     await forwarder.start();
 
@@ -235,15 +247,6 @@ async function main(): Promise<number> {
     // No daemon for jobFeed.daemonGraceMs: miners are sent away (daemonLoss), and taken back later.
     cleanup.push(followDaemonHealth(feed, server));
 
-    const metrics = createMetrics({
-      service: 'stratum',
-      id: config.id,
-      chain: config.chain,
-      ...(statsd ? { statsd } : {}),
-    });
-    cleanup.push(() => metrics.close());
-    metrics.draining(false);
-    markDraining = () => metrics.draining(true);
     const backlog = setInterval(() => metrics.spoolBacklog(forwarder.stats().backlogBatches), 1000);
     backlog.unref();
     cleanup.push(() => clearInterval(backlog));
@@ -252,7 +255,7 @@ async function main(): Promise<number> {
       metrics,
       feed,
       ...(httpPortRange ? { httpPortRange } : {}),
-      extraStats: () => ({ forwarder: forwarder.stats(), jobs: feed.stats }),
+      extraStats: () => ({ spool: spool.stats(), forwarder: forwarder.stats(), jobs: feed.stats }),
       onDrain: () => requestStop(),
     });
     cleanup.push(() => http.close());

@@ -1,6 +1,7 @@
 import type { BucketRing, BucketRingOptions, KeyBuilder } from '@hashwire/protocol';
 import type { RedisClient } from '@hashwire/registry';
-import type { ShareSpool } from './spool.js';
+import type { QuarantineReason } from './spool-journal.js';
+import type { QuarantineStats, ShareSpool } from './spool.js';
 
 /** pino, or anything with these methods. */
 export interface ForwarderLogger {
@@ -20,8 +21,21 @@ export interface ShareForwarderOptions {
   stratumId: string;
   /** Sent with every batch; reporters registered for another (non-empty) chain are not used. */
   chain: string;
-  /** Bucket layout; every stratum server must use the same (it decides sub-batch ids). */
+  /**
+   * Bucket layout; every stratum server must use the same (it decides sub-batch ids). A batch
+   * keeps the split it was first sent with (recorded in the spool) if this changes later.
+   */
   ring?: BucketRingOptions;
+  /**
+   * The reporters' `batchTtlS`: how long they remember a batch id. It must be the same value (the
+   * pool config passes the reporter's): a sub-batch still unacknowledged this long (less a
+   * safety margin: the request timeout plus a minute, at most a tenth of it) after its batch
+   * was first sent could be credited a second time, so it is quarantined instead.
+   * @defaultValue 86400
+   */
+  batchTtlS?: number;
+  /** The clock for batch ages and quarantine records. @defaultValue Date.now */
+  now?: () => number;
   /** Spool batches read into memory and being delivered at once; the rest wait on disk. @defaultValue 4 */
   maxInFlightBatches?: number;
   /** Deadline of one `reporter.shares` request. @defaultValue 5000 */
@@ -59,9 +73,20 @@ export interface ForwarderStats {
   failovers: number;
   /** Rounds in which every reporter of a bucket failed a sub-batch. */
   exhausted: number;
+  /** Spool batches that left the spool: every sub-batch acknowledged or quarantined. */
   ackedBatches: number;
   ackedSubBatches: number;
+  /** Shares of those batches that were acknowledged (quarantined ones not included). */
   ackedShares: number;
+  /** Sub-batches found acknowledged in the spool's journal at a restart, and not sent again. */
+  resumedAckedSubBatches: number;
+  /** Refusals as malformed (`BadRequest`, `TooLarge`), one per reporter and sub-batch. */
+  malformedRefusals: number;
+  /** Sub-batches this process moved to quarantine, and their shares. */
+  quarantinedSubBatches: number;
+  quarantinedShares: number;
+  /** What `<spoolDir>/quarantine` holds now, whichever process put it there. */
+  quarantine: QuarantineStats;
   /** Sum of `credited` in reporters' replies. */
   credited: number;
   backlogWarnings: number;
@@ -73,9 +98,26 @@ export interface BacklogEvent {
   shares: number;
 }
 
+/** A sub-batch moved to quarantine. */
+export interface QuarantineEvent {
+  subBatchId: string;
+  batchId: string;
+  bucket: number;
+  reason: QuarantineReason;
+  message: string;
+  shares: number;
+  /** The reporters that refused it as malformed (empty when expired). */
+  reporters: string[];
+  file: string;
+}
+
 export interface ForwarderEvents {
-  /** A spool batch was acknowledged in full and removed from disk. */
-  acked: [{ batchId: string; shares: number; subBatches: string[] }];
+  /**
+   * A spool batch left the disk: every sub-batch was acknowledged, or quarantined (those are
+   * also in `quarantined`). `shares` counts the batch's shares, quarantined ones included.
+   */
+  acked: [{ batchId: string; shares: number; subBatches: string[]; quarantined: string[] }];
+  quarantined: [QuarantineEvent];
   /** One sub-batch was acknowledged by `reporterId`. */
   delivered: [{ subBatchId: string; bucket: number; reporterId: string; attempt: number }];
   backlog: [BacklogEvent];

@@ -1,5 +1,11 @@
 import { EventEmitter } from 'node:events';
-import { BucketRing, RpcErrorCode, type RpcMethods, type Share } from '@hashwire/protocol';
+import {
+  BucketRing,
+  DEFAULT_RING_VIRTUAL_NODES,
+  RpcErrorCode,
+  type RpcMethods,
+  type Share,
+} from '@hashwire/protocol';
 import { type ServiceInfo, type ServiceWatcher, watchServices } from '@hashwire/registry';
 import { type RpcClient, RpcError, createRpcClient } from '@hashwire/rpc';
 import {
@@ -10,26 +16,61 @@ import {
   type ShareForwarderOptions,
   silentForwarderLogger,
 } from './forwarder-options.js';
-import { splitBatch } from './share-routing.js';
+import { type SubBatchSplit, recordedSplit, splitBatch } from './share-routing.js';
+import type { BatchState, QuarantineReason, QuarantineRecord } from './spool-journal.js';
 import type { ShareBatch, ShareSpool } from './spool.js';
 
 type ReporterClient = RpcClient<RpcMethods>;
+
+interface Refusal {
+  reporterId: string;
+  code: number;
+  message: string;
+  at: number;
+}
 
 interface SubBatch {
   id: string;
   bucket: number;
   shares: Share[];
+  indices: number[];
   /** The bucket's server order from the ring the sub-batch was first routed with. */
   order: readonly string[] | null;
   attempts: number;
+  /** Reporters that refused it as malformed, by id. */
+  refusals: Map<string, Refusal>;
 }
 
 interface InFlight {
   batchId: string;
   shares: number;
+  sealedAt: number;
+  /**
+   * From when a reporter may have seen a sub-batch (null: none was sent yet); the split is
+   * recorded in the spool when this is first set.
+   */
+  firstSendAt: number | null;
+  splitRecorded: boolean;
   subs: SubBatch[];
   remaining: number;
+  quarantined: string[];
+  quarantinedShares: number;
 }
+
+/** A reporter says the sub-batch itself is unreadable: resending it cannot help. */
+function isMalformed(code: number): boolean {
+  return code === RpcErrorCode.BadRequest || code === RpcErrorCode.TooLarge;
+}
+
+/**
+ * Refusals as malformed needed before a sub-batch is quarantined: two different reporters when
+ * two or more are up, so one reporter with a bug, an old version or a wrong config cannot send
+ * the pool's shares to quarantine on its own (the sub-batch goes to the bucket's next reporter
+ * instead, and a reporter that refuses what another credits is logged); with a single reporter
+ * its word is final, or a poisoned batch would block every batch behind it forever. Either way
+ * nothing is lost: the shares are on disk in quarantine/ for an operator to re-inject.
+ */
+const REFUSALS_TO_QUARANTINE = 2;
 
 /**
  * Carries sealed spool batches to reporters. Each batch is split per ring bucket into
@@ -39,12 +80,22 @@ interface InFlight {
  * newcomers appended, until acked. Reporters dedupe on the id, so a resend after a lost
  * ack or a restart is harmless. With no reporter answering, batches stay on disk, at most
  * `maxInFlightBatches` are in memory, and operators are warned.
+ *
+ * The spool journal makes this hold across restarts of any age: the split is recorded before
+ * the first send (a batch keeps its sub-batch ids and membership whatever the ring layout
+ * later), each ack is recorded (an acked sub-batch is never sent again), and a sub-batch
+ * unacked for the reporters' `batchTtlS` since its batch was first sent is quarantined, not
+ * resent (a reporter no longer remembers whether it credited it). A sub-batch reporters refuse
+ * as malformed is quarantined too (see REFUSALS_TO_QUARANTINE): it is kept on disk with the
+ * reason and never holds up the batches behind it.
  */
 export class ShareForwarder extends EventEmitter<ForwarderEvents> {
   private readonly options: ShareForwarderOptions;
   private readonly spool: ShareSpool;
   private readonly log: ForwarderLogger;
   private readonly maxInFlight: number;
+  private readonly batchTtlMs: number;
+  private readonly now: () => number;
   private ring: BucketRing;
   private watcher: ServiceWatcher | null = null;
   /** Every reporter of our chain known to the registry, in any state; the ring holds those `up`. */
@@ -73,6 +124,10 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
     ackedBatches: 0,
     ackedSubBatches: 0,
     ackedShares: 0,
+    resumedAckedSubBatches: 0,
+    malformedRefusals: 0,
+    quarantinedSubBatches: 0,
+    quarantinedShares: 0,
     credited: 0,
     backlogWarnings: 0,
   };
@@ -87,6 +142,8 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
     this.maxInFlight = positive('maxInFlightBatches', options.maxInFlightBatches, 4);
     this.warnBase = positive('backlogWarnBatches', options.backlogWarnBatches, 10);
     this.warnAt = this.warnBase;
+    this.batchTtlMs = positive('batchTtlS', options.batchTtlS, 86_400) * 1000;
+    this.now = options.now ?? Date.now;
     this.ring = new BucketRing([], options.ring);
   }
 
@@ -123,6 +180,7 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
       inFlightBatches: this.inFlight.size,
       inFlightSubBatches: subs,
       errors: { ...this.errors },
+      quarantine: this.spool.quarantineStats(),
     };
   }
 
@@ -157,8 +215,16 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
   private accept(batch: ShareBatch): void {
     if (this.closed) return;
     // A fresh batch is still in memory: send it now if there is room, else it waits on disk.
-    if (this.started && this.queue.size === 0 && this.canDispatch()) this.dispatch(batch);
-    else this.enqueue(batch.batchId);
+    if (this.started && this.queue.size === 0 && this.canDispatch()) {
+      const fresh: BatchState = {
+        sealedAt: batch.sealedAt,
+        legacy: false,
+        split: null,
+        acked: new Set(),
+        quarantined: new Set(),
+      };
+      this.dispatch(batch, fresh);
+    } else this.enqueue(batch.batchId);
     this.checkBacklog();
   }
 
@@ -176,35 +242,102 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
       const batchId = this.queue.values().next().value as string;
       this.queue.delete(batchId);
       if (this.inFlight.has(batchId)) continue;
-      const batch = this.spool.loadBatch(batchId);
-      if (batch) this.dispatch(batch);
+      let batch: ShareBatch | null;
+      let state: BatchState | null;
+      try {
+        batch = this.spool.loadBatch(batchId);
+        state = this.spool.batchState(batchId);
+      } catch (error) {
+        // Left on disk for the next start; the batches behind it go on.
+        this.report(error as Error);
+        continue;
+      }
+      if (batch && state) this.dispatch(batch, state);
     }
     this.checkBacklog();
   }
 
-  private dispatch(batch: ShareBatch): void {
-    const subs: SubBatch[] = splitBatch(batch, this.ring).map((s) => ({ ...s, order: null, attempts: 0 }));
+  private dispatch(batch: ShareBatch, state: BatchState): void {
+    let parts: SubBatchSplit[] | null = splitBatch(batch, this.ring);
+    if (state.split) {
+      // Split before (by an earlier run, maybe under another ring layout): the same sub-batches.
+      parts = recordedSplit(batch, state.split);
+      if (!parts) {
+        this.report(
+          new Error(
+            `spool batch ${batch.batchId}: its journal's split does not fit its shares; left on disk, not sent`,
+          ),
+        );
+        return;
+      }
+    }
+    const subs: SubBatch[] = parts.map((s) => ({ ...s, order: null, attempts: 0, refusals: new Map() }));
+    const done = (s: SubBatch) => state.acked.has(s.id) || state.quarantined.has(s.id);
+    const pending = subs.filter((s) => !done(s));
     const entry: InFlight = {
       batchId: batch.batchId,
       shares: batch.shares.length,
+      sealedAt: state.sealedAt,
+      // An older version may have sent a batch it spooled: count from its file's time.
+      firstSendAt: state.split?.firstSendAt ?? (state.legacy ? state.sealedAt : null),
+      splitRecorded: state.split !== null,
       subs,
-      remaining: subs.length,
+      remaining: pending.length,
+      quarantined: subs.filter((s) => state.quarantined.has(s.id)).map((s) => s.id),
+      quarantinedShares: 0,
     };
+    for (const sub of subs) if (state.quarantined.has(sub.id)) entry.quarantinedShares += sub.shares.length;
+    this.counters.resumedAckedSubBatches += subs.filter((s) => state.acked.has(s.id)).length;
     this.inFlight.set(batch.batchId, entry);
-    if (subs.length === 0) {
+    if (pending.length === 0) {
       this.finish(entry);
       return;
     }
-    for (const sub of subs) {
+    for (const sub of pending) {
       const loop = this.deliver(entry, sub).catch((error: Error) => this.report(error));
       this.loops.add(loop);
       void loop.finally(() => this.loops.delete(loop));
     }
   }
 
+  /**
+   * Before the batch's first request: record its split in the spool, so it is never split
+   * differently, and from when its age counts. False when the journal cannot be written.
+   */
+  private recordSplit(entry: InFlight): boolean {
+    if (entry.splitRecorded) return true;
+    const firstSendAt = entry.firstSendAt ?? this.now();
+    try {
+      this.spool.recordSplit(entry.batchId, {
+        firstSendAt,
+        layout: {
+          buckets: this.ring.bucketCount,
+          bucketsPerAccount: this.ring.bucketsPerAccount,
+          virtualNodes: this.options.ring?.virtualNodes ?? DEFAULT_RING_VIRTUAL_NODES,
+        },
+        subs: entry.subs.map((s) => ({ id: s.id, bucket: s.bucket, shares: s.indices })),
+      });
+    } catch (error) {
+      this.report(error as Error);
+      return false;
+    }
+    entry.firstSendAt = firstSendAt;
+    entry.splitRecorded = true;
+    return true;
+  }
+
+  /** Too old to send: a reporter may have credited it and forgotten its id since. */
+  private expired(entry: InFlight): boolean {
+    if (entry.firstSendAt === null) return false;
+    const marginMs = Math.min((this.options.requestTimeoutMs ?? 5000) + 60_000, this.batchTtlMs / 10);
+    return this.now() >= entry.firstSendAt + this.batchTtlMs - marginMs;
+  }
+
   /** Servers to try, in order: the first routing's order, newcomers after, suspects last. */
   private candidates(sub: SubBatch): string[] {
-    const current = this.ring.serversFor(sub.bucket);
+    // Any reporter can credit any sub-batch (they share Redis); a bucket of an older, bigger
+    // layout is only routed like one of the current layout.
+    const current = this.ring.serversFor(sub.bucket % this.ring.bucketCount);
     if (sub.order === null && current.length > 0) sub.order = current;
     if (sub.order === null) return [];
     const order = sub.order;
@@ -225,7 +358,19 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
       shares: sub.shares,
     };
     while (!this.closed) {
+      if (this.expired(entry)) {
+        const ageS = Math.round((this.now() - (entry.firstSendAt ?? 0)) / 1000);
+        const message = `first sent ${ageS} s ago; reporters remember batch ids for batchTtlS ${this.batchTtlMs / 1000} s, so a resend could be credited twice`;
+        if (this.quarantine(entry, sub, 'expired', message)) return;
+        // Never sent again: tried again once the quarantine can be written.
+        await this.pause(maxRetryDelayMs);
+        continue;
+      }
       const candidates = this.candidates(sub);
+      if (candidates.length > 0 && !this.recordSplit(entry)) {
+        await this.pause(maxRetryDelayMs);
+        continue;
+      }
       for (const [i, reporterId] of candidates.entries()) {
         const client = this.clientFor(reporterId);
         if (!client) continue;
@@ -244,6 +389,18 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
           }
           this.suspects.delete(reporterId);
           this.counters.credited += Number(reply.credited) || 0;
+          try {
+            this.spool.recordAck(entry.batchId, sub.id, reporterId, Number(reply.credited) || 0);
+          } catch (error) {
+            // Credited all the same; without the record a restart resends it (deduped by id).
+            this.report(error as Error);
+          }
+          if (sub.refusals.size > 0) {
+            this.log.warn(
+              { subBatchId: sub.id, reporterId, refusedBy: [...sub.refusals.values()] },
+              'a reporter credited a share sub-batch another refused as malformed: check the refusing reporter (version, config)',
+            );
+          }
           this.emit('delivered', {
             subBatchId: sub.id,
             bucket: sub.bucket,
@@ -254,6 +411,10 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
           return;
         } catch (error) {
           if (this.closed) return;
+          if (error instanceof RpcError && isMalformed(error.code)) {
+            if (this.refused(entry, sub, reporterId, error)) return;
+            continue;
+          }
           this.failed(reporterId, sub, error, i + 1 < candidates.length);
         }
       }
@@ -285,8 +446,83 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
     else this.log.warn(fields, 'reporter refused a share batch');
   }
 
-  private subDone(entry: InFlight): void {
-    this.counters.ackedSubBatches++;
+  /**
+   * A reporter refused the sub-batch as malformed. True once it is quarantined (enough
+   * reporters said so); until then it goes on to the bucket's next reporter.
+   */
+  private refused(entry: InFlight, sub: SubBatch, reporterId: string, error: RpcError): boolean {
+    this.counters.failedRequests++;
+    this.counters.malformedRefusals++;
+    this.errors[error.code] = (this.errors[error.code] ?? 0) + 1;
+    sub.refusals.set(reporterId, { reporterId, code: error.code, message: error.message, at: this.now() });
+    const needed = Math.max(1, Math.min(REFUSALS_TO_QUARANTINE, this.ring.servers.length));
+    if (sub.refusals.size >= needed) return this.quarantine(entry, sub, 'refused', error.message);
+    this.log.warn(
+      { reporterId, subBatchId: sub.id, code: error.code, reason: error.message },
+      'a reporter refused a share sub-batch as malformed; asking another reporter before quarantining it',
+    );
+    return false;
+  }
+
+  /** Moves the sub-batch to the spool's quarantine. False when that could not be written (retried). */
+  private quarantine(entry: InFlight, sub: SubBatch, reason: QuarantineReason, message: string): boolean {
+    const refusals = [...sub.refusals.values()];
+    const record: QuarantineRecord = {
+      subBatchId: sub.id,
+      batchId: entry.batchId,
+      bucket: sub.bucket,
+      reason,
+      message,
+      refusals,
+      stratumId: this.options.stratumId,
+      chain: this.options.chain,
+      quarantinedAt: this.now(),
+      sealedAt: entry.sealedAt,
+      firstSendAt: entry.firstSendAt,
+      shares: sub.shares,
+    };
+    let file: string;
+    try {
+      file = this.spool.quarantine(record);
+    } catch (error) {
+      this.report(error as Error);
+      return false;
+    }
+    this.counters.quarantinedSubBatches++;
+    this.counters.quarantinedShares += sub.shares.length;
+    entry.quarantined.push(sub.id);
+    entry.quarantinedShares += sub.shares.length;
+    const reporters = refusals.map((r) => r.reporterId);
+    this.log.error(
+      {
+        subBatchId: sub.id,
+        batchId: entry.batchId,
+        reason,
+        message,
+        shares: sub.shares.length,
+        reporters,
+        file,
+      },
+      reason === 'refused'
+        ? 'share sub-batch quarantined: reporters refused it as malformed'
+        : 'share sub-batch quarantined: too old to resend safely',
+    );
+    this.emit('quarantined', {
+      subBatchId: sub.id,
+      batchId: entry.batchId,
+      bucket: sub.bucket,
+      reason,
+      message,
+      shares: sub.shares.length,
+      reporters,
+      file,
+    });
+    this.subDone(entry, false);
+    return true;
+  }
+
+  private subDone(entry: InFlight, acked = true): void {
+    if (acked) this.counters.ackedSubBatches++;
     entry.remaining--;
     if (entry.remaining === 0) this.finish(entry);
   }
@@ -299,7 +535,7 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
       this.report(error as Error);
     }
     this.counters.ackedBatches++;
-    this.counters.ackedShares += entry.shares;
+    this.counters.ackedShares += entry.shares - entry.quarantinedShares;
     if (this.outage) {
       this.outage = false;
       this.log.info({ backlogBatches: this.backlog() }, 'reporters accept share batches again');
@@ -308,6 +544,7 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
       batchId: entry.batchId,
       shares: entry.shares,
       subBatches: entry.subs.map((s) => s.id),
+      quarantined: [...entry.quarantined],
     });
     this.pump();
   }

@@ -1,4 +1,17 @@
-export { type ShareBatch, ShareSpool, type ShareSpoolOptions, type SpoolStats } from './spool.js';
+export {
+  type QuarantineStats,
+  type ShareBatch,
+  ShareSpool,
+  type ShareSpoolOptions,
+  type SpoolStats,
+} from './spool.js';
+export {
+  type BatchState,
+  QUARANTINE_DIR,
+  type QuarantineReason,
+  type QuarantineRecord,
+  type SplitRecord,
+} from './spool-journal.js';
 export {
   isTrustedProxy,
   looksLikeProxyHeader,
@@ -64,6 +77,7 @@ export type {
   ForwarderEvents,
   ForwarderLogger,
   ForwarderStats,
+  QuarantineEvent,
   ShareForwarderOptions,
 } from './forwarder-options.js';
 export { splitBatch, subBatchId } from './share-routing.js';

@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events';
 import {
   closeSync,
   fdatasyncSync,
+  mkdirSync,
   openSync,
   readFileSync,
   readdirSync,
@@ -11,8 +12,19 @@ import {
   writeSync,
 } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { Share } from '@hashwire/protocol';
+import {
+  type BatchState,
+  QUARANTINE_DIR,
+  type QuarantineRecord,
+  type SplitRecord,
+  appendJournal,
+  journalPath,
+  readJournal,
+  scanQuarantine,
+  writeQuarantine,
+} from './spool-journal.js';
 
 /**
  * The share spool: a share is acknowledged to the miner only after it is written here, and
@@ -21,7 +33,13 @@ import type { Share } from '@hashwire/protocol';
  * every `batchIntervalMs` or `batchMaxShares` the segment is closed and renamed to
  * `batch-<id>.jsonl`, and that id — fixed on disk — is the batch id the reporter dedupes on.
  * A process killed at any point loses nothing that was acknowledged (the kernel keeps what
- * write() accepted) and, on restart, replays every batch file with its original id.
+ * write() accepted) and, on restart, replays every batch with its original id.
+ *
+ * Next to each batch, its journal (`spool-journal.ts`) records the seal time, the split into
+ * sub-batches (once, before the first send) and each sub-batch acknowledged or quarantined, so
+ * a restart sends only what no reporter acknowledged, under the same sub-batch ids. A batch
+ * leaves (both files deleted) once every sub-batch is acknowledged or quarantined; quarantined
+ * sub-batches stay in `quarantine/` until an operator deals with them.
  */
 export interface ShareSpoolOptions {
   /** Directory of this stratum instance's spool; created if missing. */
@@ -40,6 +58,15 @@ export interface ShareSpoolOptions {
 export interface ShareBatch {
   batchId: string;
   shares: Share[];
+  /** When it was sealed (epoch ms); for a batch spooled by an older version, its file's mtime. */
+  sealedAt: number;
+}
+
+/** Sub-batches in `<dir>/quarantine`, on disk now (whatever process put them there). */
+export interface QuarantineStats {
+  subBatches: number;
+  shares: number;
+  dir: string;
 }
 
 export interface SpoolStats {
@@ -49,11 +76,15 @@ export interface SpoolStats {
   pendingBatches: number;
   pendingShares: number;
   appended: number;
+  /** Shares that left the spool acknowledged by a reporter. */
   acked: number;
+  /** Shares this process moved to quarantine. */
+  quarantined: number;
 }
 
 const OPEN_SEGMENT = 'open.jsonl';
 const BATCH = /^batch-([0-9a-f-]{36})\.jsonl$/;
+const JOURNAL = /^batch-([0-9a-f-]{36})\.journal$/;
 
 function readShares(file: string): Share[] {
   const text = readFileSync(file, 'utf8');
@@ -76,13 +107,19 @@ export class ShareSpool extends EventEmitter<{ batch: [ShareBatch]; error: [Erro
   private readonly sync: boolean;
   private fd: number | null = null;
   private openShares: Share[] = [];
-  /** Sealed batches on disk: id → share count. Their shares are read back only to send them. */
-  private readonly pending = new Map<string, number>();
+  /**
+   * Sealed batches on disk: id → share count and shares quarantined so far. Their shares are
+   * read back only to send them.
+   */
+  private readonly pending = new Map<string, { shares: number; quarantined: number }>();
+  private readonly quarantineDir: string;
+  private quarantineFiles = new Map<string, number>();
   private queue: { share: Share; line: string; done: () => void; fail: (e: Error) => void }[] = [];
   private flushScheduled = false;
   private timer: NodeJS.Timeout | null = null;
   private appended = 0;
   private acked = 0;
+  private quarantinedShares = 0;
   private closed = false;
 
   private constructor(options: ShareSpoolOptions) {
@@ -91,6 +128,7 @@ export class ShareSpool extends EventEmitter<{ batch: [ShareBatch]; error: [Erro
     this.intervalMs = options.batchIntervalMs ?? 1000;
     this.maxShares = options.batchMaxShares ?? 5000;
     this.sync = options.sync ?? false;
+    this.quarantineDir = join(this.dir, QUARANTINE_DIR);
   }
 
   /** Opens the spool and recovers what a previous process left: every batch, and its open segment sealed as a batch. */
@@ -108,17 +146,34 @@ export class ShareSpool extends EventEmitter<{ batch: [ShareBatch]; error: [Erro
     const leftover = join(this.dir, OPEN_SEGMENT);
     const names = readdirSync(this.dir);
     if (names.includes(OPEN_SEGMENT)) {
-      if (readShares(leftover).length > 0)
-        renameSync(leftover, join(this.dir, `batch-${randomUUID()}.jsonl`));
+      // Never sent under any id: sealed now, with a fresh one.
+      if (readShares(leftover).length > 0) this.sealFile(leftover, randomUUID(), Date.now());
       else unlinkSync(leftover);
     }
+    const batches = new Set<string>();
     for (const name of readdirSync(this.dir)) {
       const match = BATCH.exec(name);
       if (!match) continue;
       const count = readShares(join(this.dir, name)).length;
-      if (count === 0) unlinkSync(join(this.dir, name));
-      else this.pending.set(match[1]!, count);
+      if (count === 0) {
+        unlinkSync(join(this.dir, name));
+        continue;
+      }
+      batches.add(match[1]!);
+      this.pending.set(match[1]!, { shares: count, quarantined: 0 });
     }
+    for (const name of readdirSync(this.dir)) {
+      // A journal whose batch is gone: the batch left (or was never renamed into place) just before a crash.
+      const match = JOURNAL.exec(name);
+      if (match && !batches.has(match[1]!)) unlinkSync(join(this.dir, name));
+    }
+    this.quarantineFiles = scanQuarantine(this.quarantineDir, new Map());
+  }
+
+  /** The journal first (its seal time), then the batch under its final name. */
+  private sealFile(segment: string, batchId: string, sealedAt: number): void {
+    appendJournal(journalPath(this.dir, batchId), { sealed: sealedAt }, this.sync);
+    renameSync(segment, join(this.dir, `batch-${batchId}.jsonl`));
   }
 
   /** Ids of sealed batches not yet acknowledged (replayed ones included), oldest first. */
@@ -129,7 +184,60 @@ export class ShareSpool extends EventEmitter<{ batch: [ShareBatch]; error: [Erro
   /** Reads a pending batch back from disk (to send or resend it). */
   loadBatch(batchId: string): ShareBatch | null {
     if (!this.pending.has(batchId)) return null;
-    return { batchId, shares: readShares(join(this.dir, `batch-${batchId}.jsonl`)) };
+    const file = join(this.dir, `batch-${batchId}.jsonl`);
+    const { sealedAt } = readJournal(journalPath(this.dir, batchId), file);
+    return { batchId, shares: readShares(file), sealedAt };
+  }
+
+  /** What the journal says of a pending batch: its split, acknowledged and quarantined sub-batches. */
+  batchState(batchId: string): BatchState | null {
+    if (!this.pending.has(batchId)) return null;
+    return readJournal(journalPath(this.dir, batchId), join(this.dir, `batch-${batchId}.jsonl`));
+  }
+
+  /** Records how a batch was split; call once, before its first sub-batch is sent. */
+  recordSplit(batchId: string, split: SplitRecord): void {
+    if (!this.pending.has(batchId)) return;
+    appendJournal(journalPath(this.dir, batchId), { split }, this.sync);
+  }
+
+  /** A reporter acknowledged one sub-batch: it is never sent again, even after a restart. */
+  recordAck(batchId: string, subBatchId: string, reporterId: string, credited: number): void {
+    if (!this.pending.has(batchId)) return;
+    appendJournal(
+      journalPath(this.dir, batchId),
+      { acked: subBatchId, at: Date.now(), reporterId, credited },
+      this.sync,
+    );
+  }
+
+  /**
+   * Moves one sub-batch to `quarantine/` (its shares and why) and journals it, so it is never
+   * sent again. Returns the quarantine file's path.
+   */
+  quarantine(record: QuarantineRecord): string {
+    const entry = this.pending.get(record.batchId);
+    mkdirSync(this.quarantineDir, { recursive: true });
+    const file = writeQuarantine(this.quarantineDir, record);
+    this.quarantineFiles.set(basename(file), record.shares.length);
+    this.quarantinedShares += record.shares.length;
+    if (entry) {
+      entry.quarantined += record.shares.length;
+      appendJournal(
+        journalPath(this.dir, record.batchId),
+        { quarantined: record.subBatchId, at: record.quarantinedAt, file },
+        this.sync,
+      );
+    }
+    return file;
+  }
+
+  /** The quarantine directory as it is now (files an operator removed are no longer counted). */
+  quarantineStats(): QuarantineStats {
+    this.quarantineFiles = scanQuarantine(this.quarantineDir, this.quarantineFiles);
+    let shares = 0;
+    for (const count of this.quarantineFiles.values()) shares += count;
+    return { subBatches: this.quarantineFiles.size, shares, dir: this.quarantineDir };
   }
 
   /** Resolves once the share is on disk (page cache, or synced with `sync`). */
@@ -170,34 +278,45 @@ export class ShareSpool extends EventEmitter<{ batch: [ShareBatch]; error: [Erro
     if (this.openShares.length === 0 || this.fd === null) return null;
     closeSync(this.fd);
     const batchId = randomUUID();
-    const sealed = join(this.dir, `batch-${batchId}.jsonl`);
-    renameSync(join(this.dir, OPEN_SEGMENT), sealed);
+    const sealedAt = Date.now();
+    this.sealFile(join(this.dir, OPEN_SEGMENT), batchId, sealedAt);
     this.fd = this.closed ? null : openSync(join(this.dir, OPEN_SEGMENT), 'a');
-    const batch = { batchId, shares: this.openShares };
+    const batch = { batchId, shares: this.openShares, sealedAt };
     this.openShares = [];
-    this.pending.set(batchId, batch.shares.length);
+    this.pending.set(batchId, { shares: batch.shares.length, quarantined: 0 });
     this.emit('batch', batch);
     return batch;
   }
 
-  /** A reporter acknowledged the batch: it leaves the spool. Unknown ids are ignored (a duplicate ack). */
+  /**
+   * Every sub-batch of the batch was acknowledged or quarantined: it leaves the spool. Unknown
+   * ids are ignored (a duplicate ack).
+   */
   ack(batchId: string): void {
-    const count = this.pending.get(batchId);
-    if (count === undefined) return;
+    const entry = this.pending.get(batchId);
+    if (entry === undefined) return;
     this.pending.delete(batchId);
+    // The batch first: a journal left by a crash here is removed at the next open, whereas a
+    // batch without its journal would be sent again as if an older version had spooled it.
     unlinkSync(join(this.dir, `batch-${batchId}.jsonl`));
-    this.acked += count;
+    try {
+      unlinkSync(journalPath(this.dir, batchId));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+    this.acked += entry.shares - entry.quarantined;
   }
 
   stats(): SpoolStats {
     let pendingShares = 0;
-    for (const count of this.pending.values()) pendingShares += count;
+    for (const entry of this.pending.values()) pendingShares += entry.shares - entry.quarantined;
     return {
       open: this.openShares.length + this.queue.length,
       pendingBatches: this.pending.size,
       pendingShares,
       appended: this.appended,
       acked: this.acked,
+      quarantined: this.quarantinedShares,
     };
   }
 

@@ -411,7 +411,9 @@ describe('share forwarder', () => {
     for (let i = 0; i < 6; i++) batches.push(await sealBatch(spool, 2, 2, `b${i}`));
     expect(warnings).toEqual(['no-reporter@1', 'no-reporter@4']);
     expect(forwarder.stats()).toMatchObject({ backlogBatches: 6, queuedBatches: 6, inFlightBatches: 0 });
-    expect(batchFiles()).toHaveLength(6);
+    // Each batch and its journal.
+    expect(batchFiles().filter((f) => f.endsWith('.jsonl'))).toHaveLength(6);
+    expect(batchFiles().filter((f) => f.endsWith('.journal'))).toHaveLength(6);
 
     // A reporter that does not answer yet: only the window of batches is read from disk.
     const reporter = await startReporter('rep-a', holding());
