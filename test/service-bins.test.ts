@@ -1,10 +1,12 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createKeyBuilder } from '@hashwire/protocol';
+import { BucketRing, type Share, createKeyBuilder } from '@hashwire/protocol';
 import { connectRedis, getService } from '@hashwire/registry';
-import { type RedisServer, startRedis } from '@hashwire/testkit';
+import { readRound } from '@hashwire/reporter';
+import { type RedisServer, startRedis, waitFor } from '@hashwire/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnService } from './service-process.js';
 
@@ -130,6 +132,101 @@ describe('a running stratum process', () => {
     } finally {
       service.child.kill('SIGTERM');
       expect((await service.exited).code).toBe(0);
+    }
+  });
+});
+
+describe('a stratum process with a poisoned spool', () => {
+  it('quarantines the sub-batch the reporter refuses, credits the rest, and says so in /stats, /metrics and its log', async () => {
+    const keyPrefix = 'binsq:';
+    const keys = createKeyBuilder({ prefix: keyPrefix });
+    const chain = 'litecoin-regtest';
+    // A spool an older version left: one share no reporter accepts, one good share in another bucket.
+    const dir = join(spoolDir, 'st-q');
+    mkdirSync(dir, { recursive: true });
+    const base: Share = {
+      shareId: 's-good',
+      sessionId: 'sess',
+      account: 'good',
+      worker: 'rig',
+      jobId: 'j1',
+      extranonce1: '00000001',
+      extranonce2: '00000001',
+      ntime: '65f1c2a0',
+      nonce: '00000001',
+      version: '20000000',
+      diff: 2,
+      actualDiff: 3,
+      result: 'accepted',
+      ts: Date.now(),
+      ip: '127.0.0.1',
+    };
+    const evil: Share = { ...base, shareId: 's-evil', account: 'evil', jobId: 'a b', nonce: '00000002' };
+    const ring = new BucketRing(['any']);
+    expect(ring.bucketFor('good', 'rig')).not.toBe(ring.bucketFor('evil', 'rig'));
+    writeFileSync(
+      join(dir, `batch-${randomUUID()}.jsonl`),
+      `${JSON.stringify(base)}\n${JSON.stringify(evil)}\n`,
+    );
+    const reporter = await spawnService('reporter', { id: 'rep-q', chain, redisUrl: redis.url, keyPrefix });
+    let stratum: Awaited<ReturnType<typeof spawnService>> | undefined;
+    try {
+      stratum = await spawnService('stratum', {
+        id: 'st-q',
+        chain,
+        coin: 'litecoin',
+        network: 'regtest',
+        redisUrl: redis.url,
+        keyPrefix,
+        spoolDir: dir,
+        port: 0,
+        forwarder: { reconcileMs: 250, retryDelayMs: 100 },
+      });
+      const client = connectRedis(redis.url);
+      try {
+        const info = await getService(client, keys, 'stratum', 'st-q');
+        type Stats = {
+          forwarder: {
+            backlogBatches: number;
+            quarantine: { subBatches: number; shares: number; dir: string };
+          };
+        };
+        const stats = await waitFor(
+          async () => {
+            const s = (await (await fetch(`${info!.http}/stats`)).json()) as Stats;
+            return s.forwarder.backlogBatches === 0 && s.forwarder.quarantine.subBatches > 0 && s;
+          },
+          { timeoutMs: 20_000, what: 'the poisoned sub-batch in quarantine' },
+        );
+        expect(stats.forwarder).toMatchObject({
+          quarantinedSubBatches: 1,
+          quarantinedShares: 1,
+          ackedShares: 1,
+          quarantine: { subBatches: 1, shares: 1, dir: join(dir, 'quarantine') },
+        });
+        expect(await readRound(client, keys, chain)).toEqual({ good: 2 });
+        const metrics = await (await fetch(`${info!.http}/metrics`)).text();
+        expect(metrics).toMatch(/^hashwire_quarantined_batches_total\{[^}]*reason="refused"[^}]*\} 1$/m);
+        expect(metrics).toMatch(/^hashwire_quarantined_batches_total\{[^}]*reason="expired"[^}]*\} 0$/m);
+        const logged = stratum
+          .logs()
+          .split('\n')
+          .filter((line) => line.includes('share sub-batch quarantined'));
+        expect(logged).toHaveLength(1);
+        expect(JSON.parse(logged[0]!)).toMatchObject({
+          level: 'error',
+          reason: 'refused',
+          reporters: ['rep-q'],
+        });
+        expect(JSON.parse(logged[0]!).message).toMatch(/jobId/);
+      } finally {
+        client.disconnect();
+      }
+    } finally {
+      stratum?.child.kill('SIGTERM');
+      if (stratum) expect((await stratum.exited).code).toBe(0);
+      reporter.child.kill('SIGTERM');
+      expect((await reporter.exited).code).toBe(0);
     }
   });
 });

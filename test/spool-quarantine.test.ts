@@ -242,7 +242,8 @@ function newForwarder(
     chain: CHAIN,
     heartbeatIntervalMs: HEARTBEAT_MS,
     reconcileMs: 100,
-    requestTimeoutMs: 10_000,
+    // Held requests are never retried within a test: each resend counted is a restart's.
+    requestTimeoutMs: 60_000,
     retryDelayMs: 20,
     maxRetryDelayMs: 200,
     suspectMs: 60_000,

@@ -85,11 +85,14 @@ export function journalPath(dir: string, batchId: string): string {
   return join(dir, `batch-${batchId}.journal`);
 }
 
-/** Appends one record; `sync` also fdatasyncs it (the spool's `sync` option). */
+/**
+ * Appends one record; `sync` also fdatasyncs it (the spool's `sync` option). Each record starts
+ * on a new line even after a torn one (a machine crash mid-write), which is then skipped alone.
+ */
 export function appendJournal(file: string, record: JournalRecord, sync: boolean): void {
   const fd = openSync(file, 'a');
   try {
-    writeSync(fd, `${JSON.stringify(record)}\n`);
+    writeSync(fd, `\n${JSON.stringify(record)}\n`);
     if (sync) fdatasyncSync(fd);
   } finally {
     closeSync(fd);

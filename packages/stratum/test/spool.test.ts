@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { appendFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Share } from '@hashwire/protocol';
@@ -88,6 +89,61 @@ describe('share spool', () => {
     expect(all).toEqual(['k0', 'k1', 'k2', 'k3', 'k4', 'k5', 'k6']);
     expect(spool.stats().pendingShares).toBe(7);
     spool.close();
+  });
+
+  it('journals each batch: seal time, split, acks, quarantines; a torn line or a stray journal changes nothing', async () => {
+    const spool = await ShareSpool.open({ dir, batchIntervalMs: 60_000 });
+    await Promise.all([0, 1, 2].map((n) => spool.append(share(n))));
+    const batch = spool.seal()!;
+    expect(spool.batchState(batch.batchId)).toMatchObject({
+      sealedAt: batch.sealedAt,
+      legacy: false,
+      split: null,
+    });
+    const split = {
+      firstSendAt: batch.sealedAt + 5,
+      layout: { buckets: 100, bucketsPerAccount: 3, virtualNodes: 1024 },
+      subs: [
+        { id: `${batch.batchId}:1`, bucket: 1, shares: [0, 2] },
+        { id: `${batch.batchId}:2`, bucket: 2, shares: [1] },
+      ],
+    };
+    spool.recordSplit(batch.batchId, split);
+    // A second split is never taken: the first one stands.
+    spool.recordSplit(batch.batchId, { ...split, subs: [{ id: 'other', bucket: 9, shares: [0, 1, 2] }] });
+    spool.recordAck(batch.batchId, `${batch.batchId}:1`, 'rep-a', 2);
+    const file = spool.quarantine({
+      subBatchId: `${batch.batchId}:2`,
+      batchId: batch.batchId,
+      bucket: 2,
+      reason: 'refused',
+      message: 'shares[0].jobId …',
+      refusals: [],
+      stratumId: 'st',
+      chain: 'ltc',
+      quarantinedAt: 1,
+      sealedAt: batch.sealedAt,
+      firstSendAt: split.firstSendAt,
+      shares: [batch.shares[1]!],
+    });
+    expect(file).toBe(join(dir, 'quarantine', `${batch.batchId}_2.json`));
+    // A machine crash mid-write, then a record after it: only the torn one is lost.
+    appendFileSync(join(dir, `batch-${batch.batchId}.journal`), '{"acked":"torn');
+    spool.recordAck(batch.batchId, `${batch.batchId}:9`, 'rep-a', 0);
+    // A journal whose batch already left (a crash between the two deletes).
+    writeFileSync(join(dir, `batch-${randomUUID()}.journal`), '{"sealed":1}\n');
+    spool.close();
+
+    const reopened = await ShareSpool.open({ dir, batchIntervalMs: 60_000 });
+    const state = reopened.batchState(batch.batchId)!;
+    expect(state.split).toEqual(split);
+    expect([...state.acked]).toEqual([`${batch.batchId}:1`, `${batch.batchId}:9`]);
+    expect([...state.quarantined]).toEqual([`${batch.batchId}:2`]);
+    expect(reopened.loadBatch(batch.batchId)).toEqual(batch);
+    expect(reopened.quarantineStats()).toEqual({ subBatches: 1, shares: 1, dir: join(dir, 'quarantine') });
+    reopened.ack(batch.batchId);
+    expect(readdirSync(dir).sort()).toEqual(['open.jsonl', 'quarantine']);
+    reopened.close();
   });
 
   it('refuses appends after close', async () => {
