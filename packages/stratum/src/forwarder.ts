@@ -258,18 +258,18 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
   }
 
   private dispatch(batch: ShareBatch, state: BatchState): void {
-    let parts: SubBatchSplit[] | null = splitBatch(batch, this.ring);
-    if (state.split) {
-      // Split before (by an earlier run, maybe under another ring layout): the same sub-batches.
-      parts = recordedSplit(batch, state.split);
-      if (!parts) {
-        this.report(
-          new Error(
-            `spool batch ${batch.batchId}: its journal's split does not fit its shares; left on disk, not sent`,
-          ),
-        );
-        return;
-      }
+    // Split before (by an earlier run, maybe under another ring layout): the same sub-batches.
+    const parts: SubBatchSplit[] | null = state.split
+      ? recordedSplit(batch, state.split)
+      : splitBatch(batch, this.ring);
+    if (!parts) {
+      // Only a hand-edited spool gets here: resplitting could credit a share twice.
+      this.report(
+        new Error(
+          `spool batch ${batch.batchId}: its journal's split does not fit its shares; left on disk, not sent`,
+        ),
+      );
+      return;
     }
     const subs: SubBatch[] = parts.map((s) => ({ ...s, order: null, attempts: 0, refusals: new Map() }));
     const done = (s: SubBatch) => state.acked.has(s.id) || state.quarantined.has(s.id);
@@ -466,6 +466,8 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
 
   /** Moves the sub-batch to the spool's quarantine. False when that could not be written (retried). */
   private quarantine(entry: InFlight, sub: SubBatch, reason: QuarantineReason, message: string): boolean {
+    // The split too, so a restart cannot quarantine these shares again under other ids.
+    if (!this.recordSplit(entry)) return false;
     const refusals = [...sub.refusals.values()];
     const record: QuarantineRecord = {
       subBatchId: sub.id,
