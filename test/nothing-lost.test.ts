@@ -192,7 +192,7 @@ describe('nothing lost, nothing doubled (issue 7)', () => {
     for (const id of ['rep-1', 'rep-2']) running[id]!.child.kill('SIGSTOP');
     const st1Spool = spoolDirs.get('st-1')!;
     const sealed = (id: string) =>
-      readdirSync(spoolDirs.get(id)!).filter((name) => name.startsWith('batch-')).length;
+      readdirSync(spoolDirs.get(id)!).filter((name) => /^batch-.*\.jsonl$/.test(name)).length;
     const minerSawAccepted = (share: Share) =>
       minerGroups[0]!
         .shares()
