@@ -34,12 +34,11 @@ export const NO_JOB_ID = '';
 const RESULTS: ReadonlySet<unknown> = new Set(Object.values(ShareResult));
 
 /**
- * Whether `code` may appear in a name (shareId, sessionId, account, worker, ip): printable,
- * no whitespace, no `|` (the reporter's key separator). Non-ASCII letters are allowed; control
- * and separator characters are not.
+ * Whether a non-ASCII `code` may appear in a name (shareId, sessionId, account, worker, ip):
+ * letters and symbols are allowed; control, whitespace and separator characters are not.
+ * (ASCII: printable, no space, no `|`, the reporter's key separator.)
  */
-function nameChar(code: number): boolean {
-  if (code < 0x80) return code > 0x20 && code !== 0x7f && code !== 0x7c;
+function nonAsciiNameChar(code: number): boolean {
   // C1 controls, no-break space, Unicode spaces and separators, BOM; surrogates are checked by the caller.
   if (code <= 0xa0) return false;
   if (code === 0x1680 || code === 0x180e) return false;
@@ -59,6 +58,11 @@ export function isShareName(
   if (typeof value !== 'string' || value.length < min || value.length > max) return false;
   for (let i = 0; i < value.length; i++) {
     const code = value.charCodeAt(i);
+    if (code < 0x80) {
+      // The common case (addresses, uuids, hex ids) without a call.
+      if (code <= 0x20 || code === 0x7f || code === 0x7c) return false;
+      continue;
+    }
     if (code >= 0xd800 && code <= 0xdfff) {
       // Only whole surrogate pairs: a lone half is not text (and not valid UTF-8 in a log).
       const next = value.charCodeAt(i + 1);
@@ -66,7 +70,7 @@ export function isShareName(
       i++;
       continue;
     }
-    if (!nameChar(code)) return false;
+    if (!nonAsciiNameChar(code)) return false;
   }
   return true;
 }
