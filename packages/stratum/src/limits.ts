@@ -196,13 +196,8 @@ export class AddressLimiter {
     }
   }
 
-  stats(): { addresses: number; connections: number; bans: number; banWindows: number } {
-    return {
-      addresses: this.counts.size,
-      connections: this.total,
-      bans: this.bans.size,
-      banWindows: this.windows.size,
-    };
+  stats(): { addresses: number; connections: number; bans: number } {
+    return { addresses: this.counts.size, connections: this.total, bans: this.bans.size };
   }
 
   connectionsFrom(ip: string): number {
