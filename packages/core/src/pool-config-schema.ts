@@ -1,3 +1,4 @@
+import { ShareLimits } from '@hashwire/protocol';
 import * as z from 'zod';
 import { LOG_LEVELS } from './logger.js';
 
@@ -179,13 +180,24 @@ const vardiff = section(
     minWindowMs: ms(5000, 'shortest window'),
     tolerance: z.number().positive().default(0.3).describe('no change within this fraction of the target'),
     maxStepFactor: z.number().min(1).default(4).describe('largest change of one retarget, as a factor'),
-    initialDifficulty: z.number().positive().default(16).describe('difficulty of a new session'),
-    minDifficulty: z.number().positive().default(0.001).describe('lowest difficulty'),
+    initialDifficulty: z
+      .number()
+      .positive()
+      .max(ShareLimits.maxDiff)
+      .default(16)
+      .describe('difficulty of a new session'),
+    minDifficulty: z
+      .number()
+      .positive()
+      .max(ShareLimits.maxDiff)
+      .default(0.001)
+      .describe('lowest difficulty'),
     maxDifficulty: z
       .number()
       .positive()
+      .max(ShareLimits.maxDiff)
       .default(2 ** 32)
-      .describe('highest difficulty'),
+      .describe('highest difficulty (shares carry at most 1e15)'),
   },
   'variable difficulty',
 );
@@ -200,13 +212,21 @@ const limits = section(
     maxConnections: int(0, 2 ** 31 - 1, 0, 'open connections per stratum server; 0: no limit'),
     maxProtocolErrors: int(0, 1_000_000, 20, 'malformed requests before the connection is closed'),
     maxWorkersPerConnection: int(0, 1_000_000, 16, 'workers one connection may authorize'),
+    maxSubmitsInFlight: int(
+      0,
+      1_000_000,
+      128,
+      'submits of one connection waiting for their answer; one more is refused and counts toward the ban; 0: no limit',
+    ),
     banInvalidRatio: z
       .number()
       .min(0)
       .max(1)
       .default(0.5)
-      .describe('invalid share ratio that bans an address'),
-    banCheckShares: int(0, 1_000_000, 40, 'shares seen before the ratio is checked'),
+      .describe(
+        'bad submit ratio that bans an address (invalid, low difficulty, duplicate, unknown job, malformed, over the in-flight cap)',
+      ),
+    banCheckShares: int(0, 1_000_000, 40, "an address's submits seen before the ratio is checked"),
     banDurationMs: int(0, 2 ** 31 - 1, 600_000, 'how long a ban lasts (ms)'),
   },
   'per-connection and per-address limits',
@@ -231,7 +251,12 @@ const stratum = section(
       .min(1)
       .default('var/spool')
       .describe('spool folder base; each instance uses <spoolDir>/<instance id>'),
-    extranonce1Size: int(2, 16, 4, 'extranonce1 bytes (jobmanagers build coinbases with the same)'),
+    extranonce1Size: int(
+      3,
+      8,
+      4,
+      'extranonce1 bytes (jobmanagers build coinbases with the same): a 2-byte extranonce slot plus 1–6 bytes of counter',
+    ),
     extranonce2Size: int(1, 16, 4, 'extranonce2 bytes miners roll'),
     versionMask: int(0, 0xffffffff, 0x1fffe000, 'BIP310 version bits miners may roll'),
     ntimeMaxAheadSeconds: int(1, 86_400, 7200, 'how far a submitted ntime may run ahead of the job'),

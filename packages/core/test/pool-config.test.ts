@@ -142,8 +142,8 @@ enabled = "yes"
         },
         {
           path: 'stratum.extranonce1Size',
-          message: 'must be at most 16, got 40',
-          allowed: 'an integer from 2 to 16',
+          message: 'must be at most 8, got 40',
+          allowed: 'an integer from 3 to 8',
         },
         {
           path: 'stratum.vardiff.targetSharesPerMin',

@@ -4,3 +4,4 @@ export * from './keys.js';
 export * from './rpc.js';
 export * from './stratum.js';
 export * from './ring.js';
+export * from './share.js';

@@ -1,12 +1,14 @@
-import { type ChainParams, addressToScript } from '@hashwire/chain';
+import { type ChainParams, addressToScript, decodeAddress } from '@hashwire/chain';
 
 /**
- * Payout addresses known to be payable on one chain. Miners authorize with the same few
- * addresses over and over; decoding (base58 checksum or bech32) each time is wasted work.
- * Only valid addresses are kept, so garbage usernames cannot fill it with junk that matters.
+ * Payout addresses known to be payable on one chain, each with its one canonical spelling.
+ * Miners authorize with the same few addresses over and over; decoding (base58 checksum or
+ * bech32) each time is wasted work. Only valid addresses are kept, so garbage usernames
+ * cannot fill it with junk that matters.
  */
 export class PayoutAddressCache {
-  readonly #valid = new Set<string>();
+  /** As the miner wrote it → canonical. */
+  readonly #valid = new Map<string, string>();
 
   /** @param maxEntries addresses kept; the cache starts over when it is full */
   constructor(
@@ -15,13 +17,19 @@ export class PayoutAddressCache {
   ) {}
 
   /**
-   * Returns when `address` is payable on this chain.
-   * @throws AddressError naming what is wrong with it
+   * The account `address` is credited to, when it is payable on this chain: one payout
+   * address is one account, so a bech32 address (valid all upper-case or all lower-case,
+   * BIP173) is lower-cased; base58 is case-sensitive and stays as written.
+   * @throws AddressError naming what is wrong with it (mixed-case bech32 among others)
    */
-  check(address: string): void {
-    if (this.#valid.has(address)) return;
+  canonical(address: string): string {
+    const known = this.#valid.get(address);
+    if (known !== undefined) return known;
     addressToScript(address, this.params);
+    const canonical =
+      decodeAddress(address, this.params).witnessVersion === undefined ? address : address.toLowerCase();
     if (this.#valid.size >= this.maxEntries) this.#valid.clear();
-    this.#valid.add(address);
+    this.#valid.set(address, canonical);
+    return canonical;
   }
 }

@@ -6,7 +6,7 @@ import {
   targetFromHex,
   targetToBuffer,
 } from '@hashwire/chain';
-import { type Job, type NotifyParams, ServerMethod, formatNotification } from '@hashwire/protocol';
+import { type Job, type NotifyParams, ServerMethod, formatNotification, isJobId } from '@hashwire/protocol';
 import { ShareDedupe } from './dedupe.js';
 import { ShareTargetCache } from './difficulty.js';
 
@@ -151,8 +151,9 @@ export function prepareJob(job: Job, options: PrepareJobOptions, cleanJobs = job
   const { extranonce1Size, extranonce2Size } = options;
   checkSize(extranonce1Size, 'extranonce1Size', 0);
   checkSize(extranonce2Size, 'extranonce2Size', 1);
-  if (typeof job.jobId !== 'string' || job.jobId.length === 0 || job.jobId.length > 64) {
-    throw new JobError('bad-job', 'job id must be a string of 1 to 64 characters');
+  if (!isJobId(job.jobId)) {
+    // Shares carry the job id, and the share schema allows only these.
+    throw new JobError('bad-job', 'job id must be 1 to 64 characters of A-Z a-z 0-9 . _ : -');
   }
   if (!Number.isSafeInteger(job.epoch) || job.epoch < 0) {
     throw new JobError('bad-job', `job ${job.jobId}: epoch must be a non-negative integer`);

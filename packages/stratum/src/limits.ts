@@ -41,13 +41,23 @@ export interface LimitOptions {
    */
   maxWorkersPerConnection?: number;
   /**
-   * Ban an address whose sessions send this fraction of bad shares (invalid, low
-   * difficulty, duplicate; stale shares are normal around a block and do not count)…
+   * Submits of one connection waiting for their answer (being judged or written to the
+   * spool). One more is answered with an error at once, and counts as a bad share toward the
+   * ban, instead of queuing without bound. 0: no limit.
+   * @defaultValue 128
+   */
+  maxSubmitsInFlight?: number;
+  /**
+   * Ban an address whose sessions send this fraction of bad submits: invalid, low
+   * difficulty, duplicate, on a job never sent or long gone, malformed (wrong types or
+   * shape, an unauthorized worker) or past `maxSubmitsInFlight`. Stale shares (a job a new
+   * block superseded) are normal around a block and do not count…
    * @defaultValue 0.5
    */
   banInvalidRatio?: number;
   /**
-   * …judged once a window holds this many shares (the window then starts over).
+   * …judged once an address's window holds this many submits (the window then starts over).
+   * The window is the address's, not the connection's: reconnecting does not start it over.
    * @defaultValue 40
    */
   banCheckShares?: number;
@@ -70,6 +80,7 @@ export function resolveLimitOptions(options: LimitOptions = {}): ResolvedLimitOp
     maxConnections: options.maxConnections ?? 0,
     maxProtocolErrors: options.maxProtocolErrors ?? 20,
     maxWorkersPerConnection: options.maxWorkersPerConnection ?? 16,
+    maxSubmitsInFlight: options.maxSubmitsInFlight ?? 128,
     banInvalidRatio: options.banInvalidRatio ?? 0.5,
     banCheckShares: options.banCheckShares ?? 40,
     banDurationMs: options.banDurationMs ?? 600_000,
@@ -89,10 +100,24 @@ export function resolveLimitOptions(options: LimitOptions = {}): ResolvedLimitOp
   return resolved;
 }
 
-/** Per-address connection counts and temporary bans. */
+/**
+ * How long an address's ban window is kept after its last connection closed, when it holds
+ * bad submits: a client that reconnects after each close keeps its score.
+ */
+const IDLE_WINDOW_MS = 60_000;
+
+/** Submits of one address judged in the current ban window. */
+interface BanWindow {
+  checked: number;
+  bad: number;
+  touchedAt: number;
+}
+
+/** Per-address connection counts, ban score windows and temporary bans. */
 export class AddressLimiter {
   private readonly counts = new Map<string, number>();
   private readonly bans = new Map<string, number>();
+  private readonly windows = new Map<string, BanWindow>();
   private total = 0;
 
   constructor(private readonly limits: ResolvedLimitOptions) {}
@@ -117,8 +142,39 @@ export class AddressLimiter {
     const count = this.counts.get(ip);
     if (count === undefined) return;
     this.total--;
-    if (count <= 1) this.counts.delete(ip);
-    else this.counts.set(ip, count - 1);
+    if (count <= 1) {
+      this.counts.delete(ip);
+      // An address that sent nothing bad leaves no trace; one that did keeps its score a while.
+      if ((this.windows.get(ip)?.bad ?? 0) === 0) this.windows.delete(ip);
+    } else {
+      this.counts.set(ip, count - 1);
+    }
+  }
+
+  /**
+   * Counts one judged submit of `ip` toward its ban window. When the window is full
+   * (`banCheckShares`) it is judged and starts over: returns the bad ratio when that bans the
+   * address (the ban is recorded), otherwise null.
+   */
+  score(ip: string, bad: boolean, now: number): number | null {
+    const { banCheckShares, banInvalidRatio, banDurationMs } = this.limits;
+    let window = this.windows.get(ip);
+    if (!window) {
+      window = { checked: 0, bad: 0, touchedAt: now };
+      this.windows.set(ip, window);
+    }
+    window.checked++;
+    if (bad) window.bad++;
+    window.touchedAt = now;
+    if (window.checked < banCheckShares) return null;
+    const ratio = window.bad / window.checked;
+    window.checked = 0;
+    window.bad = 0;
+    if (banDurationMs > 0 && banInvalidRatio > 0 && ratio >= banInvalidRatio) {
+      this.ban(ip, now);
+      return ratio;
+    }
+    return null;
   }
 
   ban(ip: string, now: number): number {
@@ -132,9 +188,12 @@ export class AddressLimiter {
     return until !== undefined && until > now;
   }
 
-  /** Drops expired bans (called from the sweep). */
+  /** Drops expired bans and the windows of addresses gone for a while (called from the sweep). */
   sweep(now: number): void {
     for (const [ip, until] of this.bans) if (until <= now) this.bans.delete(ip);
+    for (const [ip, window] of this.windows) {
+      if (!this.counts.has(ip) && now - window.touchedAt > IDLE_WINDOW_MS) this.windows.delete(ip);
+    }
   }
 
   stats(): { addresses: number; connections: number; bans: number } {

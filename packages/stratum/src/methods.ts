@@ -7,7 +7,7 @@ import type { ExtranonceAllocator } from './extranonce.js';
 import type { ResolvedStratumOptions } from './options.js';
 import type { ResumableSession, SessionStore } from './session-store.js';
 import { isSessionId } from './session-store.js';
-import { difficultyHint, splitUsername } from './session.js';
+import { authorizedWorker, difficultyHint, splitUsername } from './session.js';
 import { parseHexWord } from './validate.js';
 import { clampDifficulty, effectiveDifficulty } from './vardiff.js';
 
@@ -165,7 +165,16 @@ function applyResume(conn: Connection, r: ResumableSession): void {
   state.jobDiffs = r.jobDiffs;
 }
 
-/** `mining.authorize [address.worker, password]`: the address must be payable on this chain. */
+/** Whitespace (ASCII and Unicode), control characters, and the separators that are not text. */
+const NOT_IN_USERNAME = /[\s\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
+
+/**
+ * `mining.authorize [address.worker, password]`: the address must be payable on this chain.
+ * Names are checked before anything keeps them: a username with whitespace or control
+ * characters is refused (a trailing space would otherwise make a second account), the
+ * address is kept in its canonical form (bech32 lower-cased: one address, one account), and
+ * the worker name holds only `A-Z a-z 0-9 _ . @ + -`. Refusals never echo the name.
+ */
 export function handleAuthorize(host: MethodHost, conn: Connection, req: StratumRequest): void {
   const state = conn.state;
   const [username, password] = req.params;
@@ -175,27 +184,35 @@ export function handleAuthorize(host: MethodHost, conn: Connection, req: Stratum
       'username must be "address.worker" (at most 128 characters)',
     );
   }
-  const { account, worker } = splitUsername(username);
+  if (NOT_IN_USERNAME.test(username)) {
+    throw new StratumError(
+      StratumErrorCode.Unauthorized,
+      'username must not contain spaces, tabs, line breaks or control characters: send "address.worker" exactly',
+    );
+  }
+  const split = splitUsername(username);
+  let account: string;
   try {
-    host.payoutAddresses.check(account);
+    account = host.payoutAddresses.canonical(split.account);
   } catch (error) {
     if (error instanceof AddressError) throw new StratumError(StratumErrorCode.Unauthorized, error.message);
     throw error;
   }
+  const worker = split.worker;
   if (!WORKER_NAME.test(worker)) {
     throw new StratumError(
       StratumErrorCode.Unauthorized,
       'worker name may hold only letters, digits and _ . @ + - (at most 64 characters)',
     );
   }
-  if (!state.workers.includes(username)) {
+  if (!authorizedWorker(state, username)) {
     if (state.workers.length >= host.options.limits.maxWorkersPerConnection) {
       throw new StratumError(
         StratumErrorCode.Other,
         `at most ${host.options.limits.maxWorkersPerConnection} workers per connection`,
       );
     }
-    state.workers.push(username);
+    state.workers.push({ username, account, worker });
   }
   const first = state.account === '';
   if (first) {

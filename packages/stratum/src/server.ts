@@ -30,7 +30,7 @@ import { type SessionState, beforeJobSent, isResumable, newSessionState } from '
 import { type BlockEvent, type ShareHost, SharePipeline } from './shares.js';
 import type { ShareBatch, ShareSpool, SpoolStats } from './spool.js';
 import { sendMinersAway } from './suspend.js';
-import { ShareValidator, type ShareVerdict } from './validate.js';
+import { ShareRejectReason, ShareValidator, type ShareVerdict } from './validate.js';
 import { vardiffOnShare, vardiffOnTick } from './vardiff.js';
 
 export interface DisconnectEvent {
@@ -75,6 +75,8 @@ export interface StratumStats {
     lowdiff: number;
     invalid: number;
     blocks: number;
+    /** Shares that failed the share schema and were not spooled (a bug; each one is logged). */
+    unspoolable: number;
   };
   closed: Partial<Record<CloseReason, number>>;
   spool: SpoolStats | null;
@@ -148,7 +150,15 @@ export class StratumServer
   private closeDone: Promise<void> | null = null;
   private readonly limitLogged = new Map<string, number>();
   private emptyWaiters: (() => void)[] = [];
-  private readonly shareCounts = { accepted: 0, stale: 0, duplicate: 0, lowdiff: 0, invalid: 0, blocks: 0 };
+  private readonly shareCounts = {
+    accepted: 0,
+    stale: 0,
+    duplicate: 0,
+    lowdiff: 0,
+    invalid: 0,
+    blocks: 0,
+    unspoolable: 0,
+  };
   private readonly closedCounts: StratumStats['closed'] = {};
 
   constructor(parts: StratumServerParts) {
@@ -527,23 +537,46 @@ export class StratumServer
       counters.acceptedDiff += verdict.diff;
       if (vardiffOnShare(state, now, this.options.vardiff) !== null) this.saveSession(conn);
     }
-    if (verdict.result === 'stale') return;
-    counters.windowChecked++;
-    if (verdict.result !== 'accepted') counters.windowBad++;
-    const limits = this.options.limits;
-    if (counters.windowChecked >= limits.banCheckShares) {
-      const ratio = counters.windowBad / counters.windowChecked;
-      counters.windowChecked = 0;
-      counters.windowBad = 0;
-      if (limits.banDurationMs > 0 && ratio >= limits.banInvalidRatio && limits.banInvalidRatio > 0) {
-        const until = this.limiter.ban(state.ip, now);
-        this.logger.warn(
-          { ip: state.ip, sessionId: state.sessionId, worker: state.worker, ratio, until },
-          'stratum: address banned for bad shares',
-        );
-        // Answer this share first; the close follows on the next turn.
-        setImmediate(() => this.closeConnection(conn, 'banned', `bad share ratio ${ratio.toFixed(2)}`));
-      }
+    // A stale job is normal around a block; a job never sent to this session (or long gone) is not.
+    if (verdict.result === 'stale' && verdict.reason !== ShareRejectReason.JobNotFound) return;
+    this.scoreSubmit(conn, verdict.result !== 'accepted', now);
+  }
+
+  refusedSubmit(conn: Connection, now: number): void {
+    this.scoreSubmit(conn, true, now);
+  }
+
+  unspoolable(share: Share, problem: string): void {
+    this.shareCounts.unspoolable++;
+    this.logger.error(
+      { sessionId: share.sessionId, result: share.result, problem },
+      'stratum: share fails the share schema, not spooled',
+    );
+  }
+
+  get maxSubmitsInFlight(): number {
+    return this.options.limits.maxSubmitsInFlight;
+  }
+
+  /** One submit toward the address's ban window; a full window with too many bad ones bans the address. */
+  private scoreSubmit(conn: Connection, bad: boolean, now: number): void {
+    const state = conn.state;
+    const ratio = this.limiter.score(state.ip, bad, now);
+    if (ratio === null) return;
+    this.logger.warn(
+      {
+        ip: state.ip,
+        sessionId: state.sessionId,
+        worker: state.worker,
+        ratio,
+        until: now + this.options.limits.banDurationMs,
+      },
+      'stratum: address banned for bad submits',
+    );
+    // Every connection of the address goes; each answers what it has first (next turn).
+    for (const other of this.connections) {
+      if (other.state.ip !== state.ip) continue;
+      setImmediate(() => this.closeConnection(other, 'banned', `bad submit ratio ${ratio.toFixed(2)}`));
     }
   }
 

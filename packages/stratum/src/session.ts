@@ -18,9 +18,6 @@ export interface SessionCounters {
   invalid: number;
   /** Sum of credited difficulty of accepted shares. */
   acceptedDiff: number;
-  /** Shares judged in the current ban window, and how many of them were bad. */
-  windowChecked: number;
-  windowBad: number;
   /** Malformed requests (bad JSON, wrong types) since connecting. */
   protocolErrors: number;
 }
@@ -30,6 +27,16 @@ export interface VardiffState {
   windowStartMs: number;
   /** Accepted shares in the window. */
   windowShares: number;
+}
+
+/** A worker `mining.authorize` accepted: the username as the miner sends it, and what shares carry. */
+export interface AuthorizedWorker {
+  /** Exactly as sent in `mining.authorize` (submits name it the same way). */
+  username: string;
+  /** The payout address in its one canonical form (bech32 lower-cased). */
+  account: string;
+  /** The worker name (may be empty). */
+  worker: string;
 }
 
 export interface SessionState {
@@ -45,8 +52,8 @@ export interface SessionState {
   /** Whether this session continued one from Redis (same extranonce1 and difficulty). */
   resumed: boolean;
   userAgent: string;
-  /** Full `address.worker` names this connection authorized, first one first. */
-  workers: string[];
+  /** Workers this connection authorized, first one first. */
+  workers: AuthorizedWorker[];
   /** Payout address of the first authorized worker. */
   account: string;
   /** Worker part of the first authorized worker (may be empty). */
@@ -114,8 +121,6 @@ export function newSessionState(init: {
       lowdiff: 0,
       invalid: 0,
       acceptedDiff: 0,
-      windowChecked: 0,
-      windowBad: 0,
       protocolErrors: 0,
     },
   };
@@ -158,6 +163,13 @@ export function beforeJobSent(state: SessionState, jobId: string, keep: number):
   }
   recordJobSent(state.jobDiffs, jobId, state.difficulty, keep);
   return announce;
+}
+
+/** The authorized worker a submit names, or undefined (at most `maxWorkersPerConnection` to look through). */
+export function authorizedWorker(state: SessionState, username: unknown): AuthorizedWorker | undefined {
+  if (typeof username !== 'string') return undefined;
+  for (const w of state.workers) if (w.username === username) return w;
+  return undefined;
 }
 
 /** Splits `address.worker` at the first dot; the worker part may be empty. */

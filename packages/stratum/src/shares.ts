@@ -1,25 +1,31 @@
 import { randomUUID } from 'node:crypto';
 import {
+  NO_JOB_ID,
   type Share,
+  ShareLimits,
   ShareResult,
   StratumError,
   StratumErrorCode,
   type StratumErrorTuple,
   type StratumRequest,
+  canonicalHex,
+  isJobId,
+  shareProblem,
 } from '@hashwire/protocol';
 import type { Connection } from './connection.js';
 import { difficultyForJob } from './difficulty.js';
 import type { JobBook } from './job-book.js';
 import type { PreparedJob } from './job.js';
 import type { BlockSink, ShareSink, StratumLogger, SubmitBlockReply, SubmitBlockRequest } from './options.js';
-import { splitUsername } from './session.js';
+import { type AuthorizedWorker, authorizedWorker } from './session.js';
 import type { ShareCheck, ShareValidator, ShareVerdict } from './validate.js';
 
 /** A share submitted but not yet judged, with what its answer needs. */
 interface Queued {
   conn: Connection;
   id: StratumRequest['id'];
-  username: string;
+  worker: AuthorizedWorker;
+  /** The miner's job id when it is one (share schema), otherwise `NO_JOB_ID`. */
   jobId: string;
   job: PreparedJob | undefined;
   check: ShareCheck;
@@ -41,17 +47,22 @@ export interface ShareHost {
   readonly shareSink: ShareSink;
   readonly blockSink: BlockSink;
   readonly spoolRejected: boolean;
+  /** At most this many submits of one connection wait for their answer (0: no limit). */
+  readonly maxSubmitsInFlight: number;
   readonly logger: StratumLogger;
   reply(conn: Connection, id: StratumRequest['id'], result: unknown, error?: StratumErrorTuple | null): void;
   /** Called for every judged share (counters, vardiff, bans) before the answer goes out. */
   judged(conn: Connection, verdict: ShareVerdict, now: number): void;
+  /** A submit refused before judging (malformed, unauthorized, over the in-flight cap): counts toward the ban. */
+  refusedSubmit(conn: Connection, now: number): void;
+  /** A share that failed the share schema was not spooled (a bug: logged and counted). */
+  unspoolable(share: Share, problem: string): void;
   shareEvent(share: Share): void;
   blockEvent(event: BlockEvent): void;
 }
 
-function field(value: unknown): string {
-  return typeof value === 'string' && value.length <= 16 ? value.toLowerCase() : '';
-}
+const EXTRANONCE_DIGITS = ShareLimits.maxExtranonceHexDigits;
+const WORD_DIGITS = ShareLimits.wordHexDigits;
 
 function hex8(value: number): string {
   return (value >>> 0).toString(16).padStart(8, '0');
@@ -72,31 +83,44 @@ export class SharePipeline {
 
   constructor(private readonly host: ShareHost) {}
 
-  /** Checks what needs the session (subscribed, authorized worker, job) and queues the share. */
+  /**
+   * Checks what needs the session (subscribed, authorized worker, shape, in-flight cap) and
+   * queues the share. A submit refused here is answered with the error thrown, and counts as a
+   * bad share toward the address's ban.
+   */
   submit(conn: Connection, req: StratumRequest): void {
     const state = conn.state;
-    if (!state.subscribed) throw new StratumError(StratumErrorCode.NotSubscribed, 'not subscribed');
+    if (!state.subscribed) this.refuse(conn, StratumErrorCode.NotSubscribed, 'not subscribed');
     const [username, jobId, extranonce2, ntime, nonce, versionBits] = req.params;
     if (req.params.length < 5 || req.params.length > 6) {
-      throw new StratumError(
+      this.refuse(
+        conn,
         StratumErrorCode.Other,
         'mining.submit needs [worker, job id, extranonce2, ntime, nonce] and optional version bits',
       );
     }
-    if (typeof username !== 'string' || !state.workers.includes(username)) {
-      throw new StratumError(StratumErrorCode.Unauthorized, 'unauthorized worker');
+    const worker = authorizedWorker(state, username);
+    if (!worker) this.refuse(conn, StratumErrorCode.Unauthorized, 'unauthorized worker');
+    if (typeof jobId !== 'string') this.refuse(conn, StratumErrorCode.Other, 'job id must be a string');
+    const limit = this.host.maxSubmitsInFlight;
+    if (limit > 0 && conn.inFlight >= limit) {
+      this.refuse(
+        conn,
+        StratumErrorCode.Other,
+        `too many submits waiting for an answer (at most ${limit}): wait for the replies`,
+      );
     }
-    if (typeof jobId !== 'string' || jobId.length > 64) {
-      throw new StratumError(StratumErrorCode.Other, 'job id must be a string');
-    }
-    const diff = difficultyForJob(state.jobDiffs, jobId);
+    // A string that is no job id (whitespace, control characters, too long) names no job: the
+    // share is judged "job not found" and keeps NO_JOB_ID, never the miner's text.
+    const knownId = isJobId(jobId);
+    const diff = knownId ? difficultyForJob(state.jobDiffs, jobId) : undefined;
     // A job this session was never sent is as unknown to it as one long gone.
     const job = diff === undefined ? undefined : this.host.book.get(jobId);
     this.queue.push({
       conn,
       id: req.id,
-      username,
-      jobId,
+      worker,
+      jobId: knownId ? jobId : NO_JOB_ID,
       job,
       check: {
         job,
@@ -110,6 +134,11 @@ export class SharePipeline {
     });
     conn.inFlight++;
     this.schedule();
+  }
+
+  private refuse(conn: Connection, code: StratumErrorCode, message: string): never {
+    this.host.refusedSubmit(conn, Date.now());
+    throw new StratumError(code, message);
   }
 
   private schedule(): void {
@@ -157,26 +186,43 @@ export class SharePipeline {
       return;
     }
     const state = conn.state;
-    const { account, worker } = splitUsername(q.username);
     const submission = q.check.submission;
+    // Built to the share schema (protocol's `shareProblem`), which the reporter checks.
     const share: Share = {
       shareId: randomUUID(),
       sessionId: state.sessionId,
-      account,
-      worker,
+      account: q.worker.account,
+      worker: q.worker.worker,
       jobId: q.jobId,
       extranonce1: state.extranonce1,
-      extranonce2: field(submission.extranonce2),
-      ntime: field(submission.ntime),
-      nonce: field(submission.nonce),
+      extranonce2: canonicalHex(submission.extranonce2, EXTRANONCE_DIGITS),
+      ntime: canonicalHex(submission.ntime, WORD_DIGITS),
+      nonce: canonicalHex(submission.nonce, WORD_DIGITS),
       version: hex8(verdict.version || (q.job?.version ?? 0)),
       diff: verdict.diff,
-      actualDiff: verdict.actualDiff,
+      actualDiff: Math.min(verdict.actualDiff, Number.MAX_VALUE),
       result: verdict.result,
       ts: now,
       ip: state.ip,
       ...(verdict.blockHash !== null && { blockHash: verdict.blockHash }),
     };
+    // Never spool what a reporter would refuse: it would hold up every batch behind it.
+    const problem = shareProblem(share);
+    if (problem !== null) {
+      this.host.unspoolable(share, problem);
+      // A block is worth more than the share's record.
+      if (accepted && verdict.blockCandidate) this.submitBlock(share, q.job!);
+      conn.inFlight--;
+      this.host.reply(
+        conn,
+        q.id,
+        null,
+        accepted
+          ? [StratumErrorCode.Other, 'share could not be stored, try again', null]
+          : [verdict.code ?? StratumErrorCode.Other, verdict.reason ?? 'rejected', null],
+      );
+      return;
+    }
     if (!accepted) {
       // Rejections are answered at once; their record is for statistics only.
       conn.inFlight--;

@@ -1,3 +1,4 @@
+import { ShareLimits } from '@hashwire/protocol';
 import type { SessionState } from './session.js';
 
 /** Variable difficulty: keep each miner near a steady share rate whatever its hashrate. */
@@ -63,6 +64,11 @@ export function resolveVardiffOptions(options: VardiffOptions = {}): ResolvedVar
     if (typeof value === 'number' && !(Number.isFinite(value) && value > 0)) {
       throw new RangeError(`vardiff.${field} must be a positive number, got ${value}`);
     }
+  }
+  if (resolved.maxDifficulty > ShareLimits.maxDiff || resolved.initialDifficulty > ShareLimits.maxDiff) {
+    throw new RangeError(
+      `vardiff.maxDifficulty and vardiff.initialDifficulty must be at most ${ShareLimits.maxDiff} (the highest difficulty a share carries), got ${resolved.maxDifficulty} and ${resolved.initialDifficulty}`,
+    );
   }
   if (resolved.minDifficulty > resolved.maxDifficulty) {
     throw new RangeError(

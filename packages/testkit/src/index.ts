@@ -56,3 +56,12 @@ export {
   type SimWorkerStats,
 } from './sim-miner/index.js';
 export { grindNonce } from './grind.js';
+export {
+  type AuthorizeContext,
+  type SubmitContext,
+  hexOf,
+  hostileAuthorizeParams,
+  hostileString,
+  hostileSubmitParams,
+  hostileValue,
+} from './hostile-params.js';
