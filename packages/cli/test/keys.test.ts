@@ -59,16 +59,16 @@ describe('hashwire keys', () => {
   it('keeps existing files unless --force, and replaces only the kinds named', async () => {
     const keyDir = join(dir, 'rotate');
     expect(await main(['keys', '--dir', keyDir])).toBe(0);
-    const before = (name: string) => readFileSync(join(keyDir, name), 'utf8');
-    const [stratum, reporter] = [before('stratum.key'), before('reporter.key')];
+    const read = (name: string) => readFileSync(join(keyDir, name), 'utf8');
+    const [stratum, reporter] = [read('stratum.key'), read('reporter.key')];
     output.err = '';
     expect(await main(['keys', '--dir', keyDir])).toBe(1);
     expect(output.err).toMatch(/^hashwire keys: .*jobmanager\.key.* already exist; --force replaces them/);
-    expect(before('stratum.key')).toBe(stratum);
+    expect(read('stratum.key')).toBe(stratum);
     output.out = '';
     expect(await main(['keys', 'stratum', '--dir', keyDir, '--force'])).toBe(0);
-    expect(before('stratum.key')).not.toBe(stratum);
-    expect(before('reporter.key')).toBe(reporter);
+    expect(read('stratum.key')).not.toBe(stratum);
+    expect(read('reporter.key')).toBe(reporter);
     expect(output.out).toMatch(/^stratum = \{ publicKey = "/m);
     expect(output.out).not.toMatch(/^reporter = /m);
     await expect(main(['keys', 'redis'])).rejects.toThrow('unknown key name "redis"');
