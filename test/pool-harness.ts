@@ -2,8 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { writeSecretFile } from '@hashwire/core';
 import { type KeyBuilder, createKeyBuilder } from '@hashwire/protocol';
 import { type RedisClient, connectRedis, getService } from '@hashwire/registry';
+import { curveKeyPair } from '@hashwire/rpc';
 import {
   type LitecoinRegtest,
   type RedisServer,
@@ -36,6 +38,11 @@ import {
 // A whole pool as processes for the end-to-end operations tests: real Redis, a litecoind
 // regtest pair, HAProxy in front, jobmanager / stratum / reporter bins, and sim miners mining
 // through HAProxy, each from its own loopback address (so `balance source` spreads them).
+// RPC runs as a multi-host pool runs it: bound off loopback (127.0.0.2 stands in for a LAN
+// address) with CURVE, each kind with its own key pair, the servers letting in the pool's keys.
+
+/** Where jobmanagers and reporters bind RPC (and HTTP): not loopback as hashwire counts it. */
+export const RPC_HOST = '127.0.0.2';
 
 export const CHAIN = 'litecoin-regtest';
 
@@ -112,6 +119,20 @@ export async function startPool(options: PoolOptions): Promise<Pool> {
   const spoolDirs = new Map<string, string>();
   const ports = new Map<string, number>();
   const groups: MinerGroup[] = [];
+  const keyDir = mkdtempSync(join(tmpdir(), 'hw-pool-keys-'));
+  const pairs = { jobmanager: curveKeyPair(), stratum: curveKeyPair(), reporter: curveKeyPair() };
+  const allowedClientKeys = Object.values(pairs).map((p) => p.publicKey);
+  const curveOf = (kind: Kind) => {
+    const secretKeyFile = join(keyDir, `${kind}.key`);
+    writeSecretFile(secretKeyFile, pairs[kind].secretKey, { overwrite: true });
+    return {
+      publicKey: pairs[kind].publicKey,
+      secretKeyFile,
+      ...(kind !== 'stratum' && { allowedClientKeys }),
+    };
+  };
+  const adminTokenFile = join(keyDir, 'admin.token');
+  writeSecretFile(adminTokenFile, randomBytes(32).toString('base64url'));
 
   const configs: Record<Kind, (id: string) => Record<string, unknown>> = {
     jobmanager: (id) =>
@@ -121,10 +142,16 @@ export async function startPool(options: PoolOptions): Promise<Pool> {
         redisUrl: redisServer.url,
         payout,
         nodes: ltc.nodes,
-        extra: { serviceTtlMs: 3000 },
+        extra: { serviceTtlMs: 3000, host: RPC_HOST, curve: curveOf('jobmanager'), adminTokenFile },
       }),
     reporter: (id) =>
-      regtestReporterConfig({ id, keyPrefix: prefix, redisUrl: redisServer.url, nodes: ltc.nodes }),
+      regtestReporterConfig({
+        id,
+        keyPrefix: prefix,
+        redisUrl: redisServer.url,
+        nodes: ltc.nodes,
+        extra: { host: RPC_HOST, curve: curveOf('reporter'), adminTokenFile },
+      }),
     stratum: (id) => {
       if (!spoolDirs.has(id)) spoolDirs.set(id, mkdtempSync(join(tmpdir(), `hw-spool-${id}-`)));
       return regtestStratumConfig({
@@ -140,6 +167,8 @@ export async function startPool(options: PoolOptions): Promise<Pool> {
           trustedProxies: ['127.0.0.1/32'],
           drain: { waveSize: 10, waveIntervalMs: 100, graceMs: 15_000 },
           logLevel: 'info',
+          curve: curveOf('stratum'),
+          adminTokenFile,
         },
       });
     },
@@ -169,6 +198,9 @@ export async function startPool(options: PoolOptions): Promise<Pool> {
     running,
     async startService(kind, id) {
       const service = await spawnService(kind, configs[kind](id));
+      // Every RPC connection of this pool is CURVE: a service that ran without would hide a gap.
+      if (service.ready.curve !== true)
+        throw new Error(`${id} started without CURVE: ${JSON.stringify(service.ready)}`);
       const incarnation = history.filter((h) => h.label.startsWith(`${id}#`)).length + 1;
       history.push({ label: `${id}#${incarnation}`, service });
       running.set(id, service);
@@ -271,6 +303,7 @@ export async function startPool(options: PoolOptions): Promise<Pool> {
       redis.disconnect();
       await Promise.all([front.close(), ltc.stop(), redisServer.stop()]);
       for (const dir of spoolDirs.values()) rmSync(dir, { recursive: true, force: true });
+      rmSync(keyDir, { recursive: true, force: true });
     },
   };
   return pool;

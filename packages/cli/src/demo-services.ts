@@ -3,6 +3,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { PoolConfigInput } from '@hashwire/core';
+import type { PoolKeys } from './keys.js';
 import type { ServiceRunKind } from './pool.js';
 import { SERVICE_BINS, SERVICE_CONFIG_ENV } from './run.js';
 import type { ProcessSpec } from './supervisor.js';
@@ -60,16 +61,24 @@ export interface DemoPoolInput {
   haproxyStatsPort: number;
   /** Stratum difficulty of every miner (vardiff off). */
   shareDiff: number;
+  /** Throwaway keys of this demo (`generatePoolKeys`): RPC runs with CURVE as off loopback. */
+  keys: PoolKeys;
 }
 
 /**
  * The demo's pool: 2 jobmanagers (one leads), 2 reporters, 2 stratum servers on 127.0.0.1 with a
  * fixed low difficulty, HAProxy on `haproxyPort` with its stats page, short drain and stop
- * deadlines so Ctrl-C is quick.
+ * deadlines so Ctrl-C is quick. RPC uses CURVE with the demo's own keys, although it binds
+ * loopback, so the demo runs the way a multi-host pool must; POST /drain needs its token.
  */
 export function demoPoolConfig(input: DemoPoolInput): PoolConfigInput {
+  const { jobmanager, stratum, reporter } = input.keys.curve;
+  if (!jobmanager || !stratum || !reporter || !input.keys.adminTokenFile)
+    throw new Error('the demo needs every key: generatePoolKeys(dir) with no names');
   return {
     redis: { url: input.redisUrl, keyPrefix: 'hw:' },
+    rpc: { curve: { jobmanager, stratum, reporter } },
+    http: { adminTokenFile: input.keys.adminTokenFile },
     chains: [
       {
         coin: 'litecoin',

@@ -142,6 +142,9 @@ export interface WhereToLookInput {
   example: string;
   logDir: string;
   redisUrl: string;
+  /** The demo's pool config: `hashwire drain --config` finds the admin token through it. */
+  configFile: string;
+  adminTokenFile: string;
   chain: string;
 }
 
@@ -150,6 +153,7 @@ export async function whereToLook(input: WhereToLookInput): Promise<string[]> {
   const services = await readServices(input.registry);
   const width = Math.max(...services.map((s) => s.id.length));
   const stratum = services.filter((s) => s.kind === 'stratum');
+  const rpcServers = services.filter((s) => s.endpoints.rpc !== undefined);
   const k = reporterKeys(input.registry.keys, input.chain);
   const redisPort = new URL(input.redisUrl).port;
   return [
@@ -158,7 +162,8 @@ export async function whereToLook(input: WhereToLookInput): Promise<string[]> {
     `haproxy     ${input.haproxyStats ? `stats page http://${input.haproxyStats}/ · ` : ''}runtime API ${input.haproxySocket} (e.g. echo "show stat" | socat - ${input.haproxySocket})`,
     'services    /healthz, /stats and /metrics of each:',
     ...services.map((s) => `  ${s.id.padEnd(width)}  ${s.endpoints.http}/stats  ${s.endpoints.http}/metrics`),
-    `status      ./hashwire status --redis ${input.redisUrl} · drain one (it is started again at once): ./hashwire drain <id> --redis ${input.redisUrl}`,
+    `security    RPC CURVE (encrypted, pool keys only): ${rpcServers.map((s) => `${s.id} ${s.curveKey ? 'on' : 'OFF'}`).join(', ')} · POST /drain needs the token in ${input.adminTokenFile}`,
+    `status      ./hashwire status --redis ${input.redisUrl} · drain one (it is started again at once): ./hashwire drain <id> --config ${input.configFile}`,
     `logs        ${input.logDir}/<id>.log (haproxy.cfg and pool.json beside them)`,
     `redis       ${input.redisUrl}, keys under ${input.registry.keys.prefix} (blocks: redis-cli -p ${redisPort} hgetall '${k.blocks}')`,
   ];

@@ -29,6 +29,7 @@ import {
   samplePool,
   whereToLook,
 } from './demo-status.js';
+import { generatePoolKeys } from './keys.js';
 import { formatHashRate } from './sim.js';
 import { pidAlive } from './supervisor.js';
 import { type RunningPool, startPool } from './up.js';
@@ -215,7 +216,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       );
     }
     const configFile = join(logDir, 'pool.json');
+    const keyDir = join(logDir, 'keys');
     const input = demoPoolConfig({
+      keys: generatePoolKeys(keyDir),
       redisUrl: redisServer.url,
       daemons: regtest.nodes.map((n) => ({ url: n.rpcUrl, cookieFile: n.cookieFile })),
       payout,
@@ -237,7 +240,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     const haproxy = pool.haproxy;
     if (!haproxy) throw new Error('the demo config runs HAProxy, but it did not start');
     write(
-      `[3/4] pool: HAProxy 127.0.0.1:${haproxyPort}, 2 jobmanagers, 2 reporters, 2 stratum servers (config ${configFile})${took(stepStarted)}`,
+      `[3/4] pool: HAProxy 127.0.0.1:${haproxyPort}, 2 jobmanagers, 2 reporters, 2 stratum servers (config ${configFile}); RPC with CURVE on, keys in ${keyDir}${took(stepStarted)}`,
     );
 
     // 3. Sim miners through HAProxy, once both stratum servers are in its backend. Each miner
@@ -276,6 +279,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       example,
       logDir,
       redisUrl: redisServer.url,
+      configFile,
+      adminTokenFile: poolConfig.http.adminTokenFile,
       chain: CHAIN,
     })) {
       write(`  ${line}`);

@@ -1,4 +1,7 @@
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { StartupError, readSecretFile } from '@hashwire/core';
 import { type ServiceEvent, type ServiceInfo, watchServices } from '@hashwire/registry';
 import {
   type Registry,
@@ -10,7 +13,7 @@ import {
   registryTargetOrReport,
 } from './status.js';
 
-export const drainUsage = `usage: hashwire drain <service-id> [--config FILE | --redis URL --prefix P] [--timeout SECONDS]
+export const drainUsage = `usage: hashwire drain <service-id> [--config FILE | --redis URL --prefix P] [--token-file FILE] [--timeout SECONDS]
 
 Drains one live service the way its kind needs (POST /drain on its HTTP endpoint: a stratum
 server sends its miners elsewhere in waves and flushes its spool, a jobmanager hands its lease
@@ -18,9 +21,11 @@ to a standby, a reporter finishes its batches), then follows it in the registry 
 gone. Exit 0 once it left; 1 for an unknown id (the live ids are listed), an unreachable Redis,
 a refused drain, or a service still registered after the timeout.
 
-  --config FILE      the pool config: its redis.url and redis.keyPrefix
+  --config FILE      the pool config: its redis.url, redis.keyPrefix and http.adminTokenFile
   --redis URL        Redis to read (default redis://127.0.0.1:6379)
   --prefix P         key prefix (default hw:)
+  --token-file FILE  the admin token POST /drain needs (default: the config's http.adminTokenFile,
+                     else var/admin.token when it exists)
   --timeout SECONDS  how long to follow it (default 120)`;
 
 export interface DrainOptions {
@@ -29,6 +34,8 @@ export interface DrainOptions {
   service: string;
   timeoutMs: number;
   write: (line: string) => void;
+  /** Sent as `Authorization: Bearer`; services refuse `POST /drain` without it. */
+  adminToken?: string;
 }
 
 /** Why a drain did not end with the service gone; printed as one line, exit code 1. */
@@ -93,13 +100,23 @@ export async function drainService(options: DrainOptions): Promise<void> {
     write(`draining ${describe(target)} (pid ${target.pid}, ${target.http})`);
     let reply: Response;
     try {
-      reply = await fetch(`${target.http}/drain`, { method: 'POST', signal: AbortSignal.timeout(10_000) });
+      reply = await fetch(`${target.http}/drain`, {
+        method: 'POST',
+        ...(options.adminToken ? { headers: { authorization: `Bearer ${options.adminToken}` } } : {}),
+        signal: AbortSignal.timeout(10_000),
+      });
     } catch (error) {
       throw new DrainError(`${target.http}/drain did not answer: ${(error as Error).message}`);
     }
     const body = await reply.text();
     if (reply.status !== 202) {
-      throw new DrainError(`${target.http}/drain answered ${reply.status}: ${body.trim()}`);
+      const hint =
+        reply.status === 401 || reply.status === 403
+          ? options.adminToken
+            ? ' (is --token-file the token of that host? hashwire keys admin makes one to copy to every host)'
+            : ' (give --token-file FILE or --config FILE with http.adminTokenFile)'
+          : '';
+      throw new DrainError(`${target.http}/drain answered ${reply.status}: ${body.trim()}${hint}`);
     }
     write(`${target.id}: drain started (POST /drain → 202); following it in the registry`);
     const timedOut = new Promise<'timeout'>((resolve) => {
@@ -122,7 +139,12 @@ export async function drainCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { ...registryArgs, timeout: { type: 'string' }, help: { type: 'boolean' } },
+    options: {
+      ...registryArgs,
+      'token-file': { type: 'string' },
+      timeout: { type: 'string' },
+      help: { type: 'boolean' },
+    },
   });
   if (values.help) {
     process.stdout.write(`${drainUsage}\n`);
@@ -137,6 +159,20 @@ export async function drainCommand(argv: string[]): Promise<number> {
   }
   const target = registryTargetOrReport(values, 'drain');
   if (!target) return 1;
+  const fallbackTokenFile = resolve('var', 'admin.token');
+  const tokenFile =
+    values['token-file'] ??
+    target.adminTokenFile ??
+    (existsSync(fallbackTokenFile) ? fallbackTokenFile : undefined);
+  let adminToken: string | undefined;
+  try {
+    const field = values['token-file'] !== undefined ? '--token-file' : 'http.adminTokenFile';
+    adminToken = tokenFile === undefined ? undefined : readSecretFile(field, tokenFile);
+  } catch (error) {
+    if (!(error instanceof StartupError)) throw error;
+    process.stderr.write(`hashwire drain: ${error.message}\n`);
+    return 1;
+  }
   let registry: Registry | undefined;
   try {
     registry = await openRegistry(target, 'hashwire-drain');
@@ -145,6 +181,7 @@ export async function drainCommand(argv: string[]): Promise<number> {
       service: positionals[0] as string,
       timeoutMs: Math.round(timeoutS * 1000),
       write: (line) => process.stdout.write(`${line}\n`),
+      ...(adminToken !== undefined && { adminToken }),
     });
     return 0;
   } catch (error) {

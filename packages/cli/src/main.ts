@@ -40,6 +40,11 @@ const commands: Record<string, { summary: string; run: (argv: string[]) => Promi
     summary: 'a table of the live services in the registry (--json)',
     run: async (argv) => (await import('./status.js')).statusCommand(argv),
   },
+  keys: {
+    summary:
+      'make the CURVE key pairs of the services and the admin token (0600 files) and print the config that uses them',
+    run: async (argv) => (await import('./keys.js')).keysCommand(argv),
+  },
   drain: {
     summary: 'drain one live service the way its kind needs and follow it until it left',
     run: async (argv) => (await import('./drain.js')).drainCommand(argv),

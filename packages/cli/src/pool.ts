@@ -110,6 +110,48 @@ function redisFields(pool: PoolConfig): Record<string, unknown> {
     : { redis, keyPrefix: pool.redis.keyPrefix };
 }
 
+/** The public keys the pool's RPC servers let in: every service kind's, and any extra ones. */
+export function allowedClientKeys(pool: PoolConfig): string[] {
+  const curve = pool.rpc.curve;
+  if (!curve) return [];
+  const keys = [
+    curve.jobmanager.publicKey,
+    curve.stratum.publicKey,
+    curve.reporter.publicKey,
+    ...curve.allowedClientKeys,
+  ];
+  return [...new Set(keys)];
+}
+
+/**
+ * A service's CURVE settings from `rpc.curve`: its kind's public key, the file of its secret key
+ * and, for the RPC servers (jobmanager, reporter), the keys they let in. None without `rpc.curve`.
+ */
+function curveFields(pool: PoolConfig, kind: ServiceRunKind): Record<string, unknown> {
+  const curve = pool.rpc.curve;
+  if (!curve) return {};
+  const own = curve[kind];
+  return {
+    curve: {
+      publicKey: own.publicKey,
+      ...(own.secretKeyFile !== undefined && { secretKeyFile: own.secretKeyFile }),
+      ...(kind !== 'stratum' && { allowedClientKeys: allowedClientKeys(pool) }),
+    },
+  };
+}
+
+/** What the hosts running `kinds` need besides the schema: each kind's CURVE secret key file. */
+export function checkPoolSecrets(pool: PoolConfig, kinds: readonly ServiceRunKind[]): PoolConfigIssue[] {
+  const curve = pool.rpc.curve;
+  if (!curve) return [];
+  return kinds
+    .filter((kind) => pool[kind].count > 0 && curve[kind].secretKeyFile === undefined)
+    .map((kind) => ({
+      path: `rpc.curve.${kind}.secretKeyFile`,
+      message: `needed to run ${kind === 'stratum' ? 'stratum servers' : `${kind}s`} with CURVE: the file hashwire keys wrote (${kind}.key)`,
+    }));
+}
+
 function daemons(chain: ChainConfig) {
   return chain.daemons.map((d) => ({ ...d }));
 }
@@ -139,6 +181,8 @@ function jobmanagerConfig(pool: PoolConfig, chain: ChainConfig, id: string): Rec
     longpoll: chain.longpoll,
     zmqHashblock: chain.zmqHashblock,
     httpPortRange: pool.http.portRange,
+    adminTokenFile: pool.http.adminTokenFile,
+    ...curveFields(pool, 'jobmanager'),
     ...statsd(pool),
   };
 }
@@ -181,6 +225,8 @@ function stratumConfig(pool: PoolConfig, chain: ChainConfig, id: string): Record
     serviceTtlMs: pool.discovery.serviceTtlMs,
     logLevel: pool.log.level,
     httpPortRange: pool.http.portRange,
+    adminTokenFile: pool.http.adminTokenFile,
+    ...curveFields(pool, 'stratum'),
     ...statsd(pool),
   };
 }
@@ -204,6 +250,8 @@ function reporterConfig(pool: PoolConfig, chain: ChainConfig, id: string): Recor
     heartbeatIntervalMs: rpc.heartbeatIntervalMs,
     serviceTtlMs: pool.discovery.serviceTtlMs,
     httpPortRange: pool.http.portRange,
+    adminTokenFile: pool.http.adminTokenFile,
+    ...curveFields(pool, 'reporter'),
     logLevel: pool.log.level,
     ...statsd(pool),
   };

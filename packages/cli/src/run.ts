@@ -1,8 +1,9 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { PoolUsageError, poolArgOptions, withPool } from './config-cmd.js';
-import { SERVICE_RUN_KINDS, type ServiceRunKind, serviceConfigs } from './pool.js';
+import { ConfigError, StartupError, ensureAdminTokenFile } from '@hashwire/core';
+import { PoolUsageError, configErrorText, poolArgOptions, withPool } from './config-cmd.js';
+import { SERVICE_RUN_KINDS, type ServiceRunKind, checkPoolSecrets, serviceConfigs } from './pool.js';
 
 export const runUsage = `usage: hashwire run jobmanager|stratum|reporter --instance N [--config FILE] [--set PATH=VALUE ...]
 
@@ -61,6 +62,19 @@ export async function runCommand(argv: string[]): Promise<number> {
     if (!service) {
       const range = instances.length > 0 ? `1 to ${instances.length}` : `none (${kind}.count is 0)`;
       process.stderr.write(`run: no ${kind} instance ${instance} in this pool; instances: ${range}\n`);
+      return 1;
+    }
+    const secretIssues = checkPoolSecrets(pool, [kind]);
+    if (secretIssues.length > 0) {
+      process.stderr.write(configErrorText(new ConfigError(secretIssues)));
+      return 1;
+    }
+    // POST /drain needs the token; the first service on a host makes it (hashwire keys may have).
+    try {
+      ensureAdminTokenFile(pool.http.adminTokenFile);
+    } catch (error) {
+      if (!(error instanceof StartupError)) throw error;
+      process.stderr.write(`run: ${error.message}\n`);
       return 1;
     }
     const bin = SERVICE_BINS[kind];

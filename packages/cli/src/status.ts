@@ -45,6 +45,8 @@ export interface RegistryTarget {
   /** How messages name it (a URL without its password). */
   label: string;
   prefix: string;
+  /** With `--config`: the pool's `http.adminTokenFile` (what `drain` sends). */
+  adminTokenFile?: string;
 }
 
 /** Where the registry is: `--config` (the pool file's redis section) or `--redis`/`--prefix`. */
@@ -58,7 +60,12 @@ export function registryTarget(values: {
       throw new RegistryUsageError('give either --config or --redis/--prefix, not both');
     }
     const pool = loadPoolConfig({ file: values.config });
-    return { redis: poolRedis(pool), label: redisLabel(pool), prefix: pool.redis.keyPrefix };
+    return {
+      redis: poolRedis(pool),
+      label: redisLabel(pool),
+      prefix: pool.redis.keyPrefix,
+      adminTokenFile: pool.http.adminTokenFile,
+    };
   }
   const url = values.redis ?? 'redis://127.0.0.1:6379';
   return { redis: url, label: url, prefix: values.prefix ?? 'hw:' };
@@ -205,7 +212,7 @@ export function formatServiceTable(rows: readonly StatusRow[]): string {
     r.id,
     r.chain || '-',
     Object.entries(r.endpoints)
-      .map(([name, url]) => `${name}=${url}`)
+      .map(([name, url]) => `${name}=${url}${name === 'rpc' && r.curveKey ? ' (curve)' : ''}`)
       .join(' ') || '-',
     r.state,
     String(r.load),

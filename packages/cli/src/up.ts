@@ -4,9 +4,23 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { HaproxyRuntime, type StratumFollower, followStratumServers, renderHaproxy } from '@hashwire/confgen';
-import { ConfigError, type PoolConfig, chainFronts, loadPoolConfig } from '@hashwire/core';
+import {
+  ConfigError,
+  type PoolConfig,
+  chainFronts,
+  ensureAdminTokenFile,
+  loadPoolConfig,
+} from '@hashwire/core';
 import { listServices } from '@hashwire/registry';
-import { haproxyBackends, haproxyRenderInput, poolRedis, redisLabel, serviceConfigs } from './pool.js';
+import {
+  SERVICE_RUN_KINDS,
+  checkPoolSecrets,
+  haproxyBackends,
+  haproxyRenderInput,
+  poolRedis,
+  redisLabel,
+  serviceConfigs,
+} from './pool.js';
 import { type Registry, openRegistry } from './status.js';
 import { type ProcessSpec, ProcessStartError, type Supervised, Supervisor, pidAlive } from './supervisor.js';
 
@@ -104,6 +118,10 @@ export async function startPool(options: StartPoolOptions): Promise<RunningPool>
   const { pool, write } = options;
   const readyTimeoutMs = options.readyTimeoutMs ?? 30_000;
   const services = serviceConfigs(pool);
+  const secretIssues = checkPoolSecrets(pool, SERVICE_RUN_KINDS);
+  if (secretIssues.length > 0) throw new ConfigError(secretIssues);
+  // Made once here rather than by the children racing to: `hashwire drain` reads the same file.
+  ensureAdminTokenFile(pool.http.adminTokenFile);
   const registry = await openRegistry(
     { redis: poolRedis(pool), label: redisLabel(pool), prefix: pool.redis.keyPrefix },
     'hashwire-up',
@@ -210,6 +228,8 @@ function loadOrReport(
   try {
     const pool = loadPoolConfig({ ...(file ? { file } : {}), sets });
     serviceConfigs(pool); // coin, network and payout addresses are checked here
+    const secretIssues = checkPoolSecrets(pool, SERVICE_RUN_KINDS);
+    if (secretIssues.length > 0) throw new ConfigError(secretIssues);
     return pool;
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;

@@ -75,6 +75,11 @@ describe('hashwire demo', () => {
       /^\[3\/4\] pool: HAProxy 127\.0\.0\.1:(\d+), 2 jobmanagers, 2 reporters, 2 stratum servers/,
     )?.[1];
     expect(haproxyPort, output.out).toBeDefined();
+    // RPC runs with CURVE although the demo binds loopback, and says so.
+    expect(steps[2]).toMatch(/; RPC with CURVE on, keys in \S+\/keys in [\d.]+ s$/);
+    expect(output.out).toMatch(
+      /^ {2}security {4}RPC CURVE \(encrypted, pool keys only\): jobmanager-litecoin-regtest-1 on, jobmanager-litecoin-regtest-2 on, reporter-litecoin-regtest-1 on, reporter-litecoin-regtest-2 on · POST \/drain needs the token in \S+\/keys\/admin\.token$/m,
+    );
     if (haproxyPort !== '3333')
       expect(output.out).toContain(
         `127.0.0.1:3333 is taken (another demo?): HAProxy listens on 127.0.0.1:${haproxyPort} instead`,

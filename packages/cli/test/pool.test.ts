@@ -5,8 +5,10 @@ import { ConfigError, loadPoolConfig } from '@hashwire/core';
 import { type JobManagerOptions, resolveOptions } from '@hashwire/jobmanager';
 import { createKeyBuilder } from '@hashwire/protocol';
 import type { RedisClient, ServiceInfo } from '@hashwire/registry';
+import { curveKeyPair } from '@hashwire/rpc';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
+  checkPoolSecrets,
   circusRenderInput,
   haproxyBackends,
   haproxyRenderInput,
@@ -126,6 +128,7 @@ describe('serviceConfigs', () => {
       longpoll: true,
       zmqHashblock: [],
       httpPortRange: [29000, 29999],
+      adminTokenFile: join(dir, 'var/admin.token'),
       statsd,
     });
     // The jobmanager's own checks take it as it is.
@@ -181,6 +184,50 @@ describe('serviceConfigs', () => {
       rpcPortRange: [28000, 28999],
       logLevel: 'info',
     });
+  });
+
+  it("gives the RPC servers their kind's CURVE keys and the pool's keys as allow list, stratum servers their own pair", () => {
+    const [jm, st, rp, old] = [curveKeyPair(), curveKeyPair(), curveKeyPair(), curveKeyPair()];
+    const pool = twoChains([
+      'rpc.host=10.0.0.3',
+      `rpc.curve.jobmanager.publicKey=${jm.publicKey}`,
+      'rpc.curve.jobmanager.secretKeyFile=keys/jobmanager.key',
+      `rpc.curve.stratum.publicKey=${st.publicKey}`,
+      'rpc.curve.stratum.secretKeyFile=keys/stratum.key',
+      `rpc.curve.reporter.publicKey=${rp.publicKey}`,
+      `rpc.curve.allowedClientKeys=["${old.publicKey}"]`,
+    ]);
+    const byId = new Map(serviceConfigs(pool).map((s) => [s.id, s.config]));
+    const allowed = [jm.publicKey, st.publicKey, rp.publicKey, old.publicKey];
+    expect(byId.get('jobmanager-ltc-1')).toMatchObject({
+      host: '10.0.0.3',
+      curve: {
+        publicKey: jm.publicKey,
+        secretKeyFile: join(dir, 'keys/jobmanager.key'),
+        allowedClientKeys: allowed,
+      },
+    });
+    expect(byId.get('stratum-ltc-1')?.curve).toEqual({
+      publicKey: st.publicKey,
+      secretKeyFile: join(dir, 'keys/stratum.key'),
+    });
+    expect(byId.get('reporter-ltc-1')?.curve).toEqual({
+      publicKey: rp.publicKey,
+      allowedClientKeys: allowed,
+    });
+    // This host may run jobmanagers and stratum servers; a reporter needs its secret key file.
+    expect(checkPoolSecrets(pool, ['jobmanager', 'stratum'])).toEqual([]);
+    expect(checkPoolSecrets(pool, ['reporter'])).toEqual([
+      { path: 'rpc.curve.reporter.secretKeyFile', message: expect.stringContaining('reporter.key') },
+    ]);
+  });
+
+  it('refuses rpc.host off loopback without rpc.curve, naming the setting', () => {
+    expect(() => twoChains(['rpc.host=10.0.0.3'])).toThrow(
+      /rpc\.curve: needed: rpc\.host 10\.0\.0\.3 is not loopback/,
+    );
+    expect(() => twoChains(['rpc.host=127.0.0.2'])).toThrow(/rpc\.curve: needed/);
+    expect(() => twoChains(['rpc.host=::1'])).not.toThrow();
   });
 
   it('refuses a payout address of another chain, naming where it is', () => {

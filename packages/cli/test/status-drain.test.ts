@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '@hashwire/cli';
-import { startStatusServer } from '@hashwire/core';
+import { startStatusServer, writeSecretFile } from '@hashwire/core';
 import { createKeyBuilder } from '@hashwire/protocol';
 import { type ServiceRegistration, connectRedis, registerService } from '@hashwire/registry';
 import { ShareForwarder, ShareSpool } from '@hashwire/stratum';
@@ -239,10 +239,14 @@ describe('hashwire status', () => {
 });
 
 describe('hashwire drain', () => {
-  it('drains a real reporter through POST /drain, follows it until it left the registry, and it exits 0', async () => {
+  it('refuses to drain without the admin token or with a wrong one, then drains a real reporter with it, follows it until it left the registry, and it exits 0', async () => {
     const { prefix, flags } = scope();
     const logDir = mkdtempSync(join(tmpdir(), 'hw-drain-'));
     dirs.push(logDir);
+    const tokenFile = join(logDir, 'admin.token');
+    writeSecretFile(tokenFile, 'the-right-admin-token-for-this-test');
+    const wrongFile = join(logDir, 'wrong.token');
+    writeSecretFile(wrongFile, 'a-wrong-admin-token-for-this-test');
     const supervisor = new Supervisor({ logDir, write: () => {} });
     let reporter: Supervised | undefined;
     try {
@@ -251,11 +255,25 @@ describe('hashwire drain', () => {
         chain: 'litecoin-regtest',
         redisUrl: redisServer.url,
         keyPrefix: prefix,
+        adminTokenFile: tokenFile,
       };
       reporter = await supervisor.start(
         serviceSpec('reporter', 'reporter-1', config, { readyTimeoutMs: 20_000, restart: false }),
       );
-      expect(await main(['drain', 'reporter-1', ...flags])).toBe(0);
+      // No token (none given, no var/admin.token here), then a wrong one: refused, and it keeps running.
+      expect(await main(['drain', 'reporter-1', ...flags])).toBe(1);
+      expect(output.err).toMatch(
+        /^hashwire drain: http:\/\/127\.0\.0\.1:\d+\/drain answered 401: .*admin token required.*give --token-file FILE/m,
+      );
+      expect(await main(['drain', 'reporter-1', ...flags, '--token-file', wrongFile])).toBe(1);
+      expect(output.err).toMatch(/answered 401: .*is --token-file the token of that host/);
+      output.out = '';
+      expect(await main(['status', ...flags])).toBe(0);
+      expect(output.out).toMatch(/^reporter +reporter-1 .* up /m);
+      expect(reporter.running).toBe(true);
+
+      output.out = '';
+      expect(await main(['drain', 'reporter-1', ...flags, '--token-file', tokenFile])).toBe(0);
       expect(output.out).toMatch(/^draining reporter reporter-1 \(pid \d+, http:\/\/127\.0\.0\.1:\d+\)$/m);
       expect(output.out).toContain(
         'reporter-1: drain started (POST /drain → 202); following it in the registry',

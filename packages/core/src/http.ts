@@ -1,4 +1,5 @@
-import { type Server, createServer } from 'node:http';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { type IncomingMessage, type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Metrics } from './metrics.js';
 
@@ -23,6 +24,47 @@ export interface StatusServerOptions {
    * Without it `/drain` is 404 (and any other POST 405).
    */
   onDrain?: () => void | Promise<void>;
+  /**
+   * The token admin actions (`POST /drain`) must carry as `Authorization: Bearer <token>`.
+   * Without one they are refused (403): closed by default, whatever the host.
+   */
+  adminToken?: string;
+}
+
+const digest = (text: string) => createHash('sha256').update(text).digest();
+
+/**
+ * Why an admin request is refused, or null. A browser on this host must not be able to drain a
+ * service from a web page: a request a browser marks as coming from another site (`Origin` not
+ * this server, `Sec-Fetch-Site` other than same-origin or none) is refused before the token is
+ * even looked at, and the token itself sits in a header no HTML form can set.
+ */
+function adminRefusal(
+  req: IncomingMessage,
+  tokenDigest: Buffer | null,
+): { status: number; error: string } | null {
+  const fetchSite = req.headers['sec-fetch-site'];
+  const origin = req.headers.origin;
+  if (
+    (fetchSite !== undefined && fetchSite !== 'same-origin' && fetchSite !== 'none') ||
+    (origin !== undefined && origin !== `http://${req.headers.host ?? ''}`)
+  ) {
+    return { status: 403, error: 'cross-site request refused' };
+  }
+  if (!tokenDigest) {
+    return {
+      status: 403,
+      error: 'admin actions are off: this service has no admin token (http.adminTokenFile)',
+    };
+  }
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+  if (!match || !timingSafeEqual(digest(match[1] as string), tokenDigest)) {
+    return {
+      status: 401,
+      error: 'admin token required: Authorization: Bearer <token> (the token is in http.adminTokenFile)',
+    };
+  }
+  return null;
 }
 
 export interface StatusServer {
@@ -52,16 +94,18 @@ function listen(server: Server, host: string, port: number): Promise<boolean> {
 /**
  * Every service's HTTP face, as an NSQ daemon has: `GET /healthz` (200 or 503 with the
  * reasons), `GET /stats` (JSON counters, peers, queues), `GET /metrics` (Prometheus text) and,
- * when the service gives `onDrain`, `POST /drain`.
+ * when the service gives `onDrain`, `POST /drain`, which needs the admin token and refuses
+ * cross-site requests.
  * Binds the first free port of its range, like the RPC socket.
  */
 export async function startStatusServer(options: StatusServerOptions): Promise<StatusServer> {
   const host = options.host ?? '127.0.0.1';
   const [first, last] = options.portRange ?? [29000, 29999];
+  const tokenDigest = options.adminToken ? digest(options.adminToken) : null;
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
-    const reply = (status: number, type: string, body: string) => {
-      res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
+    const reply = (status: number, type: string, body: string, headers: Record<string, string> = {}) => {
+      res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', ...headers });
       res.end(body);
     };
     if (path === '/drain' && options.onDrain) {
@@ -70,6 +114,16 @@ export async function startStatusServer(options: StatusServerOptions): Promise<S
           405,
           'application/json',
           JSON.stringify({ error: `method ${req.method} not allowed; use POST` }),
+        );
+        return;
+      }
+      const refused = adminRefusal(req, tokenDigest);
+      if (refused) {
+        reply(
+          refused.status,
+          'application/json',
+          JSON.stringify({ error: refused.error }),
+          refused.status === 401 ? { 'www-authenticate': 'Bearer' } : {},
         );
         return;
       }

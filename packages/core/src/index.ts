@@ -18,6 +18,14 @@ export {
 export { type HealthReport, type StatusServer, type StatusServerOptions, startStatusServer } from './http.js';
 export { readJsonConfig, type ReadJsonConfigOptions, StartupError } from './config.js';
 export {
+  ensureAdminTokenFile,
+  generateAdminToken,
+  readSecretFile,
+  readServiceSecrets,
+  type ServiceSecrets,
+  writeSecretFile,
+} from './secrets.js';
+export {
   loadPoolConfig,
   type LoadPoolConfigOptions,
   ENV_PREFIX,

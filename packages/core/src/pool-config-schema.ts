@@ -137,17 +137,66 @@ const chain = z.strictObject({
   confirmations: int(1, 10_000, 100, 'confirmations after which a block counts as confirmed'),
 });
 
+const curveKey = z
+  .string()
+  .regex(
+    /^[0-9a-zA-Z.\-:+=^!/*?&<>()[\]{}@%$#]{40}$/,
+    'must be a 40-character Z85 CURVE key (hashwire keys)',
+  );
+const curveService = (kind: string) =>
+  z
+    .strictObject({
+      publicKey: curveKey.describe(`public key of every ${kind} (Z85, printed by hashwire keys)`),
+      secretKeyFile: z
+        .string()
+        .min(1)
+        .optional()
+        .describe(`file holding the ${kind}s' secret key (mode 0600); needed on the hosts that run ${kind}s`),
+    })
+    .describe(`the ${kind}s' key pair`);
+
 const rpc = section(
   {
-    host: z.string().min(1).default('127.0.0.1').describe('address RPC sockets bind (and register)'),
+    host: z
+      .string()
+      .min(1)
+      .default('127.0.0.1')
+      .describe(
+        'address RPC sockets bind (and register); anything but 127.0.0.1, ::1, localhost needs rpc.curve',
+      ),
     portRange: portRange(28000, 28999, 'RPC ports'),
     heartbeatIntervalMs: ms(1000, 'RPC heartbeat; every service uses the same'),
+    curve: z
+      .strictObject({
+        jobmanager: curveService('jobmanager'),
+        stratum: curveService('stratum server'),
+        reporter: curveService('reporter'),
+        allowedClientKeys: z
+          .array(curveKey)
+          .default([])
+          .describe(
+            'more client public keys the RPC servers let in, e.g. the old key of a kind during a rotation',
+          ),
+      })
+      .optional()
+      .describe(
+        'CURVE keys (hashwire keys writes them): with them every RPC connection is encrypted and servers let in only these keys; required when rpc.host is not loopback',
+      ),
   },
   'ZeroMQ RPC between the services',
 );
 
 const http = section(
-  { portRange: portRange(29000, 29999, 'HTTP /healthz /stats /metrics ports') },
+  {
+    portRange: portRange(29000, 29999, 'HTTP /healthz /stats /metrics ports'),
+    adminTokenFile: z
+      .string()
+      .min(1)
+      .default('var/admin.token')
+      .describe(
+        'file holding the token POST /drain needs (Authorization: Bearer); hashwire keys, up and run create it (0600) if missing',
+      ),
+  },
   "the services' HTTP status endpoints",
 );
 

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { dirname, extname, isAbsolute, resolve } from 'node:path';
+import { isLoopbackHost } from '@hashwire/protocol';
 import { parse as parseToml } from 'smol-toml';
 import { parse as parseYaml } from 'yaml';
 import {
@@ -321,6 +322,12 @@ function crossChecks(config: PoolConfig): PoolConfigIssue[] {
       });
   });
   if (config.haproxy.enabled) issues.push(...frontChecks(config));
+  if (!config.rpc.curve && !isLoopbackHost(config.rpc.host)) {
+    issues.push({
+      path: 'rpc.curve',
+      message: `needed: rpc.host ${config.rpc.host} is not loopback (127.0.0.1, ::1), so RPC must be authenticated; "hashwire keys" writes the keys and prints this section`,
+    });
+  }
   return issues;
 }
 
@@ -332,6 +339,13 @@ function resolvePaths(config: PoolConfig, baseDir: string): void {
   if (config.haproxy.tls) config.haproxy.tls.certFile = at(config.haproxy.tls.certFile);
   config.circus.workingDir = at(config.circus.workingDir);
   config.circus.logDir = at(config.circus.logDir);
+  config.http.adminTokenFile = at(config.http.adminTokenFile);
+  if (config.rpc.curve) {
+    for (const kind of ['jobmanager', 'stratum', 'reporter'] as const) {
+      const keys = config.rpc.curve[kind];
+      if (keys.secretKeyFile) keys.secretKeyFile = at(keys.secretKeyFile);
+    }
+  }
   for (const chain of config.chains) {
     for (const daemon of chain.daemons) if (daemon.cookieFile) daemon.cookieFile = at(daemon.cookieFile);
   }

@@ -1,6 +1,9 @@
 import { createMetrics, startStatusServer } from '@hashwire/core';
 import { describe, expect, it } from 'vitest';
 
+const TOKEN = 'test-admin-token-0123456789abcdef';
+const admin = { authorization: `Bearer ${TOKEN}` };
+
 describe('status server', () => {
   it('answers /healthz, /stats and /metrics, and 503 with reasons when unhealthy', async () => {
     let ok = true;
@@ -54,6 +57,7 @@ describe('status server', () => {
       portRange: [0, 0],
       health: () => ({ ok: true }),
       stats: () => ({}),
+      adminToken: TOKEN,
       // A drain that takes long: the reply must not wait for it.
       onDrain: () => {
         drains++;
@@ -63,7 +67,7 @@ describe('status server', () => {
       },
     });
     try {
-      const reply = await fetch(`${server.url}/drain`, { method: 'POST' });
+      const reply = await fetch(`${server.url}/drain`, { method: 'POST', headers: admin });
       expect(reply.status).toBe(202);
       expect(await reply.json()).toEqual({ draining: true });
       expect(drains).toBe(1);
@@ -82,12 +86,13 @@ describe('status server', () => {
       portRange: [0, 0],
       health: () => ({ ok: true }),
       stats: () => ({}),
+      adminToken: TOKEN,
       onDrain: () => {
         throw new Error('already stopped');
       },
     });
     try {
-      const reply = await fetch(`${server.url}/drain`, { method: 'POST' });
+      const reply = await fetch(`${server.url}/drain`, { method: 'POST', headers: admin });
       expect(reply.status).toBe(500);
       expect(await reply.json()).toEqual({ error: 'drain failed', detail: 'already stopped' });
     } finally {
@@ -104,6 +109,75 @@ describe('status server', () => {
     try {
       expect((await fetch(`${server.url}/drain`, { method: 'POST' })).status).toBe(405);
       expect((await fetch(`${server.url}/drain`)).status).toBe(404);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('refuses a drain without the admin token, with a wrong one, and from another site; the service is not drained', async () => {
+    let drains = 0;
+    const server = await startStatusServer({
+      portRange: [0, 0],
+      health: () => ({ ok: true }),
+      stats: () => ({ drains }),
+      adminToken: TOKEN,
+      onDrain: () => {
+        drains++;
+      },
+    });
+    const post = (headers: Record<string, string>, body?: string) =>
+      fetch(`${server.url}/drain`, { method: 'POST', headers, ...(body !== undefined && { body }) });
+    try {
+      const none = await post({});
+      expect(none.status).toBe(401);
+      expect(none.headers.get('www-authenticate')).toBe('Bearer');
+      expect(((await none.json()) as { error: string }).error).toMatch(/admin token required/);
+      expect((await post({ authorization: 'Bearer not-the-token' })).status).toBe(401);
+      expect((await post({ authorization: TOKEN })).status).toBe(401);
+      // What a web page's plain form POST sends: another Origin, a form body, no token.
+      const form = await post(
+        {
+          origin: 'http://evil.example',
+          'sec-fetch-site': 'cross-site',
+          'content-type': 'application/x-www-form-urlencoded',
+        },
+        'drain=1',
+      );
+      expect(form.status).toBe(403);
+      expect(await form.json()).toEqual({ error: 'cross-site request refused' });
+      // Even a page that somehow had the token is refused from another site.
+      expect((await post({ ...admin, 'sec-fetch-site': 'cross-site' })).status).toBe(403);
+      expect((await post({ ...admin, 'sec-fetch-site': 'same-site' })).status).toBe(403);
+      expect((await post({ ...admin, origin: 'null' })).status).toBe(403);
+      expect(drains).toBe(0);
+      // Still serving, and the token drains.
+      expect(await (await fetch(`${server.url}/stats`)).json()).toEqual({ drains: 0 });
+      expect((await post({ ...admin, origin: server.url, 'sec-fetch-site': 'same-origin' })).status).toBe(
+        202,
+      );
+      expect(drains).toBe(1);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('without an admin token, /drain is off (403) whatever is sent', async () => {
+    let drains = 0;
+    const server = await startStatusServer({
+      portRange: [0, 0],
+      health: () => ({ ok: true }),
+      stats: () => ({}),
+      onDrain: () => {
+        drains++;
+      },
+    });
+    try {
+      const reply = await fetch(`${server.url}/drain`, { method: 'POST', headers: admin });
+      expect(reply.status).toBe(403);
+      expect(((await reply.json()) as { error: string }).error).toMatch(
+        /no admin token \(http.adminTokenFile\)/,
+      );
+      expect(drains).toBe(0);
     } finally {
       await server.close();
     }

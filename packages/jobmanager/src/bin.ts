@@ -2,13 +2,20 @@
 // Thin entry: reads the options as JSON (HASHWIRE_JOBMANAGER_CONFIG, or a file path as the
 // first argument), starts a jobmanager, drains on SIGTERM/SIGINT. The operations issue
 // replaces this with the pool-wide config loader.
-import { StartupError, readJsonConfig } from '@hashwire/core';
+import { StartupError, readJsonConfig, readServiceSecrets } from '@hashwire/core';
 import { createKeyBuilder } from '@hashwire/protocol';
 import { type RedisConfig, connectRedis, serviceRedisConfig } from '@hashwire/registry';
 import { createJobManager } from './jobmanager.js';
 import type { JobManagerOptions } from './options.js';
 
-type FileOptions = Omit<JobManagerOptions, 'redis' | 'keys'> & {
+type FileOptions = Omit<JobManagerOptions, 'redis' | 'keys' | 'curve'> & {
+  /**
+   * CURVE: this jobmanager's `publicKey`, `secretKeyFile` (or `secretKey`) and the client keys it
+   * lets in (`allowedClientKeys`). Required when `host` is not loopback.
+   */
+  curve?: { publicKey: string; secretKeyFile?: string; secretKey?: string; allowedClientKeys?: string[] };
+  /** File holding the token `POST /drain` needs (or `adminToken`); without one `/drain` is refused. */
+  adminTokenFile?: string;
   /** Or `redis`: ioredis options, e.g. Sentinel. */
   redisUrl?: string;
   redis?: unknown;
@@ -21,13 +28,21 @@ async function main(): Promise<number> {
     ...(process.argv[2] ? { file: process.argv[2] } : {}),
     requiredText: ['id', 'coin', 'network'],
   }) as unknown as FileOptions;
+  const secrets = readServiceSecrets(config as unknown as Record<string, unknown>);
   let redisConfig: RedisConfig;
   try {
     redisConfig = serviceRedisConfig(config);
   } catch (error) {
     throw new StartupError((error as Error).message);
   }
-  const { redisUrl: _url, redis: _redis, ...options } = config;
+  const {
+    redisUrl: _url,
+    redis: _redis,
+    curve: _curve,
+    adminTokenFile: _adminTokenFile,
+    adminToken: _adminToken,
+    ...options
+  } = config;
   const redis = connectRedis(redisConfig, config.id);
   // SIGTERM, SIGINT and POST /drain all start the same planned handover.
   let requestStop = () => {};
@@ -41,13 +56,17 @@ async function main(): Promise<number> {
       redis,
       keys: createKeyBuilder({ prefix: config.keyPrefix ?? 'hw:' }),
       onDrain: () => requestStop(),
+      ...(secrets.curve ? { curve: secrets.curve as JobManagerOptions['curve'] & object } : {}),
+      ...(secrets.adminToken ? { adminToken: secrets.adminToken } : {}),
     });
   } catch (error) {
     // Nothing may keep the process alive after a failed start: it must exit with its message.
     redis.disconnect();
     throw error;
   }
-  process.stdout.write(`${JSON.stringify({ ready: true, id: jm.id, endpoint: jm.endpoint })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ ready: true, id: jm.id, endpoint: jm.endpoint, curve: secrets.curve !== undefined })}\n`,
+  );
   process.once('SIGTERM', requestStop);
   process.once('SIGINT', requestStop);
   await stopRequested;

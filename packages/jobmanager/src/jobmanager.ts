@@ -22,7 +22,15 @@ import {
   listServices,
   registerService,
 } from '@hashwire/registry';
-import { RpcError, type RpcServer, createRpcClient, createRpcServer } from '@hashwire/rpc';
+import {
+  RpcError,
+  type RpcServer,
+  type ServiceCurve,
+  clientCurveFor,
+  createRpcClient,
+  createRpcServer,
+  serverCurveOf,
+} from '@hashwire/rpc';
 import { JobStore, type StoredJob } from './job-store.js';
 import { type JobManagerOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { TemplateSource } from './template-source.js';
@@ -91,9 +99,21 @@ function templateId(template: BlockTemplate): string {
 }
 
 /** The id of the first jobmanager (in the given order) that answers `svc.status` as itself within 300 ms. */
-async function firstAlive(candidates: { id: string; rpc: string }[]): Promise<string | null> {
+async function firstAlive(
+  candidates: { id: string; rpc: string; curveKey?: string }[],
+  curve: ServiceCurve | undefined,
+): Promise<string | null> {
   for (const candidate of candidates) {
-    const client = createRpcClient<JmMethods>(candidate.rpc, { timeoutMs: 300 });
+    let clientCurve: ReturnType<typeof clientCurveFor>;
+    try {
+      clientCurve = clientCurveFor(curve, candidate.curveKey, `jobmanager ${candidate.id}`);
+    } catch {
+      continue; // CURVE on one side only: it could not answer us anyway
+    }
+    const client = createRpcClient<JmMethods>(candidate.rpc, {
+      timeoutMs: 300,
+      ...(clientCurve ? { curve: clientCurve } : {}),
+    });
     try {
       // Its port may have been taken over by another process since it registered.
       const status = (await client.request('svc.status', {})) as { id?: string };
@@ -305,6 +325,7 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
     portRange: options.rpcPortRange,
     host: options.host,
     heartbeatIntervalMs: options.heartbeatIntervalMs,
+    ...(options.curve ? { curve: serverCurveOf(options.curve) } : {}),
     handlers: {
       'jm.subscribe': async (req, ctx) => {
         if (req.chain !== chain) {
@@ -387,6 +408,7 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
     metrics,
     stats,
     ...(input.onDrain ? { onDrain: input.onDrain } : {}),
+    ...(input.adminToken ? { adminToken: input.adminToken } : {}),
     health: () => {
       const health = source.health();
       if (health.healthy) return { ok: true };
@@ -407,6 +429,7 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
     id,
     rpc: rpc.endpoint,
     http: http.url,
+    ...(options.curve ? { curveKey: options.curve.publicKey } : {}),
     chain,
     version: options.version,
     ttlMs: options.serviceTtlMs,
@@ -430,7 +453,14 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
           );
           // A SIGKILLed standby stays registered until its TTL runs out: hand over only to
           // one that answers right now, or the lease would sit with a dead process.
-          const successor = await firstAlive(standbys.map((s) => ({ id: s.id, rpc: s.rpc })));
+          const successor = await firstAlive(
+            standbys.map((s) => ({
+              id: s.id,
+              rpc: s.rpc,
+              ...(s.curveKey ? { curveKey: s.curveKey } : {}),
+            })),
+            options.curve,
+          );
           if (successor) await leadership.handover(successor).catch(() => {});
         }
         await manager.close();

@@ -8,6 +8,7 @@ import {
 import type { StatsdOptions } from '@hashwire/core';
 import type { KeyBuilder } from '@hashwire/protocol';
 import type { RedisClient } from '@hashwire/registry';
+import { type ServiceCurve, checkServiceCurve, requireCurveOffLoopback } from '@hashwire/rpc';
 
 /** A bad jobmanager configuration: the message names the field and what is allowed. */
 export class ConfigError extends Error {
@@ -82,11 +83,22 @@ export interface JobManagerOptions {
   statsd?: StatsdOptions;
   /** What `POST /drain` on the status server does (the bin: the same as SIGTERM). No `/drain` without it. */
   onDrain?: () => void;
+  /** The token `POST /drain` must carry (`Authorization: Bearer`); without it `/drain` is refused. */
+  adminToken?: string;
+  /**
+   * This jobmanager's CURVE key pair and the client keys it lets in (the pool's service keys);
+   * its public key is published in the registry as `curveKey`, and it calls other jobmanagers
+   * with it. Required when `host` is not loopback.
+   */
+  curve?: ServiceCurve;
 }
 
 export interface ResolvedOptions
-  extends Required<Omit<JobManagerOptions, 'payouts' | 'zmqHashblock' | 'statsd' | 'onDrain'>> {
+  extends Required<
+    Omit<JobManagerOptions, 'payouts' | 'zmqHashblock' | 'statsd' | 'onDrain' | 'adminToken' | 'curve'>
+  > {
   statsd?: StatsdOptions;
+  curve?: ServiceCurve;
   params: ChainParams;
   payouts: CoinbasePayout[];
   zmqHashblock: string[];
@@ -137,6 +149,10 @@ export function resolveOptions(options: JobManagerOptions): ResolvedOptions {
   });
   if (remainders > 1)
     throw new ConfigError('payouts', 'at most one payout may leave out valueSat (it gets the rest)');
+  const host = options.host ?? '127.0.0.1';
+  // These name the field themselves (`curve is required: host … is not loopback`).
+  const curve = options.curve ? checkServiceCurve('curve', options.curve) : undefined;
+  requireCurveOffLoopback('host', host, 'curve', curve);
   return {
     id: options.id,
     coin: options.coin,
@@ -151,7 +167,8 @@ export function resolveOptions(options: JobManagerOptions): ResolvedOptions {
     redis: options.redis,
     keys: options.keys,
     rpcPortRange: options.rpcPortRange ?? [28000, 28999],
-    host: options.host ?? '127.0.0.1',
+    host,
+    ...(curve ? { curve } : {}),
     heartbeatIntervalMs: positiveInteger('heartbeatIntervalMs', options.heartbeatIntervalMs, 1000),
     leaseTtlMs: positiveInteger('leaseTtlMs', options.leaseTtlMs, 2000),
     serviceTtlMs: positiveInteger('serviceTtlMs', options.serviceTtlMs, 60_000),

@@ -146,3 +146,16 @@ export const PortRange = {
   http: [29000, 29999],
   stratum: [23000, 23999],
 } as const;
+
+/**
+ * Whether `host` is the loopback interface as hashwire counts it: exactly `127.0.0.1`, `::1` or
+ * `localhost`. Any other address (other `127.x` addresses included, which tests use as a stand-in
+ * for a LAN address) counts as reachable by other hosts, so RPC bound there must use CURVE.
+ */
+export function isLoopbackHost(host: string): boolean {
+  const h = host
+    .trim()
+    .toLowerCase()
+    .replace(/^\[(.*)\]$/, '$1');
+  return h === '127.0.0.1' || h === '::1' || h === 'localhost';
+}

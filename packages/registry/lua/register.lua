@@ -7,7 +7,7 @@
 -- ARGV[3] announcement channel
 -- ARGV[4] kind
 -- ARGV[5] '1' to announce 'changed' even when the hash existed (state or load changed)
--- ARGV[6..] field, value, field, value ...
+-- ARGV[6..] field, value, field, value ... (rpc, http, curveKey, state, load, ...)
 -- Returns 1 when the hash was (re)created, 0 when it was refreshed.
 local existed = redis.call('EXISTS', KEYS[1])
 local t = redis.call('TIME')

@@ -21,6 +21,11 @@ export interface ServiceInfo {
   stratum?: string;
   /** Stratum servers: `host:port` of the HAProxy agent-check listener (reports up/drain/down). */
   agent?: string;
+  /**
+   * The CURVE public key (Z85) of the RPC server at `rpc`, when it uses CURVE: clients learn the
+   * server key here and must connect with CURVE and a key the server allows.
+   */
+  curveKey?: string;
 }
 
 export interface RegisterServiceOptions {
@@ -37,6 +42,8 @@ export interface RegisterServiceOptions {
   stratum?: string;
   /** HAProxy agent-check endpoint `host:port` (stratum servers). */
   agent?: string;
+  /** The CURVE public key (Z85) of the RPC server at `rpc`, when it uses CURVE. */
+  curveKey?: string;
   /**
    * Lifetime of the hash without a refresh; refreshed every ttlMs/3.
    * @defaultValue 60000
@@ -81,6 +88,7 @@ export async function registerService(options: RegisterServiceOptions): Promise<
     startedAt: Date.now(),
     ...(options.stratum !== undefined && { stratum: options.stratum }),
     ...(options.agent !== undefined && { agent: options.agent }),
+    ...(options.curveKey !== undefined && { curveKey: options.curveKey }),
   };
   const serviceKey = keys.service(kind, id);
   const indexKey = keys.serviceIndex(kind);
@@ -143,6 +151,7 @@ function parseInfo(hash: Record<string, string>): ServiceInfo | null {
     startedAt: Number(hash.startedAt ?? 0),
     ...(hash.stratum && { stratum: hash.stratum }),
     ...(hash.agent && { agent: hash.agent }),
+    ...(hash.curveKey && { curveKey: hash.curveKey }),
   };
 }
 
@@ -216,7 +225,8 @@ function sameInfo(a: ServiceInfo, b: ServiceInfo): boolean {
     a.version === b.version &&
     a.startedAt === b.startedAt &&
     a.stratum === b.stratum &&
-    a.agent === b.agent
+    a.agent === b.agent &&
+    a.curveKey === b.curveKey
   );
 }
 

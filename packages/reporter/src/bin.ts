@@ -13,6 +13,7 @@ import {
   type StatsdOptions,
   createLogger,
   readJsonConfig,
+  readServiceSecrets,
 } from '@hashwire/core';
 import { createKeyBuilder } from '@hashwire/protocol';
 import { connectRedis, describeRedisConfig, serviceRedisConfig } from '@hashwire/registry';
@@ -20,7 +21,14 @@ import { type Reporter, type ReporterOptions, createReporter } from './reporter.
 
 /** The JSON config. */
 export interface ReporterFileOptions
-  extends Omit<ReporterOptions, 'redis' | 'keys' | 'daemons' | 'logger' | 'metrics'> {
+  extends Omit<ReporterOptions, 'redis' | 'keys' | 'daemons' | 'logger' | 'metrics' | 'curve'> {
+  /**
+   * CURVE: this reporter's `publicKey`, `secretKeyFile` (or `secretKey`) and the client keys it
+   * lets in (`allowedClientKeys`). Required when `host` is not loopback.
+   */
+  curve?: { publicKey: string; secretKeyFile?: string; secretKey?: string; allowedClientKeys?: string[] };
+  /** File holding the token `POST /drain` needs (or `adminToken`); without one `/drain` is refused. */
+  adminTokenFile?: string;
   /** Or `redis`: ioredis options, e.g. Sentinel. */
   redisUrl?: string;
   redis?: unknown;
@@ -47,7 +55,19 @@ function readConfig(): ReporterFileOptions {
 
 async function main(): Promise<number> {
   const config = readConfig();
-  const { redisUrl: _url, redis: _redis, keyPrefix, daemons, statsd, logLevel, ...options } = config;
+  const secrets = readServiceSecrets(config as unknown as Record<string, unknown>);
+  const {
+    redisUrl: _url,
+    redis: _redis,
+    keyPrefix,
+    daemons,
+    statsd,
+    logLevel,
+    curve: _curve,
+    adminTokenFile: _adminTokenFile,
+    adminToken: _adminToken,
+    ...options
+  } = config;
   let redisConfig: ReturnType<typeof serviceRedisConfig>;
   try {
     redisConfig = serviceRedisConfig(config);
@@ -79,6 +99,8 @@ async function main(): Promise<number> {
     reporter = await createReporter({
       ...options,
       onDrain: () => requestStop(),
+      ...(secrets.curve ? { curve: secrets.curve as ReporterOptions['curve'] & object } : {}),
+      ...(secrets.adminToken ? { adminToken: secrets.adminToken } : {}),
       redis,
       keys: createKeyBuilder({ prefix: keyPrefix ?? 'hw:' }),
       ...(daemons ? { daemons } : {}),
@@ -96,7 +118,9 @@ async function main(): Promise<number> {
     redis.disconnect();
     throw error;
   }
-  process.stdout.write(`${JSON.stringify({ ready: true, id: reporter.id, endpoint: reporter.endpoint })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ ready: true, id: reporter.id, endpoint: reporter.endpoint, curve: secrets.curve !== undefined })}\n`,
+  );
   process.once('SIGTERM', requestStop);
   process.once('SIGINT', requestStop);
   await stopRequested;

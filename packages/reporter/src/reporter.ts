@@ -23,7 +23,15 @@ import {
   connectRedis,
   registerService,
 } from '@hashwire/registry';
-import { RpcError, type RpcServer, createRpcServer } from '@hashwire/rpc';
+import {
+  RpcError,
+  type RpcServer,
+  type ServiceCurve,
+  checkServiceCurve,
+  createRpcServer,
+  requireCurveOffLoopback,
+  serverCurveOf,
+} from '@hashwire/rpc';
 import { BlockWatcher, type BlockWatcherStats } from './blocks.js';
 import { type CreditReply, planCredit } from './credit.js';
 import { reporterKeys } from './keys.js';
@@ -37,6 +45,13 @@ export interface ReporterOptions {
   httpPortRange?: readonly [number, number];
   /** What `POST /drain` on the status server does (the bin: the same as SIGTERM). No `/drain` without it. */
   onDrain?: () => void;
+  /** The token `POST /drain` must carry (`Authorization: Bearer`); without it `/drain` is refused. */
+  adminToken?: string;
+  /**
+   * This reporter's CURVE key pair and the client keys it lets in (the pool's service keys). Its
+   * public key is published in the registry as `curveKey`. Required when `host` is not loopback.
+   */
+  curve?: ServiceCurve;
   /** The chain whose shares this reporter credits (the key part of `round:{chain}`). */
   chain: string;
   /** A client (left open on close) or how to connect (closed on close). */
@@ -138,6 +153,9 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
   const shareLogMaxLen = positiveInt('shareLogMaxBatches', options.shareLogMaxBatches, 2000);
   const eventsMaxLen = positiveInt('eventsMaxLen', options.eventsMaxLen, 100_000);
   const candidateMaxAgeMs = positiveInt('candidateMaxAgeMs', options.candidateMaxAgeMs, 3_600_000);
+  const host = options.host ?? '127.0.0.1';
+  const curve = options.curve ? checkServiceCurve('curve', options.curve) : undefined;
+  requireCurveOffLoopback('host', host, 'curve', curve);
 
   const logger = options.logger ?? createLogger({ name: 'reporter', base: { id, chain } });
   const ownMetrics = !(options.metrics && 'registry' in options.metrics);
@@ -292,7 +310,8 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
       if (state !== 'created') throw new Error(`reporter ${id} cannot start: it is ${state}`);
       rpc = await createRpcServer<ReporterMethods>({
         portRange: options.rpcPortRange ?? PortRange.rpc,
-        host: options.host ?? '127.0.0.1',
+        host,
+        ...(curve ? { curve: serverCurveOf(curve) } : {}),
         ...(options.advertiseHost ? { advertiseHost: options.advertiseHost } : {}),
         ...(options.heartbeatIntervalMs ? { heartbeatIntervalMs: options.heartbeatIntervalMs } : {}),
         logger,
@@ -307,10 +326,11 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
       });
       http = await startStatusServer({
         portRange: options.httpPortRange ?? [29000, 29999],
-        host: options.host ?? '127.0.0.1',
+        host,
         metrics,
         stats,
         ...(options.onDrain ? { onDrain: options.onDrain } : {}),
+        ...(options.adminToken ? { adminToken: options.adminToken } : {}),
         health: async () => {
           if (state !== 'up') return { ok: false, reasons: [`reporter is ${state}`] };
           try {
@@ -329,6 +349,7 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
         id,
         rpc: rpc.endpoint,
         http: http.url,
+        ...(curve ? { curveKey: curve.publicKey } : {}),
         chain,
         version: options.version ?? '0.1.0',
         ...(options.serviceTtlMs ? { ttlMs: options.serviceTtlMs } : {}),
@@ -338,7 +359,7 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
         },
       });
       watcher.start();
-      logger.info({ endpoint: rpc.endpoint }, 'reporter: up');
+      logger.info({ endpoint: rpc.endpoint, curve: curve !== undefined }, 'reporter: up');
     },
     drain() {
       draining ??= (async () => {

@@ -1,3 +1,5 @@
+import { createPrivateKey, createPublicKey } from 'node:crypto';
+import { isLoopbackHost } from '@hashwire/protocol';
 import { type Context, Router } from 'zeromq';
 import type { RpcLogger } from './types.js';
 
@@ -113,4 +115,118 @@ export class ZapHandler {
     this.socket.close();
     await this.loop.catch(() => {});
   }
+}
+
+// X25519 private key as PKCS#8 DER: this fixed header, then the 32 key bytes.
+const PKCS8_X25519_HEADER = Buffer.from('302e020100300506032b656e04220420', 'hex');
+
+/** The Z85 public key of a Z85 CURVE secret key (CURVE keys are X25519 keys). */
+export function curvePublicKey(secretKey: string): string {
+  const secret = z85Decode(checkCurveKey('secretKey', secretKey)) as Buffer;
+  const privateKey = createPrivateKey({
+    key: Buffer.concat([PKCS8_X25519_HEADER, secret]),
+    format: 'der',
+    type: 'pkcs8',
+  });
+  const spki = createPublicKey(privateKey).export({ format: 'der', type: 'spki' });
+  return z85Encode(spki.subarray(spki.length - 32));
+}
+
+/** A service's CURVE identity: its key pair, and as a server the client keys it lets in. */
+export interface ServiceCurve {
+  /** This service's public key (Z85): its server key when it serves RPC, its client key when it calls. */
+  publicKey: string;
+  secretKey: string;
+  /**
+   * Public keys of the clients a server lets in (ZAP allow list): the pool's service keys. Empty
+   * or absent on a server means only encryption, no authentication; services always give it.
+   */
+  allowedClientKeys?: readonly string[];
+}
+
+/**
+ * Checks a service's CURVE settings: both keys Z85, the public key the one of the secret key
+ * (a mix-up of two key files is caught at start, not as refused handshakes), the allow list
+ * Z85. Throws a TypeError naming `<field>.<key>`.
+ */
+export function checkServiceCurve(field: string, curve: unknown): ServiceCurve {
+  if (typeof curve !== 'object' || curve === null || Array.isArray(curve))
+    throw new TypeError(`${field} must be an object { publicKey, secretKey, allowedClientKeys }`);
+  const c = curve as Record<string, unknown>;
+  const publicKey = checkCurveKey(`${field}.publicKey`, c.publicKey);
+  const secretKey = checkCurveKey(`${field}.secretKey`, c.secretKey);
+  if (curvePublicKey(secretKey) !== publicKey) {
+    throw new TypeError(
+      `${field}.publicKey is not the public key of ${field}.secretKey (two key files mixed up? hashwire keys prints the pairs)`,
+    );
+  }
+  let allowedClientKeys: string[] | undefined;
+  if (c.allowedClientKeys !== undefined) {
+    if (!Array.isArray(c.allowedClientKeys))
+      throw new TypeError(`${field}.allowedClientKeys must be a list of Z85 public keys`);
+    allowedClientKeys = c.allowedClientKeys.map((k, i) =>
+      checkCurveKey(`${field}.allowedClientKeys[${i}]`, k),
+    );
+  }
+  return { publicKey, secretKey, ...(allowedClientKeys ? { allowedClientKeys } : {}) };
+}
+
+/**
+ * Refuses an RPC server off loopback without CURVE and a client allow list: anyone who can reach
+ * the port could otherwise call every method (credit shares, drain the service).
+ */
+export function requireCurveOffLoopback(
+  hostField: string,
+  host: string,
+  curveField: string,
+  curve: { allowedClientKeys?: readonly string[] } | undefined,
+): void {
+  if (isLoopbackHost(host)) return;
+  if (!curve) {
+    throw new TypeError(
+      `${curveField} is required: ${hostField} ${host} is not loopback (127.0.0.1, ::1), so RPC must be authenticated with CURVE keys (generate them with "hashwire keys")`,
+    );
+  }
+  if (!curve.allowedClientKeys || curve.allowedClientKeys.length === 0) {
+    throw new TypeError(
+      `${curveField}.allowedClientKeys must list the pool's service public keys: ${hostField} ${host} is not loopback, so clients must be authenticated`,
+    );
+  }
+}
+
+/**
+ * The client CURVE options for calling a server that published `serverKey` (its registry
+ * `curveKey`), with this service's keys `own`. Throws when the two sides disagree: a CURVE
+ * server and a client without keys would only time out, and a client with keys refuses to
+ * talk in the clear to a server that published none.
+ */
+export function clientCurveFor(
+  own: ServiceCurve | undefined,
+  serverKey: string | undefined,
+  server: string,
+): { serverPublicKey: string; publicKey: string; secretKey: string } | undefined {
+  if (!serverKey && !own) return undefined;
+  if (!own) throw new TypeError(`${server} requires CURVE, and this service has no curve keys`);
+  if (!serverKey)
+    throw new TypeError(
+      `${server} published no curveKey: this service uses CURVE and will not talk in the clear`,
+    );
+  return {
+    serverPublicKey: checkCurveKey(`${server} curveKey`, serverKey),
+    publicKey: own.publicKey,
+    secretKey: own.secretKey,
+  };
+}
+
+/** The RPC server options of a service's CURVE identity. */
+export function serverCurveOf(curve: ServiceCurve): {
+  serverPublicKey: string;
+  serverSecretKey: string;
+  allowedClientKeys?: readonly string[];
+} {
+  return {
+    serverPublicKey: curve.publicKey,
+    serverSecretKey: curve.secretKey,
+    ...(curve.allowedClientKeys ? { allowedClientKeys: curve.allowedClientKeys } : {}),
+  };
 }

@@ -1,7 +1,16 @@
 export { RpcError, rpcErrorName } from './errors.js';
 export type { MethodMap, MethodName, RpcLogger } from './types.js';
 export { HEARTBEAT_METHOD, DROPPED_METHOD } from './envelope.js';
-export { z85Decode, z85Encode } from './curve.js';
+export {
+  type ServiceCurve,
+  checkServiceCurve,
+  clientCurveFor,
+  curvePublicKey,
+  requireCurveOffLoopback,
+  serverCurveOf,
+  z85Decode,
+  z85Encode,
+} from './curve.js';
 export {
   createRpcServer,
   type RpcCallContext,

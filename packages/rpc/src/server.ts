@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { PortRange, RpcErrorCode, RpcKind, type RpcMethods, type RpcPushes } from '@hashwire/protocol';
 import { Context, Router } from 'zeromq';
 import { bindFirstFree, checkPortRange, tcpEndpoint } from './bind.js';
-import { ZapHandler, checkCurveKey } from './curve.js';
+import { ZapHandler, checkCurveKey, requireCurveOffLoopback } from './curve.js';
 import {
   DROPPED_FRAME,
   type DecodeResult,
@@ -52,7 +52,8 @@ export interface RpcServerOptions<M extends MethodMap<M>> {
    */
   portRange?: readonly [number, number];
   /**
-   * Address to bind.
+   * Address to bind. Anything but loopback (`127.0.0.1`, `::1`, `localhost`) needs `curve` with
+   * `allowedClientKeys`: the server refuses to start otherwise.
    * @defaultValue `'127.0.0.1'`
    */
   host?: string;
@@ -493,6 +494,7 @@ export async function createRpcServer<M extends MethodMap<M> = RpcMethods, P ext
   }
 
   const curve = options.curve;
+  requireCurveOffLoopback('host', host, 'curve', curve);
   let context: Context | undefined;
   let zap: ZapHandler | null = null;
   if (curve) {

@@ -1,5 +1,14 @@
-import { RpcErrorCode } from '@hashwire/protocol';
-import { createRpcClient, createRpcServer, curveKeyPair, z85Decode, z85Encode } from '@hashwire/rpc';
+import { RpcErrorCode, isLoopbackHost } from '@hashwire/protocol';
+import {
+  checkServiceCurve,
+  clientCurveFor,
+  createRpcClient,
+  createRpcServer,
+  curveKeyPair,
+  curvePublicKey,
+  z85Decode,
+  z85Encode,
+} from '@hashwire/rpc';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Closer, randomRange } from './helpers.js';
 
@@ -106,5 +115,55 @@ describe('CURVE', () => {
     await expect(
       createRpcServer({ handlers: {}, curve: { serverPublicKey: 'short', serverSecretKey: 'short' } }),
     ).rejects.toThrow(/curve.serverSecretKey must be a 40-character Z85 CURVE key/);
+  });
+
+  it('refuses to bind off loopback without CURVE and a client allow list, naming the setting', async () => {
+    await expect(
+      createRpcServer({ host: '127.0.0.2', portRange: randomRange(), handlers: {} }),
+    ).rejects.toThrow(/curve is required: host 127.0.0.2 is not loopback/);
+    const keys = curveKeyPair();
+    await expect(
+      createRpcServer({
+        host: '127.0.0.2',
+        portRange: randomRange(),
+        handlers: {},
+        curve: { serverPublicKey: keys.publicKey, serverSecretKey: keys.secretKey },
+      }),
+    ).rejects.toThrow(/curve.allowedClientKeys must list/);
+    expect(isLoopbackHost('127.0.0.1')).toBe(true);
+    expect(isLoopbackHost('::1')).toBe(true);
+    expect(isLoopbackHost('[::1]')).toBe(true);
+    expect(isLoopbackHost('localhost')).toBe(true);
+    for (const host of ['127.0.0.2', '0.0.0.0', '::', '10.0.0.5', ''])
+      expect(isLoopbackHost(host), host).toBe(false);
+  });
+
+  it('derives the public key of a secret key and catches a mixed-up pair', () => {
+    const a = curveKeyPair();
+    const b = curveKeyPair();
+    expect(curvePublicKey(a.secretKey)).toBe(a.publicKey);
+    expect(checkServiceCurve('curve', { ...a, allowedClientKeys: [b.publicKey] })).toEqual({
+      ...a,
+      allowedClientKeys: [b.publicKey],
+    });
+    expect(() => checkServiceCurve('curve', { publicKey: b.publicKey, secretKey: a.secretKey })).toThrow(
+      /curve.publicKey is not the public key of curve.secretKey/,
+    );
+    expect(() => checkServiceCurve('curve', { ...a, allowedClientKeys: ['nope'] })).toThrow(
+      /curve.allowedClientKeys\[0\] must be a 40-character Z85 CURVE key/,
+    );
+  });
+
+  it('a client with keys will not talk in the clear, and one without keys cannot talk to a CURVE server', () => {
+    const own = curveKeyPair();
+    const server = curveKeyPair();
+    expect(clientCurveFor(undefined, undefined, 'reporter r1')).toBeUndefined();
+    expect(clientCurveFor(own, server.publicKey, 'reporter r1')).toEqual({
+      serverPublicKey: server.publicKey,
+      publicKey: own.publicKey,
+      secretKey: own.secretKey,
+    });
+    expect(() => clientCurveFor(own, undefined, 'reporter r1')).toThrow(/published no curveKey/);
+    expect(() => clientCurveFor(undefined, server.publicKey, 'reporter r1')).toThrow(/requires CURVE/);
   });
 });

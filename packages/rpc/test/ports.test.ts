@@ -1,4 +1,4 @@
-import { createRpcClient, createRpcServer } from '@hashwire/rpc';
+import { createRpcClient, createRpcServer, curveKeyPair } from '@hashwire/rpc';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Router } from 'zeromq';
 import { Closer, randomRange } from './helpers.js';
@@ -59,11 +59,18 @@ describe('binding the first free port of a range', () => {
   });
 
   it('advertises advertiseHost when bound to a wildcard', async () => {
+    // Off loopback, so CURVE with an allow list is required.
+    const keys = curveKeyPair();
     const server = closer.add(
       await createRpcServer({
         portRange: randomRange(),
         host: '0.0.0.0',
         advertiseHost: '127.0.0.1',
+        curve: {
+          serverPublicKey: keys.publicKey,
+          serverSecretKey: keys.secretKey,
+          allowedClientKeys: [curveKeyPair().publicKey],
+        },
         handlers: {},
       }),
     );

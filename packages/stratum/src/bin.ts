@@ -16,6 +16,7 @@ import {
   createLogger,
   createMetrics,
   readJsonConfig,
+  readServiceSecrets,
 } from '@hashwire/core';
 import { type BucketRingOptions, createKeyBuilder } from '@hashwire/protocol';
 import {
@@ -25,6 +26,7 @@ import {
   registerService,
   serviceRedisConfig,
 } from '@hashwire/registry';
+import { type ServiceCurve, checkServiceCurve } from '@hashwire/rpc';
 import { advertisedEndpoint, agentWordFor, startAgentCheck } from './agent.js';
 import { createStratumServer } from './create.js';
 import type { ShareForwarderOptions } from './forwarder-options.js';
@@ -83,6 +85,14 @@ export interface StratumFileOptions extends ServerFileOptions {
   /** HAProxy agent-check listener: first free port of this range. @defaultValue the miner port range */
   agentPortRange?: [number, number];
   /**
+   * CURVE: this stratum server's `publicKey` and `secretKeyFile` (or `secretKey`), used to call
+   * jobmanagers and reporters that publish a `curveKey`.
+   */
+  curve?: { publicKey: string; secretKeyFile?: string; secretKey?: string };
+  /** File holding the token `POST /drain` needs (or `adminToken`); without one `/drain` is refused. */
+  adminTokenFile?: string;
+  adminToken?: string;
+  /**
    * On SIGTERM, how long the server announces its drain (registry `draining`, agent `drain`)
    * before it closes its listener and sends miners away: HAProxy must have stopped routing new
    * connections here by then, or the miners sent away are routed straight back to the closed
@@ -140,8 +150,18 @@ async function main(): Promise<number> {
     advertiseHost,
     agentPortRange,
     drainAnnounceMs = 1000,
+    curve: _curve,
+    adminTokenFile: _adminTokenFile,
+    adminToken: _adminToken,
     ...serverOptions
   } = config;
+  const secrets = readServiceSecrets(config as unknown as Record<string, unknown>);
+  let curve: ServiceCurve | undefined;
+  try {
+    curve = secrets.curve ? checkServiceCurve('curve', secrets.curve) : undefined;
+  } catch (error) {
+    throw new StartupError((error as Error).message);
+  }
   if (!Number.isInteger(drainAnnounceMs) || drainAnnounceMs < 0) {
     throw new StartupError(
       `drainAnnounceMs must be a whole number of milliseconds (0 or more), got ${drainAnnounceMs}`,
@@ -210,7 +230,14 @@ async function main(): Promise<number> {
     metrics.draining(false);
     markDraining = () => metrics.draining(true);
 
-    feed = new JobFeed({ ...feedOptions, redis, keys, chain: config.chain, stratumId: config.id });
+    feed = new JobFeed({
+      ...feedOptions,
+      redis,
+      keys,
+      chain: config.chain,
+      stratumId: config.id,
+      ...(curve ? { curve } : {}),
+    });
     feed.on('error', (error) => logger.warn({ err: error }, 'stratum: job feed error'));
     feed.on('unhealthy', (event) => logger.error(event, 'stratum: no jobmanager has a daemon'));
     cleanup.push(() => feed.close());
@@ -225,6 +252,7 @@ async function main(): Promise<number> {
       stratumId: config.id,
       chain: config.chain,
       logger,
+      ...(curve ? { curve } : {}),
     });
     forwarder.on('error', () => {}); // logged by the forwarder itself
     forwarder.on('quarantined', (event) => metrics.quarantined(event.reason));
@@ -257,6 +285,7 @@ async function main(): Promise<number> {
       ...(httpPortRange ? { httpPortRange } : {}),
       extraStats: () => ({ spool: spool.stats(), forwarder: forwarder.stats(), jobs: feed.stats }),
       onDrain: () => requestStop(),
+      ...(secrets.adminToken ? { adminToken: secrets.adminToken } : {}),
     });
     cleanup.push(() => http.close());
     // HAProxy's agent check asks the server itself: up, drain while draining, down while suspended.
@@ -289,7 +318,9 @@ async function main(): Promise<number> {
     throw error;
   }
 
-  process.stdout.write(`${JSON.stringify({ ready: true, id: config.id, port: server.port })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ ready: true, id: config.id, port: server.port, curve: curve !== undefined })}\n`,
+  );
   process.once('SIGTERM', requestStop);
   process.once('SIGINT', requestStop);
   await stopRequested;

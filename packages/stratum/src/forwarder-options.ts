@@ -1,5 +1,6 @@
 import type { BucketRing, BucketRingOptions, KeyBuilder } from '@hashwire/protocol';
 import type { RedisClient } from '@hashwire/registry';
+import type { ServiceCurve } from '@hashwire/rpc';
 import type { QuarantineReason } from './spool-journal.js';
 import type { QuarantineStats, ShareSpool } from './spool.js';
 
@@ -53,6 +54,11 @@ export interface ShareForwarderOptions {
   /** Operators are warned when this many batches wait, and again at each doubling. @defaultValue 10 */
   backlogWarnBatches?: number;
   logger?: ForwarderLogger;
+  /**
+   * This stratum server's CURVE key pair, for reporters that publish a `curveKey` (a reporter
+   * that publishes none is then not used).
+   */
+  curve?: ServiceCurve;
 }
 
 export interface ForwarderStats {

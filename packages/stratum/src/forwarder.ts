@@ -7,7 +7,7 @@ import {
   type Share,
 } from '@hashwire/protocol';
 import { type ServiceInfo, type ServiceWatcher, watchServices } from '@hashwire/registry';
-import { type RpcClient, RpcError, createRpcClient } from '@hashwire/rpc';
+import { type RpcClient, RpcError, clientCurveFor, createRpcClient } from '@hashwire/rpc';
 import {
   type BacklogEvent,
   type ForwarderEvents,
@@ -100,7 +100,10 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
   private watcher: ServiceWatcher | null = null;
   /** Every reporter of our chain known to the registry, in any state; the ring holds those `up`. */
   private readonly reporters = new Map<string, ServiceInfo>();
-  private readonly clients = new Map<string, { endpoint: string; client: ReporterClient }>();
+  private readonly clients = new Map<
+    string,
+    { endpoint: string; curveKey: string | undefined; client: ReporterClient }
+  >();
   private readonly suspects = new Map<string, number>();
   /** Batch ids waiting on disk, oldest first (a Set keeps insertion order). */
   private readonly queue = new Set<string>();
@@ -627,13 +630,21 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
     const info = this.reporters.get(reporterId);
     if (!info || info.rpc === '') return null;
     const known = this.clients.get(reporterId);
-    if (known?.endpoint === info.rpc) return known.client;
+    if (known?.endpoint === info.rpc && known.curveKey === info.curveKey) return known.client;
     if (known) this.dropClient(reporterId);
+    let curve: ReturnType<typeof clientCurveFor>;
+    try {
+      curve = clientCurveFor(this.options.curve, info.curveKey, `reporter ${reporterId}`);
+    } catch (error) {
+      this.report(error as Error);
+      return null;
+    }
     const client = createRpcClient<RpcMethods>(info.rpc, {
       heartbeatIntervalMs: this.options.heartbeatIntervalMs ?? 1000,
       timeoutMs: this.options.requestTimeoutMs ?? 5000,
+      ...(curve ? { curve } : {}),
     });
-    this.clients.set(reporterId, { endpoint: info.rpc, client });
+    this.clients.set(reporterId, { endpoint: info.rpc, curveKey: info.curveKey, client });
     return client;
   }
 

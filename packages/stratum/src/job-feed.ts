@@ -8,8 +8,14 @@ import {
   type RpcMethods,
   type RpcPushes,
 } from '@hashwire/protocol';
-import { type RedisClient, type ServiceEvent, type ServiceWatcher, watchServices } from '@hashwire/registry';
-import { type RpcClient, RpcError, createRpcClient } from '@hashwire/rpc';
+import {
+  type RedisClient,
+  type ServiceEvent,
+  type ServiceInfo,
+  type ServiceWatcher,
+  watchServices,
+} from '@hashwire/registry';
+import { type RpcClient, RpcError, type ServiceCurve, clientCurveFor, createRpcClient } from '@hashwire/rpc';
 
 export interface JobFeedOptions {
   redis: RedisClient;
@@ -33,6 +39,11 @@ export interface JobFeedOptions {
    * @defaultValue 60000
    */
   daemonGraceMs?: number;
+  /**
+   * This stratum server's CURVE key pair, for jobmanagers that publish a `curveKey` (and this
+   * feed then refuses one that publishes none).
+   */
+  curve?: ServiceCurve;
 }
 
 type JmClient = RpcClient<RpcMethods, RpcPushes>;
@@ -100,7 +111,7 @@ export class JobFeed extends EventEmitter<{
     this.watcher.on('error', (error) => this.report(error));
     await this.watcher.ready;
     for (const service of this.watcher.services.values()) {
-      if (service.chain === chain) this.connect(service.id, service.rpc);
+      if (service.chain === chain) this.connect(service);
     }
     this.healthTimer = setInterval(() => this.checkHealth(), 250);
     this.healthTimer.unref();
@@ -140,14 +151,23 @@ export class JobFeed extends EventEmitter<{
   private onService({ type, service }: ServiceEvent): void {
     if (this.closed || service.chain !== this.options.chain) return;
     if (type === 'down') this.disconnect(service.id);
-    else if (!this.clients.has(service.id) || type === 'up') this.connect(service.id, service.rpc);
+    else if (!this.clients.has(service.id) || type === 'up') this.connect(service);
   }
 
-  private connect(id: string, endpoint: string): void {
+  private connect(service: ServiceInfo): void {
+    const { id, rpc: endpoint } = service;
     if (!endpoint) return;
     this.disconnect(id);
+    let curve: ReturnType<typeof clientCurveFor>;
+    try {
+      curve = clientCurveFor(this.options.curve, service.curveKey, `jobmanager ${id}`);
+    } catch (error) {
+      this.report(error as Error);
+      return;
+    }
     const client: JmClient = createRpcClient<RpcMethods, RpcPushes>(endpoint, {
       heartbeatIntervalMs: this.options.heartbeatIntervalMs ?? 1000,
+      ...(curve ? { curve } : {}),
     });
     this.clients.set(id, client);
     client.onPush('job', (job) => this.deliver(job));

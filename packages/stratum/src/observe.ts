@@ -16,6 +16,8 @@ export interface ObserveStratumOptions {
   extraStats?: () => Record<string, unknown>;
   /** What `POST /drain` does (the bin: the same as SIGTERM). No `/drain` without it. */
   onDrain?: () => void;
+  /** The token `POST /drain` must carry (`Authorization: Bearer`); without it `/drain` is refused. */
+  adminToken?: string;
 }
 
 /**
@@ -39,6 +41,7 @@ export async function observeStratum(options: ObserveStratumOptions): Promise<St
     metrics,
     stats: () => ({ ...server.stats(), ...(options.extraStats?.() ?? {}) }),
     ...(options.onDrain ? { onDrain: options.onDrain } : {}),
+    ...(options.adminToken ? { adminToken: options.adminToken } : {}),
     health: () => {
       const reasons: string[] = [];
       const state = server.stats().state;
