@@ -29,6 +29,8 @@ export class StratumSocket {
   closed = false;
   /** Requests the server left unanswered past {@link ANSWER_TIMEOUT_MS} while the connection stayed open. */
   unanswered = 0;
+  /** The first few requests left unanswered, for the failure message. */
+  readonly unansweredRequests: string[] = [];
   /** The last `mining.notify` params. */
   notify: unknown[] | null = null;
   difficulty = 1;
@@ -96,17 +98,19 @@ export class StratumSocket {
   request(method: string, params: unknown): Promise<Reply | null> {
     if (this.closed) return Promise.resolve(null);
     const id = this.nextId++;
-    const reply = this.answer(id);
-    this.socket.write(`${JSON.stringify({ id, method, params })}\n`);
+    const text = JSON.stringify({ id, method, params });
+    const reply = this.answer(id, text);
+    this.socket.write(`${text}\n`);
     return reply;
   }
 
   /** The reply to request `id`; null when the connection closes first or no answer comes in time. */
-  private answer(id: number): Promise<Reply | null> {
+  private answer(id: number, text: string): Promise<Reply | null> {
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.waiting.delete(id);
         this.unanswered++;
+        if (this.unansweredRequests.length < 5) this.unansweredRequests.push(text.slice(0, 300));
         resolve(null);
       }, ANSWER_TIMEOUT_MS);
       this.waiting.set(id, (reply) => {
@@ -121,10 +125,8 @@ export class StratumSocket {
     if (this.closed) return Promise.resolve(params.map(() => null));
     const replies = params.map((p) => {
       const id = this.nextId++;
-      return {
-        text: `${JSON.stringify({ id, method, params: p })}\n`,
-        reply: this.answer(id),
-      };
+      const text = JSON.stringify({ id, method, params: p });
+      return { text: `${text}\n`, reply: this.answer(id, text) };
     });
     this.socket.write(replies.map((r) => r.text).join(''));
     return Promise.all(replies.map((r) => r.reply));

@@ -244,6 +244,7 @@ describe('hostile-miner soak (issue 14)', () => {
             (
               await p.http<{
                 forwarder: { backlogBatches: number; quarantinedSubBatches: number };
+                spool: { open: number; pendingBatches: number };
               }>('stratum', id, '/stats')
             ).body,
         ),
@@ -252,16 +253,21 @@ describe('hostile-miner soak (issue 14)', () => {
     await waitFor(
       async () => {
         stats = await stratumStats();
-        return stats.every((s) => s.forwarder.backlogBatches === 0);
+        return stats.every(
+          (s) => s.spool.open === 0 && s.spool.pendingBatches === 0 && s.forwarder.backlogBatches === 0,
+        );
       },
-      { timeoutMs: 30_000, what: 'every stratum server to have no batch waiting' },
+      { timeoutMs: 30_000, what: 'every spool sealed and carried to a reporter' },
     ).catch(() => {});
     expect
       .soft(
-        stats.map((s) => s.forwarder.backlogBatches),
-        'batches still waiting for a reporter 30 s after the soak',
+        stats.map((s) => [s.spool.open, s.spool.pendingBatches, s.forwarder.backlogBatches]),
+        'shares unsealed, batches pending, batches waiting for a reporter 30 s after the soak',
       )
-      .toEqual([0, 0]);
+      .toEqual([
+        [0, 0, 0],
+        [0, 0, 0],
+      ]);
     expect
       .soft(
         stats.map((s) => s.forwarder.quarantinedSubBatches),
@@ -295,12 +301,20 @@ describe('hostile-miner soak (issue 14)', () => {
       )
       .toEqual([]);
     const unanswered = conns.reduce((sum, c) => sum + c.unanswered, 0);
-    expect.soft(unanswered, 'requests left unanswered on an open connection').toBe(0);
+    expect
+      .soft(
+        unanswered,
+        `requests left unanswered on an open connection: ${conns
+          .flatMap((c) => c.unansweredRequests)
+          .slice(0, 10)
+          .join('\n')}`,
+      )
+      .toBe(0);
     // The attacks really ran, and honest crediting never froze.
     expect.soft(attacks.junk).toBeGreaterThan(100);
     expect.soft(attacks.poison).toBeGreaterThan(10);
     expect.soft(attacks.sameMoment).toBeGreaterThan(5);
-    expect.soft(attacks.flooded).toBeGreaterThan(1000);
+    expect.soft(attacks.flooded).toBeGreaterThanOrEqual(1000);
     expect.soft(acceptedDuringSoak).toBeGreaterThan(HONEST * 5);
     expect.soft(creditedAtEnd - creditedAtStart).toBeGreaterThan(HONEST * 5);
 
