@@ -44,6 +44,8 @@ export class StratumError extends Error {
   constructor(
     readonly code: StratumErrorCode,
     message: string,
+    /** The id of the request it answers, when the request got that far: the miner matches answers by id. */
+    readonly requestId: StratumId = null,
   ) {
     super(message);
   }
@@ -114,14 +116,16 @@ export function parseStratumRequest(line: string): StratumRequest {
     throw new StratumError(StratumErrorCode.Other, 'request must be a JSON object');
   }
   const { id, method, params } = msg as Record<string, unknown>;
-  if (typeof method !== 'string' || method.length === 0 || method.length > 64) {
-    throw new StratumError(StratumErrorCode.Other, 'request needs a "method" string');
-  }
   if (id !== undefined && id !== null && typeof id !== 'number' && typeof id !== 'string') {
     throw new StratumError(StratumErrorCode.Other, '"id" must be a number, a string or null');
   }
+  // From here on the id is usable: the error answers that request, so a miner waiting on it hears.
+  const requestId = (id ?? null) as StratumId;
+  if (typeof method !== 'string' || method.length === 0 || method.length > 64) {
+    throw new StratumError(StratumErrorCode.Other, 'request needs a "method" string', requestId);
+  }
   if (params !== undefined && !Array.isArray(params)) {
-    throw new StratumError(StratumErrorCode.Other, '"params" must be an array');
+    throw new StratumError(StratumErrorCode.Other, '"params" must be an array', requestId);
   }
   return { id: (id ?? null) as StratumId, method, params: (params as unknown[] | undefined) ?? [] };
 }

@@ -28,7 +28,7 @@ export function dispatchLine(host: DispatchHost, conn: Connection, line: string)
   try {
     req = parseStratumRequest(line);
   } catch (error) {
-    protocolError(host, conn, null, error as StratumError);
+    protocolError(host, conn, (error as StratumError).requestId, error as StratumError);
     return;
   }
   if (host.suspended && !conn.state.subscribed) {

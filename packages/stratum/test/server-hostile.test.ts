@@ -77,12 +77,20 @@ describe('hostile input: a clear stratum error or a close, never a crash, others
     });
     expect((await rawLine(c, '[1,2,3]\n')).error).toEqual([20, 'request must be a JSON object', null]);
     expect((await rawLine(c, '{"id":{},"method":"mining.subscribe"}\n')).error?.[0]).toBe(20);
-    expect((await rawLine(c, '{"id":2,"method":"mining.subscribe","params":{}}\n')).error).toEqual([
-      20,
-      '"params" must be an array',
-      null,
-    ]);
-    expect((await rawLine(c, '{"id":3,"method":7}\n')).error?.[0]).toBe(20);
+    // A request with a usable id is answered under that id, so a miner waiting on it hears.
+    expect(await rawLine(c, '{"id":2,"method":"mining.subscribe","params":{}}\n')).toEqual({
+      id: 2,
+      result: null,
+      error: [20, '"params" must be an array', null],
+    });
+    expect(await rawLine(c, '{"id":"x","method":"no.such.method","params":null}\n')).toMatchObject({
+      id: 'x',
+      error: [20, '"params" must be an array', null],
+    });
+    expect(await rawLine(c, '{"id":3,"method":7}\n')).toMatchObject({
+      id: 3,
+      error: [20, expect.any(String), null],
+    });
     // Huge numbers: an id beyond double range, a difficulty of 1e308.
     expect(
       await rawLine(c, '{"id":1e400,"method":"mining.extranonce.subscribe","params":[]}\n'),
