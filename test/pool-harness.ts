@@ -47,6 +47,16 @@ const STOP_DEADLINE_MS = 30_000;
 export interface PoolOptions {
   /** Share difficulty of every miner (vardiff off); dyadic keeps credited sums exact. */
   diff: number;
+  /**
+   * Jobmanagers' registration TTL. @defaultValue 3000 (a killed one leaves the registry
+   * quickly); the production default, 60 s, keeps it there across a quick restart.
+   */
+  jobmanagerTtlMs?: number;
+  /**
+   * Heartbeat between jobmanagers and the stratum servers' job feeds. @defaultValue 250 (a
+   * dead jobmanager is noticed in 750 ms); the production default is 1000.
+   */
+  jobHeartbeatMs?: number;
 }
 
 /** A miner group through HAProxy, with every reconnect and disconnect it saw, timestamped. */
@@ -121,7 +131,10 @@ export async function startPool(options: PoolOptions): Promise<Pool> {
         redisUrl: redisServer.url,
         payout,
         nodes: ltc.nodes,
-        extra: { serviceTtlMs: 3000 },
+        extra: {
+          serviceTtlMs: options.jobmanagerTtlMs ?? 3000,
+          heartbeatIntervalMs: options.jobHeartbeatMs ?? 250,
+        },
       }),
     reporter: (id) =>
       regtestReporterConfig({ id, keyPrefix: prefix, redisUrl: redisServer.url, nodes: ltc.nodes }),
@@ -139,6 +152,7 @@ export async function startPool(options: PoolOptions): Promise<Pool> {
         extra: {
           trustedProxies: ['127.0.0.1/32'],
           drain: { waveSize: 10, waveIntervalMs: 100, graceMs: 15_000 },
+          jobFeed: { heartbeatIntervalMs: options.jobHeartbeatMs ?? 250, reconcileMs: 250 },
           logLevel: 'info',
         },
       });

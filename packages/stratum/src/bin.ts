@@ -156,7 +156,7 @@ async function main(): Promise<number> {
   } catch (error) {
     throw new StartupError((error as Error).message);
   }
-  for (const key of ['daemonGraceMs', 'maxJobAgeMs', 'resubscribeAfterMs', 'blockRetryMs'] as const) {
+  for (const key of ['daemonGraceMs', 'maxJobAgeMs', 'silenceMs', 'blockRetryMs'] as const) {
     const value = feedOptions?.[key];
     if (value !== undefined && (!Number.isInteger(value) || value <= 0)) {
       throw new StartupError(`jobFeed.${key} must be a positive number of milliseconds, got ${value}`);

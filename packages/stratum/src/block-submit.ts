@@ -7,6 +7,12 @@ type SubmitReply = RpcMethods['jm.submitBlock']['rep'];
 /** One jobmanager a candidate can be sent to. */
 export interface BlockTarget {
   id: string;
+  /**
+   * It spoke recently (its subscription is alive): its errors about a candidate are a verdict.
+   * One that did not is tried last, and its errors only mean "no answer": a dead jobmanager's
+   * port may have been taken by another process.
+   */
+  heard: boolean;
   submit(request: SubmitRequest, timeoutMs: number): Promise<SubmitReply>;
 }
 
@@ -56,12 +62,9 @@ interface Held {
   reject(error: Error): void;
 }
 
-/** An error that says nothing about the block: no jobmanager took the call. */
-function isNoAnswer(error: unknown): boolean {
-  return (
-    error instanceof RpcError &&
-    (error.code === RpcErrorCode.Unavailable || error.code === RpcErrorCode.Timeout)
-  );
+/** An error that judges the candidate itself (a bad or expired job), not the call. */
+function isVerdict(error: unknown): boolean {
+  return error instanceof RpcError && error.code === RpcErrorCode.BadRequest;
 }
 
 function message(error: unknown): string {
@@ -71,10 +74,11 @@ function message(error: unknown): string {
 /**
  * Block candidates to the jobmanager group: the job's issuer first, then every other member
  * until one answers, each call within its deadline. A candidate that no jobmanager answers
- * (none reachable, or every call timed out) is held and tried again every `retryMs` and
+ * (none reachable, every call timed out or failed) is held and tried again every `retryMs` and
  * whenever a jobmanager (re)appears, for as long as its parent is still the tip: once a job on
  * another parent arrives it gets one last try, and without an answer it fails as stale.
- * A verdict (accepted, rejected, stale, orphaned) or an error about the request is final.
+ * A reply (accepted, rejected, stale, orphaned) is final, and so is `BadRequest` (an unknown or
+ * expired job) from a jobmanager we hear from.
  */
 export class BlockSubmitter {
   private readonly options: BlockSubmitterOptions;
@@ -157,7 +161,8 @@ export class BlockSubmitter {
       const issuer = this.options.issuerOf(entry.request.jobId);
       for (;;) {
         const untried = this.options.targets().filter((t) => !tried.has(t.id));
-        const next = untried.find((t) => t.id === issuer) ?? untried[0];
+        const next =
+          untried.find((t) => t.id === issuer && t.heard) ?? untried.find((t) => t.heard) ?? untried[0];
         if (!next) break;
         if (tried.size > 0) this.stats.submitFailovers++;
         tried.add(next.id);
@@ -169,8 +174,8 @@ export class BlockSubmitter {
           break;
         } catch (error) {
           entry.lastError = `${next.id}: ${message(error)}`;
-          // A jobmanager that answered with an error about the request has judged it.
-          if (!isNoAnswer(error)) finalError ??= error;
+          // A jobmanager of ours that answered with an error about the request has judged it.
+          if (next.heard && isVerdict(error)) finalError ??= error;
         }
       }
     } finally {

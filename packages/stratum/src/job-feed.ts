@@ -50,12 +50,14 @@ export interface JobFeedOptions {
    */
   maxJobAgeMs?: number;
   /**
-   * A jobmanager we subscribed to that sends nothing (no job, no `health` push, which comes
-   * at least every 4 s) for this long has lost our subscription — restarted on the same
-   * endpoint, say — and is subscribed to again; until it speaks again its health counts as unknown.
+   * A jobmanager we subscribed to that sends nothing (no job, no `health` push, which comes at
+   * least every 4 s) for this long counts as silent: its health as unknown, and block candidates
+   * go to it last and do not take its errors as a verdict (a dead process's port may be reused
+   * by another). A restart shows in the registry (new pid, start time or endpoint) and is
+   * subscribed to again at once.
    * @defaultValue 10000
    */
-  resubscribeAfterMs?: number;
+  silenceMs?: number;
   /** While block candidates wait for a jobmanager, how often they are tried again. @defaultValue 1000 */
   blockRetryMs?: number;
 }
@@ -78,7 +80,7 @@ export interface JobFeedStats {
   jobs: number;
   fenced: number;
   duplicates: number;
-  /** `jm.subscribe` sent again: a jobmanager restarted (registry) or went silent. */
+  /** `jm.subscribe` sent again to a jobmanager that restarted (a new pid, start time or endpoint in the registry). */
   resubscribes: number;
   submits: number;
   submitFailovers: number;
@@ -94,8 +96,8 @@ export interface JobFeedStats {
  * Jobs for a stratum server from the whole jobmanager group: subscribes to every jobmanager
  * of the chain found in the registry (so whichever leads next reaches us at once), passes on
  * each job once, and drops jobs of an epoch lower than one already seen (a deposed leader).
- * A jobmanager that restarts (new pid or endpoint in the registry) or goes silent is
- * subscribed to again. Reports `unhealthy` when the work miners hold is going stale.
+ * A jobmanager that restarts (new pid, start time or endpoint in the registry) is subscribed
+ * to again at once. Reports `unhealthy` when the work miners hold is going stale.
  * Block candidates go to the jobmanager that issued the job, or any other of the group, and
  * are held while none answers (see `BlockSubmitter`).
  */
@@ -196,13 +198,11 @@ export class JobFeed extends EventEmitter<{
 
   private tick(): void {
     if (this.closed) return;
-    const now = Date.now();
-    this.resubscribeSilent(now);
-    this.checkHealth(now);
+    this.checkHealth(Date.now());
   }
 
   private checkHealth(now: number): void {
-    const silenceMs = this.options.resubscribeAfterMs ?? 10_000;
+    const silenceMs = this.options.silenceMs ?? 10_000;
     const verdict = judgeWork({
       now,
       members: [...this.members.entries()].map(([id, m]) => ({
@@ -233,18 +233,6 @@ export class JobFeed extends EventEmitter<{
     this.reportedUnhealthy = true;
     const since = verdict.workStale ? verdict.staleSince : (this.unhealthySince as number);
     this.emit('unhealthy', { sinceMs: now - Math.min(since, now), reasons: verdict.reasons });
-  }
-
-  /** A jobmanager silent past `resubscribeAfterMs` lost our subscription (or is stuck): ask again. */
-  private resubscribeSilent(now: number): void {
-    const silenceMs = this.options.resubscribeAfterMs ?? 10_000;
-    for (const [id, member] of this.members) {
-      if (now - member.heardAt <= silenceMs) continue;
-      // Counted as heard now, so a dead one is asked once per period, not at every tick.
-      member.heardAt = now;
-      this.counts.resubscribes++;
-      this.subscribe(id, member);
-    }
   }
 
   private onService({ type, service }: ServiceEvent): void {
@@ -296,18 +284,6 @@ export class JobFeed extends EventEmitter<{
       .catch((error: Error) => this.report(error));
   }
 
-  /** `jm.subscribe` once more on the same client (the server side lost it; the client cannot tell). */
-  private subscribe(id: string, member: Member): void {
-    member.client
-      .request('jm.subscribe', { stratumId: this.options.stratumId, chain: this.options.chain })
-      .then(
-        (reply) => {
-          if (this.members.get(id) === member) this.onSubscribed(member, reply);
-        },
-        (error: Error) => this.report(error),
-      );
-  }
-
   private onSubscribed(member: Member, reply: RpcMethods['jm.subscribe']['rep']): void {
     this.heard(member);
     if (reply.job) this.deliver(reply.job);
@@ -330,6 +306,7 @@ export class JobFeed extends EventEmitter<{
   private target(id: string, member: Member): BlockTarget {
     return {
       id,
+      heard: Date.now() - member.heardAt <= (this.options.silenceMs ?? 10_000),
       submit: (request, timeoutMs) => member.client.request('jm.submitBlock', request, { timeoutMs }),
     };
   }
