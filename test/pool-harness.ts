@@ -57,6 +57,10 @@ export interface PoolOptions {
    * dead jobmanager is noticed in 750 ms); the production default is 1000.
    */
   jobHeartbeatMs?: number;
+  /** Merged over each jobmanager's config (e.g. `refreshIntervalMs`). */
+  jobmanagerExtra?: Record<string, unknown>;
+  /** Merged over each stratum server's `jobFeed` config (e.g. `maxJobAgeMs`). */
+  jobFeedExtra?: Record<string, unknown>;
 }
 
 /** A miner group through HAProxy, with every reconnect and disconnect it saw, timestamped. */
@@ -134,6 +138,7 @@ export async function startPool(options: PoolOptions): Promise<Pool> {
         extra: {
           serviceTtlMs: options.jobmanagerTtlMs ?? 3000,
           heartbeatIntervalMs: options.jobHeartbeatMs ?? 250,
+          ...options.jobmanagerExtra,
         },
       }),
     reporter: (id) =>
@@ -152,7 +157,11 @@ export async function startPool(options: PoolOptions): Promise<Pool> {
         extra: {
           trustedProxies: ['127.0.0.1/32'],
           drain: { waveSize: 10, waveIntervalMs: 100, graceMs: 15_000 },
-          jobFeed: { heartbeatIntervalMs: options.jobHeartbeatMs ?? 250, reconcileMs: 250 },
+          jobFeed: {
+            heartbeatIntervalMs: options.jobHeartbeatMs ?? 250,
+            reconcileMs: 250,
+            ...options.jobFeedExtra,
+          },
           logLevel: 'info',
         },
       });
