@@ -30,7 +30,12 @@ export {
   parseHexWord,
 } from './validate.js';
 export { JobFeed, type JobFeedOptions, type JobFeedStats } from './job-feed.js';
-export { BlockUnansweredError } from './block-submit.js';
+export {
+  BlockSubmitter,
+  type BlockSubmitterOptions,
+  type BlockTarget,
+  BlockUnansweredError,
+} from './block-submit.js';
 export { judgeWork, type WorkVerdict } from './work-health.js';
 export { followDaemonHealth, type Suspendable } from './suspend.js';
 export { createStratumServer } from './create.js';
