@@ -59,6 +59,8 @@ export async function startFedStratum(options: {
   });
   await server.start();
   options.cleanups.push(async () => {
+    // Candidates still waiting for a jobmanager are given up first: the server's close waits on them.
+    feed.releaseBlocks('test over');
     await server.close();
     await feed.close();
     rmSync(spoolDir, { recursive: true, force: true });

@@ -54,6 +54,20 @@ const STOP_DEADLINE_MS = 30_000;
 export interface PoolOptions {
   /** Share difficulty of every miner (vardiff off); dyadic keeps credited sums exact. */
   diff: number;
+  /**
+   * Jobmanagers' registration TTL. @defaultValue 3000 (a killed one leaves the registry
+   * quickly); the production default, 60 s, keeps it there across a quick restart.
+   */
+  jobmanagerTtlMs?: number;
+  /**
+   * Heartbeat between jobmanagers and the stratum servers' job feeds. @defaultValue 250 (a
+   * dead jobmanager is noticed in 750 ms); the production default is 1000.
+   */
+  jobHeartbeatMs?: number;
+  /** Merged over each jobmanager's config (e.g. `refreshIntervalMs`). */
+  jobmanagerExtra?: Record<string, unknown>;
+  /** Merged over each stratum server's `jobFeed` config (e.g. `maxJobAgeMs`). */
+  jobFeedExtra?: Record<string, unknown>;
 }
 
 /** A miner group through HAProxy, with every reconnect and disconnect it saw, timestamped. */
@@ -142,7 +156,14 @@ export async function startPool(options: PoolOptions): Promise<Pool> {
         redisUrl: redisServer.url,
         payout,
         nodes: ltc.nodes,
-        extra: { serviceTtlMs: 3000, host: RPC_HOST, curve: curveOf('jobmanager'), adminTokenFile },
+        extra: {
+          serviceTtlMs: options.jobmanagerTtlMs ?? 3000,
+          heartbeatIntervalMs: options.jobHeartbeatMs ?? 250,
+          host: RPC_HOST,
+          curve: curveOf('jobmanager'),
+          adminTokenFile,
+          ...options.jobmanagerExtra,
+        },
       }),
     reporter: (id) =>
       regtestReporterConfig({
@@ -166,6 +187,11 @@ export async function startPool(options: PoolOptions): Promise<Pool> {
         extra: {
           trustedProxies: ['127.0.0.1/32'],
           drain: { waveSize: 10, waveIntervalMs: 100, graceMs: 15_000 },
+          jobFeed: {
+            heartbeatIntervalMs: options.jobHeartbeatMs ?? 250,
+            reconcileMs: 250,
+            ...options.jobFeedExtra,
+          },
           logLevel: 'info',
           curve: curveOf('stratum'),
           adminTokenFile,

@@ -45,6 +45,12 @@ export interface PoolSubmitResult {
    * the daemons first (its chain tip status is `valid-fork`). Not accepted; `reason` says why.
    */
   orphaned?: boolean;
+  /**
+   * True when the block is valid but its parent was no longer any daemon's tip when it was
+   * submitted (given `parent`): the work it was found on had gone stale (the chain moved on,
+   * often by one of our own blocks while no fresh template came). Not accepted, not orphaned.
+   */
+  stale?: boolean;
   /** The first rejection reason or error message when no daemon accepted. */
   reason?: string;
   results: DaemonOutcome<SubmitBlockResult>[];
@@ -83,6 +89,18 @@ interface Member {
   failures: number;
   retryAt: number;
   lastError?: string;
+}
+
+/**
+ * The tip a daemon answered when none of those that answered was at `parent` (nor already at
+ * the block itself): the block was built on stale work. Null when the block was not stale, or
+ * when no daemon said.
+ */
+function staleTip(tips: DaemonOutcome<string>[], parent: string | undefined, hash: string): string | null {
+  const answered = tips.flatMap((t) => (typeof t.result === 'string' ? [t.result] : []));
+  if (!parent || answered.length === 0) return null;
+  if (answered.some((tip) => tip === parent || tip === hash)) return null;
+  return answered[0] as string;
 }
 
 /**
@@ -171,10 +189,18 @@ export class DaemonPool extends EventEmitter<DaemonPoolEvents> {
    */
   async submitBlock(
     blockHex: string,
-    options: CallOptions & { hash?: string } = {},
+    options: CallOptions & { hash?: string; parent?: string } = {},
   ): Promise<PoolSubmitResult> {
-    const { hash, ...callOptions } = options;
-    const outcomes = await this.callAll<string | null>('submitblock', [blockHex], callOptions);
+    const { hash, parent, ...callOptions } = options;
+    // The tips are asked alongside, not before: the submission never waits on them (a daemon
+    // connecting a block holds its lock). A sibling that arrives in that very instant may make
+    // a lost race count as stale.
+    const [outcomes, tips] = await Promise.all([
+      this.callAll<string | null>('submitblock', [blockHex], callOptions),
+      parent
+        ? this.callAll<string>('getbestblockhash', [], callOptions)
+        : Promise.resolve([] as DaemonOutcome<string>[]),
+    ]);
     const results = outcomes.map((o): DaemonOutcome<SubmitBlockResult> => {
       if (o.error) return { daemon: o.daemon, error: o.error };
       return { daemon: o.daemon, result: submitVerdict(o.result ?? null) };
@@ -186,6 +212,12 @@ export class DaemonPool extends EventEmitter<DaemonPoolEvents> {
       if (where === 'active') {
         submitResult.accepted = true;
         submitResult.verified = true;
+        return submitResult;
+      }
+      const tip = staleTip(tips, parent, hash);
+      if (tip !== null) {
+        submitResult.stale = true;
+        submitResult.reason = `stale: its parent ${parent} was no longer the tip (the daemons were at ${tip})`;
         return submitResult;
       }
       if (where === 'fork') {

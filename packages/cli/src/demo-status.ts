@@ -19,12 +19,21 @@ export interface PoolSample {
   rejected: number;
   /** Accepted shares the reporters credited (lifetime worker counters in Redis). */
   credited: number;
-  /** Block records the jobmanagers wrote, by state. */
+  /** Block candidates among the accepted shares, as the miners counted them. */
+  candidates: number;
+  /**
+   * Every block candidate the pool took (the miners' accepted shares that met the network
+   * target), answered or not; then what the jobmanagers' records say of them, by state.
+   */
   blocksFound: number;
   blocksAccepted: number;
-  /** Valid, but a sibling at the same height reached the daemons first (common on regtest). */
+  /** Valid, but built on a parent that was no longer the tip when submitted (stale work). */
+  blocksStale: number;
+  /** Valid, but a sibling at the same height reached the daemons first (a lost race). */
   blocksOrphaned: number;
   blocksRejected: number;
+  /** Found, but no jobmanager gave a verdict (none answered, or still waiting). */
+  blocksUnanswered: number;
   height: number;
 }
 
@@ -42,7 +51,7 @@ export function sampleMiners(
   miners: readonly SimMiners[],
 ): Pick<
   PoolSample,
-  'miners' | 'connected' | 'authorized' | 'hashesPerSecond' | 'accepted' | 'stale' | 'rejected'
+  'miners' | 'connected' | 'authorized' | 'hashesPerSecond' | 'accepted' | 'stale' | 'rejected' | 'candidates'
 > {
   const sum = {
     miners: 0,
@@ -52,6 +61,7 @@ export function sampleMiners(
     accepted: 0,
     stale: 0,
     rejected: 0,
+    candidates: 0,
   };
   for (const group of miners) {
     const t = group.stats().total;
@@ -62,6 +72,7 @@ export function sampleMiners(
     sum.accepted += t.accepted;
     sum.stale += t.stale;
     sum.rejected += t.rejected - t.stale;
+    sum.candidates += t.blockCandidatesAccepted;
   }
   return sum;
 }
@@ -76,24 +87,45 @@ export async function samplePool(sources: SampleSources): Promise<PoolSample> {
   ]);
   let credited = 0;
   for (const counters of workers.values()) credited += counters.accepted;
-  let blocksAccepted = 0;
-  let blocksOrphaned = 0;
-  let blocksRejected = 0;
+  const states: Record<string, number> = {};
   for (const text of records) {
     const state = (JSON.parse(text) as BlockRecord).state;
-    if (state === 'accepted' || state === 'confirmed') blocksAccepted++;
-    else if (state === 'orphaned') blocksOrphaned++;
-    else if (state === 'rejected') blocksRejected++;
+    states[state] = (states[state] ?? 0) + 1;
   }
+  const miners = sampleMiners(sources.miners);
   return {
     elapsedMs: Date.now() - sources.startedAt,
-    ...sampleMiners(sources.miners),
+    ...miners,
     credited,
-    blocksFound: records.length,
-    blocksAccepted,
-    blocksOrphaned,
-    blocksRejected,
+    ...blockSummary(states, miners.candidates),
     height,
+  };
+}
+
+/**
+ * The block counts from the records' states and the candidates the miners found: a candidate
+ * without a verdict (no record, or still `submitted`) is unanswered, never left out.
+ */
+export function blockSummary(
+  byState: Readonly<Record<string, number>>,
+  candidates: number,
+): Pick<
+  PoolSample,
+  'blocksFound' | 'blocksAccepted' | 'blocksStale' | 'blocksOrphaned' | 'blocksRejected' | 'blocksUnanswered'
+> {
+  const accepted = (byState.accepted ?? 0) + (byState.confirmed ?? 0);
+  const stale = byState.stale ?? 0;
+  const orphaned = byState.orphaned ?? 0;
+  const rejected = byState.rejected ?? 0;
+  const records = Object.values(byState).reduce((a, b) => a + b, 0);
+  const found = Math.max(candidates, records);
+  return {
+    blocksFound: found,
+    blocksAccepted: accepted,
+    blocksStale: stale,
+    blocksOrphaned: orphaned,
+    blocksRejected: rejected,
+    blocksUnanswered: found - accepted - stale - orphaned - rejected,
   };
 }
 
@@ -103,9 +135,14 @@ function shares(s: PoolSample): string {
 }
 
 function blocks(s: PoolSample): string {
-  const orphaned = s.blocksOrphaned > 0 ? `, ${s.blocksOrphaned} orphaned (a sibling won the race)` : '';
-  const rejected = s.blocksRejected > 0 ? `, ${s.blocksRejected} rejected` : '';
-  return `blocks ${s.blocksFound} found, ${s.blocksAccepted} accepted${orphaned}${rejected}`;
+  return [
+    `blocks ${s.blocksFound} found`,
+    `${s.blocksAccepted} accepted`,
+    ...(s.blocksStale > 0 ? [`${s.blocksStale} stale (their parent was no longer the tip)`] : []),
+    ...(s.blocksOrphaned > 0 ? [`${s.blocksOrphaned} orphaned (a sibling won the race)`] : []),
+    ...(s.blocksRejected > 0 ? [`${s.blocksRejected} rejected`] : []),
+    ...(s.blocksUnanswered > 0 ? [`${s.blocksUnanswered} unanswered (no jobmanager gave a verdict)`] : []),
+  ].join(', ');
 }
 
 /** `[12s] miners 20/20 · 4.00 kH/s · shares 31 accepted, 1 stale · credited 28 · blocks 31 found, 31 accepted · height 564` */
@@ -176,4 +213,27 @@ export function formatHaproxySessions(stats: readonly ServerStat[], port: number
     .sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }));
   const total = servers.reduce((sum, s) => sum + s.totalSessions, 0);
   return `haproxy: ${total} miner connections through 127.0.0.1:${port}: ${servers.map((s) => `${s.name} ${s.totalSessions}`).join(', ')}`;
+}
+
+/**
+ * Watches the chain while the miners mine: a height that has not risen for `stallMs` means
+ * the pool stopped producing blocks, whatever its services report.
+ */
+export class StallWatch {
+  private height = Number.NEGATIVE_INFINITY;
+  private since = 0;
+
+  constructor(private readonly stallMs: number) {}
+
+  /** What stalled, in words, or null while the chain moves. */
+  observe(height: number, now: number): string | null {
+    if (height > this.height) {
+      this.height = height;
+      this.since = now;
+      return null;
+    }
+    const stalledMs = now - this.since;
+    if (stalledMs < this.stallMs) return null;
+    return `the chain stalled: height stayed at ${height} for ${Math.round(stalledMs / 1000)} s while the miners mined`;
+  }
 }

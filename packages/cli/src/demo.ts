@@ -22,6 +22,7 @@ import {
 import { checkBinsBuilt, demoPoolConfig, portFree } from './demo-services.js';
 import {
   type PoolSample,
+  StallWatch,
   formatHaproxySessions,
   formatStatus,
   formatSummary,
@@ -61,11 +62,18 @@ export interface DemoOptions {
   signal?: AbortSignal;
   /** Receives each output line. @defaultValue written to stdout */
   write?: (line: string) => void;
+  /**
+   * A height that does not rise for this long while the miners mine stops the demo as failed
+   * (exit 1, saying why). The demo finds about two blocks a second. @defaultValue 60_000
+   */
+  stallMs?: number;
 }
 
 export interface DemoResult {
-  /** False when the pool could not start or a process died on its own. */
+  /** False when the pool could not start, a process died on its own, or the chain stalled. */
   ok: boolean;
+  /** Why the chain was found stalled (the demo then stopped), or null. */
+  stalled: string | null;
   /** Counters at the end, after the stratum servers handed their spools to the reporters. */
   final: PoolSample | undefined;
   /** Where the services' logs are (kept after the demo). */
@@ -138,6 +146,17 @@ export async function demoCommand(argv: string[]): Promise<number> {
   }
 }
 
+/** What the daemon says when asked for a template (why a stalled chain stalled, often). */
+async function templateProblem(node: LitecoinNode): Promise<string> {
+  try {
+    await node.rpc.call('getblocktemplate', [{ rules: ['mweb', 'segwit'] }]);
+    const peers = await node.rpc.call<number>('getconnectioncount');
+    return `node0 gives templates (${peers} peers): see the services' logs and /healthz`;
+  } catch (error) {
+    return `node0 getblocktemplate: ${(error as Error).message}`;
+  }
+}
+
 /** Everything started so far, so the teardown stops exactly that. */
 interface Demo {
   redisServer?: RedisServer;
@@ -176,6 +195,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   const demo: Demo = {};
   const startedAt = performance.now();
   let ok = true;
+  let stalled: string | null = null;
   let last: PoolSample | undefined;
   let miningSince = Date.now();
   let miningMs = 0;
@@ -299,6 +319,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
         height: () => node0.rpc.getBlockCount(),
         startedAt: miningSince,
       });
+    const watch = new StallWatch(options.stallMs ?? 60_000);
     const duration =
       options.durationMs === undefined
         ? undefined
@@ -312,6 +333,14 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
           write(formatStatus(last));
         } catch (error) {
           write(`status unavailable: ${(error as Error).message}`);
+          continue;
+        }
+        stalled = watch.observe(last.height, Date.now());
+        if (stalled) {
+          stalled = `${stalled}; ${await templateProblem(node0)}`;
+          ok = false;
+          write(`hashwire demo: ${stalled}; stopping (exit 1)`);
+          break;
         }
       }
     } finally {
@@ -364,8 +393,10 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       : `still running: ${leftBehind.map((p) => `${p.name} pid ${p.pid}`).join(', ')}`;
   write(final ? formatSummary(final, left) : `demo done: ${left}`);
   write(`logs kept in ${logDir}`);
+  if (stalled) write(`FAILED: ${stalled}`);
   return {
     ok,
+    stalled,
     final,
     logDir,
     services: supervised.map((p) => ({ id: p.spec.name, pid: p.pid })),

@@ -217,7 +217,13 @@ function stratumConfig(pool: PoolConfig, chain: ChainConfig, id: string): Record
       ...(s.daemonLoss.reconnectTo && { reconnectTo: s.daemonLoss.reconnectTo }),
     },
     spool: s.spool,
-    jobFeed: { heartbeatIntervalMs, daemonGraceMs: s.daemonLoss.daemonGraceMs },
+    jobFeed: {
+      heartbeatIntervalMs,
+      daemonGraceMs: s.daemonLoss.daemonGraceMs,
+      // A leader sends a job at least every refreshIntervalMs: one older than a refresh plus the
+      // grace was not refreshed by anyone, whatever the jobmanagers report.
+      maxJobAgeMs: pool.jobmanager.refreshIntervalMs + s.daemonLoss.daemonGraceMs,
+    },
     // The forwarder quarantines rather than resends what reporters may have forgotten.
     forwarder: { ...s.forwarder, heartbeatIntervalMs, batchTtlS: pool.reporter.batchTtlS },
     ring: s.ring,

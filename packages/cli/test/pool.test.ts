@@ -163,7 +163,7 @@ describe('serviceConfigs', () => {
       vardiff: expect.objectContaining({ targetSharesPerMin: 20, initialDifficulty: 16 }),
       drain: { waveSize: 500, waveIntervalMs: 1000, graceMs: 30_000 },
       daemonLoss: { graceMs: 10_000 },
-      jobFeed: { heartbeatIntervalMs: 1000, daemonGraceMs: 60_000 },
+      jobFeed: { heartbeatIntervalMs: 1000, daemonGraceMs: 60_000, maxJobAgeMs: 90_000 },
       forwarder: expect.objectContaining({ heartbeatIntervalMs: 1000, requestTimeoutMs: 5000 }),
       ring: { buckets: 100, bucketsPerAccount: 3, virtualNodes: 1024 },
       flushTimeoutMs: 30_000,

@@ -37,7 +37,18 @@ export interface MetricsOptions {
 }
 
 export type ShareResultLabel = 'accepted' | 'stale' | 'duplicate' | 'lowdiff' | 'invalid';
-export type BlockStateLabel = 'submitted' | 'accepted' | 'rejected' | 'confirmed' | 'orphaned';
+/**
+ * `stale`: valid, but built on a parent that was no longer the tip when submitted; `unanswered`:
+ * a stratum server's candidate no jobmanager answered (it gave up on it, the reason logged).
+ */
+export type BlockStateLabel =
+  | 'submitted'
+  | 'accepted'
+  | 'rejected'
+  | 'stale'
+  | 'unanswered'
+  | 'confirmed'
+  | 'orphaned';
 /** What became of a share batch a reporter was handed. */
 export type BatchOutcomeLabel = 'credited' | 'duplicate' | 'refused' | 'unavailable' | 'failed';
 
@@ -52,6 +63,8 @@ export const BLOCK_STATES: readonly BlockStateLabel[] = [
   'submitted',
   'accepted',
   'rejected',
+  'stale',
+  'unanswered',
   'confirmed',
   'orphaned',
 ];

@@ -12,7 +12,8 @@ export interface StoredJob {
   extranonce2Size: number;
 }
 
-export type BlockState = 'submitted' | 'accepted' | 'rejected' | 'confirmed' | 'orphaned';
+/** `stale`: valid, but its parent was no longer the tip when it was submitted (see `PoolSubmitResult`). */
+export type BlockState = 'submitted' | 'accepted' | 'rejected' | 'stale' | 'confirmed' | 'orphaned';
 
 export interface BlockRecord {
   hash: string;

@@ -266,17 +266,25 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
       .recordBlock({ ...base, state: 'submitted', updatedAt: Date.now() })
       .catch(() => metrics.redisError());
     // Transient daemon failures (restart, timeout) are retried; a verdict is final.
-    let result = await daemons.submitBlock(assembled.blockHex, { hash: assembled.hashHex });
+    // With its parent, the daemons tell a block on stale work (`stale`) from a lost race (`orphaned`).
+    const submitOptions = { hash: assembled.hashHex, parent: stored.template.previousblockhash };
+    let result = await daemons.submitBlock(assembled.blockHex, submitOptions);
     for (
       let attempt = 1;
       !result.accepted && attempt < 3 && result.results.every((r) => r.error);
       attempt++
     ) {
       await new Promise((resolve) => setTimeout(resolve, 250 * attempt));
-      result = await daemons.submitBlock(assembled.blockHex, { hash: assembled.hashHex });
+      result = await daemons.submitBlock(assembled.blockHex, submitOptions);
     }
     if (result.accepted) blocksAccepted++;
-    const state = result.accepted ? 'accepted' : result.orphaned ? 'orphaned' : 'rejected';
+    const state = result.accepted
+      ? 'accepted'
+      : result.stale
+        ? 'stale'
+        : result.orphaned
+          ? 'orphaned'
+          : 'rejected';
     metrics.blocks(state);
     await store
       .recordBlock({
@@ -293,6 +301,7 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
       hash: assembled.hashHex,
       ...(result.reason ? { reason: result.reason } : {}),
       ...(state === 'orphaned' ? { orphaned: true } : {}),
+      ...(state === 'stale' ? { stale: true } : {}),
     };
   };
 

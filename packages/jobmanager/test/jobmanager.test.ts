@@ -225,7 +225,7 @@ describe('jobmanager', () => {
     expect(yGauges.epoch).toBeGreaterThan(xEpoch);
   });
 
-  it('a block that lost the race to a sibling at its height is recorded orphaned, at once', async () => {
+  it('a block built on a parent that was no longer the tip is recorded stale, not orphaned, at once', async () => {
     const opts = {
       ...baseOptions('jm-race'),
       daemons: ltc.nodes.map((n) => ({ url: n.rpcUrl, cookieFile: n.cookieFile })),
@@ -234,7 +234,8 @@ describe('jobmanager', () => {
     await waitFor(() => jm.leadership.isLeader(), { timeoutMs: 5000, what: 'jm-race to lead' });
     const sub = await subscriber(jm.endpoint);
     const job = sub.jobs.at(-1) ?? sub.first!;
-    // The sibling: another miner's block at the same height, on both daemons first.
+    // The sibling: another miner's block at the same height, on both daemons before ours is
+    // submitted, so our parent is no longer the tip when it is.
     const [sibling] = await ltc.mine(1, 1);
     await waitFor(async () => (await ltc.rpc[0]!.getBestBlockHash()) === sibling, {
       timeoutMs: 5000,
@@ -248,16 +249,19 @@ describe('jobmanager', () => {
       blockSubmission(job, '0a0b0c0e', '00000001', 'share-race'),
     );
     // Both daemons keep it as a side branch (submitblock: inconclusive; getchaintips:
-    // valid-headers, never connected), with no more work than the sibling's chain.
+    // valid-headers, never connected); the tips they had when it was submitted say why.
     expect(reply).toMatchObject({
       accepted: false,
-      orphaned: true,
-      reason: expect.stringMatching(/^orphaned/),
+      stale: true,
+      reason: expect.stringContaining(
+        `stale: its parent ${prevHashFromStratum(job.prevhash).reverse().toString('hex')} was no longer the tip (the daemons were at ${sibling})`,
+      ),
     });
+    expect(reply.orphaned).toBeUndefined();
     expect(Date.now() - started).toBeLessThan(2000); // not the 3 s wait for a block being connected
     expect(await ltc.rpc[0]!.getBestBlockHash()).toBe(sibling);
     const record = JSON.parse((await redis.hget(opts.keys.blocks('litecoin-regtest'), reply.hash))!);
-    expect(record).toMatchObject({ state: 'orphaned', shareId: 'share-race' });
+    expect(record).toMatchObject({ state: 'stale', shareId: 'share-race', reason: reply.reason });
   });
 
   it('any member submits a block for a job issued by another, even after the issuer is gone', async () => {

@@ -107,8 +107,12 @@ export interface RpcMethods {
       version: string;
       shareId: string;
     };
-    /** `orphaned`: valid, but a sibling block at the same height won the race. */
-    rep: { accepted: boolean; hash: string; reason?: string; orphaned?: boolean };
+    /**
+     * `stale`: valid, but its parent was no longer the tip when it was submitted (the work had
+     * gone stale). `orphaned`: its parent was the tip, but a sibling block at the same height
+     * reached the daemons first (a lost race). `reason` says which, with the daemons' words.
+     */
+    rep: { accepted: boolean; hash: string; reason?: string; orphaned?: boolean; stale?: boolean };
   };
   'reporter.shares': {
     req: { batchId: string; stratumId: string; chain: string; shares: Share[] };

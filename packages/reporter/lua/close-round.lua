@@ -1,7 +1,7 @@
 -- Close the current round on a block of ours, atomically: when the block's record says
 -- `accepted` (or already `confirmed`), the round's totals move to round:{chain}:<hash>, the
 -- block record gets the round attached, the candidate is settled and `round.closed` is emitted.
--- A rejected or orphaned block settles its candidate and leaves the round running.
+-- A rejected, stale or orphaned block settles its candidate and leaves the round running.
 -- KEYS[1] round          round:{chain}
 -- KEYS[2] closed round   round:{chain}:<hash>
 -- KEYS[3] blocks         blocks:{chain}             hash block hash -> record (JSON)
@@ -9,13 +9,13 @@
 -- KEYS[5] events         events                     stream
 -- ARGV[1] block hash, ARGV[2] now ms, ARGV[3] events MAXLEN (approximate), ARGV[4] chain
 -- Returns { 1, totalDiff, accounts } when closed now, { 0, why } otherwise; why is one of
--- 'no-candidate', 'no-record', 'pending', 'rejected', 'orphaned', 'already-closed'.
+-- 'no-candidate', 'no-record', 'pending', 'rejected', 'stale', 'orphaned', 'already-closed'.
 local candidateText = redis.call('HGET', KEYS[4], ARGV[1])
 if not candidateText then return { 0, 'no-candidate' } end
 local text = redis.call('HGET', KEYS[3], ARGV[1])
 if not text then return { 0, 'no-record' } end
 local record = cjson.decode(text)
-if record.state == 'rejected' or record.state == 'orphaned' then
+if record.state == 'rejected' or record.state == 'stale' or record.state == 'orphaned' then
   redis.call('HDEL', KEYS[4], ARGV[1])
   return { 0, record.state }
 end

@@ -9,7 +9,12 @@ export interface BlockRecord {
   hash: string;
   chain: string;
   height: number;
-  state: 'submitted' | 'accepted' | 'rejected' | 'confirmed' | 'orphaned';
+  /**
+   * The jobmanager's verdict (`accepted`, `rejected`, `stale`: built on a parent that was no
+   * longer the tip, `orphaned`: a sibling won the race), then the reporter's (`confirmed`, or
+   * `orphaned` when an accepted block left the main chain).
+   */
+  state: 'submitted' | 'accepted' | 'rejected' | 'stale' | 'confirmed' | 'orphaned';
   updatedAt: number;
   confirmations?: number;
   /** Set when the block closed a round (by a reporter). */
@@ -163,7 +168,7 @@ export class BlockWatcher {
           this.#stats.candidatesDropped++;
           logger.warn({ chain, hash, why }, 'reporter: block candidate never settled; round left open');
         }
-      } else if (why === 'rejected' || why === 'orphaned') {
+      } else if (why === 'rejected' || why === 'stale' || why === 'orphaned') {
         logger.info({ chain, hash, state: why }, 'reporter: block candidate not accepted; round continues');
       }
     }

@@ -56,7 +56,9 @@ export interface StratumFileOptions extends ServerFileOptions {
   spoolDir: string;
   /**
    * `daemonGraceMs` (default 60000): how long miners keep the last job once no jobmanager has a
-   * coin daemon; then they are sent away as `daemonLoss` says, and taken back when one answers.
+   * coin daemon; `maxJobAgeMs` (default 90000): the oldest job they are kept on, whatever the
+   * jobmanagers say. Past either, they are sent away as `daemonLoss` says, and taken back when
+   * fresh work comes.
    */
   jobFeed?: Omit<JobFeedOptions, 'redis' | 'keys' | 'chain' | 'stratumId'>;
   forwarder?: Omit<
@@ -174,9 +176,11 @@ async function main(): Promise<number> {
   } catch (error) {
     throw new StartupError((error as Error).message);
   }
-  const graceMs = feedOptions?.daemonGraceMs;
-  if (graceMs !== undefined && (!Number.isInteger(graceMs) || graceMs <= 0)) {
-    throw new StartupError(`jobFeed.daemonGraceMs must be a positive number of milliseconds, got ${graceMs}`);
+  for (const key of ['daemonGraceMs', 'maxJobAgeMs', 'silenceMs', 'blockRetryMs'] as const) {
+    const value = feedOptions?.[key];
+    if (value !== undefined && (!Number.isInteger(value) || value <= 0)) {
+      throw new StartupError(`jobFeed.${key} must be a positive number of milliseconds, got ${value}`);
+    }
   }
   let redisConfig: ReturnType<typeof serviceRedisConfig>;
   try {
@@ -239,7 +243,8 @@ async function main(): Promise<number> {
       ...(curve ? { curve } : {}),
     });
     feed.on('error', (error) => logger.warn({ err: error }, 'stratum: job feed error'));
-    feed.on('unhealthy', (event) => logger.error(event, 'stratum: no jobmanager has a daemon'));
+    feed.on('unhealthy', (event) => logger.error(event, 'stratum: no fresh work from any jobmanager'));
+    feed.on('healthy', () => logger.info('stratum: fresh work again'));
     cleanup.push(() => feed.close());
     await feed.start();
 
@@ -327,6 +332,9 @@ async function main(): Promise<number> {
 
   logger.info({ stratumId: config.id }, 'stratum: draining');
   stopping = true;
+  // Candidates still waiting for a jobmanager are given up now (each logged with its request),
+  // so the drain does not wait on them.
+  feed.releaseBlocks('the stratum server stopped before any jobmanager answered');
   markDraining();
   await registration.update({ state: 'draining' }).catch(() => {});
   // HAProxy takes the server out through its follower (the registry) or the agent check; until

@@ -42,7 +42,14 @@ export {
   type ShareVerdict,
   parseHexWord,
 } from './validate.js';
-export { JobFeed, type JobFeedOptions } from './job-feed.js';
+export { JobFeed, type JobFeedOptions, type JobFeedStats } from './job-feed.js';
+export {
+  BlockSubmitter,
+  type BlockSubmitterOptions,
+  type BlockTarget,
+  BlockUnansweredError,
+} from './block-submit.js';
+export { judgeWork, type WorkVerdict } from './work-health.js';
 export { followDaemonHealth, type Suspendable } from './suspend.js';
 export { createStratumServer } from './create.js';
 export {

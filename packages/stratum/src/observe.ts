@@ -2,6 +2,7 @@ import { type Metrics, type StatusServer, startStatusServer } from '@hashwire/co
 import type { ShareResult } from '@hashwire/protocol';
 import type { JobFeed } from './job-feed.js';
 import type { StratumServer } from './server.js';
+import type { BlockEvent } from './shares.js';
 
 export interface ObserveStratumOptions {
   server: StratumServer;
@@ -20,6 +21,17 @@ export interface ObserveStratumOptions {
   adminToken?: string;
 }
 
+/** What became of a block candidate, as `hashwire_blocks_total` counts it on a stratum server. */
+export function blockOutcome(
+  event: BlockEvent,
+): 'accepted' | 'rejected' | 'stale' | 'orphaned' | 'unanswered' {
+  const reply = event.reply;
+  if (!reply) return event.stale ? 'stale' : 'unanswered';
+  if (reply.accepted) return 'accepted';
+  if (reply.stale) return 'stale';
+  return reply.orphaned ? 'orphaned' : 'rejected';
+}
+
 /**
  * A stratum server's metrics and HTTP face: shares by result and blocks as they happen, the
  * open connections every second, and `/healthz` (503 while not running or while the job feed
@@ -30,8 +42,7 @@ export async function observeStratum(options: ObserveStratumOptions): Promise<St
   server.on('share', (share) => metrics.shares(share.result as ShareResult));
   server.on('block', (event) => {
     metrics.blocks('submitted');
-    const reply = event.reply;
-    if (reply) metrics.blocks(reply.accepted ? 'accepted' : reply.orphaned ? 'orphaned' : 'rejected');
+    metrics.blocks(blockOutcome(event));
   });
   const gauge = setInterval(() => metrics.connections(server.stats().connections), 1000);
   gauge.unref();
@@ -46,7 +57,8 @@ export async function observeStratum(options: ObserveStratumOptions): Promise<St
       const reasons: string[] = [];
       const state = server.stats().state;
       if (state !== 'running') reasons.push(`stratum server is ${state}`);
-      if (feed && !feed.isHealthy()) reasons.push('no jobmanager has a working coin daemon');
+      const stale = feed?.unhealthyReasons();
+      if (stale) reasons.push(`no fresh work: ${stale.join('; ')}`);
       if (feed && !feed.current()) reasons.push('no job yet');
       return reasons.length === 0 ? { ok: true } : { ok: false, reasons };
     },

@@ -12,6 +12,7 @@ import {
   isJobId,
   shareProblem,
 } from '@hashwire/protocol';
+import { BlockUnansweredError } from './block-submit.js';
 import type { Connection } from './connection.js';
 import { difficultyForJob } from './difficulty.js';
 import type { JobBook } from './job-book.js';
@@ -35,8 +36,10 @@ export interface BlockEvent {
   share: Share;
   request: SubmitBlockRequest;
   reply: SubmitBlockReply | null;
-  /** Why the submission failed (the jobmanager unreachable, …); null when it answered. */
+  /** Why the submission failed (no jobmanager answered, …); null when it answered. */
   error: string | null;
+  /** No jobmanager answered before the chain moved on: the candidate was on stale work. */
+  stale: boolean;
 }
 
 /** What the share pipeline needs from the server. */
@@ -49,6 +52,8 @@ export interface ShareHost {
   readonly spoolRejected: boolean;
   /** At most this many submits of one connection wait for their answer (0: no limit). */
   readonly maxSubmitsInFlight: number;
+  /** The server is sending miners away (no fresh work): shares are answered stale. */
+  readonly suspended: boolean;
   readonly logger: StratumLogger;
   reply(conn: Connection, id: StratumRequest['id'], result: unknown, error?: StratumErrorTuple | null): void;
   /** Called for every judged share (counters, vardiff, bans) before the answer goes out. */
@@ -114,8 +119,9 @@ export class SharePipeline {
     // share is judged "job not found" and keeps NO_JOB_ID, never the miner's text.
     const knownId = isJobId(jobId);
     const diff = knownId ? difficultyForJob(state.jobDiffs, jobId) : undefined;
-    // A job this session was never sent is as unknown to it as one long gone.
-    const job = diff === undefined ? undefined : this.host.book.get(jobId);
+    // A job this session was never sent is as unknown to it as one long gone; while the server
+    // is suspended every job is (its work is stale: nothing more is credited on it).
+    const job = diff === undefined || this.host.suspended ? undefined : this.host.book.get(jobId);
     this.queue.push({
       conn,
       id: req.id,
@@ -279,15 +285,31 @@ export class SharePipeline {
       'stratum: block candidate',
     );
     this.track(this.host.blockSink.submitBlock(request)).then(
-      (reply) => this.host.blockEvent({ share, request, reply, error: null }),
+      (reply) => {
+        const verdict = reply.accepted
+          ? 'accepted'
+          : reply.stale
+            ? 'stale'
+            : reply.orphaned
+              ? 'orphaned'
+              : 'rejected';
+        this.host.logger.info(
+          { jobId: job.jobId, hash: reply.hash, verdict, ...(reply.reason && { reason: reply.reason }) },
+          'stratum: block candidate answered',
+        );
+        this.host.blockEvent({ share, request, reply, error: null, stale: false });
+      },
       (error: unknown) => {
-        this.host.logger.error({ err: error, hash: share.blockHash }, 'stratum: block submission failed');
-        this.host.blockEvent({
-          share,
-          request,
-          reply: null,
-          error: error instanceof Error ? error.message : String(error),
-        });
+        const stale = error instanceof BlockUnansweredError && error.stale;
+        const reason = error instanceof Error ? error.message : String(error);
+        // Never silent: the full request goes to the log, so an operator can still submit it.
+        this.host.logger.error(
+          { hash: share.blockHash, jobId: job.jobId, height: job.job.height, reason, request },
+          stale
+            ? 'stratum: block candidate stale, no jobmanager answered'
+            : 'stratum: block submission failed',
+        );
+        this.host.blockEvent({ share, request, reply: null, error: reason, stale });
       },
     );
   }

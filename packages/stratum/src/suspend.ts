@@ -66,20 +66,22 @@ export interface Suspendable {
 }
 
 /**
- * Sends miners away while the job feed has had no coin daemon behind any jobmanager for its
- * grace period (`JobFeed` `unhealthy`; until then they keep mining the last job), and takes
- * them back when one answers again (`healthy`). Returns the function that stops following.
+ * Sends miners away while the job feed has no fresh work for them (`JobFeed` `unhealthy`: no
+ * jobmanager has had a coin daemon for its grace period, or the newest job is older than its
+ * bound, as when the daemons answer but give no template; until then they keep mining the last
+ * job), and takes them back when fresh work comes (`healthy`). Returns the function that stops
+ * following.
  */
 export function followDaemonHealth(
   feed: Pick<JobFeed, 'on' | 'off' | 'isHealthy'>,
   server: Suspendable,
 ): () => void {
   const onUnhealthy = (event: { sinceMs: number; reasons: string[] }) =>
-    server.suspend(`no coin daemon for ${event.sinceMs} ms: ${event.reasons.join('; ')}`);
+    server.suspend(`no fresh work for ${event.sinceMs} ms: ${event.reasons.join('; ')}`);
   const onHealthy = () => server.resume();
   feed.on('unhealthy', onUnhealthy);
   feed.on('healthy', onHealthy);
-  if (!feed.isHealthy()) server.suspend('no coin daemon behind any jobmanager');
+  if (!feed.isHealthy()) server.suspend('no fresh work from any jobmanager');
   return () => {
     feed.off('unhealthy', onUnhealthy);
     feed.off('healthy', onHealthy);

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { headerFieldHex } from '@hashwire/chain';
 import { createMetrics } from '@hashwire/core';
-import { type StratumServer, observeStratum } from '@hashwire/stratum';
+import { BlockUnansweredError, type StratumServer, observeStratum } from '@hashwire/stratum';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Harness, RawClient, type TestJobSource, USER, createHarness, job } from './server-helpers.js';
 
@@ -48,15 +48,43 @@ describe('stratum metrics and HTTP face', () => {
     }
   });
 
-  it('counts a block that lost the race to a sibling as orphaned, not rejected', async () => {
-    const orphaning = {
-      submitBlock: async () => ({
+  it.each([
+    {
+      state: 'orphaned',
+      what: 'a block that lost the race to a sibling',
+      answer: async () => ({
         accepted: false,
         orphaned: true,
         hash: 'e'.repeat(64),
         reason: 'orphaned: a sibling block won the race',
       }),
-    };
+    },
+    {
+      state: 'stale',
+      what: 'a block whose parent was no longer the tip',
+      answer: async () => ({
+        accepted: false,
+        stale: true,
+        hash: 'e'.repeat(64),
+        reason: 'stale: its parent … was no longer the tip',
+      }),
+    },
+    {
+      state: 'stale',
+      what: 'a candidate no jobmanager answered before the chain moved on',
+      answer: async (): Promise<never> => {
+        throw new BlockUnansweredError('stale: the chain moved on before any jobmanager answered', true);
+      },
+    },
+    {
+      state: 'unanswered',
+      what: 'a candidate no jobmanager answered before the server stopped',
+      answer: async (): Promise<never> => {
+        throw new BlockUnansweredError('unanswered: the stratum server stopped', false);
+      },
+    },
+  ])('counts $what as $state, not rejected', async ({ state, answer }) => {
+    const orphaning = { submitBlock: answer };
     const { server: own, jobs: ownJobs } = await h.start({ blockSink: orphaning });
     const metrics = createMetrics({ service: 'stratum', id: own.id });
     const http = await observeStratum({ server: own, metrics, httpPortRange: [0, 0] });
@@ -80,7 +108,7 @@ describe('stratum metrics and HTTP face', () => {
       }
       await answered;
       const text = await (await fetch(`${http.url}/metrics`)).text();
-      expect(text).toMatch(/^hashwire_blocks_total\{[^}]*state="orphaned"[^}]*\} 1$/m);
+      expect(text).toMatch(new RegExp(`^hashwire_blocks_total\\{[^}]*state="${state}"[^}]*\\} 1$`, 'm'));
       expect(text).toMatch(/^hashwire_blocks_total\{[^}]*state="rejected"[^}]*\} 0$/m);
       c.close();
     } finally {

@@ -96,7 +96,7 @@ describe('suspend: no real work, miners sent away', () => {
     back.close();
   });
 
-  it('with a backup pool: client.reconnect to it, shares in flight still answered, stragglers closed after the grace', async () => {
+  it('with a backup pool: client.reconnect to it, shares in flight answered stale, stragglers closed after the grace', async () => {
     const jobs = new TestJobSource();
     jobs.push(job('b1'));
     const { server } = await h.start({
@@ -120,8 +120,13 @@ describe('suspend: no real work, miners sent away', () => {
     }
     await early.waitClosed();
     expect(early.messages).toEqual([]);
-    // The share it found before leaving still counts.
-    expect(await polite.request('mining.submit', share('b1'))).toMatchObject({ result: true });
+    // A share it sends before leaving is still answered, but as stale: the work it was found
+    // on is what the pool stopped crediting when it suspended.
+    expect(await polite.request('mining.submit', share('b1'))).toMatchObject({
+      result: null,
+      error: [21, expect.any(String), null],
+    });
+    expect(server.stats().shares).toMatchObject({ accepted: 0, stale: 1 });
     const politeGone = nextDisconnect(server, (e) => e.sessionId === left.sessionId);
     const straggler = nextDisconnect(server, (e) => e.sessionId === stays.sessionId);
     polite.close();

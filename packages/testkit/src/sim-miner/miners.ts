@@ -73,6 +73,7 @@ function emptyCounters(): SimShareCounters {
     lowDifficulty: 0,
     noAnswer: 0,
     blockCandidates: 0,
+    blockCandidatesAccepted: 0,
   };
 }
 
@@ -145,6 +146,7 @@ export class SimMiners extends EventEmitter<SimMinersEvents> {
       total.lowDifficulty += w.lowDifficulty;
       total.noAnswer += w.noAnswer;
       total.blockCandidates += w.blockCandidates;
+      total.blockCandidatesAccepted += w.blockCandidatesAccepted;
       if (w.connected) total.connected++;
       if (w.authorized) total.authorized++;
       total.reconnects += w.reconnects;

@@ -102,6 +102,8 @@ export interface SimShareCounters {
   noAnswer: number;
   /** Submitted shares whose hash met the network target. */
   blockCandidates: number;
+  /** Of those, the ones the pool accepted as shares: the block candidates it had to submit. */
+  blockCandidatesAccepted: number;
 }
 
 export type SimWorkerState =

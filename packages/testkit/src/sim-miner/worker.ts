@@ -173,6 +173,7 @@ export class SimWorker {
       lowDifficulty: 0,
       noAnswer: 0,
       blockCandidates: 0,
+      blockCandidatesAccepted: 0,
     };
   }
 
@@ -587,6 +588,7 @@ export class SimWorker {
     if (result === true && !error) {
       share.answer = 'accepted';
       this.stats.accepted++;
+      if (share.blockCandidate) this.stats.blockCandidatesAccepted++;
       this.sink.emit('accepted', share);
     } else {
       const code =
