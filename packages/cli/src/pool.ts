@@ -134,10 +134,12 @@ function jobmanagerConfig(pool: PoolConfig, chain: ChainConfig, id: string): Rec
     serviceTtlMs: pool.discovery.serviceTtlMs,
     pollIntervalMs: jm.pollIntervalMs,
     refreshIntervalMs: jm.refreshIntervalMs,
+    templateGraceMs: jm.templateGraceMs,
     jobTtlMs: jm.jobTtlMs,
     blocknotify: chain.blocknotify,
     longpoll: chain.longpoll,
     zmqHashblock: chain.zmqHashblock,
+    logLevel: pool.log.level,
     httpPortRange: pool.http.portRange,
     ...statsd(pool),
   };

@@ -94,6 +94,12 @@ export interface Metrics {
   leader(leading: boolean, epoch: number): void;
   /** `hashwire_draining` / statsd gauge `draining`: 1 from the start of a drain until the process exits. */
   draining(on: boolean): void;
+  /**
+   * `hashwire_template_healthy` / statsd gauge `template_healthy` (1 while a daemon gives fresh
+   * templates) and `hashwire_template_age_seconds` / statsd gauge `template_age` (seconds since
+   * the last template a daemon gave).
+   */
+  templateHealth(healthy: boolean, ageSeconds: number): void;
   /** The Prometheus text exposition of everything in the registry. */
   text(): Promise<string>;
   /** Flushes and closes the statsd socket; the registry stays readable. */
@@ -114,6 +120,8 @@ const SERIES = {
   leader: 'hashwire_leader',
   leaseEpoch: 'hashwire_lease_epoch',
   draining: 'hashwire_draining',
+  templateHealthy: 'hashwire_template_healthy',
+  templateAge: 'hashwire_template_age_seconds',
 } as const;
 
 /** Statsd names (after the prefix) of the same series. */
@@ -129,6 +137,8 @@ export const STATSD_NAMES = {
   leader: 'leader',
   leaseEpoch: 'lease_epoch',
   draining: 'draining',
+  templateHealthy: 'template_healthy',
+  templateAge: 'template_age',
 } as const;
 
 export const PROMETHEUS_NAMES = SERIES;
@@ -228,6 +238,17 @@ export function createMetrics(options: MetricsOptions): Metrics {
     registers: [registry],
   });
 
+  const templateHealthy = new Gauge({
+    name: SERIES.templateHealthy,
+    help: '1 while a coin daemon gives this jobmanager fresh block templates (within its grace period), else 0',
+    registers: [registry],
+  });
+  const templateAge = new Gauge({
+    name: SERIES.templateAge,
+    help: 'Seconds since a coin daemon last gave this jobmanager a block template',
+    registers: [registry],
+  });
+
   // Every documented label value starts at 0, so dashboards and alerts see the series at once.
   for (const result of SHARE_RESULTS) shares.inc({ result }, 0);
   for (const state of BLOCK_STATES) blocks.inc({ state }, 0);
@@ -309,6 +330,12 @@ export function createMetrics(options: MetricsOptions): Metrics {
     draining(on) {
       draining.set(on ? 1 : 0);
       statsd?.gauge(STATSD_NAMES.draining, on ? 1 : 0);
+    },
+    templateHealth(healthy, ageSeconds) {
+      templateHealthy.set(healthy ? 1 : 0);
+      templateAge.set(ageSeconds);
+      statsd?.gauge(STATSD_NAMES.templateHealthy, healthy ? 1 : 0);
+      statsd?.gauge(STATSD_NAMES.templateAge, ageSeconds);
     },
     text: () => registry.metrics(),
     close() {

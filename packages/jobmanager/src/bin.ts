@@ -2,13 +2,15 @@
 // Thin entry: reads the options as JSON (HASHWIRE_JOBMANAGER_CONFIG, or a file path as the
 // first argument), starts a jobmanager, drains on SIGTERM/SIGINT. The operations issue
 // replaces this with the pool-wide config loader.
-import { StartupError, readJsonConfig } from '@hashwire/core';
+import { LOG_LEVELS, type LogLevel, StartupError, createLogger, readJsonConfig } from '@hashwire/core';
 import { createKeyBuilder } from '@hashwire/protocol';
 import { type RedisConfig, connectRedis, serviceRedisConfig } from '@hashwire/registry';
 import { createJobManager } from './jobmanager.js';
 import type { JobManagerOptions } from './options.js';
 
-type FileOptions = Omit<JobManagerOptions, 'redis' | 'keys'> & {
+type FileOptions = Omit<JobManagerOptions, 'redis' | 'keys' | 'logger'> & {
+  /** JSON log lines on stderr from this level. @defaultValue 'info' */
+  logLevel?: LogLevel;
   /** Or `redis`: ioredis options, e.g. Sentinel. */
   redisUrl?: string;
   redis?: unknown;
@@ -21,13 +23,17 @@ async function main(): Promise<number> {
     ...(process.argv[2] ? { file: process.argv[2] } : {}),
     requiredText: ['id', 'coin', 'network'],
   }) as unknown as FileOptions;
+  if (config.logLevel !== undefined && !LOG_LEVELS.includes(config.logLevel)) {
+    throw new StartupError(`logLevel must be one of ${LOG_LEVELS.join(', ')}`);
+  }
   let redisConfig: RedisConfig;
   try {
     redisConfig = serviceRedisConfig(config);
   } catch (error) {
     throw new StartupError((error as Error).message);
   }
-  const { redisUrl: _url, redis: _redis, ...options } = config;
+  const { redisUrl: _url, redis: _redis, logLevel, ...options } = config;
+  const logger = createLogger({ name: 'jobmanager', level: logLevel ?? 'info', destination: process.stderr });
   const redis = connectRedis(redisConfig, config.id);
   // SIGTERM, SIGINT and POST /drain all start the same planned handover.
   let requestStop = () => {};
@@ -40,6 +46,7 @@ async function main(): Promise<number> {
       ...options,
       redis,
       keys: createKeyBuilder({ prefix: config.keyPrefix ?? 'hw:' }),
+      logger,
       onDrain: () => requestStop(),
     });
   } catch (error) {

@@ -56,3 +56,4 @@ export {
   type SimWorkerStats,
 } from './sim-miner/index.js';
 export { grindNonce } from './grind.js';
+export { type RpcCounter, startRpcCounter } from './rpc-counter.js';
