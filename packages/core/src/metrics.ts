@@ -173,7 +173,11 @@ export function createMetrics(options: MetricsOptions): Metrics {
   if (options.chain !== undefined) serviceLabels.chain = options.chain;
   const registry = new Registry();
   registry.setDefaultLabels(serviceLabels);
-  if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
+  // prom-client samples event-loop delay with a 10 ms timer by default: 100 wake-ups a second,
+  // most of an idle service's CPU (0.9 % of a core against 0.3 % at 100 ms, measured). A delay
+  // is still measured whole at 100 ms; only fewer samples are taken.
+  if (options.processMetrics ?? true)
+    collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 100 });
 
   const shares = new Counter({
     name: SERIES.shares,
