@@ -121,10 +121,12 @@ describe('serviceConfigs', () => {
       serviceTtlMs: 60_000,
       pollIntervalMs: 500,
       refreshIntervalMs: 30_000,
+      templateGraceMs: 20_000,
       jobTtlMs: 900_000,
       blocknotify: false,
       longpoll: true,
       zmqHashblock: [],
+      logLevel: 'info',
       httpPortRange: [29000, 29999],
       statsd,
     });
