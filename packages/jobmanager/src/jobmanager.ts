@@ -280,7 +280,7 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
   source.on('update', ({ template, newBlock }) => void publish(template, newBlock));
   // Daemon health goes to every subscriber (leader or not): stratum servers decide from the
   // whole group whether miners still have real work (see JobFeed `unhealthy`).
-  let lastHealthy: boolean | null = true;
+  let lastHealthy: boolean | null = null;
   let healthBeats = 0;
   const pushHealth = () => {
     const now = Date.now();
@@ -291,7 +291,7 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
     const changed = health.healthy !== lastHealthy;
     if (changed && !health.healthy) {
       log.error({ reason: health.reason, templateAgeMs }, `jobmanager: unhealthy: ${health.reason}`);
-    } else if (changed) {
+    } else if (changed && lastHealthy !== null) {
       log.info({ templateAgeMs }, 'jobmanager: healthy again: a daemon gives templates');
     }
     if (!changed && healthBeats % 4 !== 0) return;
