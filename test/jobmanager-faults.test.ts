@@ -173,6 +173,12 @@ describe('jobmanager faults (real litecoind, Redis, jobmanagers in their own pro
     expect(reply).toMatchObject({ accepted: true });
     expect(await ltc.rpc[0]!.getBestBlockHash()).toBe(reply.hash);
     expect(await ltc.rpc[0]!.getBlockCount()).toBe(height + 1);
+    // A stratum server (re)subscribing to the standby meanwhile is answered, without a job.
+    const standby = jms.find((jm) => jm.ready.id !== job.jmId)!;
+    const subscribedAt = performance.now();
+    const late = await subscribe(standby.ready.endpoint as string);
+    expect(performance.now() - subscribedAt).toBeLessThan(2500);
+    expect(late.jobs).toEqual([]);
     // Frozen past the lease: no jobmanager may still lead when Redis returns.
     await waitFor(
       async () => {

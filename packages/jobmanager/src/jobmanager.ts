@@ -25,6 +25,8 @@ import { type JobManagerOptions, type ResolvedOptions, resolveOptions } from './
 import { TemplateSource } from './template-source.js';
 
 const BLOCK_HASH = /^[0-9a-f]{64}$/;
+/** How long `jm.subscribe` waits for the group's latest job in Redis before answering without one. */
+const SUBSCRIBE_REDIS_WAIT_MS = 1000;
 
 export interface JobManagerStats {
   id: string;
@@ -259,7 +261,18 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
           throw new RpcError(RpcErrorCode.BadRequest, `this jobmanager serves ${chain}, not ${req.chain}`);
         }
         ctx.subscribe(chain);
-        return { job: lastJob ?? (await store.latest()) };
+        if (lastJob) return { job: lastJob };
+        // A standby has no job of its own: the group's latest, unless Redis is away (frozen);
+        // then none, and the leader's next job comes as a push on this subscription.
+        let timer: NodeJS.Timeout | undefined;
+        const job = await Promise.race([
+          store.latest().catch(() => null),
+          new Promise<null>((resolve) => {
+            timer = setTimeout(() => resolve(null), SUBSCRIBE_REDIS_WAIT_MS);
+          }),
+        ]);
+        clearTimeout(timer);
+        return { job };
       },
       'jm.submitBlock': async (req) => {
         const started = performance.now();
