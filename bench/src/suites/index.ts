@@ -1,5 +1,6 @@
 import type { BenchSuite } from '../types.js';
 import { chainSuite } from './chain.js';
+import { idleSuite } from './idle.js';
 import { jobsSuite } from './jobs.js';
 import { protocolSuite } from './protocol.js';
 import { registrySuite } from './registry.js';
@@ -17,5 +18,6 @@ export const suites: readonly BenchSuite[] = [
   stratumSharesSuite,
   stratumSuite,
   jobsSuite,
+  idleSuite,
   sharesSuite,
 ];

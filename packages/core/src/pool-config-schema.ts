@@ -211,6 +211,10 @@ const jobmanager = section(
     leaseTtlMs: ms(2000, 'leader lease: a dead leader is replaced within about this long'),
     pollIntervalMs: ms(500, 'getblocktemplate poll interval'),
     refreshIntervalMs: ms(30_000, 'template refresh (clean_jobs false) interval'),
+    templateGraceMs: ms(
+      20_000,
+      'unhealthy (/healthz 503, healthy false to stratum) after this long without a template from a daemon',
+    ),
     jobTtlMs: ms(900_000, 'how long a job stays in Redis for block submission'),
   },
   'jobmanagers: block templates to jobs, leader election, block submission',

@@ -2,13 +2,22 @@
 // Thin entry: reads the options as JSON (HASHWIRE_JOBMANAGER_CONFIG, or a file path as the
 // first argument), starts a jobmanager, drains on SIGTERM/SIGINT. The operations issue
 // replaces this with the pool-wide config loader.
-import { StartupError, readJsonConfig, readServiceSecrets } from '@hashwire/core';
+import {
+  LOG_LEVELS,
+  type LogLevel,
+  StartupError,
+  createLogger,
+  readJsonConfig,
+  readServiceSecrets,
+} from '@hashwire/core';
 import { createKeyBuilder } from '@hashwire/protocol';
 import { type RedisConfig, connectRedis, serviceRedisConfig } from '@hashwire/registry';
 import { createJobManager } from './jobmanager.js';
 import type { JobManagerOptions } from './options.js';
 
-type FileOptions = Omit<JobManagerOptions, 'redis' | 'keys' | 'curve'> & {
+type FileOptions = Omit<JobManagerOptions, 'redis' | 'keys' | 'curve' | 'logger'> & {
+  /** JSON log lines on stderr from this level. @defaultValue 'info' */
+  logLevel?: LogLevel;
   /**
    * CURVE: this jobmanager's `publicKey`, `secretKeyFile` (or `secretKey`) and the client keys it
    * lets in (`allowedClientKeys`). Required when `host` is not loopback.
@@ -28,6 +37,9 @@ async function main(): Promise<number> {
     ...(process.argv[2] ? { file: process.argv[2] } : {}),
     requiredText: ['id', 'coin', 'network'],
   }) as unknown as FileOptions;
+  if (config.logLevel !== undefined && !LOG_LEVELS.includes(config.logLevel)) {
+    throw new StartupError(`logLevel must be one of ${LOG_LEVELS.join(', ')}`);
+  }
   const secrets = readServiceSecrets(config as unknown as Record<string, unknown>);
   let redisConfig: RedisConfig;
   try {
@@ -41,8 +53,10 @@ async function main(): Promise<number> {
     curve: _curve,
     adminTokenFile: _adminTokenFile,
     adminToken: _adminToken,
+    logLevel,
     ...options
   } = config;
+  const logger = createLogger({ name: 'jobmanager', level: logLevel ?? 'info', destination: process.stderr });
   const redis = connectRedis(redisConfig, config.id);
   // SIGTERM, SIGINT and POST /drain all start the same planned handover.
   let requestStop = () => {};
@@ -55,6 +69,7 @@ async function main(): Promise<number> {
       ...options,
       redis,
       keys: createKeyBuilder({ prefix: config.keyPrefix ?? 'hw:' }),
+      logger,
       onDrain: () => requestStop(),
       ...(secrets.curve ? { curve: secrets.curve as JobManagerOptions['curve'] & object } : {}),
       ...(secrets.adminToken ? { adminToken: secrets.adminToken } : {}),

@@ -1,15 +1,10 @@
 import { createHash } from 'node:crypto';
-import {
-  type BlockTemplate,
-  DaemonPool,
-  HashblockListener,
-  assembleTemplateBlock,
-  buildJob,
-} from '@hashwire/chain';
-import { createMetrics, startStatusServer } from '@hashwire/core';
+import { type BlockTemplate, DaemonPool, HashblockListener, buildJob } from '@hashwire/chain';
+import { createLogger, createMetrics, startStatusServer } from '@hashwire/core';
 import {
   BLOCK_SUBMIT_TIMEOUT_MS,
   type Job,
+  type JobmanagerHealth,
   RpcErrorCode,
   type RpcMethods,
   type RpcPushes,
@@ -31,11 +26,15 @@ import {
   createRpcServer,
   serverCurveOf,
 } from '@hashwire/rpc';
+import { BlockLog } from './block-log.js';
+import { createBlockSubmitter } from './block-submit.js';
 import { JobStore, type StoredJob } from './job-store.js';
 import { type JobManagerOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { TemplateSource } from './template-source.js';
 
 const BLOCK_HASH = /^[0-9a-f]{64}$/;
+/** How long `jm.subscribe` waits for the group's latest job in Redis before answering without one. */
+const SUBSCRIBE_REDIS_WAIT_MS = 1000;
 
 export interface JobManagerStats {
   id: string;
@@ -49,7 +48,13 @@ export interface JobManagerStats {
   blocksSubmitted: number;
   blocksAccepted: number;
   daemons: { daemon: string; up: boolean; lastError?: string }[];
+  /** A daemon answers and gave a template within `templateGraceMs`; `unhealthyReason` says why not. */
   healthy: boolean;
+  unhealthyReason: string | null;
+  /** ms since a daemon last gave a template. */
+  templateAgeMs: number;
+  /** Block records not yet written to Redis (Redis away), and records dropped from a full queue. */
+  blockRecords: { pending: number; dropped: number };
   /** Block hashes heard on the blocknotify channel, and messages there that were not one; null when off. */
   blocknotify: { channel: string; received: number; ignored: number } | null;
 }
@@ -72,21 +77,6 @@ export interface JobManager {
 
 type JmMethods = Pick<RpcMethods, 'jm.subscribe' | 'jm.submitBlock' | 'svc.status' | 'svc.drain'>;
 type JmPushes = Pick<RpcPushes, 'job' | 'health'>;
-
-/** Hex of a 32-bit header field as miners send it (big-endian digits of the value). */
-function uint32Hex(field: string, hex: string): number {
-  if (typeof hex !== 'string' || !/^[0-9a-fA-F]{8}$/.test(hex)) {
-    throw new RpcError(RpcErrorCode.BadRequest, `${field} must be 8 hex digits`);
-  }
-  return Number.parseInt(hex, 16);
-}
-
-function hexBytes(field: string, hex: string, size: number): Buffer {
-  if (typeof hex !== 'string' || hex.length !== size * 2 || !/^[0-9a-fA-F]*$/.test(hex)) {
-    throw new RpcError(RpcErrorCode.BadRequest, `${field} must be ${size * 2} hex digits`);
-  }
-  return Buffer.from(hex, 'hex');
-}
 
 function templateId(template: BlockTemplate): string {
   const h = createHash('sha256');
@@ -144,19 +134,44 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
     chain,
     ...(options.statsd ? { statsd: options.statsd } : {}),
   });
+  const logger = input.logger ?? createLogger({ name: 'jobmanager', level: 'silent' });
+  const log = logger.child({ id, chain });
   const daemons = new DaemonPool(options.daemons);
   const source = new TemplateSource({
     daemons,
     pollIntervalMs: options.pollIntervalMs,
     refreshIntervalMs: options.refreshIntervalMs,
     longpoll: options.longpoll,
+    templateGraceMs: options.templateGraceMs,
   });
-  const localJobs = new Map<string, StoredJob>();
+  const blockLog = new BlockLog(store, {
+    onError: (error, record) => {
+      metrics.redisError();
+      log.warn(
+        { hash: record.hash, state: record.state, err: error.message },
+        'jobmanager: block record not written yet, retrying',
+      );
+    },
+    onDropped: (record) =>
+      log.error(
+        { hash: record.hash, state: record.state },
+        'jobmanager: block record dropped, the queue for Redis is full',
+      ),
+  });
+  const blocks = createBlockSubmitter({
+    id,
+    chain,
+    params,
+    daemons,
+    store,
+    metrics,
+    blockLog,
+    // The daemon has a new tip: get the next template now rather than at the next poll.
+    onAccepted: () => source.notify('submitted'),
+  });
   const templateIds = new WeakMap<BlockTemplate, string>();
   let lastJob: Job | null = null;
   let jobsPublished = 0;
-  let blocksSubmitted = 0;
-  let blocksAccepted = 0;
   let closed = false;
   let publishing: Promise<void> = Promise.resolve();
   let blocknotify: RedisClient | null = null;
@@ -179,12 +194,6 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
     holder: id,
     ttlMs: options.leaseTtlMs,
   });
-
-  const rememberLocal = (stored: StoredJob) => {
-    localJobs.set(stored.job.jobId, stored);
-    // Jobs older than the store's TTL are of no use; keep the map bounded by count too.
-    if (localJobs.size > 256) localJobs.delete(localJobs.keys().next().value as string);
-  };
 
   const publish = (template: BlockTemplate, cleanJobs: boolean): Promise<void> => {
     const requestedAt = performance.now();
@@ -220,7 +229,7 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
       }
       // In Redis before any stratum server can see it: a block on it can be submitted by anyone.
       await store.save(stored, tplId);
-      rememberLocal(stored);
+      blocks.remember(stored);
       // Fencing: a lease lost while we stored the job means this job must not go out.
       if (!leadership.isLeader() || leadership.epoch !== epoch) return;
       lastJob = built.job;
@@ -232,82 +241,11 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
     return publishing;
   };
 
-  const submitBlock = async (req: RpcMethods['jm.submitBlock']['req']) => {
-    if (req.chain !== chain)
-      throw new RpcError(RpcErrorCode.BadRequest, `this jobmanager serves ${chain}, not ${req.chain}`);
-    const stored = localJobs.get(req.jobId) ?? (await store.load(req.jobId));
-    if (!stored) throw new RpcError(RpcErrorCode.BadRequest, `job ${req.jobId} is unknown or expired`);
-    const assembled = assembleTemplateBlock({
-      template: stored.template,
-      params,
-      payouts: stored.payouts,
-      poolTag: stored.poolTag,
-      extranonce1: hexBytes('extranonce1', req.extranonce1, stored.extranonce1Size),
-      extranonce2: hexBytes('extranonce2', req.extranonce2, stored.extranonce2Size),
-      ntime: uint32Hex('ntime', req.ntime),
-      nonce: uint32Hex('nonce', req.nonce),
-      version: uint32Hex('version', req.version),
-    });
-    if (!assembled.meetsTarget) {
-      return { accepted: false, hash: assembled.hashHex, reason: 'does not meet the network target' };
-    }
-    blocksSubmitted++;
-    const base = {
-      hash: assembled.hashHex,
-      chain,
-      height: stored.template.height,
-      jobId: req.jobId,
-      jmId: id,
-      shareId: req.shareId,
-      submittedAt: Date.now(),
-    };
-    metrics.blocks('submitted');
-    await store
-      .recordBlock({ ...base, state: 'submitted', updatedAt: Date.now() })
-      .catch(() => metrics.redisError());
-    // Transient daemon failures (restart, timeout) are retried; a verdict is final.
-    // With its parent, the daemons tell a block on stale work (`stale`) from a lost race (`orphaned`).
-    const submitOptions = { hash: assembled.hashHex, parent: stored.template.previousblockhash };
-    let result = await daemons.submitBlock(assembled.blockHex, submitOptions);
-    for (
-      let attempt = 1;
-      !result.accepted && attempt < 3 && result.results.every((r) => r.error);
-      attempt++
-    ) {
-      await new Promise((resolve) => setTimeout(resolve, 250 * attempt));
-      result = await daemons.submitBlock(assembled.blockHex, submitOptions);
-    }
-    if (result.accepted) blocksAccepted++;
-    const state = result.accepted
-      ? 'accepted'
-      : result.stale
-        ? 'stale'
-        : result.orphaned
-          ? 'orphaned'
-          : 'rejected';
-    metrics.blocks(state);
-    await store
-      .recordBlock({
-        ...base,
-        state,
-        ...(result.reason ? { reason: result.reason } : {}),
-        updatedAt: Date.now(),
-      })
-      .catch(() => {});
-    // The daemon has a new tip: get the next template now rather than at the next poll.
-    if (result.accepted) source.notify('submitted');
-    return {
-      accepted: result.accepted,
-      hash: assembled.hashHex,
-      ...(result.reason ? { reason: result.reason } : {}),
-      ...(state === 'orphaned' ? { orphaned: true } : {}),
-      ...(state === 'stale' ? { stale: true } : {}),
-    };
-  };
-
   const stats = (): JobManagerStats => {
     const health = daemons.health();
     const template = source.template;
+    const now = Date.now();
+    const fresh = source.health(now);
     return {
       id,
       chain,
@@ -317,14 +255,17 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
       jobsPublished,
       lastJobId: lastJob?.jobId ?? null,
       subscribers: rpc.stats().subscribers,
-      blocksSubmitted,
-      blocksAccepted,
+      blocksSubmitted: blocks.stats().blocksSubmitted,
+      blocksAccepted: blocks.stats().blocksAccepted,
       daemons: health.map((d) => ({
         daemon: d.daemon,
         up: d.up,
         ...(d.lastError ? { lastError: d.lastError } : {}),
       })),
-      healthy: source.health().healthy,
+      healthy: fresh.healthy,
+      unhealthyReason: fresh.reason,
+      templateAgeMs: now - fresh.lastTemplateAt,
+      blockRecords: blockLog.stats(),
       blocknotify: blocknotifyChannel ? { channel: blocknotifyChannel, ...blocknotifyCounts } : null,
     };
   };
@@ -341,12 +282,23 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
           throw new RpcError(RpcErrorCode.BadRequest, `this jobmanager serves ${chain}, not ${req.chain}`);
         }
         ctx.subscribe(chain);
-        return { job: lastJob ?? (await store.latest()) };
+        if (lastJob) return { job: lastJob };
+        // A standby has no job of its own: the group's latest, unless Redis is away (frozen);
+        // then none, and the leader's next job comes as a push on this subscription.
+        let timer: NodeJS.Timeout | undefined;
+        const job = await Promise.race([
+          store.latest().catch(() => null),
+          new Promise<null>((resolve) => {
+            timer = setTimeout(() => resolve(null), SUBSCRIBE_REDIS_WAIT_MS);
+          }),
+        ]);
+        clearTimeout(timer);
+        return { job };
       },
       'jm.submitBlock': async (req) => {
         const started = performance.now();
         try {
-          return await submitBlock(req);
+          return await blocks.submit(req);
         } finally {
           metrics.rpc('jm.submitBlock', (performance.now() - started) / 1000);
         }
@@ -365,11 +317,29 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
   let lastHealthy: boolean | null = null;
   let healthBeats = 0;
   const pushHealth = () => {
-    const health = source.health();
+    const now = Date.now();
+    const health = source.health(now);
+    const templateAgeMs = now - health.lastTemplateAt;
+    metrics.templateHealth(health.healthy, templateAgeMs / 1000);
     healthBeats++;
-    if (health.healthy === lastHealthy && healthBeats % 4 !== 0) return;
+    const changed = health.healthy !== lastHealthy;
+    if (changed && !health.healthy) {
+      log.error({ reason: health.reason, templateAgeMs }, `jobmanager: unhealthy: ${health.reason}`);
+    } else if (changed && lastHealthy !== null) {
+      log.info({ templateAgeMs }, 'jobmanager: healthy again: a daemon gives templates');
+    }
+    if (!changed && healthBeats % 4 !== 0) return;
     lastHealthy = health.healthy;
-    rpc.push(chain, 'health', { jmId: id, chain, ...health });
+    const push: JobmanagerHealth = {
+      jmId: id,
+      chain,
+      healthy: health.healthy,
+      lastOkAt: health.lastOkAt,
+      lastError: health.healthy ? health.lastError : (health.reason ?? health.lastError),
+      lastTemplateAt: health.lastTemplateAt,
+      templateAgeMs,
+    };
+    rpc.push(chain, 'health', push);
   };
   const healthTimer = setInterval(pushHealth, Math.min(options.pollIntervalMs, 1000));
   healthTimer.unref();
@@ -377,6 +347,9 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
   metrics.draining(false);
   leadership.on('elected', (epoch: number) => metrics.leader(true, epoch));
   leadership.on('deposed', () => metrics.leader(false, 0));
+  // Only the leader holds a long poll and refreshes for new transactions; standbys stay quiet.
+  leadership.on('elected', () => source.setActive(true));
+  leadership.on('deposed', () => source.setActive(false));
   leadership.on('elected', () => {
     const template = source.template;
     if (!template) return;
@@ -420,14 +393,7 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
     ...(input.adminToken ? { adminToken: input.adminToken } : {}),
     health: () => {
       const health = source.health();
-      if (health.healthy) return { ok: true };
-      const silentS = health.lastOkAt ? Math.round((Date.now() - health.lastOkAt) / 1000) : null;
-      return {
-        ok: false,
-        reasons: [
-          `no daemon answered${silentS === null ? ' since start' : ` for ${silentS} s`}${health.lastError ? `: ${health.lastError}` : ''}`,
-        ],
-      };
+      return health.healthy ? { ok: true } : { ok: false, reasons: [health.reason as string] };
     },
   });
 
@@ -486,6 +452,11 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
       // Blocks already handed to us are submitted and answered before we leave the registry
       // (stratum servers drop their client to a jobmanager that left, and the answer with it).
       await rpc.idle(BLOCK_SUBMIT_TIMEOUT_MS);
+      // Their records too, while Redis answers; what Redis does not take in time is logged.
+      if (!(await blockLog.flush(BLOCK_SUBMIT_TIMEOUT_MS))) {
+        log.error(blockLog.stats(), 'jobmanager: block records not written to Redis before exit');
+      }
+      blockLog.close();
       await registration.close().catch(() => {});
       for (const l of hashblock) l.close();
       blocknotify?.disconnect();

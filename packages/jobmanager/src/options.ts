@@ -5,7 +5,7 @@ import {
   addressToScript,
   getChainParams,
 } from '@hashwire/chain';
-import type { StatsdOptions } from '@hashwire/core';
+import type { Logger, StatsdOptions } from '@hashwire/core';
 import type { KeyBuilder } from '@hashwire/protocol';
 import type { RedisClient } from '@hashwire/registry';
 import { type ServiceCurve, checkServiceCurve, requireCurveOffLoopback } from '@hashwire/rpc';
@@ -59,8 +59,15 @@ export interface JobManagerOptions {
   serviceTtlMs?: number;
   /** @defaultValue 500 */
   pollIntervalMs?: number;
-  /** @defaultValue 30000 */
+  /** The leader's fresh template (new transactions, same block) this long after its last job. @defaultValue 30000 */
   refreshIntervalMs?: number;
+  /**
+   * Unhealthy (`/healthz` 503, `healthy: false` to stratum servers) when no daemon gave a
+   * template for this long: daemon errors ("not connected", initial block download, warm-up)
+   * count, not only unreachable daemons. A template is asked for at least every half of it.
+   * @defaultValue 20000
+   */
+  templateGraceMs?: number;
   /** How long a job (and its template) stays in Redis for block submission. @defaultValue 900000 */
   jobTtlMs?: number;
   /**
@@ -81,6 +88,8 @@ export interface JobManagerOptions {
   httpPortRange?: readonly [number, number];
   /** statsd mirror of the metrics (hot-shots). */
   statsd?: StatsdOptions;
+  /** Where it logs (health changes, block records waiting for Redis). @defaultValue silent */
+  logger?: Logger;
   /** What `POST /drain` on the status server does (the bin: the same as SIGTERM). No `/drain` without it. */
   onDrain?: () => void;
   /** The token `POST /drain` must carry (`Authorization: Bearer`); without it `/drain` is refused. */
@@ -95,7 +104,10 @@ export interface JobManagerOptions {
 
 export interface ResolvedOptions
   extends Required<
-    Omit<JobManagerOptions, 'payouts' | 'zmqHashblock' | 'statsd' | 'onDrain' | 'adminToken' | 'curve'>
+    Omit<
+      JobManagerOptions,
+      'payouts' | 'zmqHashblock' | 'statsd' | 'onDrain' | 'adminToken' | 'curve' | 'logger'
+    >
   > {
   statsd?: StatsdOptions;
   curve?: ServiceCurve;
@@ -174,6 +186,7 @@ export function resolveOptions(options: JobManagerOptions): ResolvedOptions {
     serviceTtlMs: positiveInteger('serviceTtlMs', options.serviceTtlMs, 60_000),
     pollIntervalMs: positiveInteger('pollIntervalMs', options.pollIntervalMs, 500),
     refreshIntervalMs: positiveInteger('refreshIntervalMs', options.refreshIntervalMs, 30_000),
+    templateGraceMs: positiveInteger('templateGraceMs', options.templateGraceMs, 20_000),
     jobTtlMs: positiveInteger('jobTtlMs', options.jobTtlMs, 900_000),
     blocknotify: options.blocknotify ?? false,
     longpoll: options.longpoll ?? true,

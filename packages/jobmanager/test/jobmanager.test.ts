@@ -89,6 +89,20 @@ async function leaseGauges(keys: KeyBuilder, id: string) {
   };
 }
 
+/** The block record in Redis once it reached `state` (records are written after the daemons answered). */
+async function blockRecord(keys: KeyBuilder, hash: string, state: string): Promise<Record<string, unknown>> {
+  return waitFor(
+    async () => {
+      const text = await redis.hget(keys.blocks('litecoin-regtest'), hash);
+      const record = text ? (JSON.parse(text) as Record<string, unknown>) : undefined;
+      const events = await redis.xrange(keys.events(), '-', '+');
+      const written = events.some(([, f]) => f[f.indexOf('type') + 1] === `block.${state}`);
+      return record?.state === state && written ? record : undefined;
+    },
+    { timeoutMs: 5000, what: `the ${state} record of block ${hash}` },
+  );
+}
+
 /** The `jm.submitBlock` a miner with these extranonces (hex) sends for `job`, its nonce ground to meet the target (or to miss it). */
 function blockSubmission(
   job: Job,
@@ -260,7 +274,8 @@ describe('jobmanager', () => {
     expect(reply.orphaned).toBeUndefined();
     expect(Date.now() - started).toBeLessThan(2000); // not the 3 s wait for a block being connected
     expect(await ltc.rpc[0]!.getBestBlockHash()).toBe(sibling);
-    const record = JSON.parse((await redis.hget(opts.keys.blocks('litecoin-regtest'), reply.hash))!);
+    // Its records are written after the answer (a block never waits on Redis).
+    const record = await blockRecord(opts.keys, reply.hash, 'stale');
     expect(record).toMatchObject({ state: 'stale', shareId: 'share-race', reason: reply.reason });
   });
 
@@ -284,7 +299,7 @@ describe('jobmanager', () => {
     );
     expect(reply).toEqual({ accepted: true, hash: expect.stringMatching(/^[0-9a-f]{64}$/) });
     expect(await ltc.rpc[0]!.getBestBlockHash()).toBe(reply.hash);
-    const record = JSON.parse((await redis.hget(opts.keys.blocks('litecoin-regtest'), reply.hash))!);
+    const record = await blockRecord(opts.keys, reply.hash, 'accepted');
     expect(record).toMatchObject({
       state: 'accepted',
       jobId: job.jobId,

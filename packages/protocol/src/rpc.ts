@@ -128,12 +128,19 @@ export type RpcMethod = keyof RpcMethods;
 export interface JobmanagerHealth {
   jmId: string;
   chain: string;
-  /** At least one daemon answered recently. */
+  /**
+   * The jobmanager can give fresh work: a daemon answered recently and gave a block template
+   * within the jobmanager's `templateGraceMs` (daemon errors such as "not connected" count).
+   */
   healthy: boolean;
   /** Epoch ms of the last answer from any daemon. */
   lastOkAt: number;
-  /** The last daemon failure, without credentials. */
+  /** While unhealthy, why (the last daemon failure in it); else the last daemon failure. No credentials. */
   lastError: string | null;
+  /** Epoch ms of the last block template a daemon gave (absent from jobmanagers before issue 15). */
+  lastTemplateAt?: number;
+  /** ms from `lastTemplateAt` to this report, on the jobmanager's clock (absent from older jobmanagers). */
+  templateAgeMs?: number;
 }
 
 export interface RpcPushes {

@@ -65,3 +65,4 @@ export {
   hostileSubmitParams,
   hostileValue,
 } from './hostile-params.js';
+export { type RpcCounter, startRpcCounter } from './rpc-counter.js';

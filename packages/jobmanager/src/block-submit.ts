@@ -1,0 +1,177 @@
+import { type ChainParams, type DaemonPool, assembleTemplateBlock } from '@hashwire/chain';
+import type { Metrics } from '@hashwire/core';
+import { RpcErrorCode, type RpcMethods } from '@hashwire/protocol';
+import { RpcError } from '@hashwire/rpc';
+import type { BlockLog } from './block-log.js';
+import type { JobStore, StoredJob } from './job-store.js';
+
+type SubmitRequest = RpcMethods['jm.submitBlock']['req'];
+type SubmitReply = RpcMethods['jm.submitBlock']['rep'];
+
+/** At most this many issued jobs are kept in memory (besides the two-heights rule). */
+const LOCAL_JOBS_MAX = 256;
+
+export interface BlockSubmitterOptions {
+  id: string;
+  chain: string;
+  params: ChainParams;
+  daemons: DaemonPool;
+  store: JobStore;
+  metrics: Metrics;
+  /** Where the block records go, after the submission. */
+  blockLog: BlockLog;
+  /** How long a job this process did not issue may take to load from Redis. @defaultValue 3000 */
+  loadTimeoutMs?: number;
+  /** The daemons took a block (they have a new tip). */
+  onAccepted?: () => void;
+}
+
+export interface BlockSubmitter {
+  /** Keeps a job this process issued, so a block on it needs nothing from Redis. */
+  remember(stored: StoredJob): void;
+  submit(req: SubmitRequest): Promise<SubmitReply>;
+  stats(): { blocksSubmitted: number; blocksAccepted: number; localJobs: number };
+}
+
+/** Hex of a 32-bit header field as miners send it (big-endian digits of the value). */
+function uint32Hex(field: string, hex: string): number {
+  if (typeof hex !== 'string' || !/^[0-9a-fA-F]{8}$/.test(hex)) {
+    throw new RpcError(RpcErrorCode.BadRequest, `${field} must be 8 hex digits`);
+  }
+  return Number.parseInt(hex, 16);
+}
+
+function hexBytes(field: string, hex: string, size: number): Buffer {
+  if (typeof hex !== 'string' || hex.length !== size * 2 || !/^[0-9a-fA-F]*$/.test(hex)) {
+    throw new RpcError(RpcErrorCode.BadRequest, `${field} must be ${size * 2} hex digits`);
+  }
+  return Buffer.from(hex, 'hex');
+}
+
+/**
+ * Turns a block candidate into a block at the daemons. Jobs this process issued are in memory,
+ * so the block reaches the daemons without a Redis round trip; its records (`submitted`, then
+ * the verdict) are queued to Redis after it went out and written whenever Redis answers.
+ */
+export function createBlockSubmitter(options: BlockSubmitterOptions): BlockSubmitter {
+  const { id, chain, params, daemons, store, metrics, blockLog } = options;
+  const loadTimeoutMs = options.loadTimeoutMs ?? 3000;
+  const localJobs = new Map<string, StoredJob>();
+  let newestHeight = 0;
+  let blocksSubmitted = 0;
+  let blocksAccepted = 0;
+
+  const remember = (stored: StoredJob) => {
+    localJobs.set(stored.job.jobId, stored);
+    newestHeight = Math.max(newestHeight, stored.job.height);
+    // A job two blocks old can only make a stale block (Redis still has it for that): keeping
+    // only the last two heights bounds memory to a few templates, whatever the job rate.
+    for (const [jobId, kept] of localJobs) {
+      if (localJobs.size <= LOCAL_JOBS_MAX && kept.job.height >= newestHeight - 1) break;
+      localJobs.delete(jobId);
+    }
+  };
+
+  /** A job another member issued: from Redis, with a deadline (Redis may be frozen). */
+  const load = async (jobId: string): Promise<StoredJob | null> => {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        store.load(jobId),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () =>
+              reject(
+                new RpcError(
+                  RpcErrorCode.Unavailable,
+                  `job ${jobId} was issued by another jobmanager and Redis did not answer within ${loadTimeoutMs} ms`,
+                ),
+              ),
+            loadTimeoutMs,
+          );
+        }),
+      ]);
+    } catch (error) {
+      if (error instanceof RpcError) throw error;
+      metrics.redisError();
+      throw new RpcError(RpcErrorCode.Unavailable, `job ${jobId}: Redis: ${(error as Error).message}`);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+
+  const submit = async (req: SubmitRequest): Promise<SubmitReply> => {
+    if (req.chain !== chain)
+      throw new RpcError(RpcErrorCode.BadRequest, `this jobmanager serves ${chain}, not ${req.chain}`);
+    const stored = localJobs.get(req.jobId) ?? (await load(req.jobId));
+    if (!stored) throw new RpcError(RpcErrorCode.BadRequest, `job ${req.jobId} is unknown or expired`);
+    const assembled = assembleTemplateBlock({
+      template: stored.template,
+      params,
+      payouts: stored.payouts,
+      poolTag: stored.poolTag,
+      extranonce1: hexBytes('extranonce1', req.extranonce1, stored.extranonce1Size),
+      extranonce2: hexBytes('extranonce2', req.extranonce2, stored.extranonce2Size),
+      ntime: uint32Hex('ntime', req.ntime),
+      nonce: uint32Hex('nonce', req.nonce),
+      version: uint32Hex('version', req.version),
+    });
+    if (!assembled.meetsTarget) {
+      return { accepted: false, hash: assembled.hashHex, reason: 'does not meet the network target' };
+    }
+    blocksSubmitted++;
+    const base = {
+      hash: assembled.hashHex,
+      chain,
+      height: stored.template.height,
+      jobId: req.jobId,
+      jmId: id,
+      shareId: req.shareId,
+      submittedAt: Date.now(),
+    };
+    metrics.blocks('submitted');
+    // Queued, not awaited: the block goes to the daemons whatever Redis does.
+    blockLog.write({ ...base, state: 'submitted', updatedAt: Date.now() });
+    // Transient daemon failures (restart, timeout) are retried; a verdict is final.
+    // With its parent, the daemons tell a block on stale work (`stale`) from a lost race (`orphaned`).
+    const submitOptions = { hash: assembled.hashHex, parent: stored.template.previousblockhash };
+    let result = await daemons.submitBlock(assembled.blockHex, submitOptions);
+    for (
+      let attempt = 1;
+      !result.accepted && attempt < 3 && result.results.every((r) => r.error);
+      attempt++
+    ) {
+      await new Promise((resolve) => setTimeout(resolve, 250 * attempt));
+      result = await daemons.submitBlock(assembled.blockHex, submitOptions);
+    }
+    if (result.accepted) blocksAccepted++;
+    const state = result.accepted
+      ? 'accepted'
+      : result.stale
+        ? 'stale'
+        : result.orphaned
+          ? 'orphaned'
+          : 'rejected';
+    metrics.blocks(state);
+    blockLog.write({
+      ...base,
+      state,
+      ...(result.reason ? { reason: result.reason } : {}),
+      updatedAt: Date.now(),
+    });
+    if (result.accepted) options.onAccepted?.();
+    return {
+      accepted: result.accepted,
+      hash: assembled.hashHex,
+      ...(result.reason ? { reason: result.reason } : {}),
+      ...(state === 'orphaned' ? { orphaned: true } : {}),
+      ...(state === 'stale' ? { stale: true } : {}),
+    };
+  };
+
+  return {
+    remember,
+    submit,
+    stats: () => ({ blocksSubmitted, blocksAccepted, localJobs: localJobs.size }),
+  };
+}
