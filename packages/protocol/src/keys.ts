@@ -56,6 +56,12 @@ export function createKeyBuilder(options: KeyBuilderOptions = {}) {
     /** Idempotency mark of a share batch, tagged with its chain so the crediting script stays in one slot. */
     batch: (chain: string, batchId: string) =>
       `${prefix}batch:{${part('chain', chain)}}:${part('batchId', batchId)}`,
+    /**
+     * Shares of one job already credited (share digest → digest of the batch that claimed it):
+     * the cluster-wide duplicate check. Tagged with the chain, like the batch key it is written with.
+     */
+    shareSeen: (chain: string, jobId: string) =>
+      `${prefix}seen:{${part('chain', chain)}}:${part('jobId', jobId)}`,
     round: (chain: string) => `${prefix}round:{${part('chain', chain)}}`,
     blocks: (chain: string) => `${prefix}blocks:{${part('chain', chain)}}`,
     blocksIndex: (chain: string) => `${prefix}blocks:{${part('chain', chain)}}:idx`,
