@@ -42,6 +42,11 @@ export function createKeyBuilder(options: KeyBuilderOptions = {}) {
     leaseChannel: () => `${prefix}ev:lease`,
     /** Extranonce1 prefix slot leased by one stratum instance. */
     extranonceSlot: (slot: number) => `${prefix}en1slot:${part('slot', slot)}`,
+    /**
+     * Channel of one stratum process (its extranonce1 holder token): other servers ask it here to
+     * hand over a session it holds live, and it answers the asker on the asker's channel.
+     */
+    takeoverChannel: (holder: string) => `${prefix}ev:takeover:${part('holder', holder)}`,
     session: (sessionId: string) => `${prefix}sess:${part('sessionId', sessionId)}`,
     /** Claim of one extranonce1 value (hex) by a live or resumable session: unique across the cluster. */
     extranonce1: (extranonce1Hex: string) => `${prefix}en1:${part('extranonce1', extranonce1Hex)}`,
