@@ -143,3 +143,17 @@ describe('one live owner per extranonce1, across servers', () => {
     again.close();
   });
 });
+
+describe('Redis version', () => {
+  it('a stratum server does not start on a Redis older than 6.0 (its claim scripts need SET … KEEPTTL)', async () => {
+    const old = new Proxy(h.client, {
+      get(target, prop, receiver) {
+        if (prop === 'info') return async () => '# Server\r\nredis_version:5.0.7\r\n';
+        return Reflect.get(target, prop, receiver);
+      },
+    });
+    await expect(h.start({ id: 'stratum-old', jobs, redis: old })).rejects.toThrow(
+      'stratum stratum-old: Redis 5.0.7 is too old, it needs Redis 6.0.0 or newer',
+    );
+  });
+});
