@@ -53,11 +53,10 @@ export function workerName(account: string, worker: string): string {
   return worker === '' ? account : `${account}.${worker}`;
 }
 
-const HEX_BYTES = /^(?:[0-9a-f]{2}){1,32}$/;
-const HEX_WORD = /^[0-9a-f]{8}$/;
+const HEX = /^[0-9a-f]*$/;
 
 function byteLength(hex: string): string {
-  return (hex.length / 2).toString(16).padStart(2, '0');
+  return (hex.length >>> 1).toString(16).padStart(2, '0');
 }
 
 /**
@@ -74,14 +73,18 @@ export function shareIdentity(share: Share): string {
   const nonce = share.nonce.toLowerCase();
   const version = share.version.toLowerCase();
   if (
-    HEX_BYTES.test(en1) &&
-    HEX_BYTES.test(en2) &&
-    HEX_WORD.test(ntime) &&
-    HEX_WORD.test(nonce) &&
-    HEX_WORD.test(version)
+    ntime.length === 8 &&
+    nonce.length === 8 &&
+    version.length === 8 &&
+    en1.length > 0 &&
+    en1.length <= 64 &&
+    (en1.length & 1) === 0 &&
+    en2.length > 0 &&
+    en2.length <= 64 &&
+    (en2.length & 1) === 0
   ) {
     const packed = `${byteLength(en1)}${en1}${byteLength(en2)}${en2}${ntime}${nonce}${version}`;
-    return Buffer.from(packed, 'hex').toString('base64url');
+    if (HEX.test(packed)) return Buffer.from(packed, 'hex').toString('base64url');
   }
   // '~' never appears in base64url.
   return `~${en1} ${en2} ${ntime} ${nonce} ${version}`;

@@ -259,7 +259,8 @@ export class ExtranonceAllocator extends EventEmitter<{ error: [Error]; slot: [s
     const value = await redis.get(keys.extranonce1(hex));
     const bar = value?.indexOf('|') ?? -1;
     if (value === null || value === undefined || bar < 0 || value.slice(0, bar) !== sessionId) {
-      return value === sessionId; // detached meanwhile: free to reclaim
+      // Detached or gone meanwhile: free to reclaim (another session's: `reclaim` says so).
+      return true;
     }
     const holder = value.slice(bar + 1);
     if (holder === this.holder) return true;
