@@ -497,7 +497,7 @@ describe('share spool: quarantine, durable acks, fixed splits', () => {
     expect(spoolLeft()).toEqual([]);
   });
 
-  it('a partly acknowledged batch restarted after batchTtlS: its unacknowledged sub-batches are quarantined, a batch never sent is still credited', async () => {
+  it('a partly acknowledged batch restarted after batchTtlS: its unacknowledged sub-batches and a batch never sent are quarantined as expired, nothing sent again', async () => {
     const relay = await Relay.start(await startRealReporter('rep-a'));
     const spool = await openSpool();
     const sent = shares('sent', 8, 2);
@@ -535,12 +535,18 @@ describe('share spool: quarantine, durable acks, fixed splits', () => {
     // Nothing of the old batch was sent again; what was credited stays credited once.
     for (const [id, count] of requestsBefore)
       expect({ [id]: relay.requests.get(id) }).toEqual({ [id]: count });
-    expect(events.map((e) => e.reason)).toEqual(Array(total - Math.ceil(total / 2)).fill('expired'));
-    expect(await readRound(redis, keys, CHAIN)).toEqual({ ...creditedFirst, ...expectedRound(unsent) });
+    // The unanswered half of the sent batch, and every sub-batch of the one never sent: a
+    // copy of one of its shares may have been credited through another server over a day ago,
+    // and the reporters' duplicate check no longer remembers it.
+    const unsentSubs = subBatchCount(unsent);
+    expect(events.map((e) => e.reason)).toEqual(
+      Array(total - Math.ceil(total / 2) + unsentSubs).fill('expired'),
+    );
+    expect(await readRound(redis, keys, CHAIN)).toEqual(creditedFirst);
     const quarantinedShares = quarantineFiles().flatMap((r) => r.shares.map((s) => s.account));
     for (const account of quarantinedShares) expect(creditedFirst[account]).toBeUndefined();
     expect(quarantinedShares.length + Object.values(creditedFirst).reduce((a, b) => a + b, 0)).toBe(
-      sent.length,
+      sent.length + unsent.length,
     );
     expect(spoolLeft()).toEqual([]);
   });

@@ -97,11 +97,12 @@ async function measure(ctx: BenchContext, redis: RedisClient, seconds: number): 
   await reporter.start();
   const clients: RpcClient<RpcMethods>[] = [];
   try {
-    // Distinct shares per batch; each batch is sent once under its own id.
+    // Distinct shares per batch; each send under its own id, with its own submissions.
     const perServer = ctx.quick ? 6 : 16;
     const pools = Array.from({ length: STRATUM_SERVERS }, (_, s) => batchesOf(s, perServer));
     for (let s = 0; s < STRATUM_SERVERS; s++) clients.push(createRpcClient<RpcMethods>(reporter.endpoint!));
 
+    let submission = 0;
     const run = async (untilMs: number) => {
       let shares = 0;
       const server = async (s: number) => {
@@ -109,6 +110,9 @@ async function measure(ctx: BenchContext, redis: RedisClient, seconds: number): 
         let next = 0;
         while (performance.now() < untilMs) {
           const shareList = pool[next++ % pool.length]!;
+          // A list sent again must hold new submissions, or the reporter's duplicate check
+          // (rightly) credits none of it: each send gets extranonce2 values of its own.
+          for (const share of shareList) share.extranonce2 = (submission++).toString(16).padStart(8, '0');
           const reply = await clients[s]!.request(
             'reporter.shares',
             { batchId: randomUUID(), stratumId: `stratum-${s}`, chain: CHAIN, shares: shareList },

@@ -42,6 +42,11 @@ export function createKeyBuilder(options: KeyBuilderOptions = {}) {
     leaseChannel: () => `${prefix}ev:lease`,
     /** Extranonce1 prefix slot leased by one stratum instance. */
     extranonceSlot: (slot: number) => `${prefix}en1slot:${part('slot', slot)}`,
+    /**
+     * Channel of one stratum process (its extranonce1 holder token): other servers ask it here to
+     * hand over a session it holds live, and it answers the asker on the asker's channel.
+     */
+    takeoverChannel: (holder: string) => `${prefix}ev:takeover:${part('holder', holder)}`,
     session: (sessionId: string) => `${prefix}sess:${part('sessionId', sessionId)}`,
     /** Claim of one extranonce1 value (hex) by a live or resumable session: unique across the cluster. */
     extranonce1: (extranonce1Hex: string) => `${prefix}en1:${part('extranonce1', extranonce1Hex)}`,
@@ -56,6 +61,12 @@ export function createKeyBuilder(options: KeyBuilderOptions = {}) {
     /** Idempotency mark of a share batch, tagged with its chain so the crediting script stays in one slot. */
     batch: (chain: string, batchId: string) =>
       `${prefix}batch:{${part('chain', chain)}}:${part('batchId', batchId)}`,
+    /**
+     * Shares of one job already credited (share digest → digest of the batch that claimed it):
+     * the cluster-wide duplicate check. Tagged with the chain, like the batch key it is written with.
+     */
+    shareSeen: (chain: string, jobId: string) =>
+      `${prefix}seen:{${part('chain', chain)}}:${part('jobId', jobId)}`,
     round: (chain: string) => `${prefix}round:{${part('chain', chain)}}`,
     blocks: (chain: string) => `${prefix}blocks:{${part('chain', chain)}}`,
     blocksIndex: (chain: string) => `${prefix}blocks:{${part('chain', chain)}}:idx`,

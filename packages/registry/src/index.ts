@@ -23,6 +23,14 @@ export {
   type RedisConfig,
   serviceRedisConfig,
 } from './redis.js';
+export {
+  checkRedisVersion,
+  compareVersions,
+  MIN_REDIS_VERSION,
+  parseRedisVersion,
+  RedisVersionError,
+  requireRedisVersion,
+} from './redis-version.js';
 export { defineLuaScripts, type LuaScriptRunner } from './scripts.js';
 export {
   DEFAULT_SERVICE_TTL_MS,

@@ -1,4 +1,5 @@
-import { ShareResult as Results, type ShareResult } from '@hashwire/protocol';
+import { createHash } from 'node:crypto';
+import { ShareResult as Results, type Share, type ShareResult } from '@hashwire/protocol';
 import { HASHRATE_WINDOWS_MIN, type ReporterKeys } from './keys.js';
 import type { ShareBatch } from './validate.js';
 
@@ -17,10 +18,17 @@ export interface CreditPlan {
   counts: ResultCounts;
   /** Accepted shares carrying a block hash (block candidates). */
   candidates: string[];
+  /**
+   * The share (index in the batch) behind each share digest given to the script, in order: the
+   * script names shares another batch claimed first by these positions (1-based).
+   */
+  seenShares: number[];
 }
 
 export interface CreditSettings {
   batchTtlS: number;
+  /** How long a job's seen hash lives after its last credited share. */
+  seenTtlS: number;
   shareLogMaxLen: number;
   now: number;
 }
@@ -45,7 +53,59 @@ export function workerName(account: string, worker: string): string {
   return worker === '' ? account : `${account}.${worker}`;
 }
 
-export function planCredit(batch: ShareBatch, keys: ReporterKeys, settings: CreditSettings): CreditPlan {
+const HEX = /^[0-9a-f]*$/;
+
+function byteLength(hex: string): string {
+  return (hex.length >>> 1).toString(16).padStart(2, '0');
+}
+
+/**
+ * What makes a share the same share, whoever submitted it and through whichever server:
+ * extranonce1, extranonce2, ntime, nonce and version (the job is the key it is stored under),
+ * case-folded. Packed as bytes (with the two extranonce lengths) and written base64url: 35
+ * characters for 4 + 8 extranonce bytes, exact, so two shares never collide. A field that is
+ * not plain hex (never the case for a share a stratum server accepted) falls back to the text.
+ */
+export function shareIdentity(share: Share): string {
+  const en1 = share.extranonce1.toLowerCase();
+  const en2 = share.extranonce2.toLowerCase();
+  const ntime = share.ntime.toLowerCase();
+  const nonce = share.nonce.toLowerCase();
+  const version = share.version.toLowerCase();
+  if (
+    ntime.length === 8 &&
+    nonce.length === 8 &&
+    version.length === 8 &&
+    en1.length > 0 &&
+    en1.length <= 64 &&
+    (en1.length & 1) === 0 &&
+    en2.length > 0 &&
+    en2.length <= 64 &&
+    (en2.length & 1) === 0
+  ) {
+    const packed = `${byteLength(en1)}${en1}${byteLength(en2)}${en2}${ntime}${nonce}${version}`;
+    if (HEX.test(packed)) return Buffer.from(packed, 'hex').toString('base64url');
+  }
+  // '~' never appears in base64url.
+  return `~${en1} ${en2} ${ntime} ${nonce} ${version}`;
+}
+
+/** The value a share's seen entry holds: which batch claimed it (12 characters). */
+export function batchDigest(batchId: string): string {
+  return createHash('sha256').update(batchId).digest().subarray(0, 9).toString('base64url');
+}
+
+/**
+ * Plans the credit of `batch`. Shares at the indices in `duplicates` (found claimed by another
+ * batch on an earlier try) and any repeat of a share inside the batch itself are counted as
+ * `duplicate` for their worker and not credited.
+ */
+export function planCredit(
+  batch: ShareBatch,
+  keys: ReporterKeys,
+  settings: CreditSettings,
+  duplicates: ReadonlySet<number> = new Set(),
+): CreditPlan {
   const { now } = settings;
   const accounts = new Map<string, number>();
   const workers = new Map<string, WorkerTally>();
@@ -55,18 +115,37 @@ export function planCredit(batch: ShareBatch, keys: ReporterKeys, settings: Cred
   const log: string[] = [];
   const candidates: string[] = [];
   const candidateArgs: string[] = [];
+  // Seen key → the identities of this batch's accepted shares on that job.
+  const seen = new Map<string, { identities: Set<string>; shares: number[] }>();
 
-  for (const share of batch.shares) {
+  for (let index = 0; index < batch.shares.length; index++) {
+    const share = batch.shares[index]!;
+    let result = share.result;
+    if (result === Results.Accepted) {
+      const seenKey = keys.shareSeen(share.jobId);
+      let job = seen.get(seenKey);
+      if (!job) {
+        job = { identities: new Set(), shares: [] };
+        seen.set(seenKey, job);
+      }
+      const identity = shareIdentity(share);
+      if (duplicates.has(index) || job.identities.has(identity)) {
+        result = Results.Duplicate;
+      } else {
+        job.identities.add(identity);
+        job.shares.push(index);
+      }
+    }
     const name = workerName(share.account, share.worker);
     let tally = workers.get(name);
     if (!tally) {
       tally = { counts: [0, 0, 0, 0, 0], diff: 0, lastMs: 0 };
       workers.set(name, tally);
     }
-    tally.counts[RESULT_INDEX[share.result]]++;
-    counts[share.result]++;
+    tally.counts[RESULT_INDEX[result]]++;
+    counts[result]++;
     if (share.ts > tally.lastMs) tally.lastMs = share.ts;
-    if (share.result !== Results.Accepted) continue;
+    if (result !== Results.Accepted) continue;
 
     const diff = share.diff;
     tally.diff += diff;
@@ -111,6 +190,15 @@ export function planCredit(batch: ShareBatch, keys: ReporterKeys, settings: Cred
 
   const reply: CreditReply = { batchId: batch.batchId, credited: counts.accepted };
   const scriptKeys = [keys.batch(batch.batchId), keys.round, keys.workers, keys.shareLog, keys.candidates];
+  const seenShares: number[] = [];
+  const seenArgs: (string | number)[] = [];
+  for (const [seenKey, job] of seen) {
+    if (job.shares.length === 0) continue;
+    scriptKeys.push(seenKey);
+    seenArgs.push(job.shares.length, ...job.identities);
+    seenShares.push(...job.shares);
+  }
+  const seenKeyCount = scriptKeys.length - 5;
   const args: (string | number)[] = [
     settings.batchTtlS,
     JSON.stringify(reply),
@@ -123,6 +211,10 @@ export function planCredit(batch: ShareBatch, keys: ReporterKeys, settings: Cred
     accounts.size,
     workers.size,
     candidates.length,
+    settings.seenTtlS,
+    batchDigest(batch.batchId),
+    seenKeyCount,
+    ...seenArgs,
   ];
   for (const [account, diff] of accounts) args.push(account, diff);
   for (const [name, t] of workers) {
@@ -142,5 +234,5 @@ export function planCredit(batch: ShareBatch, keys: ReporterKeys, settings: Cred
     }
   }
   args.push(...candidateArgs);
-  return { keys: scriptKeys, args, reply, counts, candidates };
+  return { keys: scriptKeys, args, reply, counts, candidates, seenShares };
 }

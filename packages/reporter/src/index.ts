@@ -1,6 +1,12 @@
-export { createReporter, type Reporter, type ReporterOptions, type ReporterStats } from './reporter.js';
+export {
+  createReporter,
+  SEEN_SLACK_S,
+  type Reporter,
+  type ReporterOptions,
+  type ReporterStats,
+} from './reporter.js';
 export type { BlockRecord, BlockWatcherStats } from './blocks.js';
-export { type CreditReply, workerName } from './credit.js';
+export { type CreditReply, shareIdentity, workerName } from './credit.js';
 export { HASHRATE_WINDOWS_MIN, type HashrateWindow, reporterKeys, type ReporterKeys } from './keys.js';
 export {
   hashesPerDiff,

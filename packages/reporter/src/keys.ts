@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { KeyBuilder } from '@hashwire/protocol';
 
 /** Hashrate bucket sizes: a window of W minutes is read from the W-minute buckets. */
@@ -5,6 +6,14 @@ export const HASHRATE_WINDOWS_MIN = [1, 5, 60] as const;
 export type HashrateWindow = (typeof HASHRATE_WINDOWS_MIN)[number];
 
 const HEX64 = /^[0-9a-f]{64}$/;
+/** Job ids used as they are in a key name; others (never a jobmanager's) by their digest. */
+const PLAIN_JOB_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** The key part for a job id: the id itself, or `x:` and a digest when it is not key-safe (no plain id has a colon). */
+function jobKeyPart(jobId: string): string {
+  if (PLAIN_JOB_ID.test(jobId)) return jobId;
+  return `x:${createHash('sha256').update(jobId).digest('hex').slice(0, 32)}`;
+}
 
 /**
  * The reporter's Redis keys of one chain. Every key comes from the protocol key builder; the
@@ -17,6 +26,8 @@ export function reporterKeys(keys: KeyBuilder, chain: string) {
   const blocks = keys.blocks(chain);
   return {
     batch: (batchId: string) => keys.batch(chain, batchId),
+    /** Hash share identity → batch digest of one job's credited shares (the cluster-wide duplicate check). */
+    shareSeen: (jobId: string) => keys.shareSeen(chain, jobKeyPart(jobId)),
     round,
     /** The round a block closed: `round:{chain}:<blockHash>`. */
     closedRound: (blockHash: string) => {

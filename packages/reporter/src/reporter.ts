@@ -22,6 +22,7 @@ import {
   type ServiceRegistration,
   connectRedis,
   registerService,
+  requireRedisVersion,
 } from '@hashwire/registry';
 import {
   RpcError,
@@ -33,7 +34,7 @@ import {
   serverCurveOf,
 } from '@hashwire/rpc';
 import { BlockWatcher, type BlockWatcherStats } from './blocks.js';
-import { type CreditReply, planCredit } from './credit.js';
+import { type CreditPlan, type CreditReply, planCredit } from './credit.js';
 import { reporterKeys } from './keys.js';
 import { runScript } from './scripts.js';
 import { type ShareBatch, validateBatch } from './validate.js';
@@ -126,6 +127,12 @@ export interface Reporter {
   pollBlocks(): Promise<void>;
 }
 
+/**
+ * How much longer than the batch ids the share identities are kept: covers the time a job
+ * takes shares (minutes) and clock skew between servers, with a wide margin.
+ */
+export const SEEN_SLACK_S = 3600;
+
 type ReporterMethods = Pick<RpcMethods, 'reporter.shares' | 'svc.status' | 'svc.drain'>;
 
 function positiveInt(field: string, value: number | undefined, fallback: number): number {
@@ -149,6 +156,10 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
   const confirmations = positiveInt('confirmations', options.confirmations, 100);
   const blockPollMs = positiveInt('blockPollMs', options.blockPollMs, 10_000);
   const batchTtlS = positiveInt('batchTtlS', options.batchTtlS, 86_400);
+  // A share's identity outlives every batch id that could still carry it: a batch is
+  // delivered at most batchTtlS after it was sealed (stratum servers quarantine older ones),
+  // and it was sealed while its job was current, at most SEEN_SLACK_S after the job's first share.
+  const seenTtlS = batchTtlS + SEEN_SLACK_S;
   const maxShares = positiveInt('maxBatchShares', options.maxBatchShares, 20_000);
   const shareLogMaxLen = positiveInt('shareLogMaxBatches', options.shareLogMaxBatches, 2000);
   const eventsMaxLen = positiveInt('eventsMaxLen', options.eventsMaxLen, 100_000);
@@ -213,19 +224,33 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
   let credited = 0;
 
   const write = async (batch: ShareBatch): Promise<CreditReply> => {
-    const plan = planCredit(batch, keys, { batchTtlS, shareLogMaxLen, now: Date.now() });
-    let answer: [number, string];
-    try {
-      answer = (await runScript(redis, 'credit-batch', plan.keys, plan.args)) as [number, string];
-    } catch (error) {
-      batches.failed++;
-      metrics.batches('failed');
-      metrics.redisError();
-      logger.warn(
-        { err: error, batchId: batch.batchId, stratumId: batch.stratumId },
-        'reporter: batch not written',
-      );
-      throw new RpcError(RpcErrorCode.Unavailable, 'share store unavailable, try again');
+    // Shares another batch claimed first: found by the script, which then writes nothing, so
+    // the batch is planned again with them counted as duplicates. Each try finds new ones
+    // only (a claim is never taken back), so this ends within one try per share.
+    const duplicates = new Set<number>();
+    let plan: CreditPlan;
+    let answer: [number, string | number[]];
+    for (;;) {
+      plan = planCredit(batch, keys, { batchTtlS, seenTtlS, shareLogMaxLen, now: Date.now() }, duplicates);
+      try {
+        answer = (await runScript(redis, 'credit-batch', plan.keys, plan.args)) as typeof answer;
+      } catch (error) {
+        batches.failed++;
+        metrics.batches('failed');
+        metrics.redisError();
+        logger.warn(
+          { err: error, batchId: batch.batchId, stratumId: batch.stratumId },
+          'reporter: batch not written',
+        );
+        throw new RpcError(RpcErrorCode.Unavailable, 'share store unavailable, try again');
+      }
+      if (answer[0] !== 2) break;
+      const before = duplicates.size;
+      for (const position of answer[1] as number[]) duplicates.add(plan.seenShares[Number(position) - 1]!);
+      if (duplicates.size === before) {
+        // Cannot happen (the script names only shares it was given); never loop on it.
+        throw new RpcError(RpcErrorCode.Internal, 'duplicate check named no new share');
+      }
     }
     if (answer[0] === 0) {
       batches.duplicate++;
@@ -234,7 +259,13 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
         { batchId: batch.batchId, stratumId: batch.stratumId },
         'reporter: batch already credited',
       );
-      return JSON.parse(answer[1]) as CreditReply;
+      return JSON.parse(answer[1] as string) as CreditReply;
+    }
+    if (duplicates.size > 0) {
+      logger.info(
+        { batchId: batch.batchId, stratumId: batch.stratumId, shares: duplicates.size },
+        'reporter: shares credited before through another batch, counted as duplicates',
+      );
     }
     batches.credited++;
     credited += plan.reply.credited;
@@ -308,6 +339,7 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
     logger,
     async start() {
       if (state !== 'created') throw new Error(`reporter ${id} cannot start: it is ${state}`);
+      await requireRedisVersion(redis, `reporter ${id}`);
       rpc = await createRpcServer<ReporterMethods>({
         portRange: options.rpcPortRange ?? PortRange.rpc,
         host,

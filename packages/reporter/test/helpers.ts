@@ -10,6 +10,9 @@ export function testKeys(): KeyBuilder {
 
 export const CHAIN = 'ltc';
 
+let submissionSeq = 0;
+
+/** A share; unless given, a submission of its own (extranonce2 from a counter), so the reporter's duplicate check never merges two. */
 export function share(fields: Partial<Share> & Pick<Share, 'account'>): Share {
   return {
     shareId: randomUUID(),
@@ -17,7 +20,7 @@ export function share(fields: Partial<Share> & Pick<Share, 'account'>): Share {
     worker: 'rig1',
     jobId: '1a',
     extranonce1: 'f0000001',
-    extranonce2: '00000000',
+    extranonce2: (++submissionSeq).toString(16).padStart(8, '0'),
     ntime: '65a1b2c3',
     nonce: randomBytes(4).toString('hex'),
     version: '20000000',

@@ -1,3 +1,4 @@
+import { requireRedisVersion } from '@hashwire/registry';
 import { ExtranonceAllocator } from './extranonce.js';
 import { type ShareSink, type StratumServerOptions, resolveStratumOptions } from './options.js';
 import { StratumServer } from './server.js';
@@ -23,6 +24,8 @@ export async function createStratumServer(options: StratumServerOptions): Promis
   if (!options.shareSink && !options.spoolDir) {
     throw new TypeError('give spoolDir (for the default share spool) or a shareSink');
   }
+  // The extranonce1 claim scripts use SET … KEEPTTL (6.0).
+  await requireRedisVersion(options.redis, `stratum ${resolved.id}`);
   let spool: ShareSpool | null = null;
   let shareSink: ShareSink;
   if (options.shareSink) {

@@ -31,7 +31,8 @@ export interface ShareForwarderOptions {
    * The reporters' `batchTtlS`: how long they remember a batch id. It must be the same value (the
    * pool config passes the reporter's): a sub-batch still unacknowledged this long (less a
    * safety margin: the request timeout plus a minute, at most a tenth of it) after its batch
-   * was first sent could be credited a second time, so it is quarantined instead.
+   * was sealed could be credited a second time (the reporters forget its id, and the identities
+   * of its shares after about as long), so it is quarantined instead, sent before or not.
    * @defaultValue 86400
    */
   batchTtlS?: number;

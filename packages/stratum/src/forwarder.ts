@@ -84,8 +84,8 @@ const REFUSALS_TO_QUARANTINE = 2;
  * The spool journal makes this hold across restarts of any age: the split is recorded before
  * the first send (a batch keeps its sub-batch ids and membership whatever the ring layout
  * later), each ack is recorded (an acked sub-batch is never sent again), and a sub-batch
- * unacked for the reporters' `batchTtlS` since its batch was first sent is quarantined, not
- * resent (a reporter no longer remembers whether it credited it). A sub-batch reporters refuse
+ * unacked for the reporters' `batchTtlS` since its batch was sealed is quarantined, not sent
+ * (a reporter no longer remembers whether it credited it, or a copy of one of its shares). A sub-batch reporters refuse
  * as malformed is quarantined too (see REFUSALS_TO_QUARANTINE): it is kept on disk with the
  * reason and never holds up the batches behind it.
  */
@@ -329,11 +329,16 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
     return true;
   }
 
-  /** Too old to send: a reporter may have credited it and forgotten its id since. */
+  /**
+   * Too old to send, counted from its seal: a reporter may have credited it and forgotten its
+   * id since, and the reporters' duplicate check (share identities, kept `batchTtlS` + 1 h after
+   * a job's last credit) only covers copies delivered within `batchTtlS` of their seal. A batch
+   * never sent is held to the same bound: one copy of a share it holds may have been credited
+   * through another server more than a day ago.
+   */
   private expired(entry: InFlight): boolean {
-    if (entry.firstSendAt === null) return false;
     const marginMs = Math.min((this.options.requestTimeoutMs ?? 5000) + 60_000, this.batchTtlMs / 10);
-    return this.now() >= entry.firstSendAt + this.batchTtlMs - marginMs;
+    return this.now() >= entry.sealedAt + this.batchTtlMs - marginMs;
   }
 
   /** Servers to try, in order: the first routing's order, newcomers after, suspects last. */
@@ -362,8 +367,8 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
     };
     while (!this.closed) {
       if (this.expired(entry)) {
-        const ageS = Math.round((this.now() - (entry.firstSendAt ?? 0)) / 1000);
-        const message = `first sent ${ageS} s ago; reporters remember batch ids for batchTtlS ${this.batchTtlMs / 1000} s, so a resend could be credited twice`;
+        const ageS = Math.round((this.now() - entry.sealedAt) / 1000);
+        const message = `sealed ${ageS} s ago; reporters remember batch ids and share identities for about batchTtlS ${this.batchTtlMs / 1000} s, so sending it now could credit a share twice`;
         if (this.quarantine(entry, sub, 'expired', message)) return;
         // Never sent again: tried again once the quarantine can be written.
         await this.pause(maxRetryDelayMs);

@@ -92,7 +92,7 @@ export async function handleSubscribe(
       } else {
         resumable = await host.store.load(wanted);
       }
-      if (resumable && !(await host.allocator.reclaim(resumable.extranonce1, wanted))) resumable = null;
+      if (resumable) resumable = await claimResumed(host, resumable);
     }
     if (conn.closed) return;
     if (resumable) {
@@ -132,6 +132,24 @@ export async function handleSubscribe(
   } finally {
     conn.socket.uncork();
   }
+}
+
+/**
+ * Claims a resumed session's extranonce1 for this connection. When a live connection on another
+ * server holds it, that server is asked to close it and let go first (the old connection is
+ * gone before this one gets work), and the session is read again as it saved it last. Null
+ * when the value cannot be had: another session holds it, or the holder did not let go in
+ * time (it died); the miner then gets a fresh extranonce1. Nothing async may run between the
+ * last claim and binding the session, or a takeover from elsewhere could miss this connection.
+ */
+async function claimResumed(host: MethodHost, resumable: ResumableSession): Promise<ResumableSession | null> {
+  const { sessionId, extranonce1 } = resumable;
+  const claim = await host.allocator.reclaim(extranonce1, sessionId);
+  if (claim === 'held') return resumable;
+  if (claim === 'taken' || !(await host.allocator.takeOver(extranonce1, sessionId))) return null;
+  const saved = await host.store.load(sessionId);
+  const latest = saved?.extranonce1 === extranonce1 ? saved : resumable;
+  return (await host.allocator.reclaim(extranonce1, sessionId)) === 'held' ? latest : null;
 }
 
 function resumableFromLive(live: Connection): ResumableSession {

@@ -102,8 +102,14 @@ export interface StratumServerParts {
 const TTL_SLACK = 0.01;
 /** After a last error line, how long a miner has to read it before the socket is destroyed. */
 const LINGER_MS = 2000;
-/** Reasons that come with a last message worth delivering. */
+/**
+ * A connection whose session another server takes over waits at most this long for the
+ * answers to its shares in flight before it is closed.
+ */
+const TAKEOVER_SETTLE_MS = 1000;
+/** Reasons that come with a last message worth delivering (or answers to shares). */
 const LINGER: ReadonlySet<CloseReason> = new Set([
+  'replaced',
   'line-too-long',
   'too-many-errors',
   'banned',
@@ -150,6 +156,8 @@ export class StratumServer
   private closeDone: Promise<void> | null = null;
   private readonly limitLogged = new Map<string, number>();
   private emptyWaiters: (() => void)[] = [];
+  /** Claims being detached after their connection left, awaited on close. */
+  private readonly detaching = new Set<Promise<void>>();
   private readonly shareCounts = {
     accepted: 0,
     stale: 0,
@@ -195,6 +203,7 @@ export class StratumServer
     this.spool?.on('batch', (batch) => this.emit('batch', batch));
     this.spool?.on('error', (error) => this.report(error));
     this.allocator.on('error', (error) => this.report(error));
+    this.allocator.serveTakeovers((extranonce1, sessionId) => this.handOver(extranonce1, sessionId));
   }
 
   /** The port miners connect to (0 before `start()`). */
@@ -384,6 +393,46 @@ export class StratumServer
     });
   }
 
+  /**
+   * Another server resumes a session live here: no more work or submits on this connection,
+   * the answers to its shares in flight go out (for up to TAKEOVER_SETTLE_MS), then it is
+   * closed and its newest state saved, all before the claim is detached and the other server
+   * gives the miner work.
+   */
+  private async handOver(extranonce1: string, sessionId: string): Promise<void> {
+    const conn = this.bySession.get(sessionId);
+    if (!conn || conn.closed || conn.state.extranonce1 !== extranonce1) return;
+    this.mining.delete(conn);
+    conn.socket.pause();
+    if (conn.inFlight > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        this.pipeline.settle(),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, TAKEOVER_SETTLE_MS);
+        }),
+      ]);
+      clearTimeout(timer);
+    }
+    this.closeConnection(conn, 'replaced', 'session taken over by another server');
+    await this.persist(conn).catch((error: unknown) => {
+      this.logger.warn({ err: error, sessionId }, 'stratum: session not saved before takeover');
+    });
+  }
+
+  /** The connection holding a resumable session left: its extranonce1 stays claimed, held by nobody. */
+  private detachClaim(state: SessionState): void {
+    const detached = this.allocator.detach(state.extranonce1, state.sessionId).catch((error: unknown) => {
+      // The claim then names this process until its TTL; a resume elsewhere asks here first.
+      this.logger.debug(
+        { err: error, sessionId: state.sessionId },
+        'stratum: extranonce1 claim not detached',
+      );
+    });
+    this.detaching.add(detached);
+    void detached.finally(() => this.detaching.delete(detached));
+  }
+
   private discardSession(state: SessionState): void {
     Promise.all([
       this.store.discard(state.sessionId),
@@ -477,9 +526,10 @@ export class StratumServer
         // Never mined: nothing worth resuming. Give its extranonce1 back at once, so a flood
         // of subscribe-and-leave connections does not fill the space for ten minutes.
         this.discardSession(state);
-      } else if (this.phase !== 'closed') {
+      } else {
         // (On close() every session was saved already.)
-        this.keepResumable(conn);
+        if (this.phase !== 'closed') this.keepResumable(conn);
+        this.detachClaim(state);
       }
     }
     this.emit('disconnect', {
@@ -797,6 +847,7 @@ export class StratumServer
       const saves = [...this.connections].map((conn) => this.persist(conn).catch(() => {}));
       for (const conn of [...this.connections]) this.closeConnection(conn, 'server-closed');
       await Promise.all(saves);
+      await Promise.all([...this.detaching]);
       await this.pipeline.settle();
       await this.shareSink.close?.();
       await this.allocator.close();

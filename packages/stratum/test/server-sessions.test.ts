@@ -150,7 +150,8 @@ describe('sessions: resume anywhere with the same extranonce1 and difficulty', (
     const c = await RawClient.connect(a.port);
     const reply = await c.request('mining.subscribe', ['scanner']);
     const [[[, sessionId]], extranonce1] = reply.result as [[[string, string]], string];
-    expect(await h.client.get(h.keys.extranonce1(extranonce1))).toBe(sessionId);
+    // Held live by this server's connection.
+    expect(await h.client.get(h.keys.extranonce1(extranonce1))).toBe(`${sessionId}|${a.allocator.holder}`);
     const gone = disconnected(a, sessionId);
     c.close();
     await gone;
@@ -200,8 +201,8 @@ describe('sessions: resume anywhere with the same extranonce1 and difficulty', (
     expect(new Set(given)).toEqual(free);
     await expect(allocator.allocate('one-too-many')).rejects.toThrow(/no free extranonce slot/);
     // A resumable session takes its own value back; nobody else can.
-    expect(await allocator.reclaim('4201', 'old-1')).toBe(true);
-    expect(await allocator.reclaim('4201', 'intruder')).toBe(false);
+    expect(await allocator.reclaim('4201', 'old-1')).toBe('held');
+    expect(await allocator.reclaim('4201', 'intruder')).toBe('taken');
     await allocator.close();
   });
 });
@@ -277,7 +278,7 @@ describe('server messages', () => {
     expect(size).toBe(8);
     expect(c.messages.at(-1)!.params![8]).toBe(true);
     expect(await h.client.get(h.keys.extranonce1(extranonce1))).toBeNull();
-    expect(await h.client.get(h.keys.extranonce1(next))).toBe(sessionId);
+    expect(await h.client.get(h.keys.extranonce1(next))).toBe(`${sessionId}|${a.allocator.holder}`);
     expect(await c.request('mining.submit', share('j3'))).toMatchObject({ result: true });
     expect(await c.request('mining.submit', share(before))).toMatchObject({
       error: [21, 'job not found', null],
