@@ -231,11 +231,18 @@ describe('hostile-miner soak (issue 14)', () => {
       }
     };
 
-    const acceptedAtStart = honest.miners.stats().total.accepted;
     const creditedAtStart = (await readLoggedShares(p.redis, p.keys, CHAIN)).length;
     await Promise.all([junk(), poison(), sameMoment('dup'), sameMoment('take'), flood()]);
     const creditedAtEnd = (await readLoggedShares(p.redis, p.keys, CHAIN)).length;
-    const acceptedDuringSoak = honest.miners.stats().total.accepted - acceptedAtStart;
+    // Honest shares accepted in each third of the soak (every one of them is checked credited
+    // below): none empty means the attacks never froze anyone's mining or crediting.
+    const thirds = [0, 1, 2].map((i) => {
+      const from = deadline - SOAK_MS + (i * SOAK_MS) / 3;
+      return honest.miners
+        .shares()
+        .filter((s) => s.answer === 'accepted' && s.answeredAt! >= from && s.answeredAt! < from + SOAK_MS / 3)
+        .length;
+    });
 
     // Settle: honest miners stop, every spool is carried to the reporters.
     const stoppedAt = Date.now();
@@ -314,17 +321,23 @@ describe('hostile-miner soak (issue 14)', () => {
       )
       .toBe(0);
     // The attacks really ran, and honest crediting never froze.
-    expect.soft(attacks.junk).toBeGreaterThan(100);
+    expect.soft(attacks.junk, 'junk requests sent').toBeGreaterThan(20);
     expect.soft(attacks.poison).toBeGreaterThan(10);
     expect.soft(attacks.sameMoment).toBeGreaterThan(5);
     expect.soft(attacks.flooded).toBeGreaterThanOrEqual(1000);
-    expect.soft(acceptedDuringSoak, 'honest shares accepted during the soak').toBeGreaterThan(HONEST);
-    expect.soft(creditedAtEnd - creditedAtStart, 'shares credited during the soak').toBeGreaterThan(HONEST);
+    expect
+      .soft(
+        thirds.every((n) => n > 0),
+        `honest shares accepted in each third of the soak: ${thirds.join(', ')}`,
+      )
+      .toBe(true);
+    expect.soft(creditedAtEnd - creditedAtStart, 'shares credited during the soak').toBeGreaterThan(0);
 
     console.log(
       JSON.stringify({
         seconds: Math.round((Date.now() - started) / 1000),
         honestSubmitted: ledger.submitted.size,
+        honestAcceptedByThird: thirds,
         honestAnswers: ledger.answers,
         credited: logged.length,
         hostileCredited: logged.filter((s) => s.account === hostileAccount).length,
