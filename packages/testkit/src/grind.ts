@@ -12,14 +12,15 @@ import type { Job } from '@hashwire/protocol';
 
 /**
  * What a miner does for one extranonce pair: the first nonce (8 hex digits, as `mining.submit`
- * sends it) whose scrypt hash meets the job's network target — or, with `meetsTarget: false`,
- * the first that misses it, for tests of a block candidate that is not one.
+ * sends it) whose scrypt hash meets the job's network target (or `target`, a share target as
+ * 32 little-endian bytes) — or, with `meetsTarget: false`, the first that misses it, for tests
+ * of a block candidate that is not one.
  */
 export function grindNonce(
-  job: Job,
+  job: Pick<Job, 'jobId' | 'coinb1' | 'coinb2' | 'merkleBranch' | 'version' | 'prevhash' | 'ntime' | 'nbits'>,
   extranonce1: Buffer,
   extranonce2: Buffer,
-  options: { meetsTarget?: boolean } = {},
+  options: { meetsTarget?: boolean; target?: Buffer } = {},
 ): string {
   const meets = options.meetsTarget ?? true;
   const coinbase = sha256d(
@@ -29,7 +30,7 @@ export function grindNonce(
     coinbase,
     job.merkleBranch.map((h) => Buffer.from(h, 'hex')),
   );
-  const target = targetToBuffer(bitsToTarget(job.nbits));
+  const target = options.target ?? targetToBuffer(bitsToTarget(job.nbits));
   for (let nonce = 0; nonce <= 0xffffffff; nonce++) {
     const header = buildHeader({
       version: Number.parseInt(job.version, 16),
