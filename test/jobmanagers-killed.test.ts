@@ -68,8 +68,14 @@ describe('every jobmanager killed at once (issue 15, defect 2)', () => {
     const killedAt = Date.now();
     await Promise.all(['jm-1', 'jm-2'].map((id) => killService(p.running.get(id)!)));
     const heightAtKill = await rpc.getBlockCount();
-    // The supervisor starts them again at once (a second or two until they are up); miners
-    // keep hashing the last job meanwhile: block candidates nobody can submit now.
+    // Miners keep hashing the last job meanwhile: block candidates nobody can submit now. The
+    // supervisor starts them again once the first such candidate was accepted as a share (on a
+    // loaded machine none may come in the second or two a restart takes).
+    await waitFor(
+      () =>
+        miners.shares().some((s) => s.blockCandidate && s.answer === 'accepted' && s.submittedAt >= killedAt),
+      { timeoutMs: 30_000, what: 'a block candidate found while no jobmanager runs' },
+    );
     await Promise.all(['jm-1', 'jm-2'].map((id) => p.startService('jobmanager', id)));
     const restartedAt = Date.now();
     const startedAt = restartedAt;
