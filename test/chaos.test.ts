@@ -97,7 +97,7 @@ interface BlockRecord {
   confirmations?: number;
 }
 
-/** One fault and what the pool did about it (times in ms since the run started). */
+/** One fault and what the pool did about it (times: `Date.now()`). */
 interface Fault {
   name: string;
   /** Whether the pool could still give fresh work throughout (one of two killed). */
@@ -105,12 +105,8 @@ interface Fault {
   /** Processes killed (their own restart may answer 503 or nothing). */
   killed: string[];
   start: number;
-  /** Faults that stop fresh work: from when (Redis frozen, the daemons without peers). */
-  noWorkFrom?: number;
-  /** The last job the miners were sent before every stratum server answered 503. */
-  lastJobAt?: number;
-  /** Per sampled service, when it answered 503 for good during the fault (the first 503 received). */
-  went503At?: Record<string, number>;
+  /** The daemons stopped giving templates (the peer cut: once they had no peers). */
+  noTemplatesFrom?: number;
   /** The fault is over: processes started again, Redis thawed, peers back. */
   end: number;
   /** Single kills: from the kill to the next block, before any restart (the pool failed over). */
@@ -159,14 +155,17 @@ function sampleHealthz(urls: Map<string, string>) {
   return {
     samples,
     latest: (id: string) => samples.get(id)!.at(-1),
-    /** Runs of 503 answers per service: from the first 503 (sent) to the last (received). */
-    windows(id: string): { from: number; to: number; reasons: string[] }[] {
-      const runs: { from: number; to: number; reasons: string[] }[] = [];
+    /**
+     * Runs of 503 answers per service: from the first 503 (sent; `firstAt` received) to the
+     * last (received).
+     */
+    windows(id: string): { from: number; firstAt: number; to: number; reasons: string[] }[] {
+      const runs: { from: number; firstAt: number; to: number; reasons: string[] }[] = [];
       let open: (typeof runs)[number] | null = null;
       for (const s of samples.get(id)!) {
         if (s.status === 503) {
           if (!open) {
-            open = { from: s.sentAt, to: s.at, reasons: s.reasons ?? [] };
+            open = { from: s.sentAt, firstAt: s.at, to: s.at, reasons: s.reasons ?? [] };
             runs.push(open);
           }
           open.to = s.at;
@@ -326,13 +325,6 @@ describe('chaos (issue 15 acceptance)', () => {
       );
       return Date.now() - since;
     };
-    /** When `id` started answering 503 in its current run of 503s (the first received). */
-    const went503At = (id: string) => {
-      const samples = healthz.samples.get(id)!;
-      let i = samples.length - 1;
-      while (i > 0 && samples[i - 1]!.status === 503) i--;
-      return samples[i]!.at;
-    };
     const kinds = new Map([...p.running.values()].map((s) => [s.ready.id, s.kind]));
     /** Starts a killed service again under its id (the supervisor). */
     const restart = async (id: string) => {
@@ -425,12 +417,8 @@ describe('chaos (issue 15 acceptance)', () => {
       const atStart = await height();
       process.kill(pid, 'SIGSTOP');
       let atEnd: number;
-      let lastJobAt: number;
-      const went: Record<string, number> = {};
       try {
         await allAnswer(503, STRATUM_IDS, start, FREEZE_MS, 'both stratum servers 503 during the freeze');
-        for (const id of STRATUM_IDS) went[id] = went503At(id);
-        lastJobAt = lastJobBefore(Math.min(...Object.values(went)));
         await delay(start + FREEZE_MS - Date.now());
         // Found during the freeze and taken by litecoind without Redis.
         atEnd = await height();
@@ -447,9 +435,6 @@ describe('chaos (issue 15 acceptance)', () => {
         killed: [],
         start,
         end,
-        noWorkFrom: start,
-        lastJobAt,
-        went503At: went,
         healthz200Ms,
         heightMs,
         heights: { atStart, atEnd },
@@ -463,8 +448,6 @@ describe('chaos (issue 15 acceptance)', () => {
       await Promise.all(p.ltc.rpc.map((c) => c.call('setnetworkactive', [false])));
       let atEnd: number;
       let noPeersAt: number;
-      let lastJobAt: number;
-      const went: Record<string, number> = {};
       try {
         // The daemons give templates until their peers are gone: the bounds count from then.
         await waitFor(
@@ -482,8 +465,6 @@ describe('chaos (issue 15 acceptance)', () => {
           Math.max(STRATUM_503_BOUND_MS, JOBMANAGER_503_BOUND_MS) + 30_000,
           'every stratum server and jobmanager 503 with the peers cut',
         );
-        for (const id of SAMPLED) went[id] = went503At(id);
-        lastJobAt = lastJobBefore(Math.min(...STRATUM_IDS.map((id) => went[id]!)));
         await delay(CUT_HOLD_MS);
         atEnd = await height();
       } finally {
@@ -507,9 +488,7 @@ describe('chaos (issue 15 acceptance)', () => {
         killed: [],
         start,
         end,
-        noWorkFrom: noPeersAt,
-        lastJobAt,
-        went503At: went,
+        noTemplatesFrom: noPeersAt,
         healthz200Ms,
         heightMs,
         heights: { atStart, atEnd },
@@ -655,17 +634,24 @@ describe('chaos (issue 15 acceptance)', () => {
           );
       }
     }
-    // Where fresh work stopped: 503 from the bound on, to the end of the fault, and not before
-    // the work was MAX_JOB_AGE_MS old (a stratum server) or before the daemons stopped giving
-    // templates (a jobmanager).
-    const staleFor: Record<string, Record<string, number>> = {};
-    const required = (f: Fault, ids: string[], from: number, boundMs: number, notBeforeMs: number) => {
+    // Where fresh work stopped (every fault the pool could not serve through): a stratum server
+    // answers 503 once its newest job is MAX_JOB_AGE_MS old, within its bound, and until the fault
+    // is over; not before (the work was still fresh). A jobmanager answers 503 within its grace
+    // once the daemons give no template (the cut), and only then.
+    const went503: Record<string, Record<string, number>> = {};
+    const stale = (f: Fault, ids: string[], from: number, boundMs: number, notBeforeMs: number) => {
       for (const id of ids) {
-        const went = f.went503At![id]!;
-        staleFor[f.name] = { ...staleFor[f.name], [id]: went - from };
-        if (went - from > boundMs || went - from < notBeforeMs)
+        const run = healthz.windows(id).find((w) => w.to >= f.start && w.from <= f.end + FAILOVER_BOUND_MS);
+        if (run) went503[f.name] = { ...went503[f.name], [id]: run.firstAt - from };
+        if (run && run.firstAt - from < notBeforeMs)
           healthProblems.push(
-            `${id} answered 503 ${went - from} ms into "${f.name}", not within ${notBeforeMs}–${boundMs} ms`,
+            `${id} answered 503 ${run.firstAt - from} ms into "${f.name}", before ${notBeforeMs} ms: ${run.reasons.join('; ')}`,
+          );
+        // A fault that outlasted the bound must have been seen, and seen to the end.
+        if (f.end - from <= boundMs) continue;
+        if (!run || run.firstAt - from > boundMs)
+          healthProblems.push(
+            `${id} answered 503 ${run ? `only ${run.firstAt - from} ms` : 'never'} into "${f.name}", bound ${boundMs} ms`,
           );
         const wrong = healthz.samples
           .get(id)!
@@ -676,10 +662,21 @@ describe('chaos (issue 15 acceptance)', () => {
           );
       }
     };
-    for (const f of [freeze, cut]) {
-      required(f, STRATUM_IDS, f.lastJobAt!, STRATUM_503_BOUND_MS, MAX_JOB_AGE_MS - SLACK_MS);
+    const lastJobs: Record<string, number> = {};
+    for (const f of faults.filter((f) => !f.poolServes)) {
+      // The newest job the miners had before the servers went 503 (or before the fault ended).
+      const runs = STRATUM_IDS.flatMap((id) =>
+        healthz.windows(id).filter((w) => w.to >= f.start && w.from <= f.end + FAILOVER_BOUND_MS),
+      );
+      const lastJobAt = lastJobBefore(Math.min(f.end, ...runs.map((w) => w.from)));
+      lastJobs[f.name] = lastJobAt;
+      stale(f, STRATUM_IDS, lastJobAt, STRATUM_503_BOUND_MS, MAX_JOB_AGE_MS - SLACK_MS);
+      if (f.noTemplatesFrom !== undefined) {
+        // Its last template may have come with that last job; none before the daemons refused.
+        const from = Math.max(f.noTemplatesFrom, lastJobAt);
+        stale(f, JOBMANAGER_IDS, from, JOBMANAGER_503_BOUND_MS, f.noTemplatesFrom - from);
+      }
     }
-    required(cut, JOBMANAGER_IDS, Math.max(cut.noWorkFrom!, cut.lastJobAt!), JOBMANAGER_503_BOUND_MS, 0);
     // No share is accepted while every stratum server is suspended.
     const allSuspended = (t: number) =>
       STRATUM_IDS.every((id) => {
@@ -728,12 +725,10 @@ describe('chaos (issue 15 acceptance)', () => {
           ms: f.end - f.start,
           ...(f.failoverMs !== undefined && { failoverMs: f.failoverMs }),
           ...(f.healthyMs !== undefined && { healthyMs: f.healthyMs }),
-          ...(f.noWorkFrom !== undefined && {
-            noWorkFromMs: f.noWorkFrom - f.start,
-            lastJobMs: f.lastJobAt! - f.start,
-            // ms from the last job (stratum) or from no templates (jobmanagers) to 503
-            went503Ms: staleFor[f.name],
-          }),
+          ...(lastJobs[f.name] !== undefined && { lastJobMs: lastJobs[f.name]! - f.start }),
+          ...(f.noTemplatesFrom !== undefined && { noTemplatesMs: f.noTemplatesFrom - f.start }),
+          // From the newest job (stratum servers), from no templates (jobmanagers), to 503.
+          ...(went503[f.name] && { went503Ms: went503[f.name] }),
           ...(f.healthz200Ms !== undefined && { healthz200Ms: f.healthz200Ms }),
           heightMs: f.heightMs,
           heights: f.heights,
