@@ -78,6 +78,11 @@ const FAILOVER_BOUND_MS =
  * job feed's health check (every 250 ms).
  */
 const STRATUM_503_BOUND_MS = MAX_JOB_AGE_MS + 250 + SLACK_MS;
+/**
+ * A fresh job reaches a stratum server at once, or through a subscription made again within
+ * three heartbeats: it answers 200 again within this of the job's creation.
+ */
+const RESUME_BOUND_MS = 3 * HEARTBEAT_MS;
 /** A jobmanager answers 503 within this of its last template: the grace, checked every half of it. */
 const JOBMANAGER_503_BOUND_MS = TEMPLATE_GRACE_MS * 1.5 + SLACK_MS;
 
@@ -272,13 +277,6 @@ describe('chaos (issue 15 acceptance)', () => {
       hashesPerSecond: HASHES_PER_S,
     });
     const { miners } = group;
-    // When the miners first got each job (a reconnecting miner is sent the current one again):
-    // the work's age is what makes a stratum server suspend.
-    const jobFirstSeen = new Map<string, number>();
-    miners.on('notify', (event) => {
-      if (!jobFirstSeen.has(event.jobId)) jobFirstSeen.set(event.jobId, Date.now());
-    });
-    const lastJobBefore = (t: number) => Math.max(0, ...[...jobFirstSeen.values()].filter((at) => at <= t));
     /** Accepted shares go on: the miners are back at work. */
     const progress = async (what: string, shares = 10) => {
       const target = miners.stats().total.accepted + shares;
@@ -557,8 +555,7 @@ describe('chaos (issue 15 acceptance)', () => {
             problems.push(`${what}: orphaned without the daemons' reason`);
           return 'orphaned';
         }
-        if (record.state === 'submitted') problems.push(`${what}: never answered`);
-        else problems.push(`${what}: ${record.state}`);
+        // Reported with litecoind's view below, with every record left so.
         return record.state;
       }
       const stale = staleUnanswered.find((c) => c.outcome?.shareId === shareId || c.hash === hash);
@@ -603,10 +600,18 @@ describe('chaos (issue 15 acceptance)', () => {
     for (const r of records) {
       const key = r.state === 'rejected' ? `rejected: ${r.reason}` : r.state;
       blocksByState[key] = (blocksByState[key] ?? 0) + 1;
-      if (r.state === 'submitted' || r.state === 'rejected')
-        problems.push(
-          `block ${r.hash} at ${r.height} (${r.jmId}) left ${r.state}${r.reason ? `: ${r.reason}` : ''}`,
-        );
+      if (r.state !== 'submitted' && r.state !== 'rejected') continue;
+      // What litecoind says of it, for the failure message.
+      const header = await rpc
+        .call<{ confirmations: number }>('getblockheader', [r.hash])
+        .then((h) => `litecoind has it with ${h.confirmations} confirmations`)
+        .catch((error: Error) => `litecoind: ${error.message}`);
+      const killedAround = faults
+        .filter((f) => f.killed.includes(r.jmId) && Math.abs(f.start - r.submittedAt) < 10_000)
+        .map((f) => `; "${f.name}" ${f.start - r.submittedAt} ms after its submission`);
+      problems.push(
+        `block ${r.hash} at ${r.height} (${r.jmId}) left ${r.state}${r.reason ? `: ${r.reason}` : ''} (${header}${killedAround.join('')})`,
+      );
     }
 
     // /healthz: 503 only inside a fault the pool could not serve through (up to its recovery
@@ -634,47 +639,74 @@ describe('chaos (issue 15 acceptance)', () => {
           );
       }
     }
-    // Where fresh work stopped (every fault the pool could not serve through): a stratum server
-    // answers 503 once its newest job is MAX_JOB_AGE_MS old, within its bound, and until the fault
-    // is over; not before (the work was still fresh). A jobmanager answers 503 within its grace
-    // once the daemons give no template (the cut), and only then.
+    // Where fresh work stopped (every fault the pool could not serve through), from the jobs the
+    // leaders created (each in Redis with its `createdAt`; ids are the hex of the job sequence):
+    // the longest gap between two jobs across the fault. A stratum server answers 503 once its
+    // newest job is MAX_JOB_AGE_MS old (not before, within its bound) until the next job; a
+    // jobmanager within its grace of the daemons refusing templates (the cut), until the peers
+    // are back; and each is 200 again soon after (RESUME_BOUND_MS).
+    const jobSeq = Number.parseInt((await p.redis.get(p.keys.jobSequence(CHAIN))) ?? '0', 10);
+    const jobTexts = await Promise.all(
+      Array.from({ length: jobSeq }, (_, i) => p.redis.hget(p.keys.job(CHAIN, (i + 1).toString(16)), 'job')),
+    );
+    const jobsCreated = jobTexts
+      .flatMap((t) => (t ? [(JSON.parse(t) as { createdAt: number }).createdAt] : []))
+      .sort((a, b) => a - b);
+    const gapOf = (f: Fault) => {
+      let gap = { from: f.start, to: f.end };
+      for (let i = 1; i < jobsCreated.length; i++) {
+        const [a, b] = [jobsCreated[i - 1]!, jobsCreated[i]!];
+        if (b > f.start && a < f.end && b - a > gap.to - gap.from) gap = { from: a, to: b };
+      }
+      return gap;
+    };
     const went503: Record<string, Record<string, number>> = {};
-    const stale = (f: Fault, ids: string[], from: number, boundMs: number, notBeforeMs: number) => {
+    const gaps: Record<string, { lastJobMs: number; nextJobMs: number }> = {};
+    const stale = (
+      f: Fault,
+      ids: string[],
+      from: number,
+      until: number,
+      boundMs: number,
+      notBeforeMs: number,
+    ) => {
       for (const id of ids) {
-        const run = healthz.windows(id).find((w) => w.to >= f.start && w.from <= f.end + FAILOVER_BOUND_MS);
+        // Its run of 503s for this gap (one starting after the next job belongs to no gap here).
+        const run = healthz.windows(id).find((w) => w.to >= f.start && w.from <= until);
         if (run) went503[f.name] = { ...went503[f.name], [id]: run.firstAt - from };
         if (run && run.firstAt - from < notBeforeMs)
           healthProblems.push(
             `${id} answered 503 ${run.firstAt - from} ms into "${f.name}", before ${notBeforeMs} ms: ${run.reasons.join('; ')}`,
           );
-        // A fault that outlasted the bound must have been seen, and seen to the end.
-        if (f.end - from <= boundMs) continue;
+        if (run && run.to > until + RESUME_BOUND_MS)
+          healthProblems.push(
+            `${id} still answered 503 ${run.to - until} ms after the next job of "${f.name}"`,
+          );
+        // A gap longer than the bound must have been seen, to its end.
+        if (until - from <= boundMs) continue;
         if (!run || run.firstAt - from > boundMs)
           healthProblems.push(
             `${id} answered 503 ${run ? `only ${run.firstAt - from} ms` : 'never'} into "${f.name}", bound ${boundMs} ms`,
           );
         const wrong = healthz.samples
           .get(id)!
-          .filter((s) => s.sentAt >= from + boundMs && s.at <= f.end && s.status !== 503);
+          .filter((s) => s.sentAt >= from + boundMs && s.at <= until && s.status !== 503);
         if (wrong.length > 0)
           healthProblems.push(
             `${id} answered ${wrong.map((s) => s.status).join(',')} at ${wrong.map((s) => rel(s.sentAt)).join(',')} s during "${f.name}", past its bound`,
           );
       }
     };
-    const lastJobs: Record<string, number> = {};
     for (const f of faults.filter((f) => !f.poolServes)) {
-      // The newest job the miners had before the servers went 503 (or before the fault ended).
-      const runs = STRATUM_IDS.flatMap((id) =>
-        healthz.windows(id).filter((w) => w.to >= f.start && w.from <= f.end + FAILOVER_BOUND_MS),
-      );
-      const lastJobAt = lastJobBefore(Math.min(f.end, ...runs.map((w) => w.from)));
-      lastJobs[f.name] = lastJobAt;
-      stale(f, STRATUM_IDS, lastJobAt, STRATUM_503_BOUND_MS, MAX_JOB_AGE_MS - SLACK_MS);
+      const gap = gapOf(f);
+      gaps[f.name] = { lastJobMs: gap.from - f.start, nextJobMs: gap.to - f.start };
+      stale(f, STRATUM_IDS, gap.from, gap.to, STRATUM_503_BOUND_MS, MAX_JOB_AGE_MS - SLACK_MS);
       if (f.noTemplatesFrom !== undefined) {
-        // Its last template may have come with that last job; none before the daemons refused.
-        const from = Math.max(f.noTemplatesFrom, lastJobAt);
-        stale(f, JOBMANAGER_IDS, from, JOBMANAGER_503_BOUND_MS, f.noTemplatesFrom - from);
+        // Its last template may have come with the last job; none before the daemons refused;
+        // templates again once the peers are back (before the next job is out).
+        const from = Math.max(f.noTemplatesFrom, gap.from);
+        const until = Math.min(gap.to, f.end);
+        stale(f, JOBMANAGER_IDS, from, until, JOBMANAGER_503_BOUND_MS, f.noTemplatesFrom - from);
       }
     }
     // No share is accepted while every stratum server is suspended.
@@ -725,7 +757,7 @@ describe('chaos (issue 15 acceptance)', () => {
           ms: f.end - f.start,
           ...(f.failoverMs !== undefined && { failoverMs: f.failoverMs }),
           ...(f.healthyMs !== undefined && { healthyMs: f.healthyMs }),
-          ...(lastJobs[f.name] !== undefined && { lastJobMs: lastJobs[f.name]! - f.start }),
+          ...gaps[f.name],
           ...(f.noTemplatesFrom !== undefined && { noTemplatesMs: f.noTemplatesFrom - f.start }),
           // From the newest job (stratum servers), from no templates (jobmanagers), to 503.
           ...(went503[f.name] && { went503Ms: went503[f.name] }),
