@@ -122,3 +122,30 @@ export async function blockOutcomes(
   }
   return { problems, counts };
 }
+
+/**
+ * A stratum server's block candidates: `/stats` (`shares.blocks` candidates, `jobs.blocksHeld`
+ * still waiting for a jobmanager) and `hashwire_blocks_total` by state.
+ */
+export interface StratumBlockCounts {
+  candidates: number;
+  held: number;
+  [state: string]: number;
+}
+
+export async function stratumBlockCounts(pool: Pool, id: string): Promise<StratumBlockCounts> {
+  const { body } = await pool.http<{ jobs: { blocksHeld: number }; shares: { blocks: number } }>(
+    'stratum',
+    id,
+    '/stats',
+  );
+  const http = await pool.redis.hget(pool.keys.service('stratum', id), 'http');
+  const text = await (await fetch(`${http}/metrics`)).text();
+  const counts: StratumBlockCounts = { held: body.jobs.blocksHeld, candidates: body.shares.blocks };
+  for (const [, state, value] of text.matchAll(
+    /^hashwire_blocks_total\{[^}]*state="(\w+)"[^}]*\} (\d+)$/gm,
+  )) {
+    counts[state!] = Number(value);
+  }
+  return counts;
+}

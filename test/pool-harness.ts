@@ -64,6 +64,12 @@ export interface PoolOptions {
    * dead jobmanager is noticed in 750 ms); the production default is 1000.
    */
   jobHeartbeatMs?: number;
+  /**
+   * Stratum servers' and reporters' registration TTL. @defaultValue 3000 (a killed one leaves
+   * the registry quickly); the production default, 60 s, keeps it there across a restart or a
+   * Redis freeze.
+   */
+  serviceTtlMs?: number;
   /** Merged over each jobmanager's config (e.g. `refreshIntervalMs`). */
   jobmanagerExtra?: Record<string, unknown>;
   /** Merged over each stratum server's `jobFeed` config (e.g. `maxJobAgeMs`). */
@@ -171,7 +177,12 @@ export async function startPool(options: PoolOptions): Promise<Pool> {
         keyPrefix: prefix,
         redisUrl: redisServer.url,
         nodes: ltc.nodes,
-        extra: { host: RPC_HOST, curve: curveOf('reporter'), adminTokenFile },
+        extra: {
+          host: RPC_HOST,
+          curve: curveOf('reporter'),
+          adminTokenFile,
+          ...(options.serviceTtlMs !== undefined && { serviceTtlMs: options.serviceTtlMs }),
+        },
       }),
     stratum: (id) => {
       if (!spoolDirs.has(id)) spoolDirs.set(id, mkdtempSync(join(tmpdir(), `hw-spool-${id}-`)));
@@ -195,6 +206,7 @@ export async function startPool(options: PoolOptions): Promise<Pool> {
           logLevel: 'info',
           curve: curveOf('stratum'),
           adminTokenFile,
+          ...(options.serviceTtlMs !== undefined && { serviceTtlMs: options.serviceTtlMs }),
         },
       });
     },
