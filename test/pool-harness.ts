@@ -181,6 +181,9 @@ export async function startPool(options: PoolOptions): Promise<Pool> {
           host: RPC_HOST,
           curve: curveOf('reporter'),
           adminTokenFile,
+          // A block record a killed jobmanager left `submitted` is settled from the daemons
+          // within the tests' waits (30 s in production).
+          settleSubmittedMs: 5000,
           ...(options.serviceTtlMs !== undefined && { serviceTtlMs: options.serviceTtlMs }),
         },
       }),

@@ -43,6 +43,11 @@ export interface BlockWatcherOptions {
   eventsMaxLen: number;
   /** A candidate whose block record never settles is dropped after this. */
   candidateMaxAgeMs: number;
+  /**
+   * A record still `submitted` this long after its last update is settled from the daemons: a
+   * jobmanager killed between a daemon's verdict and the write of its record leaves it so.
+   */
+  settleSubmittedMs: number;
   logger: Logger;
   metrics: Metrics;
 }
@@ -54,6 +59,8 @@ export interface BlockWatcherStats {
   confirmed: number;
   orphaned: number;
   candidatesDropped: number;
+  /** Records left `submitted` that the daemons had in their main chain: moved to `accepted`. */
+  settledFromDaemons: number;
 }
 
 /**
@@ -76,6 +83,7 @@ export class BlockWatcher {
     confirmed: 0,
     orphaned: 0,
     candidatesDropped: 0,
+    settledFromDaemons: 0,
   };
 
   constructor(options: BlockWatcherOptions) {
@@ -185,12 +193,36 @@ export class BlockWatcher {
     for (const text of texts) {
       if (!text) continue;
       const record = JSON.parse(text) as BlockRecord;
+      if (record.state === 'submitted') {
+        await this.#settleSubmitted(daemons, record, tip);
+        continue;
+      }
       if (record.state !== 'accepted') continue;
       const confirmations = await this.#confirmations(daemons, record, tip);
       if (confirmations === null) continue;
       const next =
         confirmations < 0 ? 'orphaned' : confirmations >= this.#o.confirmations ? 'confirmed' : 'accepted';
       await this.#transition(record, next, confirmations);
+    }
+  }
+
+  /**
+   * A record left `submitted`: its jobmanager answered the stratum server (which never asks
+   * again) and died before the verdict reached Redis. A block the daemons have in their main
+   * chain is ours: `accepted`, so its round closes and it is followed to `confirmed`. Anything
+   * else stays `submitted`: what became of it cannot be told from here.
+   */
+  async #settleSubmitted(daemons: DaemonPool, record: BlockRecord, tip: number): Promise<void> {
+    if (Date.now() - record.updatedAt < this.#o.settleSubmittedMs) return;
+    const confirmations = await this.#confirmations(daemons, record, tip);
+    if (confirmations === null || confirmations < 1) return;
+    const before = this.#stats.settledFromDaemons;
+    await this.#transition(record, 'accepted', confirmations, () => this.#stats.settledFromDaemons++);
+    if (this.#stats.settledFromDaemons > before) {
+      this.#o.logger.warn(
+        { chain: this.#o.chain, hash: record.hash, height: record.height, jmId: record.jmId },
+        'reporter: block record left submitted (its jobmanager died before writing the verdict); the daemons have it in their main chain: accepted',
+      );
     }
   }
 
@@ -221,7 +253,12 @@ export class BlockWatcher {
     }
   }
 
-  async #transition(record: BlockRecord, next: BlockRecord['state'], confirmations: number): Promise<void> {
+  async #transition(
+    record: BlockRecord,
+    next: BlockRecord['state'],
+    confirmations: number,
+    onChanged?: () => void,
+  ): Promise<void> {
     const { redis, keys, chain, logger, metrics } = this.#o;
     const changed = (await runScript(
       redis,
@@ -230,6 +267,7 @@ export class BlockWatcher {
       [record.hash, record.state, next, Date.now(), confirmations, this.#o.eventsMaxLen],
     )) as number;
     if (changed !== 1) return;
+    onChanged?.();
     if (next === 'confirmed' || next === 'orphaned') {
       this.#stats[next]++;
       metrics.blocks(next);

@@ -67,6 +67,12 @@ export interface ReporterOptions {
   blockPollMs?: number;
   /** A block candidate whose record never settles is forgotten after this. @defaultValue 3_600_000 */
   candidateMaxAgeMs?: number;
+  /**
+   * A block record still `submitted` this long after its last update (its jobmanager died
+   * before writing the verdict) is moved to `accepted` if the daemons have it in their main
+   * chain. @defaultValue 30000
+   */
+  settleSubmittedMs?: number;
   /** Lifetime of a batch id's idempotency key. @defaultValue 86400 (1 day) */
   batchTtlS?: number;
   /** Shares per batch at most; bigger batches are refused `TooLarge`. @defaultValue 20000 */
@@ -164,6 +170,7 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
   const shareLogMaxLen = positiveInt('shareLogMaxBatches', options.shareLogMaxBatches, 2000);
   const eventsMaxLen = positiveInt('eventsMaxLen', options.eventsMaxLen, 100_000);
   const candidateMaxAgeMs = positiveInt('candidateMaxAgeMs', options.candidateMaxAgeMs, 3_600_000);
+  const settleSubmittedMs = positiveInt('settleSubmittedMs', options.settleSubmittedMs, 30_000);
   const host = options.host ?? '127.0.0.1';
   const curve = options.curve ? checkServiceCurve('curve', options.curve) : undefined;
   requireCurveOffLoopback('host', host, 'curve', curve);
@@ -210,6 +217,7 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
     pollMs: blockPollMs,
     eventsMaxLen,
     candidateMaxAgeMs,
+    settleSubmittedMs,
     logger,
     metrics,
   });

@@ -134,6 +134,32 @@ describe('rounds', () => {
   });
 });
 
+describe('a block record its jobmanager left submitted (killed between the verdict and its write)', () => {
+  it('is settled from the daemons: accepted when they have it in their main chain (its round closes), left alone when they do not', async () => {
+    const keys = testKeys();
+    const k = reporterKeys(keys, CHAIN);
+    const reporter = await startReporter(keys, { blockPollMs: 3_600_000, settleSubmittedMs: 1 });
+    await send(reporter, [share({ account: 'alice', diff: 4 })]);
+    const ours = await mineOurs();
+    await recordBlock(keys, ours.hash, ours.height, 'submitted');
+    const unknown = 'cd'.repeat(32);
+    await recordBlock(keys, unknown, ours.height, 'submitted');
+    await send(reporter, [
+      share({ account: 'alice', diff: 1, blockHash: ours.hash }),
+      share({ account: 'bob', diff: 2, blockHash: unknown }),
+    ]);
+    const from = await streamTail(redis, k.events);
+    await reporter.pollBlocks();
+    expect((await blockRecord(keys, ours.hash)).state).toBe('accepted');
+    await nextStreamEvent(redis, k.events, from, 'round.closed', (d) => d.hash === ours.hash);
+    expect(await readRound(redis, keys, CHAIN, ours.hash)).toEqual({ alice: 5, bob: 2 });
+    // Not in the daemons' main chain: what became of it cannot be told, it stays as it was.
+    expect((await blockRecord(keys, unknown)).state).toBe('submitted');
+    expect(await redis.hexists(k.candidates, unknown)).toBe(1);
+    expect(reporter.stats().blocks.settledFromDaemons).toBe(1);
+  });
+});
+
 describe('block lifecycle on regtest', () => {
   it('confirms a block of ours after N confirmations and orphans one reorganised away (invalidateblock), with events', async () => {
     const keys = testKeys();
