@@ -144,11 +144,12 @@ describe('a block record its jobmanager left submitted (killed between the verdi
     await recordBlock(keys, ours.hash, ours.height, 'submitted');
     const unknown = 'cd'.repeat(32);
     await recordBlock(keys, unknown, ours.height, 'submitted');
+    // A batch with a candidate starts a poll of its own: the round may close in that one.
+    const from = await streamTail(redis, k.events);
     await send(reporter, [
       share({ account: 'alice', diff: 1, blockHash: ours.hash }),
       share({ account: 'bob', diff: 2, blockHash: unknown }),
     ]);
-    const from = await streamTail(redis, k.events);
     await reporter.pollBlocks();
     expect((await blockRecord(keys, ours.hash)).state).toBe('accepted');
     await nextStreamEvent(redis, k.events, from, 'round.closed', (d) => d.hash === ours.hash);
