@@ -3,7 +3,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { waitFor } from '@hashwire/testkit';
 import { describe, expect, it } from 'vitest';
 import { CHECK, sampleBackendHealth } from './haproxy-front.js';
-import { type StratumBlockCounts, stratumBlockCounts } from './pool-checks.js';
+import { type StratumBlockCounts, blockRecords, stratumBlockCounts } from './pool-checks.js';
 import { CHAIN, type Pool, startTestPool } from './pool-harness.js';
 import { type ServiceProcess, killService } from './service-process.js';
 import { compareShares, describeShares, readLoggedShares, submissionKey } from './share-ledger.js';
@@ -89,18 +89,6 @@ const JOBMANAGER_503_BOUND_MS = TEMPLATE_GRACE_MS * 1.5 + SLACK_MS;
 const STRATUM_IDS = ['st-1', 'st-2'];
 const JOBMANAGER_IDS = ['jm-1', 'jm-2'];
 const SAMPLED = [...STRATUM_IDS, ...JOBMANAGER_IDS];
-
-interface BlockRecord {
-  hash: string;
-  height: number;
-  state: string;
-  reason?: string;
-  jobId: string;
-  jmId: string;
-  shareId: string;
-  submittedAt: number;
-  confirmations?: number;
-}
 
 /** One fault and what the pool did about it (times: `Date.now()`). */
 interface Fault {
@@ -512,11 +500,11 @@ describe('chaos (issue 15 acceptance)', () => {
     // Records written after their submission (queued through the freeze) are all in.
     const records = await waitFor(
       async () => {
-        const all = (await p.redis.hvals(p.keys.blocks(CHAIN))).map((r) => JSON.parse(r) as BlockRecord);
+        const all = await blockRecords(p);
         return all.every((r) => r.state !== 'submitted') && all;
       },
       { timeoutMs: 15_000, what: 'every block record past submitted' },
-    ).catch(async () => (await p.redis.hvals(p.keys.blocks(CHAIN))).map((r) => JSON.parse(r) as BlockRecord));
+    ).catch(async () => await blockRecords(p));
     const recordByHash = new Map(records.map((r) => [r.hash, r]));
     const recordByShare = new Map(records.map((r) => [r.shareId, r]));
 

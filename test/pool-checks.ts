@@ -80,12 +80,17 @@ export function checkReconnects(
   return { problems: shown, perPhase };
 }
 
-interface BlockRecord {
+/** A block record in `blocks:{chain}` (the fields the tests read). */
+export interface BlockRecord {
   hash: string;
   height: number;
   state: string;
   reason?: string;
+  jobId: string;
   jmId: string;
+  shareId: string;
+  submittedAt: number;
+  confirmations?: number;
 }
 
 /**
@@ -97,7 +102,7 @@ interface BlockRecord {
 export async function blockOutcomes(
   pool: Pool,
 ): Promise<{ problems: string[]; counts: Record<string, number> }> {
-  const records = (await pool.redis.hvals(pool.keys.blocks(CHAIN))).map((r) => JSON.parse(r) as BlockRecord);
+  const records = await blockRecords(pool);
   const counts: Record<string, number> = {};
   const problems: string[] = [];
   for (const r of records) {
@@ -127,6 +132,11 @@ export async function blockOutcomes(
  * A stratum server's block candidates: `/stats` (`shares.blocks` candidates, `jobs.blocksHeld`
  * still waiting for a jobmanager) and `hashwire_blocks_total` by state.
  */
+/** Every block record of the pool's chain, as jobmanagers and reporters wrote them. */
+export async function blockRecords(pool: Pool): Promise<BlockRecord[]> {
+  return (await pool.redis.hvals(pool.keys.blocks(CHAIN))).map((r) => JSON.parse(r) as BlockRecord);
+}
+
 export interface StratumBlockCounts {
   candidates: number;
   held: number;
