@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { type BlockTemplate, DaemonPool, HashblockListener, buildJob } from '@hashwire/chain';
-import { createLogger, createMetrics, startStatusServer } from '@hashwire/core';
+import { type Logger, createLogger, createMetrics, startStatusServer } from '@hashwire/core';
 import {
   BLOCK_SUBMIT_TIMEOUT_MS,
   type Job,
@@ -13,6 +13,7 @@ import {
   type Leadership,
   type RedisClient,
   type ServiceRegistration,
+  createRateMeter,
   leaseLeadership,
   listServices,
   registerService,
@@ -39,6 +40,7 @@ const SUBSCRIBE_REDIS_WAIT_MS = 1000;
 export interface JobManagerStats {
   id: string;
   chain: string;
+  version: string;
   leader: boolean;
   epoch: number | null;
   height: number | null;
@@ -88,6 +90,26 @@ function templateId(template: BlockTemplate): string {
   return h.digest('hex').slice(0, 24);
 }
 
+/**
+ * Logs each daemon going down (once per distinct error, not at every retry) and coming back.
+ * Blocks are submitted to every daemon, so one daemon down matters even while another serves.
+ */
+function followDaemons(daemons: DaemonPool, log: Logger): void {
+  const logged = new Map<string, string>();
+  daemons.on('down', ({ daemon, error, retryInMs }) => {
+    if (logged.get(daemon) === error.message) return;
+    logged.set(daemon, error.message);
+    log.error(
+      { daemon, err: error.message, retryInMs },
+      `jobmanager: daemon ${daemon} failed: ${error.message}`,
+    );
+  });
+  daemons.on('up', ({ daemon }) => {
+    if (!logged.delete(daemon)) return;
+    log.info({ daemon }, `jobmanager: daemon ${daemon} answers again`);
+  });
+}
+
 /** The id of the first jobmanager (in the given order) that answers `svc.status` as itself within 300 ms. */
 async function firstAlive(
   candidates: { id: string; rpc: string; curveKey?: string }[],
@@ -132,11 +154,13 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
     service: 'jobmanager',
     id,
     chain,
+    version: options.version,
     ...(options.statsd ? { statsd: options.statsd } : {}),
   });
   const logger = input.logger ?? createLogger({ name: 'jobmanager', level: 'silent' });
   const log = logger.child({ id, chain });
   const daemons = new DaemonPool(options.daemons);
+  followDaemons(daemons, log);
   const source = new TemplateSource({
     daemons,
     pollIntervalMs: options.pollIntervalMs,
@@ -165,11 +189,13 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
     daemons,
     store,
     metrics,
+    log,
     blockLog,
     // The daemon has a new tip: get the next template now rather than at the next poll.
     onAccepted: () => source.notify('submitted'),
   });
   const templateIds = new WeakMap<BlockTemplate, string>();
+  const jobRate = createRateMeter(() => jobsPublished);
   let lastJob: Job | null = null;
   let jobsPublished = 0;
   let closed = false;
@@ -249,6 +275,7 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
     return {
       id,
       chain,
+      version: options.version,
       leader: leadership.isLeader(),
       epoch: leadership.epoch,
       height: template?.height ?? null,
@@ -311,7 +338,19 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
     },
   });
 
-  source.on('update', ({ template, newBlock }) => void publish(template, newBlock));
+  source.on('update', ({ template, newBlock, reason }) => {
+    const fields = {
+      height: template.height,
+      prevhash: template.previousblockhash,
+      transactions: template.transactions.length,
+      reason,
+      leader: leadership.isLeader(),
+    };
+    // A new block at info on every member; the leader's periodic refreshes (new transactions) at debug.
+    if (newBlock) log.info(fields, 'jobmanager: new block template');
+    else log.debug(fields, 'jobmanager: template refreshed');
+    void publish(template, newBlock);
+  });
   // Daemon health goes to every subscriber (leader or not): stratum servers decide from the
   // whole group whether miners still have real work (see JobFeed `unhealthy`).
   let lastHealthy: boolean | null = null;
@@ -345,8 +384,14 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
   healthTimer.unref();
   metrics.leader(false, 0);
   metrics.draining(false);
-  leadership.on('elected', (epoch: number) => metrics.leader(true, epoch));
-  leadership.on('deposed', () => metrics.leader(false, 0));
+  leadership.on('elected', (epoch: number) => {
+    metrics.leader(true, epoch);
+    log.info({ group: `jm:${chain}`, epoch }, 'jobmanager: leader: this process publishes the jobs');
+  });
+  leadership.on('deposed', () => {
+    metrics.leader(false, 0);
+    log.warn({ group: `jm:${chain}` }, 'jobmanager: no longer leader: standing by');
+  });
   // Only the leader holds a long poll and refreshes for new transactions; standbys stay quiet.
   leadership.on('elected', () => source.setActive(true));
   leadership.on('deposed', () => source.setActive(false));
@@ -408,6 +453,11 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
     chain,
     version: options.version,
     ttlMs: options.serviceTtlMs,
+    measureLoad: () => ({ subscribers: rpc.stats().subscribers, jobsPerMin: 60 * jobRate() }),
+    onError: (error) => {
+      metrics.redisError();
+      log.warn({ err: error.message }, 'jobmanager: registry refresh failed');
+    },
   });
 
   const manager: JobManager = {

@@ -6,6 +6,7 @@ import {
   type StatusServer,
   createLogger,
   createMetrics,
+  packageVersion,
   startStatusServer,
 } from '@hashwire/core';
 import {
@@ -21,6 +22,7 @@ import {
   type RedisConfig,
   type ServiceRegistration,
   connectRedis,
+  createRateMeter,
   registerService,
   requireRedisVersion,
 } from '@hashwire/registry';
@@ -91,7 +93,7 @@ export interface ReporterOptions {
   heartbeatIntervalMs?: number;
   /** @defaultValue 60000 */
   serviceTtlMs?: number;
-  /** @defaultValue '0.1.0' */
+  /** @defaultValue this package's version, with the git commit when run from a checkout */
   version?: string;
   /** @defaultValue createLogger({ name: 'reporter' }) */
   logger?: Logger;
@@ -102,6 +104,7 @@ export interface ReporterOptions {
 export interface ReporterStats {
   id: string;
   chain: string;
+  version: string;
   endpoint: string | null;
   state: 'created' | 'up' | 'draining' | 'closed';
   batches: { credited: number; duplicate: number; refused: number; unavailable: number; failed: number };
@@ -176,6 +179,7 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
   requireCurveOffLoopback('host', host, 'curve', curve);
 
   const logger = options.logger ?? createLogger({ name: 'reporter', base: { id, chain } });
+  const version = options.version ?? packageVersion(import.meta.url);
   const ownMetrics = !(options.metrics && 'registry' in options.metrics);
   const metrics: Metrics =
     options.metrics && 'registry' in options.metrics
@@ -184,6 +188,7 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
           service: 'reporter',
           id,
           chain,
+          version,
           ...(options.metrics?.statsd
             ? {
                 statsd: {
@@ -230,6 +235,9 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
   const batches = { credited: 0, duplicate: 0, refused: 0, unavailable: 0, failed: 0 };
   const shares: Record<ShareResult, number> = { accepted: 0, stale: 0, duplicate: 0, lowdiff: 0, invalid: 0 };
   let credited = 0;
+  // Batches and shares handed to it (credited or already credited), for the registry's load.
+  const batchRate = createRateMeter(() => batches.credited + batches.duplicate);
+  const shareRate = createRateMeter(() => Object.values(shares).reduce((a, b) => a + b, 0));
 
   const write = async (batch: ShareBatch): Promise<CreditReply> => {
     // Shares another batch claimed first: found by the script, which then writes nothing, so
@@ -278,6 +286,7 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
     batches.credited++;
     credited += plan.reply.credited;
     metrics.batches('credited');
+    metrics.acceptedDifficulty(plan.acceptedDiff);
     for (const result of Object.values(ShareResult)) {
       shares[result] += plan.counts[result];
       metrics.shares(result, plan.counts[result]);
@@ -325,6 +334,7 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
   const stats = (): ReporterStats => ({
     id,
     chain,
+    version,
     endpoint: rpc?.endpoint ?? null,
     state,
     batches: { ...batches },
@@ -391,7 +401,8 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
         http: http.url,
         ...(curve ? { curveKey: curve.publicKey } : {}),
         chain,
-        version: options.version ?? '0.1.0',
+        version,
+        measureLoad: () => ({ batchesPerS: batchRate(), sharesPerS: shareRate() }),
         ...(options.serviceTtlMs ? { ttlMs: options.serviceTtlMs } : {}),
         onError: (error) => {
           metrics.redisError();

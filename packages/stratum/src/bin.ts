@@ -15,6 +15,7 @@ import {
   type StatusServer,
   createLogger,
   createMetrics,
+  packageVersion,
   readJsonConfig,
   readServiceSecrets,
 } from '@hashwire/core';
@@ -71,7 +72,7 @@ export interface StratumFileOptions extends ServerFileOptions {
   flushTimeoutMs?: number;
   /** @defaultValue 60000 */
   serviceTtlMs?: number;
-  /** @defaultValue '0.1.0' */
+  /** @defaultValue this package's version, with the git commit when run from a checkout */
   version?: string;
   /** @defaultValue 'info' */
   logLevel?: LogLevel;
@@ -158,6 +159,7 @@ async function main(): Promise<number> {
     ...serverOptions
   } = config;
   const secrets = readServiceSecrets(config as unknown as Record<string, unknown>);
+  const serviceVersion = version ?? packageVersion(import.meta.url);
   let curve: ServiceCurve | undefined;
   try {
     curve = secrets.curve ? checkServiceCurve('curve', secrets.curve) : undefined;
@@ -228,6 +230,7 @@ async function main(): Promise<number> {
       service: 'stratum',
       id: config.id,
       chain: config.chain,
+      version: serviceVersion,
       ...(statsd ? { statsd } : {}),
     });
     cleanup.push(() => metrics.close());
@@ -288,7 +291,12 @@ async function main(): Promise<number> {
       metrics,
       feed,
       ...(httpPortRange ? { httpPortRange } : {}),
-      extraStats: () => ({ spool: spool.stats(), forwarder: forwarder.stats(), jobs: feed.stats }),
+      extraStats: () => ({
+        version: serviceVersion,
+        spool: spool.stats(),
+        forwarder: forwarder.stats(),
+        jobs: feed.stats,
+      }),
       onDrain: () => requestStop(),
       ...(secrets.adminToken ? { adminToken: secrets.adminToken } : {}),
     });
@@ -313,7 +321,11 @@ async function main(): Promise<number> {
       agent: advertisedEndpoint(resolved.host, agent.port, advertiseHost),
       http: http.url,
       ...(serviceTtlMs !== undefined ? { ttlMs: serviceTtlMs } : {}),
-      version: version ?? '0.1.0',
+      version: serviceVersion,
+      measureLoad: () => {
+        const { sessions, connections } = server.stats();
+        return { sessions, connections };
+      },
       onError: (error) => logger.warn({ err: error }, 'stratum: registry refresh failed'),
     });
     cleanup.push(() => registration.close().catch(() => {}));
