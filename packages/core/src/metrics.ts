@@ -37,6 +37,12 @@ export interface MetricsOptions {
    * label of `hashwire_info`. @defaultValue 'unknown'
    */
   version?: string;
+  /**
+   * Hashes per share of difficulty 1 on this chain (2^32 sha256d, 2^16 scrypt): the value of
+   * `hashwire_hashes_per_diff`, which turns accepted difficulty into hashrate. Services that know
+   * the chain's algorithm (jobmanager, stratum) give it; 0 elsewhere.
+   */
+  hashesPerDiff?: number;
   /** Process metrics (CPU, memory, event-loop lag, GC) in the registry. @defaultValue true */
   processMetrics?: boolean;
 }
@@ -157,6 +163,7 @@ const SERIES = {
   templateAge: 'hashwire_template_age_seconds',
   acceptedDifficulty: 'hashwire_accepted_difficulty_total',
   info: 'hashwire_info',
+  hashesPerDiff: 'hashwire_hashes_per_diff',
 } as const;
 
 /** Statsd names (after the prefix) of the same series. */
@@ -310,6 +317,12 @@ export function createMetrics(options: MetricsOptions): Metrics {
     registers: [registry],
   });
   info.set({ version: options.version ?? 'unknown' }, 1);
+  const hashesPerDiff = new Gauge({
+    name: SERIES.hashesPerDiff,
+    help: "Hashes per share of difficulty 1 on this service's chain (2^32 sha256d, 2^16 scrypt); 0 where unknown",
+    registers: [registry],
+  });
+  hashesPerDiff.set(options.hashesPerDiff ?? 0);
 
   // Every documented label value starts at 0, so dashboards and alerts see the series at once.
   for (const result of SHARE_RESULTS) shares.inc({ result }, 0);

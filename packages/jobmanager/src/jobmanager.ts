@@ -155,6 +155,7 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
     id,
     chain,
     version: options.version,
+    hashesPerDiff: 2 ** 32 / params.shareDiffMultiplier,
     ...(options.statsd ? { statsd: options.statsd } : {}),
   });
   const logger = input.logger ?? createLogger({ name: 'jobmanager', level: 'silent' });

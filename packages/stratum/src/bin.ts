@@ -231,6 +231,7 @@ async function main(): Promise<number> {
       id: config.id,
       chain: config.chain,
       version: serviceVersion,
+      hashesPerDiff: 2 ** 32 / params.shareDiffMultiplier,
       ...(statsd ? { statsd } : {}),
     });
     cleanup.push(() => metrics.close());
