@@ -14,8 +14,8 @@ export interface RotatingLogOptions {
 
 /**
  * An append-only log file that rotates by size. Writes are synchronous, in arrival order, and
- * a file is only rotated after a write that ended a line, so no line is lost or split across
- * two files (a file may exceed `maxBytes` by the rest of its last line). One writer per file:
+ * a file is only rotated at a line end, so no line is lost or split across two files (a file
+ * may exceed `maxBytes` by the rest of the line that crossed it). One writer per file:
  * the supervisor keeps one per process name across its restarts.
  */
 export class RotatingLog {
@@ -48,11 +48,23 @@ export class RotatingLog {
     if (this.#fd === null) return;
     const data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
     if (data.length === 0) return;
-    if (this.#size >= this.maxBytes && this.#atLineEnd) this.#rotate();
-    let offset = 0;
-    while (offset < data.length) offset += writeSync(this.#fd, data, offset, data.length - offset);
-    this.#size += data.length;
-    this.#atLineEnd = data[data.length - 1] === 0x0a;
+    let start = 0;
+    while (start < data.length) {
+      if (this.#size >= this.maxBytes && this.#atLineEnd) this.#rotate();
+      // Up to the first line end at or past the size limit, so the next part goes to a new file.
+      const room = Math.max(0, this.maxBytes - this.#size - 1);
+      const lineEnd = data.indexOf(0x0a, start + room);
+      const end = lineEnd === -1 ? data.length : lineEnd + 1;
+      this.#append(data, start, end);
+      start = end;
+    }
+  }
+
+  #append(data: Buffer, start: number, end: number): void {
+    let offset = start;
+    while (offset < end) offset += writeSync(this.#fd as number, data, offset, end - offset);
+    this.#size += end - start;
+    this.#atLineEnd = data[end - 1] === 0x0a;
   }
 
   #rotate(): void {
