@@ -389,9 +389,14 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
     metrics.leader(true, epoch);
     log.info({ group: `jm:${chain}`, epoch }, 'jobmanager: leader: this process publishes the jobs');
   });
-  leadership.on('deposed', () => {
+  leadership.on('deposed', (epoch: number, reason: string) => {
     metrics.leader(false, 0);
-    log.warn({ group: `jm:${chain}` }, 'jobmanager: no longer leader: standing by');
+    // Given up on purpose (drain, stop) at info; taken away (Redis away, a stall) at warn.
+    const planned = reason === 'released' || reason === 'handed-over';
+    log[planned ? 'info' : 'warn'](
+      { group: `jm:${chain}`, epoch, reason },
+      `jobmanager: no longer leader (${reason})`,
+    );
   });
   // Only the leader holds a long poll and refreshes for new transactions; standbys stay quiet.
   leadership.on('elected', () => source.setActive(true));
