@@ -266,5 +266,25 @@ describe("operator's view (real litecoind, Redis, every service its own process)
       await node.start();
       await ltc.connect();
     }
-  }, 120_000);
+    const daemon = logged(/^jobmanager: daemon .* failed: /)[0]!.daemon;
+    await waitFor(() => logged(/^jobmanager: daemon .* answers again$/).some((l) => l.daemon === daemon), {
+      timeoutMs: 90_000,
+      what: `the jobmanager logging ${String(daemon)} back`,
+    });
+    // Logged once per distinct error while it was down, not at every retry.
+    const failures = logged(/^jobmanager: daemon .* failed: /).filter((l) => l.daemon === daemon);
+    expect(new Set(failures.map((l) => l.err)).size).toBe(failures.length);
+  }, 180_000);
+
+  it('a drained jobmanager logs that it gave its lease up, at info', async () => {
+    services.jobmanager.child.kill('SIGTERM');
+    expect(await services.jobmanager.exited).toEqual({ code: 0, signal: null });
+    expect(logged(/^jobmanager: no longer leader/)).toEqual([
+      expect.objectContaining({
+        level: 'info',
+        reason: 'released',
+        msg: 'jobmanager: no longer leader (released)',
+      }),
+    ]);
+  }, 60_000);
 });
