@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { type BlockTemplate, DaemonPool, HashblockListener, buildJob } from '@hashwire/chain';
-import { type Logger, createLogger, createMetrics, startStatusServer } from '@hashwire/core';
+import { createLogger, createMetrics, startStatusServer } from '@hashwire/core';
 import {
   BLOCK_SUBMIT_TIMEOUT_MS,
   type Job,
@@ -29,6 +29,7 @@ import {
 } from '@hashwire/rpc';
 import { BlockLog } from './block-log.js';
 import { createBlockSubmitter } from './block-submit.js';
+import { followDaemons } from './daemon-log.js';
 import { JobStore, type StoredJob } from './job-store.js';
 import { type JobManagerOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { TemplateSource } from './template-source.js';
@@ -88,26 +89,6 @@ function templateId(template: BlockTemplate): string {
   for (const tx of template.transactions) h.update(tx.hash ?? tx.txid);
   h.update(template.mweb ?? '');
   return h.digest('hex').slice(0, 24);
-}
-
-/**
- * Logs each daemon going down (once per distinct error, not at every retry) and coming back.
- * Blocks are submitted to every daemon, so one daemon down matters even while another serves.
- */
-function followDaemons(daemons: DaemonPool, log: Logger): void {
-  const logged = new Map<string, string>();
-  daemons.on('down', ({ daemon, error, retryInMs }) => {
-    if (logged.get(daemon) === error.message) return;
-    logged.set(daemon, error.message);
-    log.error(
-      { daemon, err: error.message, retryInMs },
-      `jobmanager: daemon ${daemon} failed: ${error.message}`,
-    );
-  });
-  daemons.on('up', ({ daemon }) => {
-    if (!logged.delete(daemon)) return;
-    log.info({ daemon }, `jobmanager: daemon ${daemon} answers again`);
-  });
 }
 
 /** The id of the first jobmanager (in the given order) that answers `svc.status` as itself within 300 ms. */
