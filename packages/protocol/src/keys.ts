@@ -62,6 +62,18 @@ export function createKeyBuilder(options: KeyBuilderOptions = {}) {
     batch: (chain: string, batchId: string) =>
       `${prefix}batch:{${part('chain', chain)}}:${part('batchId', batchId)}`,
     /**
+     * Acknowledged sub-batches of one stratum spool (zset: member `<seq>:<credited>:<digest>`
+     * scored by seq, and member `floor` scored by the spool's lowest unacknowledged seq).
+     */
+    spoolAcks: (chain: string, spoolId: string) =>
+      `${prefix}acks:{${part('chain', chain)}}:${part('spoolId', spoolId)}`,
+    /**
+     * Credited difficulty per account (`|<account>`) and of the whole chain (`|`) in one hour
+     * (`bucket` = epoch hours); kept 26 h for the 24 h hashrate.
+     */
+    accountHashrate: (chain: string, bucket: number) =>
+      `${prefix}hra:{${part('chain', chain)}}:60m:${part('bucket', bucket)}`,
+    /**
      * Shares of one job already credited (share digest → digest of the batch that claimed it):
      * the cluster-wide duplicate check. Tagged with the chain, like the batch key it is written with.
      */
