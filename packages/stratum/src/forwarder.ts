@@ -2,9 +2,12 @@ import { EventEmitter } from 'node:events';
 import {
   BucketRing,
   DEFAULT_RING_VIRTUAL_NODES,
+  MAX_SUB_BATCHES_PER_REQUEST,
   RpcErrorCode,
   type RpcMethods,
   type Share,
+  type SharesRequest,
+  type SubBatchOutcome,
 } from '@hashwire/protocol';
 import { type ServiceInfo, type ServiceWatcher, watchServices } from '@hashwire/registry';
 import { type RpcClient, RpcError, clientCurveFor, createRpcClient } from '@hashwire/rpc';
@@ -31,6 +34,8 @@ interface Refusal {
 
 interface SubBatch {
   id: string;
+  /** Its sequence number in the spool, given when the split is recorded (before the first send). */
+  seq?: number;
   bucket: number;
   shares: Share[];
   indices: number[];
@@ -55,6 +60,18 @@ interface InFlight {
   remaining: number;
   quarantined: string[];
   quarantinedShares: number;
+}
+
+interface OutgoingItem {
+  sub: SubBatch;
+  resolve(outcome: SubBatchOutcome): void;
+  reject(error: unknown): void;
+}
+
+/** The sub-batches one request to one reporter will carry. */
+interface Outgoing {
+  client: ReporterClient;
+  items: OutgoingItem[];
 }
 
 /** A reporter says the sub-batch itself is unreadable: resending it cannot help. */
@@ -105,6 +122,8 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
     { endpoint: string; curveKey: string | undefined; client: ReporterClient }
   >();
   private readonly suspects = new Map<string, number>();
+  /** Sub-batches waiting for this turn's request to their reporter, by reporter id. */
+  private readonly outbox = new Map<string, Outgoing>();
   /** Batch ids waiting on disk, oldest first (a Set keeps insertion order). */
   private readonly queue = new Set<string>();
   private readonly inFlight = new Map<string, InFlight>();
@@ -121,6 +140,7 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
   private readonly counters = {
     ringVersion: 0,
     requests: 0,
+    subBatchesSent: 0,
     failedRequests: 0,
     failovers: 0,
     exhausted: 0,
@@ -308,9 +328,25 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
    * differently, and from when its age counts. False when the journal cannot be written.
    */
   private recordSplit(entry: InFlight): boolean {
-    if (entry.splitRecorded) return true;
+    if (entry.splitRecorded) {
+      if (entry.subs.every((s) => s.seq !== undefined)) return true;
+      // Split by an older version, which gave no sequence numbers: given now, once, before this version sends any.
+      try {
+        const first = this.spool.allocateSeqs(entry.subs.length);
+        const seqs = entry.subs.map((_, i) => first + i);
+        this.spool.recordSeqs(entry.batchId, seqs);
+        entry.subs.forEach((s, i) => {
+          s.seq = seqs[i]!;
+        });
+      } catch (error) {
+        this.report(error as Error);
+        return false;
+      }
+      return true;
+    }
     const firstSendAt = entry.firstSendAt ?? this.now();
     try {
+      const first = this.spool.allocateSeqs(entry.subs.length);
       this.spool.recordSplit(entry.batchId, {
         firstSendAt,
         layout: {
@@ -318,7 +354,10 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
           bucketsPerAccount: this.ring.bucketsPerAccount,
           virtualNodes: this.options.ring?.virtualNodes ?? DEFAULT_RING_VIRTUAL_NODES,
         },
-        subs: entry.subs.map((s) => ({ id: s.id, bucket: s.bucket, shares: s.indices })),
+        subs: entry.subs.map((s, i) => ({ id: s.id, bucket: s.bucket, shares: s.indices, seq: first + i })),
+      });
+      entry.subs.forEach((s, i) => {
+        s.seq = first + i;
       });
     } catch (error) {
       this.report(error as Error);
@@ -359,12 +398,6 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
   private async deliver(entry: InFlight, sub: SubBatch): Promise<void> {
     let retryDelayMs = positive('retryDelayMs', this.options.retryDelayMs, 500);
     const maxRetryDelayMs = positive('maxRetryDelayMs', this.options.maxRetryDelayMs, 10_000);
-    const body = {
-      batchId: sub.id,
-      stratumId: this.options.stratumId,
-      chain: this.options.chain,
-      shares: sub.shares,
-    };
     while (!this.closed) {
       if (this.expired(entry)) {
         const ageS = Math.round((this.now() - entry.sealedAt) / 1000);
@@ -383,18 +416,18 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
         const client = this.clientFor(reporterId);
         if (!client) continue;
         sub.attempts++;
-        this.counters.requests++;
         try {
-          const reply = await client.request('reporter.shares', body, {
-            timeoutMs: this.options.requestTimeoutMs ?? 5000,
-          });
+          const outcome = await this.send(reporterId, client, sub);
           if (this.closed) return;
-          if (reply?.batchId !== sub.id) {
-            throw new RpcError(
-              RpcErrorCode.Internal,
-              `reporter acknowledged batch ${String(reply?.batchId)} for ${sub.id}`,
+          if (outcome.status === 'refused') throw new RpcError(outcome.error.code as RpcErrorCode, outcome.error.message);
+          if (outcome.status === 'forgotten') {
+            // Below the floor this spool sent: acknowledged before, by this spool's own account.
+            this.log.warn(
+              { subBatchId: sub.id, seq: sub.seq, reporterId },
+              'a reporter says this share sub-batch was acknowledged before (below the spool floor); taken as acknowledged',
             );
           }
+          const reply = { credited: outcome.credited };
           this.suspects.delete(reporterId);
           this.counters.credited += Number(reply.credited) || 0;
           try {
@@ -439,6 +472,87 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
       // Woken early when the reporter set changes.
       await this.pause(candidates.length > 0 ? retryDelayMs : maxRetryDelayMs);
       if (candidates.length > 0) retryDelayMs = Math.min(retryDelayMs * 2, maxRetryDelayMs);
+    }
+  }
+
+  /**
+   * Sends one sub-batch to a reporter together with every other sub-batch routed to that
+   * reporter in the same turn of the event loop: one `reporter.shares` request per reporter,
+   * however many buckets a batch spans. Resolves with the sub-batch's own outcome; a failure of
+   * the whole request (timeout, unavailable) fails each of its sub-batches, which then fail
+   * over on their own.
+   */
+  private send(reporterId: string, client: ReporterClient, sub: SubBatch): Promise<SubBatchOutcome> {
+    return new Promise((resolve, reject) => {
+      let out = this.outbox.get(reporterId);
+      if (!out || out.client !== client) {
+        const fresh: Outgoing = { client, items: [] };
+        out = fresh;
+        this.outbox.set(reporterId, fresh);
+        setImmediate(() => {
+          if (this.outbox.get(reporterId) === fresh) this.outbox.delete(reporterId);
+          this.flushOutgoing(fresh);
+        });
+      }
+      out.items.push({ sub, resolve, reject });
+    });
+  }
+
+  private flushOutgoing(out: Outgoing): void {
+    const maxShares = positive('maxRequestShares', this.options.maxRequestShares, 5000);
+    let chunk: OutgoingItem[] = [];
+    let shares = 0;
+    for (const item of out.items) {
+      if (
+        chunk.length > 0 &&
+        (chunk.length >= MAX_SUB_BATCHES_PER_REQUEST || shares + item.sub.shares.length > maxShares)
+      ) {
+        void this.request(out.client, chunk);
+        chunk = [];
+        shares = 0;
+      }
+      chunk.push(item);
+      shares += item.sub.shares.length;
+    }
+    if (chunk.length > 0) void this.request(out.client, chunk);
+  }
+
+  private async request(client: ReporterClient, items: OutgoingItem[]): Promise<void> {
+    if (this.closed) {
+      for (const item of items) item.reject(new Error('share forwarder closed'));
+      return;
+    }
+    const body: SharesRequest = {
+      stratumId: this.options.stratumId,
+      spoolId: this.spool.spoolId,
+      chain: this.options.chain,
+      floor: this.spool.floor(),
+      subs: items.map(({ sub }) => ({ seq: sub.seq!, id: sub.id, shares: sub.shares })),
+    };
+    this.counters.requests++;
+    this.counters.subBatchesSent += items.length;
+    let reply: Awaited<ReturnType<ReporterClient['request']>> & { subs?: SubBatchOutcome[] };
+    try {
+      reply = await client.request('reporter.shares', body, { timeoutMs: this.options.requestTimeoutMs ?? 5000 });
+    } catch (error) {
+      if (items.length > 1 && error instanceof RpcError && isMalformed(error.code)) {
+        // The request as a whole (its size, say), not one sub-batch: each is judged alone.
+        for (const item of items) void this.request(client, [item]);
+        return;
+      }
+      for (const item of items) item.reject(error);
+      return;
+    }
+    const outcomes = new Map<number, SubBatchOutcome>();
+    for (const outcome of Array.isArray(reply?.subs) ? reply.subs : []) outcomes.set(outcome?.seq, outcome);
+    for (const item of items) {
+      const outcome = outcomes.get(item.sub.seq!);
+      if (outcome && (outcome.status === 'refused' || Number.isFinite(outcome.credited))) item.resolve(outcome);
+      else {
+        item.reject(
+          new RpcError(RpcErrorCode.Internal, `reporter answered nothing usable for sub-batch ${item.sub.id}`),
+        );
+      }
     }
   }
 

@@ -13,7 +13,7 @@ import {
 } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import type { Share } from '@hashwire/protocol';
+import { SPOOL_ID, type Share } from '@hashwire/protocol';
 import {
   type BatchState,
   QUARANTINE_DIR,
@@ -83,6 +83,10 @@ export interface SpoolStats {
 }
 
 const OPEN_SEGMENT = 'open.jsonl';
+/** The spool's identity and the sequence numbers reserved so far (`{ spoolId, seqReserved }`). */
+const IDENTITY = 'spool.json';
+/** Sequence numbers reserved per write of the identity file. */
+const SEQ_BLOCK = 100_000;
 const BATCH = /^batch-([0-9a-f-]{36})\.jsonl$/;
 const JOURNAL = /^batch-([0-9a-f-]{36})\.journal$/;
 
@@ -121,6 +125,11 @@ export class ShareSpool extends EventEmitter<{ batch: [ShareBatch]; error: [Erro
   private acked = 0;
   private quarantinedShares = 0;
   private closed = false;
+  private id = '';
+  private nextSeq = 0;
+  private seqReserved = 0;
+  /** Pending batches with sequence numbers: id → their lowest. */
+  private readonly minSeqs = new Map<string, number>();
 
   private constructor(options: ShareSpoolOptions) {
     super();
@@ -135,11 +144,91 @@ export class ShareSpool extends EventEmitter<{ batch: [ShareBatch]; error: [Erro
   static async open(options: ShareSpoolOptions): Promise<ShareSpool> {
     await mkdir(options.dir, { recursive: true });
     const spool = new ShareSpool(options);
+    spool.loadIdentity();
     spool.recover();
     spool.fd = openSync(join(spool.dir, OPEN_SEGMENT), 'a');
     spool.timer = setInterval(() => spool.seal(), spool.intervalMs);
     spool.timer.unref();
     return spool;
+  }
+
+  /**
+   * The spool's identity (reporters keep its acknowledgements under it) and its sequence
+   * numbers: created with the spool, kept across restarts. A restart continues after every
+   * number reserved before, so a number is never given twice.
+   */
+  private loadIdentity(): void {
+    const file = join(this.dir, IDENTITY);
+    let text: string | null = null;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+    if (text === null) {
+      this.id = randomUUID();
+      this.seqReserved = 0;
+    } else {
+      const parsed = JSON.parse(text) as { spoolId?: unknown; seqReserved?: unknown };
+      if (
+        typeof parsed.spoolId !== 'string' ||
+        !SPOOL_ID.test(parsed.spoolId) ||
+        !Number.isSafeInteger(parsed.seqReserved) ||
+        (parsed.seqReserved as number) < 0
+      ) {
+        throw new Error(`${file}: not a spool identity ({ spoolId, seqReserved }); fix or remove it`);
+      }
+      this.id = parsed.spoolId;
+      this.seqReserved = parsed.seqReserved as number;
+    }
+    this.nextSeq = this.seqReserved;
+    this.reserveSeqs(0);
+  }
+
+  /** Writes the identity with at least `count` more numbers reserved (temporary file, fsync, rename). */
+  private reserveSeqs(count: number): void {
+    if (this.nextSeq + count <= this.seqReserved && this.seqReserved > 0) return;
+    const reserved = this.nextSeq + count + SEQ_BLOCK;
+    const file = join(this.dir, IDENTITY);
+    const tmp = `${file}.tmp`;
+    const fd = openSync(tmp, 'w');
+    try {
+      writeSync(fd, `${JSON.stringify({ spoolId: this.id, seqReserved: reserved })}\n`);
+      fdatasyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, file);
+    this.seqReserved = reserved;
+  }
+
+  /** The spool's identity, the same after every restart. */
+  get spoolId(): string {
+    return this.id;
+  }
+
+  /** `count` new sequence numbers for sub-batches: returns the first of them (consecutive). */
+  allocateSeqs(count: number): number {
+    this.reserveSeqs(count);
+    const first = this.nextSeq;
+    this.nextSeq += count;
+    return first;
+  }
+
+  /**
+   * The lowest sequence number that may still be sent: every sub-batch below it was
+   * acknowledged or quarantined (its batch left the spool), so reporters may forget it.
+   */
+  floor(): number {
+    let low = this.nextSeq;
+    for (const seq of this.minSeqs.values()) if (seq < low) low = seq;
+    return low;
+  }
+
+  private noteSeqs(batchId: string, seqs: readonly (number | undefined)[]): void {
+    let low = Number.POSITIVE_INFINITY;
+    for (const seq of seqs) if (seq !== undefined && seq < low) low = seq;
+    if (low !== Number.POSITIVE_INFINITY) this.minSeqs.set(batchId, low);
   }
 
   private recover(): void {
@@ -161,6 +250,10 @@ export class ShareSpool extends EventEmitter<{ batch: [ShareBatch]; error: [Erro
       }
       batches.add(match[1]!);
       this.pending.set(match[1]!, { shares: count, quarantined: 0 });
+    }
+    for (const batchId of batches) {
+      const split = readJournal(journalPath(this.dir, batchId), join(this.dir, `batch-${batchId}.jsonl`)).split;
+      if (split) this.noteSeqs(batchId, split.subs.map((sub) => sub.seq));
     }
     for (const name of readdirSync(this.dir)) {
       // A journal whose batch is gone: the batch left (or was never renamed into place) just before a crash.
@@ -195,10 +288,18 @@ export class ShareSpool extends EventEmitter<{ batch: [ShareBatch]; error: [Erro
     return readJournal(journalPath(this.dir, batchId), join(this.dir, `batch-${batchId}.jsonl`));
   }
 
-  /** Records how a batch was split; call once, before its first sub-batch is sent. */
+  /** Records how a batch was split (with its sequence numbers); call once, before its first sub-batch is sent. */
   recordSplit(batchId: string, split: SplitRecord): void {
     if (!this.pending.has(batchId)) return;
     appendJournal(journalPath(this.dir, batchId), { split }, this.sync);
+    this.noteSeqs(batchId, split.subs.map((sub) => sub.seq));
+  }
+
+  /** Sequence numbers for a split an older version recorded without them, in its order; before the first send. */
+  recordSeqs(batchId: string, seqs: number[]): void {
+    if (!this.pending.has(batchId)) return;
+    appendJournal(journalPath(this.dir, batchId), { seqs }, this.sync);
+    this.noteSeqs(batchId, seqs);
   }
 
   /** A reporter acknowledged one sub-batch: it is never sent again, even after a restart. */
@@ -296,6 +397,7 @@ export class ShareSpool extends EventEmitter<{ batch: [ShareBatch]; error: [Erro
     const entry = this.pending.get(batchId);
     if (entry === undefined) return;
     this.pending.delete(batchId);
+    this.minSeqs.delete(batchId);
     // The batch first: a journal left by a crash here is removed at the next open, whereas a
     // batch without its journal would be sent again as if an older version had spooled it.
     unlinkSync(join(this.dir, `batch-${batchId}.jsonl`));
