@@ -103,6 +103,7 @@ async function measure(ctx: BenchContext, redis: RedisClient, seconds: number): 
     for (let s = 0; s < STRATUM_SERVERS; s++) clients.push(createRpcClient<RpcMethods>(reporter.endpoint!));
 
     let submission = 0;
+    const seqs = Array.from({ length: STRATUM_SERVERS }, () => 0);
     const run = async (untilMs: number) => {
       let shares = 0;
       const server = async (s: number) => {
@@ -113,12 +114,21 @@ async function measure(ctx: BenchContext, redis: RedisClient, seconds: number): 
           // A list sent again must hold new submissions, or the reporter's duplicate check
           // (rightly) credits none of it: each send gets extranonce2 values of its own.
           for (const share of shareList) share.extranonce2 = (submission++).toString(16).padStart(8, '0');
+          const seq = seqs[s]!++;
           const reply = await clients[s]!.request(
             'reporter.shares',
-            { batchId: randomUUID(), stratumId: `stratum-${s}`, chain: CHAIN, shares: shareList },
+            {
+              stratumId: `stratum-${s}`,
+              spoolId: `spool-${s}`,
+              chain: CHAIN,
+              floor: Math.max(0, seq - 64),
+              subs: [{ seq, id: `${randomUUID()}:0`, shares: shareList }],
+            },
             { timeoutMs: 30_000 },
           );
-          if (reply.credited === 0) throw new Error('bench: a batch was credited nothing');
+          const outcome = reply.subs[0];
+          if (outcome?.status !== 'credited' || outcome.credited === 0)
+            throw new Error('bench: a batch was credited nothing');
           shares += shareList.length;
         }
       };

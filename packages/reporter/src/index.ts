@@ -23,4 +23,10 @@ export {
   type ShareLogEntry,
   type WorkerCounters,
 } from './read.js';
-export { MAX_SHARE_DIFF, type ShareBatch, type ValidRequest, validateBatch, validateRequest } from './validate.js';
+export {
+  MAX_SHARE_DIFF,
+  type ShareBatch,
+  type ValidRequest,
+  validateBatch,
+  validateRequest,
+} from './validate.js';

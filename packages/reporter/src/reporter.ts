@@ -13,8 +13,8 @@ import {
   PortRange,
   RpcErrorCode,
   type RpcMethods,
-  type SharesReply,
   ShareResult,
+  type SharesReply,
   type SubBatchOutcome,
   createKeyBuilder,
 } from '@hashwire/protocol';

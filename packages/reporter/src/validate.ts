@@ -82,7 +82,8 @@ export function validateBatch(
     // The one share schema, the same the stratum server builds every spooled share with.
     const problem = shareProblem(share, `${at}.shares[${i}]`);
     if (problem !== null) refuse(problem);
-    if (ids.has(share.shareId)) refuse(`${at}.shares[${i}].shareId ${share.shareId} appears twice in the batch`);
+    if (ids.has(share.shareId))
+      refuse(`${at}.shares[${i}].shareId ${share.shareId} appears twice in the batch`);
     ids.add(share.shareId);
   }
   return { batchId, shares: shares as Share[] };
@@ -127,7 +128,11 @@ export function validateRequest(body: unknown, limits: BatchLimits): ValidReques
     seqs.add(seq);
     out.order.push(seq);
     try {
-      const { batchId, shares } = validateBatch({ batchId: sub?.id, shares: sub?.shares }, limits, `subs[${i}]`);
+      const { batchId, shares } = validateBatch(
+        { batchId: sub?.id, shares: sub?.shares },
+        limits,
+        `subs[${i}]`,
+      );
       out.subs.push({ batchId, seq, stratumId, chain, shares });
     } catch (error) {
       if (!(error instanceof RpcError)) throw error;

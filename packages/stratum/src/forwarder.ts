@@ -419,7 +419,8 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
         try {
           const outcome = await this.send(reporterId, client, sub);
           if (this.closed) return;
-          if (outcome.status === 'refused') throw new RpcError(outcome.error.code as RpcErrorCode, outcome.error.message);
+          if (outcome.status === 'refused')
+            throw new RpcError(outcome.error.code as RpcErrorCode, outcome.error.message);
           if (outcome.status === 'forgotten') {
             // Below the floor this spool sent: acknowledged before, by this spool's own account.
             this.log.warn(
@@ -533,7 +534,9 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
     this.counters.subBatchesSent += items.length;
     let reply: Awaited<ReturnType<ReporterClient['request']>> & { subs?: SubBatchOutcome[] };
     try {
-      reply = await client.request('reporter.shares', body, { timeoutMs: this.options.requestTimeoutMs ?? 5000 });
+      reply = await client.request('reporter.shares', body, {
+        timeoutMs: this.options.requestTimeoutMs ?? 5000,
+      });
     } catch (error) {
       if (items.length > 1 && error instanceof RpcError && isMalformed(error.code)) {
         // The request as a whole (its size, say), not one sub-batch: each is judged alone.
@@ -547,10 +550,14 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
     for (const outcome of Array.isArray(reply?.subs) ? reply.subs : []) outcomes.set(outcome?.seq, outcome);
     for (const item of items) {
       const outcome = outcomes.get(item.sub.seq!);
-      if (outcome && (outcome.status === 'refused' || Number.isFinite(outcome.credited))) item.resolve(outcome);
+      if (outcome && (outcome.status === 'refused' || Number.isFinite(outcome.credited)))
+        item.resolve(outcome);
       else {
         item.reject(
-          new RpcError(RpcErrorCode.Internal, `reporter answered nothing usable for sub-batch ${item.sub.id}`),
+          new RpcError(
+            RpcErrorCode.Internal,
+            `reporter answered nothing usable for sub-batch ${item.sub.id}`,
+          ),
         );
       }
     }

@@ -151,11 +151,18 @@ export function readJournal(file: string, batchFile: string): BatchState {
     } else if ('split' in record && state.split === null && isSplit(record.split)) {
       // The first split is the one: a batch is never split twice.
       state.split = record.split;
-    } else if (Array.isArray(record.seqs) && state.split && state.split.subs.some((sub) => sub.seq === undefined)) {
+    } else if (
+      Array.isArray(record.seqs) &&
+      state.split &&
+      state.split.subs.some((sub) => sub.seq === undefined)
+    ) {
       // Sequence numbers for a split an older version recorded: the first such record is the one.
       const seqs = record.seqs as unknown[];
       if (seqs.length === state.split.subs.length && seqs.every((q) => Number.isSafeInteger(q))) {
-        state.split = { ...state.split, subs: state.split.subs.map((sub, i) => ({ ...sub, seq: seqs[i] as number })) };
+        state.split = {
+          ...state.split,
+          subs: state.split.subs.map((sub, i) => ({ ...sub, seq: seqs[i] as number })),
+        };
       }
     } else if (typeof record.acked === 'string') state.acked.add(record.acked);
     else if (typeof record.quarantined === 'string') state.quarantined.add(record.quarantined);

@@ -252,8 +252,15 @@ export class ShareSpool extends EventEmitter<{ batch: [ShareBatch]; error: [Erro
       this.pending.set(match[1]!, { shares: count, quarantined: 0 });
     }
     for (const batchId of batches) {
-      const split = readJournal(journalPath(this.dir, batchId), join(this.dir, `batch-${batchId}.jsonl`)).split;
-      if (split) this.noteSeqs(batchId, split.subs.map((sub) => sub.seq));
+      const split = readJournal(
+        journalPath(this.dir, batchId),
+        join(this.dir, `batch-${batchId}.jsonl`),
+      ).split;
+      if (split)
+        this.noteSeqs(
+          batchId,
+          split.subs.map((sub) => sub.seq),
+        );
     }
     for (const name of readdirSync(this.dir)) {
       // A journal whose batch is gone: the batch left (or was never renamed into place) just before a crash.
@@ -292,7 +299,10 @@ export class ShareSpool extends EventEmitter<{ batch: [ShareBatch]; error: [Erro
   recordSplit(batchId: string, split: SplitRecord): void {
     if (!this.pending.has(batchId)) return;
     appendJournal(journalPath(this.dir, batchId), { split }, this.sync);
-    this.noteSeqs(batchId, split.subs.map((sub) => sub.seq));
+    this.noteSeqs(
+      batchId,
+      split.subs.map((sub) => sub.seq),
+    );
   }
 
   /** Sequence numbers for a split an older version recorded without them, in its order; before the first send. */
