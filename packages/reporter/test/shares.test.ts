@@ -371,7 +371,9 @@ describe('malformed batches', () => {
     const before = await snapshot(redis, keys);
     for (const [what, make, code, message] of cases) {
       const body = make();
-      const error = await sendError(Array.isArray(body) ? c.request('reporter.shares', body as never) : send(c, body as TestBatch));
+      const error = await sendError(
+        Array.isArray(body) ? c.request('reporter.shares', body as never) : send(c, body as TestBatch),
+      );
       expect(error.code, what).toBe(code);
       expect(error.message, what).toMatch(message);
     }
