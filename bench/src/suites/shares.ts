@@ -6,6 +6,7 @@ import { createReporter } from '@hashwire/reporter';
 import { type RpcClient, createRpcClient } from '@hashwire/rpc';
 import { startRedis } from '@hashwire/testkit';
 import type { BenchContext, BenchResult, BenchSuite } from '../types.js';
+import { measureBatching } from './shares-batching.js';
 
 const CHAIN = 'bench';
 /** Four stratum servers, each sending 2,500-share batches (a second of 2,500 shares/s each). */
@@ -33,7 +34,7 @@ export const sharesSuite: BenchSuite = {
     const server = await startRedis();
     const redis = connectRedis(server.url, 'bench');
     try {
-      return await measure(ctx, redis, seconds);
+      return [...(await measure(ctx, redis, seconds)), ...(await measureBatching(ctx, redis))];
     } finally {
       redis.disconnect();
       await server.stop();
