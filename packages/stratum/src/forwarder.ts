@@ -422,10 +422,12 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
           if (outcome.status === 'refused')
             throw new RpcError(outcome.error.code as RpcErrorCode, outcome.error.message);
           if (outcome.status === 'forgotten') {
-            // Below the floor this spool sent: acknowledged before, by this spool's own account.
-            this.log.warn(
-              { subBatchId: sub.id, seq: sub.seq, reporterId },
-              'a reporter says this share sub-batch was acknowledged before (below the spool floor); taken as acknowledged',
+            // Below the floor the reporters hold for this spool, yet never acknowledged here: this
+            // spool's sequence numbers were given twice (spool.json restored or copied). Never
+            // taken as credited: refused like a malformed sub-batch, so it ends in quarantine.
+            throw new RpcError(
+              RpcErrorCode.BadRequest,
+              `the reporters count seq ${sub.seq} of spool ${this.spool.spoolId} as acknowledged (below its floor), but this server never had it acknowledged: its sequence numbers were given twice (a restored or copied spool.json?)`,
             );
           }
           const reply = { credited: outcome.credited };

@@ -21,7 +21,7 @@ import { type ShareBatch, ShareSpool } from '../src/spool.js';
 type SharesRequest = RpcMethods['reporter.shares']['req'];
 /** One sub-batch as a reporter sees it: its request's envelope with its id, seq and shares. */
 type SubBody = Omit<SharesRequest, 'subs'> & { batchId: string; seq: number; shares: Share[] };
-type SubReply = { batchId: string; credited: number };
+type SubReply = { batchId: string; credited: number; status?: 'credited' | 'repeat' | 'forgotten' };
 
 const HEARTBEAT_MS = 200;
 const WAIT_MS = 20_000;
@@ -145,7 +145,7 @@ class FakeReporter extends EventEmitter<{ request: [SubBody] }> {
               result.status === 'fulfilled'
                 ? {
                     seq: bodies[i]!.seq,
-                    status: 'credited' as const,
+                    status: result.value.status ?? ('credited' as const),
                     credited: result.value.credited,
                   }
                 : {
@@ -521,5 +521,28 @@ describe('share forwarder', () => {
     await until(forwarder, 'acked', (e) => e.batchId === after.batchId, 'a batch while rep-b drains');
     expect(b.received).toHaveLength(1);
     expect(a.ids()).toEqual(expect.arrayContaining(splitBatch(after, grown).map((p) => p.id)));
+  });
+
+  it('quarantines, never takes as credited, a sub-batch the reporters call forgotten (below the spool floor) though it was never acknowledged here', async () => {
+    const reporter = await startReporter('rep-a', (body) => ({
+      batchId: body.batchId,
+      credited: 0,
+      status: 'forgotten',
+    }));
+    const spool = await openSpool();
+    const forwarder = await startForwarder(spool);
+    await ringOf(forwarder, 1);
+    const batch = await sealBatch(spool, 1, 1);
+    const quarantined = await until(
+      forwarder,
+      'quarantined',
+      (e) => e.batchId === batch.batchId,
+      'the quarantine',
+    );
+    expect(quarantined).toMatchObject({ reason: 'refused', shares: 1, reporters: ['rep-a'] });
+    expect(quarantined.message).toMatch(/sequence numbers were given twice/);
+    await idle(forwarder);
+    expect(forwarder.stats()).toMatchObject({ credited: 0, ackedSubBatches: 0, quarantinedShares: 1 });
+    expect(reporter.received).toHaveLength(1);
   });
 });
