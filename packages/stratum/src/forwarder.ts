@@ -2,15 +2,12 @@ import { EventEmitter } from 'node:events';
 import {
   BucketRing,
   DEFAULT_RING_VIRTUAL_NODES,
-  MAX_SUB_BATCHES_PER_REQUEST,
   RpcErrorCode,
   type RpcMethods,
   type Share,
-  type SharesRequest,
-  type SubBatchOutcome,
 } from '@hashwire/protocol';
 import { type ServiceInfo, type ServiceWatcher, watchServices } from '@hashwire/registry';
-import { type RpcClient, RpcError, clientCurveFor, createRpcClient } from '@hashwire/rpc';
+import { RpcError, clientCurveFor, createRpcClient } from '@hashwire/rpc';
 import {
   type BacklogEvent,
   type ForwarderEvents,
@@ -19,11 +16,10 @@ import {
   type ShareForwarderOptions,
   silentForwarderLogger,
 } from './forwarder-options.js';
+import { type ReporterClient, ReporterRequests, isMalformed } from './forwarder-requests.js';
 import { type SubBatchSplit, recordedSplit, splitBatch } from './share-routing.js';
 import type { BatchState, QuarantineReason, QuarantineRecord } from './spool-journal.js';
 import type { ShareBatch, ShareSpool } from './spool.js';
-
-type ReporterClient = RpcClient<RpcMethods>;
 
 interface Refusal {
   reporterId: string;
@@ -60,23 +56,6 @@ interface InFlight {
   remaining: number;
   quarantined: string[];
   quarantinedShares: number;
-}
-
-interface OutgoingItem {
-  sub: SubBatch;
-  resolve(outcome: SubBatchOutcome): void;
-  reject(error: unknown): void;
-}
-
-/** The sub-batches one request to one reporter will carry. */
-interface Outgoing {
-  client: ReporterClient;
-  items: OutgoingItem[];
-}
-
-/** A reporter says the sub-batch itself is unreadable: resending it cannot help. */
-function isMalformed(code: number): boolean {
-  return code === RpcErrorCode.BadRequest || code === RpcErrorCode.TooLarge;
 }
 
 /**
@@ -122,8 +101,8 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
     { endpoint: string; curveKey: string | undefined; client: ReporterClient }
   >();
   private readonly suspects = new Map<string, number>();
-  /** Sub-batches waiting for this turn's request to their reporter, by reporter id. */
-  private readonly outbox = new Map<string, Outgoing>();
+  /** Groups the sub-batches sent to one reporter in one turn into one request. */
+  private readonly requests: ReporterRequests;
   /** Batch ids waiting on disk, oldest first (a Set keeps insertion order). */
   private readonly queue = new Set<string>();
   private readonly inFlight = new Map<string, InFlight>();
@@ -168,6 +147,18 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
     this.batchTtlMs = positive('batchTtlS', options.batchTtlS, 86_400) * 1000;
     this.now = options.now ?? Date.now;
     this.ring = new BucketRing([], options.ring);
+    this.requests = new ReporterRequests({
+      stratumId: options.stratumId,
+      chain: options.chain,
+      spool: this.spool,
+      timeoutMs: options.requestTimeoutMs ?? 5000,
+      maxShares: positive('maxRequestShares', options.maxRequestShares, 5000),
+      closed: () => this.closed,
+      onRequest: (subBatches) => {
+        this.counters.requests++;
+        this.counters.subBatchesSent += subBatches;
+      },
+    });
   }
 
   /** Watches the reporters, then sends every batch the spool holds (a previous run's included). */
@@ -417,7 +408,11 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
         if (!client) continue;
         sub.attempts++;
         try {
-          const outcome = await this.send(reporterId, client, sub);
+          const outcome = await this.requests.send(reporterId, client, {
+            seq: sub.seq!,
+            id: sub.id,
+            shares: sub.shares,
+          });
           if (this.closed) return;
           if (outcome.status === 'refused')
             throw new RpcError(outcome.error.code as RpcErrorCode, outcome.error.message);
@@ -475,93 +470,6 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
       // Woken early when the reporter set changes.
       await this.pause(candidates.length > 0 ? retryDelayMs : maxRetryDelayMs);
       if (candidates.length > 0) retryDelayMs = Math.min(retryDelayMs * 2, maxRetryDelayMs);
-    }
-  }
-
-  /**
-   * Sends one sub-batch to a reporter together with every other sub-batch routed to that
-   * reporter in the same turn of the event loop: one `reporter.shares` request per reporter,
-   * however many buckets a batch spans. Resolves with the sub-batch's own outcome; a failure of
-   * the whole request (timeout, unavailable) fails each of its sub-batches, which then fail
-   * over on their own.
-   */
-  private send(reporterId: string, client: ReporterClient, sub: SubBatch): Promise<SubBatchOutcome> {
-    return new Promise((resolve, reject) => {
-      let out = this.outbox.get(reporterId);
-      if (!out || out.client !== client) {
-        const fresh: Outgoing = { client, items: [] };
-        out = fresh;
-        this.outbox.set(reporterId, fresh);
-        setImmediate(() => {
-          if (this.outbox.get(reporterId) === fresh) this.outbox.delete(reporterId);
-          this.flushOutgoing(fresh);
-        });
-      }
-      out.items.push({ sub, resolve, reject });
-    });
-  }
-
-  private flushOutgoing(out: Outgoing): void {
-    const maxShares = positive('maxRequestShares', this.options.maxRequestShares, 5000);
-    let chunk: OutgoingItem[] = [];
-    let shares = 0;
-    for (const item of out.items) {
-      if (
-        chunk.length > 0 &&
-        (chunk.length >= MAX_SUB_BATCHES_PER_REQUEST || shares + item.sub.shares.length > maxShares)
-      ) {
-        void this.request(out.client, chunk);
-        chunk = [];
-        shares = 0;
-      }
-      chunk.push(item);
-      shares += item.sub.shares.length;
-    }
-    if (chunk.length > 0) void this.request(out.client, chunk);
-  }
-
-  private async request(client: ReporterClient, items: OutgoingItem[]): Promise<void> {
-    if (this.closed) {
-      for (const item of items) item.reject(new Error('share forwarder closed'));
-      return;
-    }
-    const body: SharesRequest = {
-      stratumId: this.options.stratumId,
-      spoolId: this.spool.spoolId,
-      chain: this.options.chain,
-      floor: this.spool.floor(),
-      subs: items.map(({ sub }) => ({ seq: sub.seq!, id: sub.id, shares: sub.shares })),
-    };
-    this.counters.requests++;
-    this.counters.subBatchesSent += items.length;
-    let reply: Awaited<ReturnType<ReporterClient['request']>> & { subs?: SubBatchOutcome[] };
-    try {
-      reply = await client.request('reporter.shares', body, {
-        timeoutMs: this.options.requestTimeoutMs ?? 5000,
-      });
-    } catch (error) {
-      if (items.length > 1 && error instanceof RpcError && isMalformed(error.code)) {
-        // The request as a whole (its size, say), not one sub-batch: each is judged alone.
-        for (const item of items) void this.request(client, [item]);
-        return;
-      }
-      for (const item of items) item.reject(error);
-      return;
-    }
-    const outcomes = new Map<number, SubBatchOutcome>();
-    for (const outcome of Array.isArray(reply?.subs) ? reply.subs : []) outcomes.set(outcome?.seq, outcome);
-    for (const item of items) {
-      const outcome = outcomes.get(item.sub.seq!);
-      if (outcome && (outcome.status === 'refused' || Number.isFinite(outcome.credited)))
-        item.resolve(outcome);
-      else {
-        item.reject(
-          new RpcError(
-            RpcErrorCode.Internal,
-            `reporter answered nothing usable for sub-batch ${item.sub.id}`,
-          ),
-        );
-      }
     }
   }
 
