@@ -13,7 +13,8 @@ import {
 } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { SPOOL_ID, type Share } from '@hashwire/protocol';
+import type { Share } from '@hashwire/protocol';
+import { SpoolIdentity } from './spool-identity.js';
 import {
   type BatchState,
   QUARANTINE_DIR,
@@ -83,10 +84,6 @@ export interface SpoolStats {
 }
 
 const OPEN_SEGMENT = 'open.jsonl';
-/** The spool's identity and the sequence numbers reserved so far (`{ spoolId, seqReserved }`). */
-const IDENTITY = 'spool.json';
-/** Sequence numbers reserved per write of the identity file. */
-const SEQ_BLOCK = 100_000;
 const BATCH = /^batch-([0-9a-f-]{36})\.jsonl$/;
 const JOURNAL = /^batch-([0-9a-f-]{36})\.journal$/;
 
@@ -125,9 +122,7 @@ export class ShareSpool extends EventEmitter<{ batch: [ShareBatch]; error: [Erro
   private acked = 0;
   private quarantinedShares = 0;
   private closed = false;
-  private id = '';
-  private nextSeq = 0;
-  private seqReserved = 0;
+  private identity!: SpoolIdentity;
   /** Pending batches with sequence numbers: id → their lowest. */
   private readonly minSeqs = new Map<string, number>();
 
@@ -144,7 +139,7 @@ export class ShareSpool extends EventEmitter<{ batch: [ShareBatch]; error: [Erro
   static async open(options: ShareSpoolOptions): Promise<ShareSpool> {
     await mkdir(options.dir, { recursive: true });
     const spool = new ShareSpool(options);
-    spool.loadIdentity();
+    spool.identity = SpoolIdentity.open(options.dir);
     spool.recover();
     spool.fd = openSync(join(spool.dir, OPEN_SEGMENT), 'a');
     spool.timer = setInterval(() => spool.seal(), spool.intervalMs);
@@ -152,67 +147,14 @@ export class ShareSpool extends EventEmitter<{ batch: [ShareBatch]; error: [Erro
     return spool;
   }
 
-  /**
-   * The spool's identity (reporters keep its acknowledgements under it) and its sequence
-   * numbers: created with the spool, kept across restarts. A restart continues after every
-   * number reserved before, so a number is never given twice.
-   */
-  private loadIdentity(): void {
-    const file = join(this.dir, IDENTITY);
-    let text: string | null = null;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-    }
-    if (text === null) {
-      this.id = randomUUID();
-      this.seqReserved = 0;
-    } else {
-      const parsed = JSON.parse(text) as { spoolId?: unknown; seqReserved?: unknown };
-      if (
-        typeof parsed.spoolId !== 'string' ||
-        !SPOOL_ID.test(parsed.spoolId) ||
-        !Number.isSafeInteger(parsed.seqReserved) ||
-        (parsed.seqReserved as number) < 0
-      ) {
-        throw new Error(`${file}: not a spool identity ({ spoolId, seqReserved }); fix or remove it`);
-      }
-      this.id = parsed.spoolId;
-      this.seqReserved = parsed.seqReserved as number;
-    }
-    this.nextSeq = this.seqReserved;
-    this.reserveSeqs(0);
-  }
-
-  /** Writes the identity with at least `count` more numbers reserved (temporary file, fsync, rename). */
-  private reserveSeqs(count: number): void {
-    if (this.nextSeq + count <= this.seqReserved && this.seqReserved > 0) return;
-    const reserved = this.nextSeq + count + SEQ_BLOCK;
-    const file = join(this.dir, IDENTITY);
-    const tmp = `${file}.tmp`;
-    const fd = openSync(tmp, 'w');
-    try {
-      writeSync(fd, `${JSON.stringify({ spoolId: this.id, seqReserved: reserved })}\n`);
-      fdatasyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, file);
-    this.seqReserved = reserved;
-  }
-
   /** The spool's identity, the same after every restart. */
   get spoolId(): string {
-    return this.id;
+    return this.identity.spoolId;
   }
 
   /** `count` new sequence numbers for sub-batches: returns the first of them (consecutive). */
   allocateSeqs(count: number): number {
-    this.reserveSeqs(count);
-    const first = this.nextSeq;
-    this.nextSeq += count;
-    return first;
+    return this.identity.allocate(count);
   }
 
   /**
@@ -220,7 +162,7 @@ export class ShareSpool extends EventEmitter<{ batch: [ShareBatch]; error: [Erro
    * acknowledged or quarantined (its batch left the spool), so reporters may forget it.
    */
   floor(): number {
-    let low = this.nextSeq;
+    let low = this.identity.next;
     for (const seq of this.minSeqs.values()) if (seq < low) low = seq;
     return low;
   }
