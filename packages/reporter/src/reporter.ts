@@ -15,7 +15,6 @@ import {
   type RpcMethods,
   ShareResult,
   type SharesReply,
-  type SubBatchOutcome,
   createKeyBuilder,
 } from '@hashwire/protocol';
 import {
@@ -36,9 +35,8 @@ import {
   serverCurveOf,
 } from '@hashwire/rpc';
 import { BlockWatcher, type BlockWatcherStats } from './blocks.js';
-import { planCredit } from './credit.js';
+import { type CreditRun, ShareStoreError, creditRequest } from './credit-request.js';
 import { reporterKeys } from './keys.js';
-import { runScript } from './scripts.js';
 import { type ValidRequest, validateRequest } from './validate.js';
 
 export interface ReporterOptions {
@@ -244,80 +242,50 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
   const shares: Record<ShareResult, number> = { accepted: 0, stale: 0, duplicate: 0, lowdiff: 0, invalid: 0 };
   let credited = 0;
   let requests = 0;
-  let requestsCredited = 0;
+  let scriptRuns = 0;
 
   const write = async (request: ValidRequest): Promise<SharesReply> => {
-    const outcomes = new Map<number, SubBatchOutcome>();
-    for (const [seq, error] of request.refused) {
-      outcomes.set(seq, { seq, status: 'refused', error: { code: error.code, message: error.message } });
-    }
-    // Sub-batches answered before and shares another batch claimed first: found by the script,
-    // which then writes nothing, so the rest is planned again. Each try removes sub-batches or
-    // finds new duplicates only (neither is ever taken back), so this ends.
-    let subs = request.subs;
-    const duplicates = new Set<string>();
     const trace = { spoolId: request.spoolId, stratumId: request.stratumId };
-    while (subs.length > 0) {
-      const plan = planCredit(
-        { stratumId: request.stratumId, spoolId: request.spoolId, floor: request.floor, subs },
+    let run: CreditRun;
+    try {
+      run = await creditRequest(
+        redis,
         keys,
-        { batchTtlS, seenTtlS, shareLogMaxLen, shareLogRetentionS, now: Date.now() },
-        duplicates,
+        { batchTtlS, seenTtlS, shareLogMaxLen, shareLogRetentionS },
+        request,
       );
-      let answer: (number | string | number[])[];
-      try {
-        answer = (await runScript(redis, 'credit-batch', plan.keys, plan.args)) as typeof answer;
-      } catch (error) {
-        batches.failed += subs.length;
-        metrics.batches('failed', subs.length);
-        metrics.redisError();
-        logger.warn({ err: error, ...trace, subBatches: subs.length }, 'reporter: batch not written');
-        throw new RpcError(RpcErrorCode.Unavailable, 'share store unavailable, try again');
-      }
-      requestsCredited++;
-      if (answer[0] === 0) {
-        const answered = new Set<number>();
-        for (let i = 1; i + 1 < answer.length; i += 2) {
-          const seq = Number(answer[i]);
-          const code = Number(answer[i + 1]);
-          answered.add(seq);
-          if (code === -2) {
-            const message = `spool ${request.spoolId} seq ${seq} was acknowledged for another sub-batch: two stratum servers share one spool (a copied spool directory?)`;
-            logger.error({ ...trace, seq }, `reporter: ${message}`);
-            outcomes.set(seq, { seq, status: 'refused', error: { code: RpcErrorCode.BadRequest, message } });
-            continue;
-          }
-          batches.duplicate++;
-          metrics.batches('duplicate');
-          outcomes.set(seq, {
-            seq,
-            status: code === -1 ? 'forgotten' : 'repeat',
-            credited: Math.max(code, 0),
-          });
-        }
-        logger.debug({ ...trace, seqs: [...answered] }, 'reporter: sub-batches already credited');
-        subs = subs.filter((b) => !answered.has(b.seq));
-        continue;
-      }
-      if (answer[0] === 2) {
-        const before = duplicates.size;
-        for (const position of answer[1] as number[]) duplicates.add(plan.seenShares[Number(position) - 1]!);
-        if (duplicates.size === before) {
-          // Cannot happen (the script names only shares it was given); never loop on it.
-          throw new RpcError(RpcErrorCode.Internal, 'duplicate check named no new share');
-        }
-        continue;
-      }
-      if (duplicates.size > 0) {
+    } catch (error) {
+      if (!(error instanceof ShareStoreError)) throw error;
+      batches.failed += error.subBatches;
+      metrics.batches('failed', error.subBatches);
+      metrics.redisError();
+      logger.warn(
+        { err: error.cause, ...trace, subBatches: error.subBatches },
+        'reporter: batch not written',
+      );
+      throw new RpcError(RpcErrorCode.Unavailable, 'share store unavailable, try again');
+    }
+    scriptRuns += run.scriptRuns;
+    for (const seq of run.conflicts) {
+      logger.error(
+        { ...trace, seq },
+        'reporter: seq acknowledged for another sub-batch: two stratum servers share one spool',
+      );
+    }
+    if (run.repeats > 0) {
+      batches.duplicate += run.repeats;
+      metrics.batches('duplicate', run.repeats);
+      logger.debug({ ...trace, subBatches: run.repeats }, 'reporter: sub-batches already credited');
+    }
+    const plan = run.written;
+    if (plan) {
+      if (run.duplicates > 0) {
         logger.info(
-          { ...trace, shares: duplicates.size },
+          { ...trace, shares: run.duplicates },
           'reporter: shares credited before through another batch, counted as duplicates',
         );
       }
-      for (const c of plan.credits) {
-        outcomes.set(c.seq, { seq: c.seq, status: 'credited', credited: c.credited });
-        credited += c.credited;
-      }
+      for (const c of plan.credits) credited += c.credited;
       batches.credited += plan.credits.length;
       metrics.batches('credited', plan.credits.length);
       for (const result of Object.values(ShareResult)) {
@@ -328,9 +296,8 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
         logger.info({ ...trace, hashes: plan.candidates }, 'reporter: block candidate credited');
         watcher.poke();
       }
-      break;
     }
-    return { subs: request.order.map((seq) => outcomes.get(seq)!) };
+    return { subs: request.order.map((seq) => run.outcomes.get(seq)!) };
   };
 
   const handleShares = async (body: unknown): Promise<SharesReply> => {
@@ -386,7 +353,7 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
     shares: { ...shares },
     credited,
     requests,
-    scriptRuns: requestsCredited,
+    scriptRuns,
     inFlight: inFlight.size,
     blocks: watcher.stats(),
   });
