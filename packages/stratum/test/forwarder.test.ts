@@ -107,6 +107,8 @@ class FakeReporter extends EventEmitter<{ request: [SubBody] }> {
   server!: RpcServer;
   registration!: ServiceRegistration;
   behaviour: Behaviour = answer;
+  /** Judges the request as a whole first (throws to refuse all of it). */
+  checkRequest: (request: SharesRequest) => void = () => {};
   /** Replies waiting for `release()`. */
   held: (() => void)[] = [];
 
@@ -124,6 +126,7 @@ class FakeReporter extends EventEmitter<{ request: [SubBody] }> {
       handlers: {
         'reporter.shares': async (request) => {
           this.requests.push(request);
+          this.checkRequest(request);
           const { subs, ...envelope } = request;
           const bodies = subs.map((sub) => ({
             ...envelope,
@@ -544,5 +547,25 @@ describe('share forwarder', () => {
     await idle(forwarder);
     expect(forwarder.stats()).toMatchObject({ credited: 0, ackedSubBatches: 0, quarantinedShares: 1 });
     expect(reporter.received).toHaveLength(1);
+  });
+
+  it('a request refused whole as malformed (too large) is sent again one sub-batch per request: each judged on itself, all credited, none quarantined', async () => {
+    const reporter = await startReporter('rep-a');
+    reporter.checkRequest = (request) => {
+      if (request.subs.length > 1) throw new RpcError(RpcErrorCode.TooLarge, 'message too large');
+    };
+    const spool = await openSpool();
+    const forwarder = await startForwarder(spool);
+    await ringOf(forwarder, 1);
+    const batch = await sealBatch(spool, 6, 5);
+    const parts = splitBatch(batch, forwarder.currentRing());
+    expect(parts.length).toBeGreaterThan(1);
+    await until(forwarder, 'acked', (e) => e.batchId === batch.batchId, 'the batch ack');
+    expect(reporter.requests.map((r) => r.subs.length)).toEqual([parts.length, ...parts.map(() => 1)]);
+    expect(forwarder.stats()).toMatchObject({
+      credited: batch.shares.length,
+      quarantinedSubBatches: 0,
+      malformedRefusals: 0,
+    });
   });
 });

@@ -215,4 +215,11 @@ describe('share spool', () => {
     spool.close();
     await expect(spool.append(share(1))).rejects.toThrow('share spool is closed');
   });
+
+  it('refuses to open on a damaged identity file, naming it', async () => {
+    writeFileSync(join(dir, 'spool.json'), '{"spoolId":"a b"}\n');
+    await expect(ShareSpool.open({ dir })).rejects.toThrow(
+      `${join(dir, 'spool.json')}: not a spool identity`,
+    );
+  });
 });
