@@ -68,8 +68,11 @@ function spooled(dir: string): Share[] {
     .map((line) => JSON.parse(line) as Share);
 }
 
+/** No share left: an empty open segment at most, and the spool's identity (spool.json), which stays with it. */
 function spoolEmpty(dir: string): boolean {
-  return readdirSync(dir).every((name) => name === 'open.jsonl' && statSync(join(dir, name)).size === 0);
+  return readdirSync(dir).every(
+    (name) => name === 'spool.json' || (name === 'open.jsonl' && statSync(join(dir, name)).size === 0),
+  );
 }
 
 async function readAllRounds(keys: KeyBuilder): Promise<Record<string, number>> {

@@ -133,7 +133,14 @@ describe('a reporter bound off loopback', () => {
     expect(info?.curveKey).toBe(reporter.publicKey);
 
     const round = reporterKeys(createKeyBuilder({ prefix }), CHAIN).round;
-    const body = () => ({ batchId: randomUUID(), stratumId: 'forger', chain: CHAIN, shares: [share()] });
+    let seq = 0;
+    const body = () => ({
+      stratumId: 'forger',
+      spoolId: 'forger-spool',
+      chain: CHAIN,
+      floor: 0,
+      subs: [{ seq: seq++, id: `${randomUUID()}:0`, shares: [share()] }],
+    });
 
     // No CURVE at all: the handshake never completes.
     const plain = client(endpoint);
@@ -144,14 +151,13 @@ describe('a reporter bound off loopback', () => {
     await expect(neverAnswered(forger.request('reporter.shares', body()))).resolves.toBe(true);
     expect(service.logs()).toContain('rpc: client refused by CURVE policy');
     expect(await redis.hgetall(round)).toEqual({});
-    expect(await redis.keys(`${prefix}batch:*`)).toEqual([]);
+    expect(await redis.keys(`${prefix}acks:*`)).toEqual([]);
 
     // The pool's stratum key is let in and credited.
     const allowed = client(endpoint, { serverPublicKey: reporter.publicKey, ...stratum });
     const batch = body();
     await expect(allowed.request('reporter.shares', batch)).resolves.toEqual({
-      batchId: batch.batchId,
-      credited: 1,
+      subs: [{ seq: batch.subs[0]!.seq, status: 'credited', credited: 1 }],
     });
     expect(await redis.hgetall(round)).toEqual({ [ACCOUNT]: '1' });
   });

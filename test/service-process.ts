@@ -131,6 +131,8 @@ export function regtestReporterConfig(options: {
     heartbeatIntervalMs: 250,
     serviceTtlMs: 3000,
     shareLogMaxBatches: 1_000_000,
+    // The checks read every credited share back from the share log: keep it for the whole test.
+    shareLogRetentionS: 86_400,
     logLevel: 'warn',
     ...options.extra,
   };

@@ -6,6 +6,7 @@ import { createReporter } from '@hashwire/reporter';
 import { type RpcClient, createRpcClient } from '@hashwire/rpc';
 import { startRedis } from '@hashwire/testkit';
 import type { BenchContext, BenchResult, BenchSuite } from '../types.js';
+import { measureBatching } from './shares-batching.js';
 
 const CHAIN = 'bench';
 /** Four stratum servers, each sending 2,500-share batches (a second of 2,500 shares/s each). */
@@ -33,7 +34,7 @@ export const sharesSuite: BenchSuite = {
     const server = await startRedis();
     const redis = connectRedis(server.url, 'bench');
     try {
-      return await measure(ctx, redis, seconds);
+      return [...(await measure(ctx, redis, seconds)), ...(await measureBatching(ctx, redis))];
     } finally {
       redis.disconnect();
       await server.stop();
@@ -103,6 +104,7 @@ async function measure(ctx: BenchContext, redis: RedisClient, seconds: number): 
     for (let s = 0; s < STRATUM_SERVERS; s++) clients.push(createRpcClient<RpcMethods>(reporter.endpoint!));
 
     let submission = 0;
+    const seqs = Array.from({ length: STRATUM_SERVERS }, () => 0);
     const run = async (untilMs: number) => {
       let shares = 0;
       const server = async (s: number) => {
@@ -113,12 +115,21 @@ async function measure(ctx: BenchContext, redis: RedisClient, seconds: number): 
           // A list sent again must hold new submissions, or the reporter's duplicate check
           // (rightly) credits none of it: each send gets extranonce2 values of its own.
           for (const share of shareList) share.extranonce2 = (submission++).toString(16).padStart(8, '0');
+          const seq = seqs[s]!++;
           const reply = await clients[s]!.request(
             'reporter.shares',
-            { batchId: randomUUID(), stratumId: `stratum-${s}`, chain: CHAIN, shares: shareList },
+            {
+              stratumId: `stratum-${s}`,
+              spoolId: `spool-${s}`,
+              chain: CHAIN,
+              floor: Math.max(0, seq - 64),
+              subs: [{ seq, id: `${randomUUID()}:0`, shares: shareList }],
+            },
             { timeoutMs: 30_000 },
           );
-          if (reply.credited === 0) throw new Error('bench: a batch was credited nothing');
+          const outcome = reply.subs[0];
+          if (outcome?.status !== 'credited' || outcome.credited === 0)
+            throw new Error('bench: a batch was credited nothing');
           shares += shareList.length;
         }
       };

@@ -252,6 +252,7 @@ function reporterConfig(pool: PoolConfig, chain: ChainConfig, id: string): Recor
     batchTtlS: r.batchTtlS,
     maxBatchShares: r.maxBatchShares,
     shareLogMaxBatches: r.shareLogMaxBatches,
+    shareLogRetentionS: r.shareLogRetentionS,
     eventsMaxLen: r.eventsMaxLen,
     host: rpc.host,
     rpcPortRange: rpc.portRange,

@@ -265,7 +265,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
   });
   const batches = new Counter({
     name: SERIES.batches,
-    help: 'Share batches handled, by outcome (credited, duplicate, refused, unavailable, failed)',
+    help: 'Share sub-batches handled, by outcome (credited, duplicate, refused, unavailable, failed)',
     labelNames: ['outcome'],
     registers: [registry],
   });

@@ -58,12 +58,21 @@ export function createKeyBuilder(options: KeyBuilderOptions = {}) {
     latestJob: (chain: string) => `${prefix}job:${part('chain', chain)}:latest`,
     /** Sequence for globally unique job ids of a chain. */
     jobSequence: (chain: string) => `${prefix}jobseq:${part('chain', chain)}`,
-    /** Idempotency mark of a share batch, tagged with its chain so the crediting script stays in one slot. */
-    batch: (chain: string, batchId: string) =>
-      `${prefix}batch:{${part('chain', chain)}}:${part('batchId', batchId)}`,
+    /**
+     * Acknowledged sub-batches of one stratum spool (zset: member `<seq>:<credited>:<digest>`
+     * scored by seq, and member `floor` scored by the spool's lowest unacknowledged seq).
+     */
+    spoolAcks: (chain: string, spoolId: string) =>
+      `${prefix}acks:{${part('chain', chain)}}:${part('spoolId', spoolId)}`,
+    /**
+     * Credited difficulty per account (`|<account>`) and of the whole chain (`|`) in one hour
+     * (`bucket` = epoch hours); kept 26 h for the 24 h hashrate.
+     */
+    accountHashrate: (chain: string, bucket: number) =>
+      `${prefix}hra:{${part('chain', chain)}}:60m:${part('bucket', bucket)}`,
     /**
      * Shares of one job already credited (share digest → digest of the batch that claimed it):
-     * the cluster-wide duplicate check. Tagged with the chain, like the batch key it is written with.
+     * the cluster-wide duplicate check. Tagged with the chain, like the acknowledgements it is written with.
      */
     shareSeen: (chain: string, jobId: string) =>
       `${prefix}seen:{${part('chain', chain)}}:${part('jobId', jobId)}`,

@@ -87,6 +87,52 @@ export interface Share {
 }
 
 /**
+ * One sub-batch of a stratum server's spool batch (the shares of one ring bucket). `seq` numbers
+ * it within its spool (`spoolId`), never reused; `id` (`<spool batch id>:<bucket>`) is for
+ * operators and tracing.
+ */
+export interface ShareSubBatch {
+  seq: number;
+  id: string;
+  shares: Share[];
+}
+
+/**
+ * `reporter.shares`: every sub-batch a stratum server routes to one reporter in one interval,
+ * credited by one script run. `floor` is the server's lowest unacknowledged sequence number:
+ * every sub-batch below it was acknowledged (or quarantined), so the reporters forget their
+ * answers below it. A spool keeps its `spoolId` across restarts (it is stored with the spool).
+ */
+export interface SharesRequest {
+  stratumId: string;
+  spoolId: string;
+  chain: string;
+  floor: number;
+  subs: ShareSubBatch[];
+}
+
+/**
+ * What became of one sub-batch: `credited` now, a `repeat` of one credited before (its first
+ * answer), `forgotten` (below the spool's floor: acknowledged before, answer no longer kept;
+ * nothing written), or refused with an error (`BadRequest`/`TooLarge`: the sub-batch itself is
+ * unreadable).
+ */
+export type SubBatchOutcome =
+  | { seq: number; status: 'credited' | 'repeat' | 'forgotten'; credited: number }
+  | { seq: number; status: 'refused'; error: RpcErrorBody };
+
+/** One outcome per sub-batch of the request, in its order. */
+export interface SharesReply {
+  subs: SubBatchOutcome[];
+}
+
+/** Sub-batches one `reporter.shares` request may carry. */
+export const MAX_SUB_BATCHES_PER_REQUEST = 1000;
+
+/** A spool id: what the stratum server persists with its spool (a UUID); part of a Redis key. */
+export const SPOOL_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+/**
  * How long a `jm.submitBlock` may take: a stratum server's deadline for the call, and how long a
  * closing jobmanager waits for the submits in flight before it leaves the registry. Both sides
  * must agree: a jobmanager that leaves sooner drops answers a stratum server still waits for.
@@ -114,10 +160,7 @@ export interface RpcMethods {
      */
     rep: { accepted: boolean; hash: string; reason?: string; orphaned?: boolean; stale?: boolean };
   };
-  'reporter.shares': {
-    req: { batchId: string; stratumId: string; chain: string; shares: Share[] };
-    rep: { batchId: string; credited: number };
-  };
+  'reporter.shares': { req: SharesRequest; rep: SharesReply };
   'svc.status': { req: Record<string, never>; rep: Record<string, unknown> };
   'svc.drain': { req: Record<string, never>; rep: { draining: true } };
 }

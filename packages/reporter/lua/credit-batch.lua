@@ -1,40 +1,47 @@
--- Credit one share batch, exactly once, and each share in it at most once across the cluster.
+-- Credit one reporter.shares request (the sub-batches one stratum spool sent this reporter in
+-- one interval), exactly once, and each share in it at most once across the cluster.
 -- Two guards, both checked before anything is written:
--- * the batch id (KEYS[1]): a second delivery of a batch, even a concurrent one through
---   another reporter, gets the first reply and writes nothing;
+-- * the spool's acknowledgements (KEYS[1]): a sub-batch (seq) credited before, even
+--   concurrently through another reporter, gets its first answer; one below the spool's floor
+--   (its lowest unacknowledged seq) was acknowledged before and is forgotten. Either way the
+--   script writes nothing and returns them; the caller answers them and calls again with the rest;
 -- * the share identity (extranonce1, extranonce2, ntime, nonce, version, packed by the caller,
---   under its job's seen key): a share another batch credited first - the same share sent
---   through two stratum servers, or in a batch split again under a new id - is not credited
---   twice. Then the script writes nothing and returns the positions of those shares; the
---   caller counts them as duplicates and calls again. A share is claimed in the same script
---   that credits it, so a claimed share was always credited: none is ever lost this way.
--- A seen entry holds the digest of the batch that credited the share, for tracing.
--- Works on Redis 6.0+: no SET ... NX GET (7.0); GET then SET inside one script is as atomic.
--- Every hash is updated with one HMGET and one HSET whatever the number of fields, so a batch
--- costs about 20 commands however many shares and workers it holds.
--- KEYS[1] batch          batch:{chain}:<batchId>          string, the reply, TTL ARGV[1]
+--   under its job's seen key): a share another sub-batch credited first (the same share sent
+--   through two stratum servers) is not credited twice. Then the script writes nothing and
+--   returns the positions of those shares; the caller counts them as duplicates and calls again.
+--   A share is claimed in the same script that credits it, so a claimed share was always
+--   credited: none is ever lost this way.
+-- A seen entry holds the digest of the sub-batch that credited the share, for tracing.
+-- Works on Redis 6.0+ (no XADD MINID, 6.2: the share log is trimmed by age with XRANGE + XDEL).
+-- Every hash is updated with one HMGET and one HSET whatever the number of fields, so a request
+-- costs about 25 commands however many sub-batches, shares and workers it holds.
+-- KEYS[1] acks           acks:{chain}:<spoolId>           zset '<seq>:<credited>:<digest>' by seq, and 'floor'; TTL ARGV[1]
 -- KEYS[2] round          round:{chain}                    hash account -> credited difficulty
 -- KEYS[3] workers        workers:{chain}                  hash worker -> 'accepted stale duplicate lowdiff invalid diff lastShareMs'
--- KEYS[4] share log      sharelog:{chain}                 stream, one entry per batch
+-- KEYS[4] share log      sharelog:{chain}                 stream, one entry per request
 -- KEYS[5] candidates     blocks:{chain}:candidates        hash block hash -> the share that found it
--- KEYS[6..5+S] seen      seen:{chain}:<jobId>             hash share digest -> batch digest, TTL ARGV[12]
--- KEYS[6+S..] hashrate   hr:{chain}:<W>m:<bucket>         hash worker -> credited difficulty in the bucket
--- ARGV[1] batch TTL seconds
--- ARGV[2] reply (JSON), stored and returned on every later delivery
--- ARGV[3] share log MAXLEN (approximate)
--- ARGV[4] batch id, ARGV[5] stratum id, ARGV[6] now ms
+-- KEYS[6..5+S] seen      seen:{chain}:<jobId>             hash share digest -> sub-batch digest, TTL ARGV[12]
+-- KEYS[6+S..] hashrate   hr:{chain}:<W>m:<bucket>         hash worker (and in 5m: |account, |) -> credited difficulty
+--                        hra:{chain}:60m:<hour>           hash |account, | -> credited difficulty
+-- ARGV[1] acks TTL seconds
+-- ARGV[2] share log entries older than this (epoch ms) are deleted
+-- ARGV[3] share log MAXLEN (approximate), a cap on top of the age
+-- ARGV[4] sub-batch ids (space-separated), ARGV[5] stratum id, ARGV[6] now ms
 -- ARGV[7] accepted shares, one line each, tab-separated: shareId account worker diff jobId
 --         extranonce1 extranonce2 ntime nonce version ('' when none)
 -- ARGV[8] counts 'accepted stale duplicate lowdiff invalid'
 -- ARGV[9] A accounts, ARGV[10] W workers, ARGV[11] C candidates
--- ARGV[12] seen TTL seconds, ARGV[13] batch digest (the value of claimed shares), ARGV[14] S seen keys
--- then for each seen key: N, then N share digests (the accepted shares of that job);
+-- ARGV[12] seen TTL seconds, ARGV[13] S seen keys, ARGV[14] the spool's floor
+-- ARGV[15] N sub-batches, ARGV[16] spool id
+-- then N pairs (seq, acknowledgement member '<seq>:<credited>:<digest>');
+-- then for each seen key: N, then N pairs (share digest, sub-batch digest);
 -- then A pairs (account, difficulty), W pairs (worker, packed increments as in KEYS[3]),
--- then for each hashrate key: expire-at seconds, N, N pairs (worker, difficulty),
+-- then for each hashrate key: expire-at seconds, N, N pairs (field, difficulty),
 -- then C pairs (block hash, JSON of the share).
--- Returns { 1, reply } when credited now, { 0, first reply } for a repeated delivery,
--- { 2, positions } (1-based, over all share digests in order) when shares were claimed by
--- another batch: nothing was written.
+-- Returns { 1 } when credited now; { 0, seq, answer, ... } for sub-batches answered before
+-- (answer: credited count as first given, -1 forgotten below the floor, -2 the seq was
+-- acknowledged for another sub-batch): nothing was written; { 2, positions } (1-based, over
+-- all share digests in order) when shares were claimed by another batch: nothing was written.
 -- Lua's unpack() stops near 8000 values: big hashes are written in chunks.
 local CHUNK = 4000
 local function fmt(x) return string.format('%.17g', x) end
@@ -88,7 +95,7 @@ local function addWorkers(key, fields, increments)
   hset(key, fields, new)
 end
 
-local pos = 15
+local pos = 17
 local function pairsAt(count)
   local fields, values = {}, {}
   for i = 1, count do
@@ -99,36 +106,61 @@ local function pairsAt(count)
   return fields, values
 end
 
-local first = redis.call('GET', KEYS[1])
-if first then return { 0, first } end
+local floorWas = tonumber(redis.call('ZSCORE', KEYS[1], 'floor') or '0') or 0
+local subCount = tonumber(ARGV[15])
+local seqs, members = {}, {}
+local low, high
+for i = 1, subCount do
+  seqs[i] = tonumber(ARGV[pos])
+  members[i] = ARGV[pos + 1]
+  pos = pos + 2
+  if not low or seqs[i] < low then low = seqs[i] end
+  if not high or seqs[i] > high then high = seqs[i] end
+end
+local known = {}
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], string.format('%d', low), string.format('%d', high))) do
+  local seq = string.match(member, '^(%d+):')
+  if seq then known[seq] = member end
+end
+local answered = {}
+for i = 1, subCount do
+  local seq = seqs[i]
+  local key = string.format('%d', seq)
+  if seq < floorWas then
+    answered[#answered + 1] = key
+    answered[#answered + 1] = -1
+  elseif known[key] then
+    local credited, digest = string.match(known[key], '^%d+:(%d+):(.*)$')
+    local mine = string.match(members[i], '^%d+:%d+:(.*)$')
+    answered[#answered + 1] = key
+    answered[#answered + 1] = (digest == mine) and tonumber(credited) or -2
+  end
+end
+if #answered > 0 then
+  table.insert(answered, 1, 0)
+  return answered
+end
 
-local seenCount = tonumber(ARGV[14])
-local batchTag = ARGV[13]
-local seenFields = {}
+local seenCount = tonumber(ARGV[13])
+local seenFields, seenValues = {}, {}
 local taken = {}
 local at = 0
 for k = 1, seenCount do
   local count = tonumber(ARGV[pos])
   pos = pos + 1
-  local fields = {}
-  for i = 1, count do fields[i] = ARGV[pos + i - 1] end
-  pos = pos + count
+  local fields, values = pairsAt(count)
   seenFields[k] = fields
+  seenValues[k] = values
   local claimed = hmget(KEYS[5 + k], fields)
-  for i = 1, count do
+  for i = 1, #fields do
     if claimed[i] then taken[#taken + 1] = at + i end
   end
-  at = at + count
+  at = at + #fields
 end
 if #taken > 0 then return { 2, taken } end
 
-redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[1])
-
 for k = 1, seenCount do
-  local fields = seenFields[k]
-  local values = {}
-  for i = 1, #fields do values[i] = batchTag end
-  hset(KEYS[5 + k], fields, values)
+  hset(KEYS[5 + k], seenFields[k], seenValues[k])
   redis.call('EXPIRE', KEYS[5 + k], ARGV[12])
 end
 
@@ -149,6 +181,23 @@ end
 local hashes, shares = pairsAt(tonumber(ARGV[11]))
 for i = 1, #hashes do redis.call('HSETNX', KEYS[5], hashes[i], shares[i]) end
 
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[3], '*',
-  'batch', ARGV[4], 'stratum', ARGV[5], 'ts', ARGV[6], 'counts', ARGV[8], 'shares', ARGV[7])
-return { 1, ARGV[2] }
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[3], '*', 'batch', ARGV[4], 'stratum', ARGV[5],
+  'spool', ARGV[16], 'ts', ARGV[6], 'counts', ARGV[8], 'shares', ARGV[7])
+-- Ids are '<ms>-<n>': everything up to the cutoff's millisecond before it is older.
+local old = redis.call('XRANGE', KEYS[4], '-', string.format('%d', tonumber(ARGV[2]) - 1), 'COUNT', 256)
+if #old > 0 then
+  local ids = {}
+  for i = 1, #old do ids[i] = old[i][1] end
+  redis.call('XDEL', KEYS[4], unpack(ids))
+end
+
+local floor = math.max(floorWas, tonumber(ARGV[14]))
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%d', floor))
+local add = { string.format('%d', floor), 'floor' }
+for i = 1, subCount do
+  add[#add + 1] = string.format('%d', seqs[i])
+  add[#add + 1] = members[i]
+end
+redis.call('ZADD', KEYS[1], unpack(add))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return { 1 }

@@ -3,37 +3,63 @@ import { ShareResult as Results, type Share, type ShareResult } from '@hashwire/
 import { HASHRATE_WINDOWS_MIN, type ReporterKeys } from './keys.js';
 import type { ShareBatch } from './validate.js';
 
-export interface CreditReply {
+/** What one sub-batch of a request credited. */
+export interface SubCredit {
+  seq: number;
   batchId: string;
   credited: number;
 }
 
 export type ResultCounts = Record<ShareResult, number>;
 
-/** One batch turned into the arguments of `credit-batch.lua`: everything aggregated per account, worker and bucket. */
+/** The sub-batches of one request (validated) and whose spool they come from. */
+export interface CreditRequest {
+  stratumId: string;
+  spoolId: string;
+  floor: number;
+  subs: ShareBatch[];
+}
+
+/** One request turned into the arguments of `credit-batch.lua`: everything aggregated per account, worker and bucket. */
 export interface CreditPlan {
   keys: string[];
   args: (string | number)[];
-  reply: CreditReply;
+  /** Per sub-batch, in request order. */
+  credits: SubCredit[];
   counts: ResultCounts;
   /** The difficulty of the accepted shares it credits (`hashwire_accepted_difficulty_total`). */
   acceptedDiff: number;
   /** Accepted shares carrying a block hash (block candidates). */
   candidates: string[];
   /**
-   * The share (index in the batch) behind each share digest given to the script, in order: the
-   * script names shares another batch claimed first by these positions (1-based).
+   * The share (`<seq>:<share index>`) behind each share digest given to the script, in
+   * order: the script names shares another batch claimed first by these positions (1-based).
    */
-  seenShares: number[];
+  seenShares: string[];
 }
 
 export interface CreditSettings {
+  /** How long a spool's acknowledgements live after its last credit. */
   batchTtlS: number;
   /** How long a job's seen hash lives after its last credited share. */
   seenTtlS: number;
+  /** Share log entries kept at most (approximate). */
   shareLogMaxLen: number;
+  /** Share log entries older than this are deleted. */
+  shareLogRetentionS: number;
   now: number;
 }
+
+/** Hashrate bucket field of an account's total (`|` never appears in a worker name). */
+export function accountField(account: string): string {
+  return `|${account}`;
+}
+/** Hashrate bucket field of the chain's total. */
+export const CHAIN_FIELD = '|';
+
+const HOUR_MS = 3_600_000;
+/** Hour buckets of accounts and the chain are kept this many hours from their start (24 h + the partial one + slack). */
+export const ACCOUNT_HOURS_KEPT = 26;
 
 const RESULT_INDEX: Record<ShareResult, 0 | 1 | 2 | 3 | 4> = {
   [Results.Accepted]: 0,
@@ -92,121 +118,161 @@ export function shareIdentity(share: Share): string {
   return `~${en1} ${en2} ${ntime} ${nonce} ${version}`;
 }
 
-/** The value a share's seen entry holds: which batch claimed it (12 characters). */
+/** The value a share's seen entry holds: which sub-batch claimed it (12 characters). */
 export function batchDigest(batchId: string): string {
   return createHash('sha256').update(batchId).digest().subarray(0, 9).toString('base64url');
 }
 
+/** The spool acknowledgement of a sub-batch: `<seq>:<credited>:<digest of its id>`. */
+export function ackMember(seq: number, credited: number, batchId: string): string {
+  return `${seq}:${credited}:${batchDigest(batchId)}`;
+}
+
 /**
- * Plans the credit of `batch`. Shares at the indices in `duplicates` (found claimed by another
- * batch on an earlier try) and any repeat of a share inside the batch itself are counted as
- * `duplicate` for their worker and not credited.
+ * Plans the credit of a request's sub-batches. Shares named in `duplicates`
+ * (`<seq>:<share index>`, found claimed by another batch on an earlier try) and any
+ * repeat of a share inside the request itself are counted as `duplicate` for their worker and
+ * not credited.
  */
 export function planCredit(
-  batch: ShareBatch,
+  request: CreditRequest,
   keys: ReporterKeys,
   settings: CreditSettings,
-  duplicates: ReadonlySet<number> = new Set(),
+  duplicates: ReadonlySet<string> = new Set(),
 ): CreditPlan {
   const { now } = settings;
   const accounts = new Map<string, number>();
   const workers = new Map<string, WorkerTally>();
-  // Per window size: bucket number → worker → difficulty.
+  // Per window size: bucket number → field (worker, |account, |) → difficulty.
   const buckets = HASHRATE_WINDOWS_MIN.map(() => new Map<number, Map<string, number>>());
+  // Hour bucket → |account and | (chain) → difficulty, kept for the 24 h hashrate.
+  const hours = new Map<number, Map<string, number>>();
   const counts: ResultCounts = { accepted: 0, stale: 0, duplicate: 0, lowdiff: 0, invalid: 0 };
   const log: string[] = [];
   const candidates: string[] = [];
   const candidateArgs: string[] = [];
-  // Seen key → the identities of this batch's accepted shares on that job.
-  const seen = new Map<string, { identities: Set<string>; shares: number[] }>();
+  const credits: SubCredit[] = [];
+  // Seen key → the identities of this request's accepted shares on that job, with the digest of their sub-batch.
+  const seen = new Map<string, { identities: Map<string, string>; shares: string[] }>();
+  const add = (map: Map<string, number>, field: string, diff: number) =>
+    map.set(field, (map.get(field) ?? 0) + diff);
 
-  for (let index = 0; index < batch.shares.length; index++) {
-    const share = batch.shares[index]!;
-    let result = share.result;
-    if (result === Results.Accepted) {
-      const seenKey = keys.shareSeen(share.jobId);
-      let job = seen.get(seenKey);
-      if (!job) {
-        job = { identities: new Set(), shares: [] };
-        seen.set(seenKey, job);
+  for (let s = 0; s < request.subs.length; s++) {
+    const batch = request.subs[s]!;
+    const digest = batchDigest(batch.batchId);
+    let subCredited = 0;
+    for (let index = 0; index < batch.shares.length; index++) {
+      const share = batch.shares[index]!;
+      let result = share.result;
+      if (result === Results.Accepted) {
+        const seenKey = keys.shareSeen(share.jobId);
+        let job = seen.get(seenKey);
+        if (!job) {
+          job = { identities: new Map(), shares: [] };
+          seen.set(seenKey, job);
+        }
+        const identity = shareIdentity(share);
+        const position = `${batch.seq}:${index}`;
+        if (duplicates.has(position) || job.identities.has(identity)) {
+          result = Results.Duplicate;
+        } else {
+          job.identities.set(identity, digest);
+          job.shares.push(position);
+        }
       }
-      const identity = shareIdentity(share);
-      if (duplicates.has(index) || job.identities.has(identity)) {
-        result = Results.Duplicate;
-      } else {
-        job.identities.add(identity);
-        job.shares.push(index);
+      const name = workerName(share.account, share.worker);
+      let tally = workers.get(name);
+      if (!tally) {
+        tally = { counts: [0, 0, 0, 0, 0], diff: 0, lastMs: 0 };
+        workers.set(name, tally);
       }
-    }
-    const name = workerName(share.account, share.worker);
-    let tally = workers.get(name);
-    if (!tally) {
-      tally = { counts: [0, 0, 0, 0, 0], diff: 0, lastMs: 0 };
-      workers.set(name, tally);
-    }
-    tally.counts[RESULT_INDEX[result]]++;
-    counts[result]++;
-    if (share.ts > tally.lastMs) tally.lastMs = share.ts;
-    if (result !== Results.Accepted) continue;
+      tally.counts[RESULT_INDEX[result]]++;
+      counts[result]++;
+      if (share.ts > tally.lastMs) tally.lastMs = share.ts;
+      if (result !== Results.Accepted) continue;
 
-    const diff = share.diff;
-    tally.diff += diff;
-    accounts.set(share.account, (accounts.get(share.account) ?? 0) + diff);
-    // The submission itself too, so a credit can be traced to what the miner sent.
-    log.push(
-      `${share.shareId}\t${share.account}\t${share.worker}\t${diff}\t${share.jobId}\t${share.extranonce1}\t${share.extranonce2}\t${share.ntime}\t${share.nonce}\t${share.version}`,
-    );
-    // A share stamped in the future (clock skew) counts now; one older than its bucket's
-    // lifetime (a spool replayed after an outage) no longer moves any hashrate window.
-    const ts = Math.min(share.ts, now);
-    for (let w = 0; w < HASHRATE_WINDOWS_MIN.length; w++) {
-      const sizeMs = HASHRATE_WINDOWS_MIN[w]! * 60_000;
-      const bucket = Math.floor(ts / sizeMs);
-      if ((bucket + 2) * sizeMs <= now) continue;
-      const byBucket = buckets[w]!;
-      let perWorker = byBucket.get(bucket);
-      if (!perWorker) {
-        perWorker = new Map();
-        byBucket.set(bucket, perWorker);
-      }
-      perWorker.set(name, (perWorker.get(name) ?? 0) + diff);
-    }
-    if (share.blockHash !== undefined) {
-      const hash = share.blockHash.toLowerCase();
-      candidates.push(hash);
-      candidateArgs.push(
-        hash,
-        JSON.stringify({
-          shareId: share.shareId,
-          account: share.account,
-          worker: share.worker,
-          diff: share.diff,
-          actualDiff: share.actualDiff,
-          ts: share.ts,
-          batchId: batch.batchId,
-          stratumId: batch.stratumId,
-        }),
+      subCredited++;
+      const diff = share.diff;
+      tally.diff += diff;
+      add(accounts, share.account, diff);
+      // The submission itself too, so a credit can be traced to what the miner sent.
+      log.push(
+        `${share.shareId}\t${share.account}\t${share.worker}\t${diff}\t${share.jobId}\t${share.extranonce1}\t${share.extranonce2}\t${share.ntime}\t${share.nonce}\t${share.version}`,
       );
+      // A share stamped in the future (clock skew) counts now; one older than its bucket's
+      // lifetime (a spool replayed after an outage) no longer moves any hashrate window.
+      const ts = Math.min(share.ts, now);
+      for (let w = 0; w < HASHRATE_WINDOWS_MIN.length; w++) {
+        const sizeMs = HASHRATE_WINDOWS_MIN[w]! * 60_000;
+        const bucket = Math.floor(ts / sizeMs);
+        if ((bucket + 2) * sizeMs <= now) continue;
+        const byBucket = buckets[w]!;
+        let fields = byBucket.get(bucket);
+        if (!fields) {
+          fields = new Map();
+          byBucket.set(bucket, fields);
+        }
+        add(fields, name, diff);
+        if (HASHRATE_WINDOWS_MIN[w] === 5) {
+          // The account and the chain in the worker hash: no command more per request.
+          add(fields, accountField(share.account), diff);
+          add(fields, CHAIN_FIELD, diff);
+        }
+      }
+      const hour = Math.floor(ts / HOUR_MS);
+      if ((hour + ACCOUNT_HOURS_KEPT) * HOUR_MS > now) {
+        let fields = hours.get(hour);
+        if (!fields) {
+          fields = new Map();
+          hours.set(hour, fields);
+        }
+        add(fields, accountField(share.account), diff);
+        add(fields, CHAIN_FIELD, diff);
+      }
+      if (share.blockHash !== undefined) {
+        const hash = share.blockHash.toLowerCase();
+        candidates.push(hash);
+        candidateArgs.push(
+          hash,
+          JSON.stringify({
+            shareId: share.shareId,
+            account: share.account,
+            worker: share.worker,
+            diff: share.diff,
+            actualDiff: share.actualDiff,
+            ts: share.ts,
+            batchId: batch.batchId,
+            stratumId: batch.stratumId,
+          }),
+        );
+      }
     }
+    credits.push({ seq: batch.seq, batchId: batch.batchId, credited: subCredited });
   }
 
-  const reply: CreditReply = { batchId: batch.batchId, credited: counts.accepted };
-  const scriptKeys = [keys.batch(batch.batchId), keys.round, keys.workers, keys.shareLog, keys.candidates];
-  const seenShares: number[] = [];
+  const scriptKeys = [
+    keys.spoolAcks(request.spoolId),
+    keys.round,
+    keys.workers,
+    keys.shareLog,
+    keys.candidates,
+  ];
+  const seenShares: string[] = [];
   const seenArgs: (string | number)[] = [];
   for (const [seenKey, job] of seen) {
     if (job.shares.length === 0) continue;
     scriptKeys.push(seenKey);
-    seenArgs.push(job.shares.length, ...job.identities);
+    seenArgs.push(job.shares.length);
+    for (const [identity, digest] of job.identities) seenArgs.push(identity, digest);
     seenShares.push(...job.shares);
   }
   const seenKeyCount = scriptKeys.length - 5;
   const args: (string | number)[] = [
     settings.batchTtlS,
-    JSON.stringify(reply),
+    now - settings.shareLogRetentionS * 1000,
     settings.shareLogMaxLen,
-    batch.batchId,
-    batch.stratumId,
+    request.subs.map((b) => b.batchId).join(' '),
+    request.stratumId,
     now,
     log.join('\n'),
     `${counts.accepted} ${counts.stale} ${counts.duplicate} ${counts.lowdiff} ${counts.invalid}`,
@@ -214,10 +280,13 @@ export function planCredit(
     workers.size,
     candidates.length,
     settings.seenTtlS,
-    batchDigest(batch.batchId),
     seenKeyCount,
-    ...seenArgs,
+    request.floor,
+    credits.length,
+    request.spoolId,
   ];
+  for (const c of credits) args.push(c.seq, ackMember(c.seq, c.credited, c.batchId));
+  args.push(...seenArgs);
   for (const [account, diff] of accounts) args.push(account, diff);
   for (const [name, t] of workers) {
     args.push(
@@ -228,15 +297,20 @@ export function planCredit(
   for (let w = 0; w < HASHRATE_WINDOWS_MIN.length; w++) {
     const window = HASHRATE_WINDOWS_MIN[w]!;
     const sizeMs = window * 60_000;
-    for (const [bucket, perWorker] of buckets[w]!) {
+    for (const [bucket, fields] of buckets[w]!) {
       scriptKeys.push(keys.hashrate(window, bucket));
       // Kept while it can still be the previous bucket of a window, plus a minute of slack.
-      args.push(Math.ceil(((bucket + 2) * sizeMs) / 1000) + 60, perWorker.size);
-      for (const [name, diff] of perWorker) args.push(name, diff);
+      args.push(Math.ceil(((bucket + 2) * sizeMs) / 1000) + 60, fields.size);
+      for (const [field, diff] of fields) args.push(field, diff);
     }
+  }
+  for (const [hour, fields] of hours) {
+    scriptKeys.push(keys.accountHashrate(hour));
+    args.push(Math.ceil(((hour + ACCOUNT_HOURS_KEPT) * HOUR_MS) / 1000) + 60, fields.size);
+    for (const [field, diff] of fields) args.push(field, diff);
   }
   args.push(...candidateArgs);
   let acceptedDiff = 0;
   for (const diff of accounts.values()) acceptedDiff += diff;
-  return { keys: scriptKeys, args, reply, counts, acceptedDiff, candidates, seenShares };
+  return { keys: scriptKeys, args, credits, counts, acceptedDiff, candidates, seenShares };
 }

@@ -6,18 +6,27 @@ export {
   type ReporterStats,
 } from './reporter.js';
 export type { BlockRecord, BlockWatcherStats } from './blocks.js';
-export { type CreditReply, shareIdentity, workerName } from './credit.js';
+export { type SubCredit, accountField, CHAIN_FIELD, shareIdentity, workerName } from './credit.js';
 export { HASHRATE_WINDOWS_MIN, type HashrateWindow, reporterKeys, type ReporterKeys } from './keys.js';
 export {
   hashesPerDiff,
   parseShareLogEntry,
   parseWorkerCounters,
+  readAccountHashrate,
+  readChainHashrate,
   readHashrate,
   readRound,
   readShareLog,
   readWorkers,
   type LoggedShare,
+  type SeriesWindow,
   type ShareLogEntry,
   type WorkerCounters,
 } from './read.js';
-export { MAX_SHARE_DIFF, type ShareBatch, validateBatch } from './validate.js';
+export {
+  MAX_SHARE_DIFF,
+  type ShareBatch,
+  type ValidRequest,
+  validateBatch,
+  validateRequest,
+} from './validate.js';

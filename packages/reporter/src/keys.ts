@@ -25,7 +25,6 @@ export function reporterKeys(keys: KeyBuilder, chain: string) {
   const tag = round.slice(keys.prefix.length + 'round:'.length); // '{chain}'
   const blocks = keys.blocks(chain);
   return {
-    batch: (batchId: string) => keys.batch(chain, batchId),
     /** Hash share identity → batch digest of one job's credited shares (the cluster-wide duplicate check). */
     shareSeen: (jobId: string) => keys.shareSeen(chain, jobKeyPart(jobId)),
     round,
@@ -40,7 +39,11 @@ export function reporterKeys(keys: KeyBuilder, chain: string) {
     /** Hash worker → credited difficulty in one bucket of `windowMin` minutes starting at `bucket × windowMin`. */
     hashrate: (windowMin: HashrateWindow, bucket: number) =>
       `${keys.prefix}hr:${tag}:${windowMin}m:${bucket}`,
-    /** Stream, one entry per credited batch, with every accepted share. */
+    /** Hash `|account` / `|` (chain) → credited difficulty in one hour bucket; kept 26 h. */
+    accountHashrate: (bucket: number) => keys.accountHashrate(chain, bucket),
+    /** Zset of one stratum spool's acknowledged sub-batches and its floor. */
+    spoolAcks: (spoolId: string) => keys.spoolAcks(chain, spoolId),
+    /** Stream, one entry per credited request, with every accepted share; trimmed by age. */
     shareLog: `${keys.prefix}sharelog:${tag}`,
     blocks,
     blocksIndex: keys.blocksIndex(chain),

@@ -1,5 +1,6 @@
 import type { KeyBuilder } from '@hashwire/protocol';
 import type { RedisClient } from '@hashwire/registry';
+import { CHAIN_FIELD, accountField } from './credit.js';
 import { HASHRATE_WINDOWS_MIN, type HashrateWindow, reporterKeys } from './keys.js';
 
 /** Readers of what reporters write, for the API, the CLI and tests. */
@@ -33,8 +34,11 @@ export interface LoggedShare {
 export interface ShareLogEntry {
   /** Stream entry id. */
   id: string;
+  /** The ids of the sub-batches credited together (space-separated). */
   batchId: string;
   stratumId: string;
+  /** The stratum spool they came from ('' in entries written before). */
+  spoolId: string;
   ts: number;
   counts: { accepted: number; stale: number; duplicate: number; lowdiff: number; invalid: number };
   shares: LoggedShare[];
@@ -135,6 +139,73 @@ export async function readHashrate(
   return out;
 }
 
+/** The account and chain hashrate windows. */
+export type SeriesWindow = '5m' | '1h' | '24h';
+
+const HOUR_MS = 3_600_000;
+
+/**
+ * Credited difficulty per second over the last 5 min, 1 h and 24 h of hashrate fields (`|account`,
+ * `|` for the chain): 5 min from the 5-minute buckets, 1 h and 24 h from the hour buckets, each
+ * the whole buckets inside the window plus the part of the oldest one still inside it.
+ */
+async function readSeries(
+  redis: RedisClient,
+  keys: KeyBuilder,
+  chain: string,
+  fields: readonly string[],
+  now: number,
+): Promise<Record<SeriesWindow, number>[]> {
+  const k = reporterKeys(keys, chain);
+  const out = fields.map(() => ({ '5m': 0, '1h': 0, '24h': 0 }));
+  if (fields.length === 0) return out;
+  const pipeline = redis.pipeline();
+  const five = Math.floor(now / 300_000);
+  pipeline.hmget(k.hashrate(5, five), ...fields);
+  pipeline.hmget(k.hashrate(5, five - 1), ...fields);
+  const hour = Math.floor(now / HOUR_MS);
+  // Index i holds hour `hour - i`, 0 to 24.
+  for (let i = 0; i <= 24; i++) pipeline.hmget(k.accountHashrate(hour - i), ...fields);
+  const results = (await pipeline.exec()) ?? [];
+  const values = results.map(([error, value]) => {
+    if (error) throw error;
+    return (value as (string | null)[]).map((v) => Number(v ?? 0));
+  });
+  const fiveLeft = 1 - (now % 300_000) / 300_000;
+  const hourLeft = 1 - (now % HOUR_MS) / HOUR_MS;
+  fields.forEach((_, f) => {
+    const at = (i: number) => values[i]![f]!;
+    out[f]!['5m'] = (at(0) + at(1) * fiveLeft) / 300;
+    out[f]!['1h'] = (at(2) + at(3) * hourLeft) / 3600;
+    let day = at(2 + 24) * hourLeft;
+    for (let i = 0; i < 24; i++) day += at(2 + i);
+    out[f]!['24h'] = day / 86_400;
+  });
+  return out;
+}
+
+/** Credited difficulty per second of accounts over the last 5 min, 1 h and 24 h (× `hashesPerDiff` for a hashrate). */
+export async function readAccountHashrate(
+  redis: RedisClient,
+  keys: KeyBuilder,
+  chain: string,
+  accounts: readonly string[],
+  now = Date.now(),
+): Promise<Map<string, Record<SeriesWindow, number>>> {
+  const series = await readSeries(redis, keys, chain, accounts.map(accountField), now);
+  return new Map(accounts.map((account, i) => [account, series[i]!]));
+}
+
+/** Credited difficulty per second of the whole chain over the last 5 min, 1 h and 24 h. */
+export async function readChainHashrate(
+  redis: RedisClient,
+  keys: KeyBuilder,
+  chain: string,
+  now = Date.now(),
+): Promise<Record<SeriesWindow, number>> {
+  return (await readSeries(redis, keys, chain, [CHAIN_FIELD], now))[0]!;
+}
+
 /** Hashes a miner does on average per share of difficulty 1 (scrypt pools use diff1 × 65536). */
 export function hashesPerDiff(algorithm: 'sha256d' | 'scrypt'): number {
   return algorithm === 'scrypt' ? 2 ** 16 : 2 ** 32;
@@ -180,13 +251,14 @@ export function parseShareLogEntry(id: string, fields: string[]): ShareLogEntry 
     id,
     batchId: f.get('batch') ?? '',
     stratumId: f.get('stratum') ?? '',
+    spoolId: f.get('spool') ?? '',
     ts: Number(f.get('ts') ?? 0),
     counts: { accepted, stale, duplicate, lowdiff, invalid },
     shares,
   };
 }
 
-/** Every batch entry of the share log still retained, oldest first (read in pages of `pageSize` entries). */
+/** Every entry of the share log still retained, oldest first (read in pages of `pageSize` entries). */
 export async function* readShareLog(
   redis: RedisClient,
   keys: KeyBuilder,

@@ -15,6 +15,7 @@ import {
   RpcErrorCode,
   type RpcMethods,
   ShareResult,
+  type SharesReply,
   createKeyBuilder,
 } from '@hashwire/protocol';
 import {
@@ -36,10 +37,9 @@ import {
   serverCurveOf,
 } from '@hashwire/rpc';
 import { BlockWatcher, type BlockWatcherStats } from './blocks.js';
-import { type CreditPlan, type CreditReply, planCredit } from './credit.js';
+import { type CreditRun, ShareStoreError, creditRequest } from './credit-request.js';
 import { reporterKeys } from './keys.js';
-import { runScript } from './scripts.js';
-import { type ShareBatch, validateBatch } from './validate.js';
+import { type ValidRequest, validateRequest } from './validate.js';
 
 export interface ReporterOptions {
   /** Instance id, unique among reporters; its registry entry is `svc:{reporter}:<id>`. */
@@ -75,12 +75,17 @@ export interface ReporterOptions {
    * chain. @defaultValue 30000
    */
   settleSubmittedMs?: number;
-  /** Lifetime of a batch id's idempotency key. @defaultValue 86400 (1 day) */
+  /**
+   * How long a spool's acknowledged sub-batches are remembered after its last credit, and the
+   * bound on delivering a sub-batch after its seal. @defaultValue 86400 (1 day)
+   */
   batchTtlS?: number;
-  /** Shares per batch at most; bigger batches are refused `TooLarge`. @defaultValue 20000 */
+  /** Shares per sub-batch at most; bigger ones are refused `TooLarge`. @defaultValue 20000 */
   maxBatchShares?: number;
-  /** Batches kept in the share log stream (approximate, `XADD MAXLEN ~`). @defaultValue 2000 */
+  /** Share log entries (one per request) kept at most (approximate, `XADD MAXLEN ~`). @defaultValue 100000 */
   shareLogMaxBatches?: number;
+  /** Share log entries older than this are deleted. @defaultValue 600 */
+  shareLogRetentionS?: number;
   /** Entries kept in the `events` stream (approximate). @defaultValue 100000 */
   eventsMaxLen?: number;
   /** @defaultValue PortRange.rpc (28000–28999) */
@@ -107,10 +112,15 @@ export interface ReporterStats {
   version: string;
   endpoint: string | null;
   state: 'created' | 'up' | 'draining' | 'closed';
+  /** Sub-batches by outcome (`unavailable` and envelope refusals count requests). */
   batches: { credited: number; duplicate: number; refused: number; unavailable: number; failed: number };
   shares: Record<ShareResult, number>;
   /** Accepted shares credited (first deliveries only). */
   credited: number;
+  /** `reporter.shares` requests taken (each carries one or more sub-batches). */
+  requests: number;
+  /** Credit script runs (one per request, more when a sub-batch was answered before or a share claimed first). */
+  scriptRuns: number;
   inFlight: number;
   blocks: BlockWatcherStats;
 }
@@ -170,7 +180,8 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
   // and it was sealed while its job was current, at most SEEN_SLACK_S after the job's first share.
   const seenTtlS = batchTtlS + SEEN_SLACK_S;
   const maxShares = positiveInt('maxBatchShares', options.maxBatchShares, 20_000);
-  const shareLogMaxLen = positiveInt('shareLogMaxBatches', options.shareLogMaxBatches, 2000);
+  const shareLogMaxLen = positiveInt('shareLogMaxBatches', options.shareLogMaxBatches, 100_000);
+  const shareLogRetentionS = positiveInt('shareLogRetentionS', options.shareLogRetentionS, 600);
   const eventsMaxLen = positiveInt('eventsMaxLen', options.eventsMaxLen, 100_000);
   const candidateMaxAgeMs = positiveInt('candidateMaxAgeMs', options.candidateMaxAgeMs, 3_600_000);
   const settleSubmittedMs = positiveInt('settleSubmittedMs', options.settleSubmittedMs, 30_000);
@@ -238,67 +249,67 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
   // Batches and shares handed to it (credited or already credited), for the registry's load.
   const batchRate = createRateMeter(() => batches.credited + batches.duplicate);
   const shareRate = createRateMeter(() => Object.values(shares).reduce((a, b) => a + b, 0));
+  let requests = 0;
+  let scriptRuns = 0;
 
-  const write = async (batch: ShareBatch): Promise<CreditReply> => {
-    // Shares another batch claimed first: found by the script, which then writes nothing, so
-    // the batch is planned again with them counted as duplicates. Each try finds new ones
-    // only (a claim is never taken back), so this ends within one try per share.
-    const duplicates = new Set<number>();
-    let plan: CreditPlan;
-    let answer: [number, string | number[]];
-    for (;;) {
-      plan = planCredit(batch, keys, { batchTtlS, seenTtlS, shareLogMaxLen, now: Date.now() }, duplicates);
-      try {
-        answer = (await runScript(redis, 'credit-batch', plan.keys, plan.args)) as typeof answer;
-      } catch (error) {
-        batches.failed++;
-        metrics.batches('failed');
-        metrics.redisError();
-        logger.warn(
-          { err: error, batchId: batch.batchId, stratumId: batch.stratumId },
-          'reporter: batch not written',
+  const write = async (request: ValidRequest): Promise<SharesReply> => {
+    const trace = { spoolId: request.spoolId, stratumId: request.stratumId };
+    let run: CreditRun;
+    try {
+      run = await creditRequest(
+        redis,
+        keys,
+        { batchTtlS, seenTtlS, shareLogMaxLen, shareLogRetentionS },
+        request,
+      );
+    } catch (error) {
+      if (!(error instanceof ShareStoreError)) throw error;
+      batches.failed += error.subBatches;
+      metrics.batches('failed', error.subBatches);
+      metrics.redisError();
+      logger.warn(
+        { err: error.cause, ...trace, subBatches: error.subBatches },
+        'reporter: batch not written',
+      );
+      throw new RpcError(RpcErrorCode.Unavailable, 'share store unavailable, try again');
+    }
+    scriptRuns += run.scriptRuns;
+    for (const seq of run.conflicts) {
+      logger.error(
+        { ...trace, seq },
+        'reporter: seq acknowledged for another sub-batch: two stratum servers share one spool',
+      );
+    }
+    if (run.repeats > 0) {
+      batches.duplicate += run.repeats;
+      metrics.batches('duplicate', run.repeats);
+      logger.debug({ ...trace, subBatches: run.repeats }, 'reporter: sub-batches already credited');
+    }
+    const plan = run.written;
+    if (plan) {
+      if (run.duplicates > 0) {
+        logger.info(
+          { ...trace, shares: run.duplicates },
+          'reporter: shares credited before through another batch, counted as duplicates',
         );
-        throw new RpcError(RpcErrorCode.Unavailable, 'share store unavailable, try again');
       }
-      if (answer[0] !== 2) break;
-      const before = duplicates.size;
-      for (const position of answer[1] as number[]) duplicates.add(plan.seenShares[Number(position) - 1]!);
-      if (duplicates.size === before) {
-        // Cannot happen (the script names only shares it was given); never loop on it.
-        throw new RpcError(RpcErrorCode.Internal, 'duplicate check named no new share');
+      for (const c of plan.credits) credited += c.credited;
+      batches.credited += plan.credits.length;
+      metrics.batches('credited', plan.credits.length);
+      metrics.acceptedDifficulty(plan.acceptedDiff);
+      for (const result of Object.values(ShareResult)) {
+        shares[result] += plan.counts[result];
+        metrics.shares(result, plan.counts[result]);
+      }
+      if (plan.candidates.length > 0) {
+        logger.info({ ...trace, hashes: plan.candidates }, 'reporter: block candidate credited');
+        watcher.poke();
       }
     }
-    if (answer[0] === 0) {
-      batches.duplicate++;
-      metrics.batches('duplicate');
-      logger.debug(
-        { batchId: batch.batchId, stratumId: batch.stratumId },
-        'reporter: batch already credited',
-      );
-      return JSON.parse(answer[1] as string) as CreditReply;
-    }
-    if (duplicates.size > 0) {
-      logger.info(
-        { batchId: batch.batchId, stratumId: batch.stratumId, shares: duplicates.size },
-        'reporter: shares credited before through another batch, counted as duplicates',
-      );
-    }
-    batches.credited++;
-    credited += plan.reply.credited;
-    metrics.batches('credited');
-    metrics.acceptedDifficulty(plan.acceptedDiff);
-    for (const result of Object.values(ShareResult)) {
-      shares[result] += plan.counts[result];
-      metrics.shares(result, plan.counts[result]);
-    }
-    if (plan.candidates.length > 0) {
-      logger.info({ batchId: batch.batchId, hashes: plan.candidates }, 'reporter: block candidate credited');
-      watcher.poke();
-    }
-    return plan.reply;
+    return { subs: request.order.map((seq) => run.outcomes.get(seq)!) };
   };
 
-  const handleShares = async (body: unknown): Promise<CreditReply> => {
+  const handleShares = async (body: unknown): Promise<SharesReply> => {
     const started = performance.now();
     try {
       if (state !== 'up') {
@@ -306,20 +317,31 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
         metrics.batches('unavailable');
         throw new RpcError(RpcErrorCode.Unavailable, `reporter ${id} is ${state}, send to another`);
       }
-      let batch: ShareBatch;
+      requests++;
+      let request: ValidRequest;
       try {
-        batch = validateBatch(body, { chain, maxShares });
+        request = validateRequest(body, { chain, maxShares });
       } catch (error) {
         batches.refused++;
         metrics.batches('refused');
-        const b = body as { batchId?: unknown; stratumId?: unknown } | null;
+        const b = body as { spoolId?: unknown; stratumId?: unknown } | null;
         logger.warn(
-          { batchId: b?.batchId, stratumId: b?.stratumId, reason: (error as Error).message },
-          'reporter: batch refused',
+          { spoolId: b?.spoolId, stratumId: b?.stratumId, reason: (error as Error).message },
+          'reporter: request refused',
         );
         throw error;
       }
-      const writing = write(batch);
+      if (request.refused.size > 0) {
+        batches.refused += request.refused.size;
+        metrics.batches('refused', request.refused.size);
+        for (const [seq, error] of request.refused) {
+          logger.warn(
+            { spoolId: request.spoolId, stratumId: request.stratumId, seq, reason: error.message },
+            'reporter: sub-batch refused',
+          );
+        }
+      }
+      const writing = write(request);
       inFlight.add(writing);
       try {
         return await writing;
@@ -340,6 +362,8 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
     batches: { ...batches },
     shares: { ...shares },
     credited,
+    requests,
+    scriptRuns,
     inFlight: inFlight.size,
     blocks: watcher.stats(),
   });

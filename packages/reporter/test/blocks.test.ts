@@ -11,7 +11,16 @@ import {
   readRound,
   reporterKeys,
 } from '../src/index.js';
-import { CHAIN, batch, client, nextStreamEvent, share, streamTail, testKeys } from './helpers.js';
+import {
+  CHAIN,
+  batch,
+  client,
+  nextStreamEvent,
+  send as sendBatch,
+  share,
+  streamTail,
+  testKeys,
+} from './helpers.js';
 
 let ltc: LitecoinRegtest;
 let server: RedisServer;
@@ -51,7 +60,7 @@ async function startReporter(keys: KeyBuilder, extra: Partial<ReporterOptions> =
 async function send(reporter: Reporter, shares: Parameters<typeof batch>[0]) {
   const c = client(reporter.endpoint!);
   try {
-    return await c.request('reporter.shares', batch(shares));
+    return await sendBatch(c, batch(shares));
   } finally {
     await c.close();
   }

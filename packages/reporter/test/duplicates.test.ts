@@ -19,7 +19,7 @@ import {
   readWorkers,
   reporterKeys,
 } from '../src/index.js';
-import { CHAIN, type SharesRequest, batch, client, share, testKeys } from './helpers.js';
+import { CHAIN, type TestBatch, batch, client, send, share, spoolOf, testKeys } from './helpers.js';
 
 // Issue 14, defect 2: one share must never be credited twice, whichever path brings it twice
 // (two stratum servers, a resumed session, a batch split again under new ids).
@@ -110,17 +110,17 @@ describe('cluster-wide duplicate check (issue 14)', () => {
     const clients = [rpc(r1), rpc(r2)];
     // 100 submissions; server A has 0–59, server B 40–99 (20 in both).
     const all = submissions(100);
-    const fromA: SharesRequest = batch(all.slice(0, 60), 'stratum-a');
-    const fromB: SharesRequest = batch(
+    const fromA: TestBatch = batch(all.slice(0, 60), 'stratum-a');
+    const fromB: TestBatch = batch(
       all.slice(40).map((s, i) => (i < 20 ? resent(s) : s)),
       'stratum-b',
     );
     // Both batches at once, each also delivered again (a lost ack), through both reporters.
     const replies = await Promise.all([
-      clients[0]!.request('reporter.shares', fromA),
-      clients[1]!.request('reporter.shares', fromB),
-      clients[1]!.request('reporter.shares', fromA),
-      clients[0]!.request('reporter.shares', fromB),
+      send(clients[0]!, fromA),
+      send(clients[1]!, fromB),
+      send(clients[1]!, fromA),
+      send(clients[0]!, fromB),
     ]);
     // Each batch id answers the same reply every time; together they credit 100 submissions.
     expect(replies[2]).toEqual(replies[0]);
@@ -151,9 +151,7 @@ describe('cluster-wide duplicate check (issue 14)', () => {
     const [one] = submissions(1, '3c');
     // Twelve stratum servers each spooled it (a hostile miner resuming everywhere).
     const requests = Array.from({ length: 12 }, (_, i) => batch([resent(one!)], `stratum-${i}`));
-    const replies = await Promise.all(
-      requests.map((r, i) => clients[i % clients.length]!.request('reporter.shares', r)),
-    );
+    const replies = await Promise.all(requests.map((r, i) => send(clients[i % clients.length]!, r)));
     expect(replies.map((r) => r.credited).sort()).toEqual([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
     expect(await readRound(redis, keys, CHAIN)).toEqual({ acct1: 2 });
     expect(await loggedSubmissions(keys)).toHaveLength(1);
@@ -169,7 +167,7 @@ describe('cluster-wide duplicate check (issue 14)', () => {
     const [a, b] = submissions(2, '4d');
     const sameOnOtherJob = { ...a!, shareId: 'other-job', jobId: '4e' };
     const stale = { ...resent(b!), shareId: 'stale-copy', result: 'stale' as const };
-    const reply = await c.request('reporter.shares', batch([a!, b!, resent(a!), sameOnOtherJob, stale]));
+    const reply = await send(c, batch([a!, b!, resent(a!), sameOnOtherJob, stale]));
     expect(reply.credited).toBe(3);
     expect((await readWorkers(redis, keys, CHAIN)).get('acct1.rig1')).toMatchObject({
       accepted: 3,
@@ -182,15 +180,15 @@ describe('cluster-wide duplicate check (issue 14)', () => {
     const keys = testKeys();
     const c = rpc(await startReporter(keys));
     const request = batch(submissions(10, '5f'));
-    expect(await c.request('reporter.shares', request)).toEqual({ batchId: request.batchId, credited: 10 });
-    // The batch id is forgotten (its key expired): its shares are still known.
-    await redis.del(reporterKeys(keys, CHAIN).batch(request.batchId));
-    expect(await c.request('reporter.shares', request)).toEqual({ batchId: request.batchId, credited: 0 });
+    expect(await send(c, request)).toEqual({ batchId: request.batchId, credited: 10 });
+    // The spool's acknowledgements are forgotten (their key expired): its shares are still known.
+    await redis.del(reporterKeys(keys, CHAIN).spoolAcks(spoolOf(request.stratumId)));
+    expect(await send(c, request)).toEqual({ batchId: request.batchId, credited: 0 });
     // Split again under another layout: new ids, same shares.
     const halves = [request.shares.slice(0, 5), request.shares.slice(5)];
     for (const [i, shares] of halves.entries()) {
-      const resplit = { ...request, batchId: `${request.batchId}:${i + 7}`, shares };
-      expect(await c.request('reporter.shares', resplit)).toEqual({ batchId: resplit.batchId, credited: 0 });
+      const resplit = { ...batch(shares), batchId: `${request.batchId}:${i + 7}` };
+      expect(await send(c, resplit)).toEqual({ batchId: resplit.batchId, credited: 0 });
     }
     expect(await readRound(redis, keys, CHAIN)).toEqual({ acct1: 20 });
     expect(await loggedSubmissions(keys)).toHaveLength(10);
@@ -200,7 +198,7 @@ describe('cluster-wide duplicate check (issue 14)', () => {
     const keys = testKeys();
     const c = rpc(await startReporter(keys));
     const count = 5000;
-    await c.request('reporter.shares', batch(submissions(count, '6a')));
+    await send(c, batch(submissions(count, '6a')));
     const rk = reporterKeys(keys, CHAIN);
     const seenKey = rk.shareSeen('6a');
     expect(seenKey).toBe(`${keys.prefix}seen:{${CHAIN}}:6a`);
@@ -216,8 +214,8 @@ describe('cluster-wide duplicate check (issue 14)', () => {
     expect(perShare).toBeLessThan(120);
     // The longest job id the share schema allows, with every punctuation it allows, gets its own key.
     const odd = share({ account: 'acct1', jobId: `j:._-${'z'.repeat(59)}` });
-    expect((await c.request('reporter.shares', batch([odd]))).credited).toBe(1);
-    expect((await c.request('reporter.shares', batch([{ ...odd, shareId: 'x' }]))).credited).toBe(0);
+    expect((await send(c, batch([odd]))).credited).toBe(1);
+    expect((await send(c, batch([{ ...odd, shareId: 'x' }]))).credited).toBe(0);
   });
 });
 

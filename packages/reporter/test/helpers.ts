@@ -1,7 +1,13 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { type KeyBuilder, type RpcMethods, type Share, createKeyBuilder } from '@hashwire/protocol';
+import {
+  type KeyBuilder,
+  type RpcErrorCode,
+  type RpcMethods,
+  type Share,
+  createKeyBuilder,
+} from '@hashwire/protocol';
 import type { RedisClient } from '@hashwire/registry';
-import { type RpcClient, createRpcClient } from '@hashwire/rpc';
+import { type RpcClient, RpcError, createRpcClient } from '@hashwire/rpc';
 
 /** A fresh key prefix per test: tests share one redis-server and leave each other alone. */
 export function testKeys(): KeyBuilder {
@@ -35,8 +41,53 @@ export function share(fields: Partial<Share> & Pick<Share, 'account'>): Share {
 
 export type SharesRequest = RpcMethods['reporter.shares']['req'];
 
-export function batch(shares: Share[], stratumId = 'stratum-1'): SharesRequest {
-  return { batchId: randomUUID(), stratumId, chain: CHAIN, shares };
+/** One sub-batch as a stratum server's spool numbers it: its id, seq and shares. */
+export interface TestBatch {
+  batchId: string;
+  seq: number;
+  stratumId: string;
+  chain: string;
+  shares: Share[];
+}
+
+let seqCounter = 1;
+
+/** A sub-batch with a fresh seq in the spool of `stratumId` (`spool-<stratumId>`). */
+export function batch(shares: Share[], stratumId = 'stratum-1'): TestBatch {
+  return { batchId: `${randomUUID()}:0`, seq: seqCounter++, stratumId, chain: CHAIN, shares };
+}
+
+export function spoolOf(stratumId: string): string {
+  return `spool-${stratumId}`;
+}
+
+/** The `reporter.shares` request carrying `subs` (all of one stratum server), with the spool's floor. */
+export function wire(subs: TestBatch | TestBatch[], floor = 0): SharesRequest {
+  const list = Array.isArray(subs) ? subs : [subs];
+  const first = list[0]!;
+  return {
+    stratumId: first.stratumId,
+    spoolId: spoolOf(first.stratumId),
+    chain: first.chain,
+    floor,
+    subs: list.map((b) => ({ seq: b.seq, id: b.batchId, shares: b.shares })),
+  };
+}
+
+/**
+ * Sends one sub-batch in a request of its own; resolves with what it credited (first answer
+ * for a repeat), rejects with the reporter's error when the request or the sub-batch is refused.
+ */
+export async function send(
+  c: RpcClient<RpcMethods>,
+  b: TestBatch,
+  floor = 0,
+): Promise<{ batchId: string; credited: number }> {
+  const reply = await c.request('reporter.shares', wire(b, floor));
+  const outcome = reply.subs[0]!;
+  if (outcome.status === 'refused')
+    throw new RpcError(outcome.error.code as RpcErrorCode, outcome.error.message);
+  return { batchId: b.batchId, credited: outcome.credited };
 }
 
 /** `count` shares spread over `accounts` accounts of `workersPerAccount` workers, with mixed results and dyadic difficulties (sums are exact). */

@@ -18,15 +18,18 @@ import {
 } from '../src/index.js';
 import {
   CHAIN,
-  type SharesRequest,
+  type TestBatch,
   batch,
   callsBetween,
   client,
   commandCalls,
   mixedShares,
+  send,
   share,
   snapshot,
+  spoolOf,
   testKeys,
+  wire,
 } from './helpers.js';
 
 let server: RedisServer;
@@ -94,7 +97,7 @@ describe('reporter.shares', () => {
       share({ account: 'alice', worker: 'rig2', diff: 8, ts: now, result: 'invalid' }),
     ];
     const request = batch(shares);
-    const reply = await rpc(reporter).request('reporter.shares', request);
+    const reply = await send(rpc(reporter), request);
     expect(reply).toEqual({ batchId: request.batchId, credited: 4 });
 
     expect(await readRound(redis, keys, CHAIN)).toEqual({ alice: 32, bob: 4 });
@@ -144,7 +147,15 @@ describe('reporter.shares', () => {
           version: s.version,
         })),
     );
-    expect(await redis.ttl(keys.batch(CHAIN, request.batchId))).toBeGreaterThan(86_000);
+    // The spool's acknowledgement, kept a day after its last credit: its floor and this seq.
+    const acks = reporterKeys(keys, CHAIN).spoolAcks(spoolOf('stratum-1'));
+    expect(await redis.ttl(acks)).toBeGreaterThan(86_000);
+    expect(await redis.zrange(acks, 0, -1, 'WITHSCORES')).toEqual([
+      'floor',
+      '0',
+      expect.stringMatching(new RegExp(`^${request.seq}:4:`)),
+      String(request.seq),
+    ]);
     expect(reporter.stats()).toMatchObject({ credited: 4, batches: { credited: 1 } });
   });
 
@@ -153,10 +164,10 @@ describe('reporter.shares', () => {
     const reporter = await startReporter(keys);
     const c = rpc(reporter);
     const request = batch(mixedShares(300, 5, 3));
-    const first = await c.request('reporter.shares', request);
+    const first = await send(c, request);
     const after = await snapshot(redis, keys);
     // A retry after a lost ack, even with its shares in another order, credits nothing.
-    const second = await c.request('reporter.shares', { ...request, shares: [...request.shares].reverse() });
+    const second = await send(c, { ...request, shares: [...request.shares].reverse() });
     expect(second).toEqual(first);
     expect(await snapshot(redis, keys)).toEqual(after);
     expect(reporter.stats().batches).toMatchObject({ credited: 1, duplicate: 1 });
@@ -169,7 +180,7 @@ describe('reporter.shares', () => {
     const request = batch(mixedShares(2000, 20, 4, 7));
     const accepted = request.shares.filter((s) => s.result === 'accepted');
     const replies = await Promise.all(
-      Array.from({ length: 16 }, (_, i) => clients[i % clients.length]!.request('reporter.shares', request)),
+      Array.from({ length: 16 }, (_, i) => send(clients[i % clients.length]!, request)),
     );
     for (const r of replies) expect(r).toEqual({ batchId: request.batchId, credited: accepted.length });
     const expected: Record<string, number> = {};
@@ -188,15 +199,15 @@ describe('reporter.shares', () => {
     const reporter = await startReporter(keys);
     const c = rpc(reporter);
     const sent: Share[] = [];
-    const requests: SharesRequest[] = [];
+    const requests: TestBatch[] = [];
     for (let i = 0; i < 40; i++) {
       const request = batch(mixedShares(250, 12, 5, 100 + i), `stratum-${i % 3}`);
       requests.push(request);
       sent.push(...request.shares);
     }
     // Several in flight at once, some delivered twice.
-    await Promise.all(requests.map((r) => c.request('reporter.shares', r)));
-    await Promise.all(requests.slice(0, 10).map((r) => c.request('reporter.shares', r)));
+    await Promise.all(requests.map((r) => send(c, r)));
+    await Promise.all(requests.slice(0, 10).map((r) => send(c, r)));
 
     const logged = new Map<string, { account: string; worker: string; diff: number }>();
     for await (const entry of readShareLog(redis, keys, CHAIN, { pageSize: 7 })) {
@@ -238,14 +249,14 @@ describe('reporter.shares', () => {
     }
   });
 
-  it('runs a constant handful of Redis commands per batch: far below one per share (INFO commandstats)', async () => {
+  it('runs a constant handful of Redis commands per request: far below one per share (INFO commandstats)', async () => {
     const keys = testKeys();
     const reporter = await startReporter(keys);
     const c = rpc(reporter);
     const requests = Array.from({ length: 20 }, (_, i) => batch(mixedShares(1000, 50, 4, 500 + i)));
-    await c.request('reporter.shares', batch(mixedShares(10, 2, 2))); // scripts loaded
+    await send(c, batch(mixedShares(10, 2, 2))); // scripts loaded
     const before = await commandCalls(redis);
-    for (const r of requests) await c.request('reporter.shares', r);
+    for (const r of requests) await send(c, r);
     const delta = callsBetween(before, await commandCalls(redis));
     // PING is the reporter's Redis health check, on a timer: it counts by time, not by batch.
     delta.delete('ping');
@@ -254,13 +265,15 @@ describe('reporter.shares', () => {
     const perShare = total / shares;
     expect(delta.get('evalsha')).toBe(requests.length);
     expect(delta.get('eval') ?? 0).toBe(0);
-    // 200 workers in 50 accounts per batch: each hash (round, workers, 3 hash-rate buckets, the
-    // job's seen identities) is one HMGET and one HSET; GET + SET of the batch id, one XADD, 3
-    // EXPIREAT and one EXPIRE: 20, whatever the number of shares.
+    // 200 workers in 50 accounts per request: each hash (round, workers, 3 hash-rate buckets,
+    // the hour bucket of accounts and the chain, the job's seen identities) is one HMGET and one
+    // HSET, with 4 EXPIREAT and one EXPIRE; the spool's acknowledgements are ZSCORE +
+    // ZRANGEBYSCORE to check, ZREMRANGEBYSCORE + ZADD + EXPIRE to record; one XADD and one XRANGE
+    // for the share log's age; and the EVALSHA: 27, whatever the number of shares.
     expect(
       total / requests.length,
       `commands by name: ${JSON.stringify(Object.fromEntries(delta))}`,
-    ).toBeLessThanOrEqual(20);
+    ).toBeLessThanOrEqual(27);
     expect(perShare).toBeLessThan(0.05);
   });
 });
@@ -275,15 +288,15 @@ describe('redis restart', () => {
     const reporter = await startReporter(keys, { redis: own });
     const c = rpc(reporter);
     const first = batch(mixedShares(500, 5, 2, 11));
-    const reply = await c.request('reporter.shares', first);
+    const reply = await send(c, first);
     const round = await readRound(own, keys, CHAIN);
 
     await aof.restart();
     await own.ping(); // reconnected
-    expect(await c.request('reporter.shares', first)).toEqual(reply); // the batch id survived
+    expect(await send(c, first)).toEqual(reply); // the batch id survived
     expect(await readRound(own, keys, CHAIN)).toEqual(round);
     const second = batch([share({ account: 'acct0', diff: 1 })]);
-    expect(await c.request('reporter.shares', second)).toEqual({ batchId: second.batchId, credited: 1 });
+    expect(await send(c, second)).toEqual({ batchId: second.batchId, credited: 1 });
     expect((await readRound(own, keys, CHAIN)).acct0).toBe((round.acct0 ?? 0) + 1);
   });
 });
@@ -297,8 +310,9 @@ describe('malformed batches', () => {
   };
   const cases: [string, () => unknown, number, RegExp][] = [
     ['not an object', () => [1, 2], RpcErrorCode.BadRequest, /must be an object/],
-    ['batchId not a string', () => ({ ...good(), batchId: 42 }), RpcErrorCode.BadRequest, /batchId/],
-    ['batchId with braces', () => ({ ...good(), batchId: 'a{b}' }), RpcErrorCode.BadRequest, /batchId/],
+    ['id not a string', () => ({ ...good(), batchId: 42 }), RpcErrorCode.BadRequest, /subs\[0\]\.id/],
+    ['id with braces', () => ({ ...good(), batchId: 'a{b}' }), RpcErrorCode.BadRequest, /subs\[0\]\.id/],
+    ['seq not an integer', () => ({ ...good(), seq: 1.5 }), RpcErrorCode.BadRequest, /subs\[0\]\.seq/],
     ['another chain', () => ({ ...good(), chain: 'btc' }), RpcErrorCode.BadRequest, /chain must be "ltc"/],
     [
       'shares not an array',
@@ -353,10 +367,13 @@ describe('malformed batches', () => {
     const keys = testKeys();
     const reporter = await startReporter(keys, { maxBatchShares: 100 });
     const c = rpc(reporter);
-    await c.request('reporter.shares', good()); // something to leave unchanged
+    await send(c, good()); // something to leave unchanged
     const before = await snapshot(redis, keys);
     for (const [what, make, code, message] of cases) {
-      const error = await sendError(c.request('reporter.shares', make() as SharesRequest));
+      const body = make();
+      const error = await sendError(
+        Array.isArray(body) ? c.request('reporter.shares', body as never) : send(c, body as TestBatch),
+      );
       expect(error.code, what).toBe(code);
       expect(error.message, what).toMatch(message);
     }
@@ -388,11 +405,11 @@ describe('service', () => {
       admin.disconnect();
     });
     await admin.client('PAUSE', 60_000, 'WRITE');
-    const inFlight = c.request('reporter.shares', batch(mixedShares(3000, 10, 10)));
+    const inFlight = send(c, batch(mixedShares(3000, 10, 10)));
     await c.request('svc.status', {}); // handlers run in arrival order: the batch is being written
     expect(reporter.stats().inFlight).toBe(1);
     const drained = reporter.drain();
-    const late = await sendError(c.request('reporter.shares', batch([share({ account: 'alice' })])));
+    const late = await sendError(send(c, batch([share({ account: 'alice' })])));
     expect(late.code).toBe(RpcErrorCode.Unavailable);
     expect(reporter.stats()).toMatchObject({ state: 'draining', inFlight: 1 });
     await admin.client('UNPAUSE');
@@ -418,8 +435,8 @@ describe('service', () => {
       id: 'r-statsd',
       metrics: { statsd: { host: '127.0.0.1', port: socket.address().port, tags: { env: 'test' } } },
     });
-    await rpc(reporter).request(
-      'reporter.shares',
+    await send(
+      rpc(reporter),
       batch([share({ account: 'a' }), share({ account: 'a' }), share({ account: 'a', result: 'stale' })]),
     );
     const wanted = [

@@ -36,6 +36,12 @@ export interface ShareForwarderOptions {
    * @defaultValue 86400
    */
   batchTtlS?: number;
+  /**
+   * Shares one `reporter.shares` request carries at most: the sub-batches routed to one reporter
+   * in one turn go out together up to this (a single bigger sub-batch goes alone). Keep a
+   * request well under the reporters' 4 MiB message limit. @defaultValue 5000
+   */
+  maxRequestShares?: number;
   /** The clock for batch ages and quarantine records. @defaultValue Date.now */
   now?: () => number;
   /** Spool batches read into memory and being delivered at once; the rest wait on disk. @defaultValue 4 */
@@ -72,7 +78,10 @@ export interface ForwarderStats {
   queuedBatches: number;
   inFlightBatches: number;
   inFlightSubBatches: number;
+  /** `reporter.shares` requests sent (each carries every sub-batch routed to one reporter in one turn). */
   requests: number;
+  /** Sub-batch sends those requests carried (a failed-over sub-batch counts again). */
+  subBatchesSent: number;
   failedRequests: number;
   /** Failed requests by `RpcErrorCode`. */
   errors: Record<number, number>;

@@ -7,7 +7,7 @@ import {
   type Share,
 } from '@hashwire/protocol';
 import { type ServiceInfo, type ServiceWatcher, watchServices } from '@hashwire/registry';
-import { type RpcClient, RpcError, clientCurveFor, createRpcClient } from '@hashwire/rpc';
+import { RpcError, clientCurveFor, createRpcClient } from '@hashwire/rpc';
 import {
   type BacklogEvent,
   type ForwarderEvents,
@@ -16,11 +16,10 @@ import {
   type ShareForwarderOptions,
   silentForwarderLogger,
 } from './forwarder-options.js';
+import { type ReporterClient, ReporterRequests, isMalformed } from './forwarder-requests.js';
 import { type SubBatchSplit, recordedSplit, splitBatch } from './share-routing.js';
 import type { BatchState, QuarantineReason, QuarantineRecord } from './spool-journal.js';
 import type { ShareBatch, ShareSpool } from './spool.js';
-
-type ReporterClient = RpcClient<RpcMethods>;
 
 interface Refusal {
   reporterId: string;
@@ -31,6 +30,8 @@ interface Refusal {
 
 interface SubBatch {
   id: string;
+  /** Its sequence number in the spool, given when the split is recorded (before the first send). */
+  seq?: number;
   bucket: number;
   shares: Share[];
   indices: number[];
@@ -55,11 +56,6 @@ interface InFlight {
   remaining: number;
   quarantined: string[];
   quarantinedShares: number;
-}
-
-/** A reporter says the sub-batch itself is unreadable: resending it cannot help. */
-function isMalformed(code: number): boolean {
-  return code === RpcErrorCode.BadRequest || code === RpcErrorCode.TooLarge;
 }
 
 /**
@@ -105,6 +101,8 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
     { endpoint: string; curveKey: string | undefined; client: ReporterClient }
   >();
   private readonly suspects = new Map<string, number>();
+  /** Groups the sub-batches sent to one reporter in one turn into one request. */
+  private readonly requests: ReporterRequests;
   /** Batch ids waiting on disk, oldest first (a Set keeps insertion order). */
   private readonly queue = new Set<string>();
   private readonly inFlight = new Map<string, InFlight>();
@@ -121,6 +119,7 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
   private readonly counters = {
     ringVersion: 0,
     requests: 0,
+    subBatchesSent: 0,
     failedRequests: 0,
     failovers: 0,
     exhausted: 0,
@@ -148,6 +147,18 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
     this.batchTtlMs = positive('batchTtlS', options.batchTtlS, 86_400) * 1000;
     this.now = options.now ?? Date.now;
     this.ring = new BucketRing([], options.ring);
+    this.requests = new ReporterRequests({
+      stratumId: options.stratumId,
+      chain: options.chain,
+      spool: this.spool,
+      timeoutMs: options.requestTimeoutMs ?? 5000,
+      maxShares: positive('maxRequestShares', options.maxRequestShares, 5000),
+      closed: () => this.closed,
+      onRequest: (subBatches) => {
+        this.counters.requests++;
+        this.counters.subBatchesSent += subBatches;
+      },
+    });
   }
 
   /** Watches the reporters, then sends every batch the spool holds (a previous run's included). */
@@ -308,9 +319,25 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
    * differently, and from when its age counts. False when the journal cannot be written.
    */
   private recordSplit(entry: InFlight): boolean {
-    if (entry.splitRecorded) return true;
+    if (entry.splitRecorded) {
+      if (entry.subs.every((s) => s.seq !== undefined)) return true;
+      // Split by an older version, which gave no sequence numbers: given now, once, before this version sends any.
+      try {
+        const first = this.spool.allocateSeqs(entry.subs.length);
+        const seqs = entry.subs.map((_, i) => first + i);
+        this.spool.recordSeqs(entry.batchId, seqs);
+        entry.subs.forEach((s, i) => {
+          s.seq = seqs[i]!;
+        });
+      } catch (error) {
+        this.report(error as Error);
+        return false;
+      }
+      return true;
+    }
     const firstSendAt = entry.firstSendAt ?? this.now();
     try {
+      const first = this.spool.allocateSeqs(entry.subs.length);
       this.spool.recordSplit(entry.batchId, {
         firstSendAt,
         layout: {
@@ -318,7 +345,10 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
           bucketsPerAccount: this.ring.bucketsPerAccount,
           virtualNodes: this.options.ring?.virtualNodes ?? DEFAULT_RING_VIRTUAL_NODES,
         },
-        subs: entry.subs.map((s) => ({ id: s.id, bucket: s.bucket, shares: s.indices })),
+        subs: entry.subs.map((s, i) => ({ id: s.id, bucket: s.bucket, shares: s.indices, seq: first + i })),
+      });
+      entry.subs.forEach((s, i) => {
+        s.seq = first + i;
       });
     } catch (error) {
       this.report(error as Error);
@@ -359,12 +389,6 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
   private async deliver(entry: InFlight, sub: SubBatch): Promise<void> {
     let retryDelayMs = positive('retryDelayMs', this.options.retryDelayMs, 500);
     const maxRetryDelayMs = positive('maxRetryDelayMs', this.options.maxRetryDelayMs, 10_000);
-    const body = {
-      batchId: sub.id,
-      stratumId: this.options.stratumId,
-      chain: this.options.chain,
-      shares: sub.shares,
-    };
     while (!this.closed) {
       if (this.expired(entry)) {
         const ageS = Math.round((this.now() - entry.sealedAt) / 1000);
@@ -383,18 +407,25 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
         const client = this.clientFor(reporterId);
         if (!client) continue;
         sub.attempts++;
-        this.counters.requests++;
         try {
-          const reply = await client.request('reporter.shares', body, {
-            timeoutMs: this.options.requestTimeoutMs ?? 5000,
+          const outcome = await this.requests.send(reporterId, client, {
+            seq: sub.seq!,
+            id: sub.id,
+            shares: sub.shares,
           });
           if (this.closed) return;
-          if (reply?.batchId !== sub.id) {
+          if (outcome.status === 'refused')
+            throw new RpcError(outcome.error.code as RpcErrorCode, outcome.error.message);
+          if (outcome.status === 'forgotten') {
+            // Below the floor the reporters hold for this spool, yet never acknowledged here: this
+            // spool's sequence numbers were given twice (spool.json restored or copied). Never
+            // taken as credited: refused like a malformed sub-batch, so it ends in quarantine.
             throw new RpcError(
-              RpcErrorCode.Internal,
-              `reporter acknowledged batch ${String(reply?.batchId)} for ${sub.id}`,
+              RpcErrorCode.BadRequest,
+              `the reporters count seq ${sub.seq} of spool ${this.spool.spoolId} as acknowledged (below its floor), but this server never had it acknowledged: its sequence numbers were given twice (a restored or copied spool.json?)`,
             );
           }
+          const reply = { credited: outcome.credited };
           this.suspects.delete(reporterId);
           this.counters.credited += Number(reply.credited) || 0;
           try {

@@ -7,9 +7,10 @@ export function subBatchId(batchId: string, bucket: number): string {
   return `${batchId}:${bucket}`;
 }
 
-/** One sub-batch: its id, bucket, shares and their positions in the spool batch. */
+/** One sub-batch: its id, bucket, shares and their positions in the spool batch, and its seq once recorded. */
 export interface SubBatchSplit {
   id: string;
+  seq?: number;
   bucket: number;
   shares: Share[];
   indices: number[];
@@ -56,7 +57,13 @@ export function recordedSplit(batch: Pick<ShareBatch, 'shares'>, split: SplitRec
       used.add(i);
       shares.push(share);
     }
-    subs.push({ id: sub.id, bucket: sub.bucket, shares, indices: sub.shares });
+    subs.push({
+      id: sub.id,
+      bucket: sub.bucket,
+      shares,
+      indices: sub.shares,
+      ...(sub.seq !== undefined ? { seq: sub.seq } : {}),
+    });
   }
   return used.size === batch.shares.length ? subs : null;
 }

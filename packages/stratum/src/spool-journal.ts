@@ -24,6 +24,7 @@ import type { Share } from '@hashwire/protocol';
 export type JournalRecord =
   | { sealed: number }
   | { split: SplitRecord }
+  | { seqs: number[] }
   | { acked: string; at: number; reporterId: string; credited: number }
   | { quarantined: string; at: number; file: string };
 
@@ -43,8 +44,12 @@ export interface SplitRecord {
    */
   firstSendAt: number;
   layout: RingLayoutRecord;
-  /** Sub-batches: id, bucket and the positions of their shares in the batch file. */
-  subs: { id: string; bucket: number; shares: number[] }[];
+  /**
+   * Sub-batches: id, bucket, the positions of their shares in the batch file, and their
+   * sequence number in the spool (absent in splits an older version recorded: given by a later
+   * `seqs` record, before the first send of this version).
+   */
+  subs: { id: string; bucket: number; shares: number[]; seq?: number }[];
 }
 
 /** What the journal says about a batch. */
@@ -111,7 +116,8 @@ function isSplit(value: unknown): value is SplitRecord {
         typeof s?.id === 'string' &&
         Number.isInteger(s.bucket) &&
         Array.isArray(s.shares) &&
-        s.shares.every((i) => Number.isInteger(i)),
+        s.shares.every((i) => Number.isInteger(i)) &&
+        (s.seq === undefined || Number.isSafeInteger(s.seq)),
     )
   );
 }
@@ -145,6 +151,19 @@ export function readJournal(file: string, batchFile: string): BatchState {
     } else if ('split' in record && state.split === null && isSplit(record.split)) {
       // The first split is the one: a batch is never split twice.
       state.split = record.split;
+    } else if (
+      Array.isArray(record.seqs) &&
+      state.split &&
+      state.split.subs.some((sub) => sub.seq === undefined)
+    ) {
+      // Sequence numbers for a split an older version recorded: the first such record is the one.
+      const seqs = record.seqs as unknown[];
+      if (seqs.length === state.split.subs.length && seqs.every((q) => Number.isSafeInteger(q))) {
+        state.split = {
+          ...state.split,
+          subs: state.split.subs.map((sub, i) => ({ ...sub, seq: seqs[i] as number })),
+        };
+      }
     } else if (typeof record.acked === 'string') state.acked.add(record.acked);
     else if (typeof record.quarantined === 'string') state.quarantined.add(record.quarantined);
   }

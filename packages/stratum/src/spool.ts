@@ -14,6 +14,7 @@ import {
 import { mkdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { Share } from '@hashwire/protocol';
+import { SpoolIdentity } from './spool-identity.js';
 import {
   type BatchState,
   QUARANTINE_DIR,
@@ -121,6 +122,9 @@ export class ShareSpool extends EventEmitter<{ batch: [ShareBatch]; error: [Erro
   private acked = 0;
   private quarantinedShares = 0;
   private closed = false;
+  private identity!: SpoolIdentity;
+  /** Pending batches with sequence numbers: id → their lowest. */
+  private readonly minSeqs = new Map<string, number>();
 
   private constructor(options: ShareSpoolOptions) {
     super();
@@ -135,11 +139,38 @@ export class ShareSpool extends EventEmitter<{ batch: [ShareBatch]; error: [Erro
   static async open(options: ShareSpoolOptions): Promise<ShareSpool> {
     await mkdir(options.dir, { recursive: true });
     const spool = new ShareSpool(options);
+    spool.identity = SpoolIdentity.open(options.dir);
     spool.recover();
     spool.fd = openSync(join(spool.dir, OPEN_SEGMENT), 'a');
     spool.timer = setInterval(() => spool.seal(), spool.intervalMs);
     spool.timer.unref();
     return spool;
+  }
+
+  /** The spool's identity, the same after every restart. */
+  get spoolId(): string {
+    return this.identity.spoolId;
+  }
+
+  /** `count` new sequence numbers for sub-batches: returns the first of them (consecutive). */
+  allocateSeqs(count: number): number {
+    return this.identity.allocate(count);
+  }
+
+  /**
+   * The lowest sequence number that may still be sent: every sub-batch below it was
+   * acknowledged or quarantined (its batch left the spool), so reporters may forget it.
+   */
+  floor(): number {
+    let low = this.identity.next;
+    for (const seq of this.minSeqs.values()) if (seq < low) low = seq;
+    return low;
+  }
+
+  private noteSeqs(batchId: string, seqs: readonly (number | undefined)[]): void {
+    let low = Number.POSITIVE_INFINITY;
+    for (const seq of seqs) if (seq !== undefined && seq < low) low = seq;
+    if (low !== Number.POSITIVE_INFINITY) this.minSeqs.set(batchId, low);
   }
 
   private recover(): void {
@@ -161,6 +192,17 @@ export class ShareSpool extends EventEmitter<{ batch: [ShareBatch]; error: [Erro
       }
       batches.add(match[1]!);
       this.pending.set(match[1]!, { shares: count, quarantined: 0 });
+    }
+    for (const batchId of batches) {
+      const split = readJournal(
+        journalPath(this.dir, batchId),
+        join(this.dir, `batch-${batchId}.jsonl`),
+      ).split;
+      if (split)
+        this.noteSeqs(
+          batchId,
+          split.subs.map((sub) => sub.seq),
+        );
     }
     for (const name of readdirSync(this.dir)) {
       // A journal whose batch is gone: the batch left (or was never renamed into place) just before a crash.
@@ -195,10 +237,21 @@ export class ShareSpool extends EventEmitter<{ batch: [ShareBatch]; error: [Erro
     return readJournal(journalPath(this.dir, batchId), join(this.dir, `batch-${batchId}.jsonl`));
   }
 
-  /** Records how a batch was split; call once, before its first sub-batch is sent. */
+  /** Records how a batch was split (with its sequence numbers); call once, before its first sub-batch is sent. */
   recordSplit(batchId: string, split: SplitRecord): void {
     if (!this.pending.has(batchId)) return;
     appendJournal(journalPath(this.dir, batchId), { split }, this.sync);
+    this.noteSeqs(
+      batchId,
+      split.subs.map((sub) => sub.seq),
+    );
+  }
+
+  /** Sequence numbers for a split an older version recorded without them, in its order; before the first send. */
+  recordSeqs(batchId: string, seqs: number[]): void {
+    if (!this.pending.has(batchId)) return;
+    appendJournal(journalPath(this.dir, batchId), { seqs }, this.sync);
+    this.noteSeqs(batchId, seqs);
   }
 
   /** A reporter acknowledged one sub-batch: it is never sent again, even after a restart. */
@@ -296,6 +349,7 @@ export class ShareSpool extends EventEmitter<{ batch: [ShareBatch]; error: [Erro
     const entry = this.pending.get(batchId);
     if (entry === undefined) return;
     this.pending.delete(batchId);
+    this.minSeqs.delete(batchId);
     // The batch first: a journal left by a crash here is removed at the next open, whereas a
     // batch without its journal would be sent again as if an older version had spooled it.
     unlinkSync(join(this.dir, `batch-${batchId}.jsonl`));

@@ -3,14 +3,14 @@ import { EventEmitter } from 'node:events';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BucketRing, type RpcMethods, type Share, createKeyBuilder } from '@hashwire/protocol';
+import { BucketRing, RpcErrorCode, type RpcMethods, type Share, createKeyBuilder } from '@hashwire/protocol';
 import {
   type RedisClient,
   type ServiceRegistration,
   connectRedis,
   registerService,
 } from '@hashwire/registry';
-import { type RpcServer, createRpcServer } from '@hashwire/rpc';
+import { RpcError, type RpcServer, createRpcServer } from '@hashwire/rpc';
 import { type RedisServer, startRedis } from '@hashwire/testkit';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { ForwarderEvents, ShareForwarderOptions } from '../src/forwarder-options.js';
@@ -19,7 +19,9 @@ import { splitBatch } from '../src/share-routing.js';
 import { type ShareBatch, ShareSpool } from '../src/spool.js';
 
 type SharesRequest = RpcMethods['reporter.shares']['req'];
-type SharesReply = RpcMethods['reporter.shares']['rep'];
+/** One sub-batch as a reporter sees it: its request's envelope with its id, seq and shares. */
+type SubBody = Omit<SharesRequest, 'subs'> & { batchId: string; seq: number; shares: Share[] };
+type SubReply = { batchId: string; credited: number; status?: 'credited' | 'repeat' | 'forgotten' };
 
 const HEARTBEAT_MS = 200;
 const WAIT_MS = 20_000;
@@ -85,16 +87,28 @@ async function sealBatch(
   return batch;
 }
 
-type Behaviour = (body: SharesRequest, reporter: FakeReporter) => SharesReply | Promise<SharesReply>;
+type Behaviour = (body: SubBody, reporter: FakeReporter) => SubReply | Promise<SubReply>;
 
 const answer: Behaviour = (body) => ({ batchId: body.batchId, credited: body.shares.length });
 
 /** A reporter test double: a real rpc server registered in the real registry, recording batch ids. */
-class FakeReporter extends EventEmitter<{ request: [SharesRequest] }> {
-  readonly received: SharesRequest[] = [];
+function isMalformed(error: unknown): boolean {
+  return (
+    error instanceof RpcError &&
+    (error.code === RpcErrorCode.BadRequest || error.code === RpcErrorCode.TooLarge)
+  );
+}
+
+class FakeReporter extends EventEmitter<{ request: [SubBody] }> {
+  /** Every sub-batch received, in order. */
+  readonly received: SubBody[] = [];
+  /** Every request received (each carries one or more sub-batches). */
+  readonly requests: SharesRequest[] = [];
   server!: RpcServer;
   registration!: ServiceRegistration;
   behaviour: Behaviour = answer;
+  /** Judges the request as a whole first (throws to refuse all of it). */
+  checkRequest: (request: SharesRequest) => void = () => {};
   /** Replies waiting for `release()`. */
   held: (() => void)[] = [];
 
@@ -110,10 +124,43 @@ class FakeReporter extends EventEmitter<{ request: [SharesRequest] }> {
     this.server = await createRpcServer<RpcMethods>({
       heartbeatIntervalMs: HEARTBEAT_MS,
       handlers: {
-        'reporter.shares': (body) => {
-          this.received.push(body);
-          this.emit('request', body);
-          return this.behaviour(body, this);
+        'reporter.shares': async (request) => {
+          this.requests.push(request);
+          this.checkRequest(request);
+          const { subs, ...envelope } = request;
+          const bodies = subs.map((sub) => ({
+            ...envelope,
+            batchId: sub.id,
+            seq: sub.seq,
+            shares: sub.shares,
+          }));
+          for (const body of bodies) {
+            this.received.push(body);
+            this.emit('request', body);
+          }
+          // A sub-batch's malformed refusal is its own; any other failure fails the request.
+          const results = await Promise.allSettled(bodies.map(async (body) => this.behaviour(body, this)));
+          for (const result of results) {
+            if (result.status === 'rejected' && !isMalformed(result.reason)) throw result.reason;
+          }
+          return {
+            subs: results.map((result, i) =>
+              result.status === 'fulfilled'
+                ? {
+                    seq: bodies[i]!.seq,
+                    status: result.value.status ?? ('credited' as const),
+                    credited: result.value.credited,
+                  }
+                : {
+                    seq: bodies[i]!.seq,
+                    status: 'refused' as const,
+                    error: {
+                      code: (result.reason as RpcError).code,
+                      message: (result.reason as RpcError).message,
+                    },
+                  },
+            ),
+          };
         },
       },
     });
@@ -150,7 +197,7 @@ async function startReporter(id: string, behaviour: Behaviour = answer): Promise
 /** Holds the reply until `release()`, then answers normally. */
 function holding(): Behaviour {
   return (body, reporter) =>
-    new Promise<SharesReply>((resolve) => {
+    new Promise<SubReply>((resolve) => {
       reporter.held.push(() => resolve(answer(body, reporter)));
     });
 }
@@ -276,7 +323,18 @@ describe('share forwarder', () => {
       }
     }
     expect(reporters.every((r) => r.received.length > 0)).toBe(true);
-    expect(reporters[0]!.received[0]).toMatchObject({ stratumId: 'st-1', chain: 'ltc' });
+    // One request per reporter carries all of the batch's sub-batches routed to it, numbered
+    // in the spool and with the spool's floor.
+    for (const reporter of reporters) expect(reporter.requests).toHaveLength(1);
+    expect(forwarder.stats()).toMatchObject({ requests: 2, subBatchesSent: parts.length });
+    expect(reporters[0]!.received[0]).toMatchObject({
+      stratumId: 'st-1',
+      chain: 'ltc',
+      spoolId: spool.spoolId,
+    });
+    const seqs = reporters.flatMap((r) => r.received.map((b) => b.seq)).sort((x, y) => x - y);
+    expect(new Set(seqs).size).toBe(parts.length);
+    for (const reporter of reporters) expect(reporter.requests[0]!.floor).toBeLessThanOrEqual(seqs[0]!);
     const delivered = reporters.flatMap((r) => r.received.flatMap((b) => b.shares.map((s) => s.shareId)));
     expect(delivered.sort()).toEqual(batch.shares.map((s) => s.shareId).sort());
     expect(spool.stats()).toMatchObject({ pendingBatches: 0, acked: 30 });
@@ -466,5 +524,48 @@ describe('share forwarder', () => {
     await until(forwarder, 'acked', (e) => e.batchId === after.batchId, 'a batch while rep-b drains');
     expect(b.received).toHaveLength(1);
     expect(a.ids()).toEqual(expect.arrayContaining(splitBatch(after, grown).map((p) => p.id)));
+  });
+
+  it('quarantines, never takes as credited, a sub-batch the reporters call forgotten (below the spool floor) though it was never acknowledged here', async () => {
+    const reporter = await startReporter('rep-a', (body) => ({
+      batchId: body.batchId,
+      credited: 0,
+      status: 'forgotten',
+    }));
+    const spool = await openSpool();
+    const forwarder = await startForwarder(spool);
+    await ringOf(forwarder, 1);
+    const batch = await sealBatch(spool, 1, 1);
+    const quarantined = await until(
+      forwarder,
+      'quarantined',
+      (e) => e.batchId === batch.batchId,
+      'the quarantine',
+    );
+    expect(quarantined).toMatchObject({ reason: 'refused', shares: 1, reporters: ['rep-a'] });
+    expect(quarantined.message).toMatch(/sequence numbers were given twice/);
+    await idle(forwarder);
+    expect(forwarder.stats()).toMatchObject({ credited: 0, ackedSubBatches: 0, quarantinedShares: 1 });
+    expect(reporter.received).toHaveLength(1);
+  });
+
+  it('a request refused whole as malformed (too large) is sent again one sub-batch per request: each judged on itself, all credited, none quarantined', async () => {
+    const reporter = await startReporter('rep-a');
+    reporter.checkRequest = (request) => {
+      if (request.subs.length > 1) throw new RpcError(RpcErrorCode.TooLarge, 'message too large');
+    };
+    const spool = await openSpool();
+    const forwarder = await startForwarder(spool);
+    await ringOf(forwarder, 1);
+    const batch = await sealBatch(spool, 6, 5);
+    const parts = splitBatch(batch, forwarder.currentRing());
+    expect(parts.length).toBeGreaterThan(1);
+    await until(forwarder, 'acked', (e) => e.batchId === batch.batchId, 'the batch ack');
+    expect(reporter.requests.map((r) => r.subs.length)).toEqual([parts.length, ...parts.map(() => 1)]);
+    expect(forwarder.stats()).toMatchObject({
+      credited: batch.shares.length,
+      quarantinedSubBatches: 0,
+      malformedRefusals: 0,
+    });
   });
 });

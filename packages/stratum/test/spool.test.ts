@@ -142,7 +142,71 @@ describe('share spool', () => {
     expect(reopened.loadBatch(batch.batchId)).toEqual(batch);
     expect(reopened.quarantineStats()).toEqual({ subBatches: 1, shares: 1, dir: join(dir, 'quarantine') });
     reopened.ack(batch.batchId);
-    expect(readdirSync(dir).sort()).toEqual(['open.jsonl', 'quarantine']);
+    expect(readdirSync(dir).sort()).toEqual(['open.jsonl', 'quarantine', 'spool.json']);
+    reopened.close();
+  });
+
+  it('keeps its identity and never gives a sequence number twice across restarts; its floor is the lowest seq still pending', async () => {
+    const spool = await ShareSpool.open({ dir, batchIntervalMs: 60_000 });
+    const id = spool.spoolId;
+    expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    await Promise.all([0, 1, 2].map((n) => spool.append(share(n))));
+    const a = spool.seal()!;
+    await Promise.all([3, 4].map((n) => spool.append(share(n))));
+    const b = spool.seal()!;
+    const first = spool.allocateSeqs(2);
+    const layout = { buckets: 100, bucketsPerAccount: 3, virtualNodes: 1024 };
+    spool.recordSplit(a.batchId, {
+      firstSendAt: 1,
+      layout,
+      subs: [
+        { id: `${a.batchId}:1`, bucket: 1, shares: [0, 2], seq: first },
+        { id: `${a.batchId}:2`, bucket: 2, shares: [1], seq: first + 1 },
+      ],
+    });
+    const second = spool.allocateSeqs(1);
+    expect(second).toBe(first + 2);
+    spool.recordSplit(b.batchId, {
+      firstSendAt: 1,
+      layout,
+      subs: [{ id: `${b.batchId}:1`, bucket: 1, shares: [0, 1], seq: second }],
+    });
+    expect(spool.floor()).toBe(first);
+    spool.ack(a.batchId);
+    expect(spool.floor()).toBe(second); // a left: everything below b's seq was acknowledged
+    // Killed (no close): the next process is the same spool and continues above every seq given.
+    const reopened = await ShareSpool.open({ dir, batchIntervalMs: 60_000 });
+    expect(reopened.spoolId).toBe(id);
+    expect(reopened.floor()).toBe(second); // b is still pending, with its recorded seq
+    expect(reopened.batchState(b.batchId)!.split!.subs[0]!.seq).toBe(second);
+    const next = reopened.allocateSeqs(1);
+    expect(next).toBeGreaterThan(second);
+    reopened.ack(b.batchId);
+    expect(reopened.floor()).toBe(next + 1);
+    reopened.close();
+    spool.close();
+  });
+
+  it('gives sequence numbers to a split an older version recorded without them, once', async () => {
+    const spool = await ShareSpool.open({ dir, batchIntervalMs: 60_000 });
+    await Promise.all([0, 1].map((n) => spool.append(share(n))));
+    const batch = spool.seal()!;
+    const subs = [
+      { id: `${batch.batchId}:1`, bucket: 1, shares: [0] },
+      { id: `${batch.batchId}:2`, bucket: 2, shares: [1] },
+    ];
+    spool.recordSplit(batch.batchId, {
+      firstSendAt: 1,
+      layout: { buckets: 100, bucketsPerAccount: 3, virtualNodes: 1024 },
+      subs,
+    });
+    expect(spool.batchState(batch.batchId)!.split!.subs.map((s) => s.seq)).toEqual([undefined, undefined]);
+    spool.recordSeqs(batch.batchId, [7, 8]);
+    spool.recordSeqs(batch.batchId, [70, 80]); // never taken: the first stands
+    spool.close();
+    const reopened = await ShareSpool.open({ dir, batchIntervalMs: 60_000 });
+    expect(reopened.batchState(batch.batchId)!.split!.subs.map((s) => s.seq)).toEqual([7, 8]);
+    expect(reopened.floor()).toBe(7);
     reopened.close();
   });
 
@@ -150,5 +214,12 @@ describe('share spool', () => {
     const spool = await ShareSpool.open({ dir });
     spool.close();
     await expect(spool.append(share(1))).rejects.toThrow('share spool is closed');
+  });
+
+  it('refuses to open on a damaged identity file, naming it', async () => {
+    writeFileSync(join(dir, 'spool.json'), '{"spoolId":"a b"}\n');
+    await expect(ShareSpool.open({ dir })).rejects.toThrow(
+      `${join(dir, 'spool.json')}: not a spool identity`,
+    );
   });
 });
