@@ -31,6 +31,11 @@ const commands: Record<string, { summary: string; run: (argv: string[]) => Promi
     summary: 'render haproxy.cfg (with the live stratum servers) or circus.ini from the pool config',
     run: async (argv) => (await import('./render.js')).renderCommand(argv),
   },
+  'follow-haproxy': {
+    summary:
+      "keep HAProxy's stratum backend of each chain equal to the live stratum servers (runtime API), as its own process",
+    run: async (argv) => (await import('./follow-haproxy.js')).followHaproxyCommand(argv),
+  },
   up: {
     summary:
       'run the pool of the config locally: HAProxy and every service, supervised; Ctrl-C stops in order',
