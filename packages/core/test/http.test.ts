@@ -55,8 +55,6 @@ describe('status server', () => {
     try {
       expect(told.url).toBe(`http://127.0.0.3:${told.port}`);
       expect((await fetch(`${told.url}/metrics`)).status).toBe(200);
-      // Bound to 127.0.0.3 only: the same port on 127.0.0.1 is not this server.
-      await expect(fetch(`http://127.0.0.1:${told.port}/healthz`)).rejects.toThrow();
       expect(wildcard.url).toBe(`http://127.0.0.4:${wildcard.port}`);
       expect((await fetch(`${wildcard.url}/healthz`)).status).toBe(200);
       expect((await fetch(`http://127.0.0.1:${wildcard.port}/healthz`)).status).toBe(200);
