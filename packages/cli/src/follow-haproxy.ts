@@ -1,8 +1,8 @@
 import { parseArgs } from 'node:util';
-import { HaproxyRuntime, type StratumFollower, followStratumServers } from '@hashwire/confgen';
-import type { PoolConfig } from '@hashwire/core';
+import { HaproxyRuntime } from '@hashwire/confgen';
 import { PoolUsageError, poolArgOptions, withPool } from './config-cmd.js';
-import { haproxyBackends, haproxyRenderInput, poolRedis, redisLabel } from './pool.js';
+import { startHaproxyFollowers } from './haproxy-followers.js';
+import { poolRedis, redisLabel } from './pool.js';
 import { type Registry, RegistryUnreachableError, openRegistry } from './status.js';
 
 export const followHaproxyUsage = `usage: hashwire follow-haproxy [--config FILE] [--set PATH=VALUE ...] [--chain ID] [--socket PATH]
@@ -19,67 +19,6 @@ an unreachable Redis at start exits 1.
   --set PATH=VALUE  override one key (repeatable)
   --chain ID        follow this chain's backend only (default: every chain's)
   --socket PATH     HAProxy's runtime socket (default haproxy.statsSocket of the config)`;
-
-export interface HaproxyFollowerProcess {
-  readonly followers: readonly { chain: string; backend: string; follower: StratumFollower }[];
-  close(): Promise<void>;
-}
-
-/**
- * One follower per chain (or the one chain asked for), all on one registry connection and one
- * HAProxy socket; lines are written as they happen, a repeated failure only when it changes.
- */
-export function startHaproxyFollowers(options: {
-  pool: PoolConfig;
-  registry: Registry;
-  socketPath: string;
-  chain?: string;
-  write: (line: string) => void;
-}): HaproxyFollowerProcess {
-  const { pool, registry, write } = options;
-  const check = haproxyRenderInput(pool, []).backend?.check ?? {};
-  const runtime = new HaproxyRuntime({ socketPath: options.socketPath });
-  const routes = haproxyBackends(pool).filter(
-    (r) => options.chain === undefined || r.chain === options.chain,
-  );
-  const followers = routes.map(({ chain, backend }) => {
-    let lastWarning = '';
-    const follower = followStratumServers({
-      redis: registry.redis,
-      keys: registry.keys,
-      runtime,
-      backend,
-      chain,
-      check,
-      logger: {
-        info: (fields) => {
-          const command = (fields as { command?: string }).command ?? '';
-          if (command.startsWith('enable ')) return;
-          write(`${backend}: ${command}`);
-          lastWarning = '';
-        },
-        warn: (fields, message) => {
-          const line = `${message}: ${(fields as { err?: Error }).err?.message ?? ''}`;
-          // HAProxy or Redis away fails every pass: said once, and again when the cause changes.
-          if (line === lastWarning) return;
-          lastWarning = line;
-          write(`${backend}: ${line} (retried every second)`);
-        },
-      },
-    });
-    follower.synced.then(
-      () => write(`${backend}: follows the stratum servers of chain ${chain} (in step with the registry)`),
-      () => {},
-    );
-    return { chain, backend, follower };
-  });
-  return {
-    followers,
-    async close() {
-      await Promise.all(followers.map((f) => f.follower.close()));
-    },
-  };
-}
 
 /** `hashwire follow-haproxy`: runs until SIGINT/SIGTERM. */
 export async function followHaproxyCommand(argv: string[]): Promise<number> {
@@ -134,10 +73,19 @@ export async function followHaproxyCommand(argv: string[]): Promise<number> {
       const running = startHaproxyFollowers({
         pool,
         registry,
-        socketPath,
+        runtime: new HaproxyRuntime({ socketPath }),
         ...(values.chain !== undefined && { chain: values.chain }),
         write,
       });
+      running.synced.then(
+        () => {
+          for (const { chain, backend } of running.followers)
+            write(
+              `backend ${backend} follows the stratum servers of chain ${chain} (in step with the registry)`,
+            );
+        },
+        () => {},
+      );
       if (!stop.signal.aborted) {
         await new Promise((resolve) => stop.signal.addEventListener('abort', resolve, { once: true }));
       }
