@@ -12,7 +12,7 @@ import { circusDeployInput, stopTimeoutsS, systemdRenderInput } from './deploy-r
 import { haproxyRenderInput, poolRedis, redisLabel } from './pool.js';
 import { openRegistry } from './status.js';
 
-export const renderUsage = `usage: hashwire render haproxy|circus|systemd|blocknotify [--config FILE] [--set PATH=VALUE ...] [--out FILE] [--offline]
+export const renderUsage = `usage: hashwire render haproxy|circus|systemd|blocknotify [--config FILE] [--set PATH=VALUE ...] [--out FILE] [--offline] [--out-dir DIR] [--user USER]
 
   haproxy      haproxy.cfg from the config and the stratum servers live in the registry now;
                when Redis cannot be reached it says so, renders with no servers and exits 1
@@ -27,10 +27,10 @@ export const renderUsage = `usage: hashwire render haproxy|circus|systemd|blockn
                redis-cli publishes the block hash on the chain's channel, which every jobmanager
                of the chain with blocknotify = true listens on
 
-  --out FILE   write there (replaced in one step) instead of printing
-  --offline    haproxy: do not read the registry; no servers (HAProxy's follower adds them), exit 0
+  --out FILE     write there (replaced in one step) instead of printing
+  --offline      haproxy: do not read the registry; no servers (HAProxy's follower adds them), exit 0
   --out-dir DIR  systemd: the folder the unit files are written to
-  --user USER  systemd: run the services as USER (default root)`;
+  --user USER    systemd: run the services as USER (default root)`;
 
 /** The CLI entry as Circus should run it: the built one beside this package. */
 const CLI_BIN = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
