@@ -1,6 +1,12 @@
-import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { HaproxyRuntime } from '@hashwire/confgen';
+import { loadPoolConfig } from '@hashwire/core';
 import { getService } from '@hashwire/registry';
-import { waitFor } from '@hashwire/testkit';
+import { getFreePort, startHaproxy, waitFor } from '@hashwire/testkit';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { backendServers, isHealthy } from './haproxy-front.js';
 import { type Pool, startPool } from './pool-harness.js';
@@ -22,6 +28,70 @@ const HOSTS: Record<string, string> = {
   'jm-2': '127.0.0.5',
 };
 const PICKUP_LIMIT_MS = 30_000;
+const CLI_BIN = fileURLToPath(new URL('../packages/cli/dist/bin.js', import.meta.url));
+
+/**
+ * A second public machine: HAProxy rendered from a pool config and `hashwire follow-haproxy`
+ * run as its own process on that config, following the pool's registry.
+ */
+async function secondFront(pool: Pool) {
+  const dir = mkdtempSync(join(tmpdir(), 'hw-hosts-front-'));
+  const file = join(dir, 'pool.toml');
+  writeFileSync(
+    file,
+    [
+      '[redis]',
+      `url = "${pool.redisServer.url}"`,
+      `keyPrefix = "${pool.prefix}"`,
+      '[[chains]]',
+      'coin = "litecoin"',
+      'network = "regtest"',
+      'daemons = [{ url = "http://rpc:pw@127.0.0.1:19443/" }]',
+      `payouts = [{ address = "${pool.account}" }]`,
+      '[haproxy]',
+      `bind = "127.0.0.1:${await getFreePort()}"`,
+      `statsSocket = "${join(dir, 'haproxy.sock')}"`,
+      'checkIntervalMs = 250',
+      'rise = 1',
+      '',
+    ].join('\n'),
+  );
+  const config = loadPoolConfig({ file, env: {}, sets: [] });
+  // As an operator does: the file rendered with no servers, the follower brings them.
+  const cfg = join(dir, 'haproxy.cfg');
+  execFileSync(
+    process.execPath,
+    [CLI_BIN, 'render', 'haproxy', '--config', file, '--offline', '--out', cfg],
+    {
+      stdio: 'ignore',
+    },
+  );
+  const haproxy = await startHaproxy(readFileSync(cfg, 'utf8'));
+  let output = '';
+  const follower: ChildProcess = spawn(process.execPath, [CLI_BIN, 'follow-haproxy', '--config', file], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  follower.stdout?.on('data', (chunk: Buffer) => {
+    output += chunk.toString('utf8');
+  });
+  follower.stderr?.on('data', (chunk: Buffer) => {
+    output += chunk.toString('utf8');
+  });
+  const exited = new Promise<number | null>((resolve) => follower.once('exit', (code) => resolve(code)));
+  return {
+    runtime: new HaproxyRuntime({ socketPath: config.haproxy.statsSocket }),
+    backend: config.haproxy.backend,
+    output: () => output,
+    /** SIGTERM to the follower: its exit code. */
+    async stop(): Promise<number | null> {
+      if (follower.exitCode === null) follower.kill('SIGTERM');
+      const code = await exited;
+      await haproxy.stop();
+      rmSync(dir, { recursive: true, force: true });
+      return code;
+    },
+  };
+}
 
 /** Polls fast (every 10 ms) so the figure measures the pool, not the poll. */
 async function timeUntil(startedAt: number, what: string, check: () => Promise<boolean>): Promise<number> {
@@ -66,6 +136,18 @@ describe('several hosts', () => {
       await pool.close();
     });
     await pool.startServices({ jobmanager: ['jm-1'], reporter: ['rep-1'], stratum: ['st-1'] });
+    const front2 = await secondFront(pool);
+    let front2Stopped = false;
+    onTestFinished(async () => {
+      if (!front2Stopped) await front2.stop();
+    });
+    await waitFor(
+      async () => (await front2.runtime.serversState(front2.backend)).some((s) => s.name === 'st-1'),
+      {
+        timeoutMs: 30_000,
+        what: `st-1 in the second HAProxy (follow-haproxy process); its output:\n${front2.output()}`,
+      },
+    );
 
     // Everything each service registered is on its own address, and it is bound there only.
     const jm = await getService(pool.redis, pool.keys, 'jobmanager', 'jm-1');
@@ -115,6 +197,9 @@ describe('several hosts', () => {
     const inHaproxy = await timeUntil(stratumAt, 'st-2 in HAProxy', async () =>
       (await backendServers(pool.front)).some((s) => s.name === 'st-2'),
     );
+    const inHaproxy2 = await timeUntil(stratumAt, 'st-2 in the second HAProxy', async () =>
+      (await front2.runtime.serversState(front2.backend)).some((s) => s.name === 'st-2'),
+    );
     const upInHaproxy = await timeUntil(stratumAt, 'st-2 UP in HAProxy', async () => {
       const server = (await backendServers(pool.front)).find((s) => s.name === 'st-2');
       return !!server && isHealthy(server);
@@ -145,11 +230,13 @@ describe('several hosts', () => {
       [
         'several hosts: pick-up of a service started on a new address (127.0.0.5), from its registration (issue target 1000 ms):',
         `  stratum st-2 added to HAProxy by the follower: ${inHaproxy} ms (UP after HAProxy's health and agent checks: ${upInHaproxy} ms)`,
+        `  stratum st-2 added to a second HAProxy by a \`hashwire follow-haproxy\` process: ${inHaproxy2} ms`,
         `  reporter rep-2 in both stratum servers' rings: ${reporterUsed} ms`,
         `  jobmanager jm-2 subscribed by both stratum servers: ${jobmanagerUsed} ms`,
       ].join('\n'),
     );
-    for (const ms of [inHaproxy, reporterUsed, jobmanagerUsed]) expect(ms).toBeLessThan(PICKUP_LIMIT_MS);
+    for (const ms of [inHaproxy, inHaproxy2, reporterUsed, jobmanagerUsed])
+      expect(ms).toBeLessThan(PICKUP_LIMIT_MS);
 
     // Mining goes on across all of them.
     const accepted = group.miners.stats().total.accepted;
@@ -157,5 +244,7 @@ describe('several hosts', () => {
       timeoutMs: 30_000,
       what: 'more shares accepted after the new services joined',
     });
+    front2Stopped = true;
+    expect(await front2.stop()).toBe(0);
   }, 240_000);
 });
