@@ -1,3 +1,5 @@
+import { renameSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadPoolConfig } from '@hashwire/core';
 import { type KeyBuilder, SERVICE_KINDS, createKeyBuilder } from '@hashwire/protocol';
@@ -10,18 +12,22 @@ import {
 } from '@hashwire/registry';
 import { poolRedis, redisLabel } from './pool.js';
 
-export const statusUsage = `usage: hashwire status [--config FILE | --redis URL --prefix P] [--json]
+export const statusUsage = `usage: hashwire status [--config FILE | --redis URL --prefix P] [--json | --prometheus-sd FILE]
 
 A table of the live services in the registry (kind, id, chain, endpoints, state, load, version,
-uptime, pid), sorted by kind. For each stratum server, QUARANTINE is what its /stats says its
-spool holds in quarantine (share sub-batches reporters refused as malformed, or too old to
-resend): 0, "N (S shares)", or ? when /stats did not answer; see docs/operations.md. Exit 1
-when Redis cannot be reached.
+uptime, pid), sorted by kind. LOAD is what each service measured at its last registry refresh:
+sessions and connections (stratum), batches and shares per second (reporter), subscribed
+stratum servers and jobs per minute (jobmanager), rates over the last minute. For each stratum
+server, QUARANTINE is what its /stats says its spool holds in quarantine (share sub-batches
+reporters refused as malformed, or too old to resend): 0, "N (S shares)", or ? when /stats did
+not answer; see docs/operations.md. Exit 1 when Redis cannot be reached.
 
-  --config FILE  the pool config: its redis.url and redis.keyPrefix
-  --redis URL    Redis to read (default redis://127.0.0.1:6379)
-  --prefix P     key prefix (default hw:)
-  --json         the same services as a JSON array`;
+  --config FILE         the pool config: its redis.url and redis.keyPrefix
+  --redis URL           Redis to read (default redis://127.0.0.1:6379)
+  --prefix P            key prefix (default hw:)
+  --json                the same services as a JSON array
+  --prometheus-sd FILE  write a Prometheus file_sd target list (each service's /metrics address,
+                        labels service, chain, id) to FILE, atomically; - for standard output`;
 
 /** A bad command line for status or drain (one line, exit code 2). */
 export class RegistryUsageError extends Error {
@@ -204,6 +210,56 @@ const COLUMNS = [
   'QUARANTINE',
 ] as const;
 
+/** How each published load figure reads in the LOAD column. */
+const LOAD_UNITS: Record<string, string> = {
+  sessions: 'sessions',
+  connections: 'conns',
+  batchesPerS: 'batches/s',
+  sharesPerS: 'shares/s',
+  subscribers: 'subscribers',
+  jobsPerMin: 'jobs/min',
+};
+
+/** `120 sessions, 131 conns`; a service that publishes no figures (an older version): its `load`. */
+export function formatLoad(info: Pick<ServiceInfo, 'load' | 'loadFigures'>): string {
+  const figures = Object.entries(info.loadFigures ?? {});
+  if (figures.length === 0) return String(info.load);
+  return figures.map(([name, value]) => `${value} ${LOAD_UNITS[name] ?? name}`).join(', ');
+}
+
+/** One Prometheus file_sd target group. */
+export interface PrometheusTarget {
+  targets: string[];
+  labels: { service: string; chain: string; id: string };
+}
+
+/**
+ * A Prometheus file_sd list of every live service with an HTTP endpoint (`/metrics` is there):
+ * one group per service, labelled like the services label their own series (`service` = kind,
+ * `chain`, `id`), so `up` carries them too.
+ */
+export function prometheusTargets(rows: readonly ServiceInfo[]): PrometheusTarget[] {
+  const targets: PrometheusTarget[] = [];
+  for (const row of rows) {
+    let address: string;
+    try {
+      address = new URL(row.http).host;
+    } catch {
+      continue; // no HTTP endpoint published: nothing to scrape
+    }
+    if (address === '') continue;
+    targets.push({ targets: [address], labels: { service: row.kind, chain: row.chain, id: row.id } });
+  }
+  return targets;
+}
+
+/** Writes `text` to `file` through a temporary file and a rename: Prometheus never reads half a list. */
+function writeAtomically(file: string, text: string): void {
+  const temporary = join(dirname(file), `.${basename(file)}.${process.pid}.tmp`);
+  writeFileSync(temporary, text);
+  renameSync(temporary, file);
+}
+
 /** An aligned text table, one row per service; a single line when there is none. */
 export function formatServiceTable(rows: readonly StatusRow[]): string {
   if (rows.length === 0) return 'no live services in the registry';
@@ -215,7 +271,7 @@ export function formatServiceTable(rows: readonly StatusRow[]): string {
       .map(([name, url]) => `${name}=${url}${name === 'rpc' && r.curveKey ? ' (curve)' : ''}`)
       .join(' ') || '-',
     r.state,
-    String(r.load),
+    formatLoad(r),
     r.version || '-',
     formatUptime(r.uptimeMs),
     String(r.pid),
@@ -236,8 +292,20 @@ export function formatServiceTable(rows: readonly StatusRow[]): string {
 export async function statusCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: { ...registryArgs, json: { type: 'boolean' }, help: { type: 'boolean' } },
+    options: {
+      ...registryArgs,
+      json: { type: 'boolean' },
+      'prometheus-sd': { type: 'string' },
+      help: { type: 'boolean' },
+    },
   });
+  const sdFile = values['prometheus-sd'];
+  if (sdFile !== undefined && (sdFile === '' || values.json)) {
+    process.stderr.write(
+      `hashwire status: ${sdFile === '' ? '--prometheus-sd needs a file (or - for standard output)' : 'give --json or --prometheus-sd, not both'}\n`,
+    );
+    return 2;
+  }
   if (values.help) {
     process.stdout.write(`${statusUsage}\n`);
     return 0;
@@ -253,6 +321,19 @@ export async function statusCommand(argv: string[]): Promise<number> {
     return 1;
   }
   try {
+    if (sdFile !== undefined) {
+      const text = `${JSON.stringify(prometheusTargets(await readServices(registry)), null, 2)}\n`;
+      if (sdFile === '-') process.stdout.write(text);
+      else {
+        try {
+          writeAtomically(sdFile, text);
+        } catch (error) {
+          process.stderr.write(`hashwire status: cannot write ${sdFile}: ${(error as Error).message}\n`);
+          return 1;
+        }
+      }
+      return 0;
+    }
     const rows = await readQuarantines(await readServices(registry));
     process.stdout.write(
       values.json ? `${JSON.stringify(rows, null, 2)}\n` : `${formatServiceTable(rows)}\n`,

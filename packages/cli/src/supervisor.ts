@@ -1,12 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { type WriteStream, createWriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { RotatingLog } from './rotating-log.js';
 
 /**
  * Runs a pool's processes locally, the way `hashwire up` and the demo do: each child in its own
  * process group (a terminal's Ctrl-C reaches only us, and we stop them in order), stdout and
- * stderr appended to `<logDir>/<name>.log`, started once it says it is ready, restarted when it
+ * stderr appended to `<logDir>/<name>.log` (rotated by size: `.1` … `.<logKeep>`), started once it says it is ready, restarted when it
  * exits on its own (at once after a clean exit, e.g. a `hashwire drain`; with a doubling backoff
  * after a crash), and stopped with SIGTERM then SIGKILL after its deadline.
  */
@@ -41,6 +41,10 @@ export interface ProcessSpec {
 
 export interface SupervisorOptions {
   logDir: string;
+  /** A child's log file is rotated once it holds this many bytes (at a line end). @defaultValue 50 MiB */
+  logMaxBytes?: number;
+  /** Rotated log files kept per child (`name.log.1` newest). @defaultValue 5 */
+  logKeep?: number;
   /** Receives one line per lifecycle event. */
   write: (line: string) => void;
   /** First delay before restarting a crashed process; doubles per crash in a row. @defaultValue 500 */
@@ -113,11 +117,13 @@ interface Run {
   exit?: ProcessExit;
   ready: Record<string, unknown>;
   startedAt: number;
+  /** Resolves when its stdout and stderr are closed: everything it wrote is in the log. */
+  outputDone: Promise<void>;
 }
 
 /** Spawns one process and resolves once it is ready; a ProcessStartError with its log tail if it exits or hangs first. */
-async function launch(spec: ProcessSpec, logFile: string): Promise<Run> {
-  const log: WriteStream = createWriteStream(logFile, { flags: 'a' });
+async function launch(spec: ProcessSpec, log: RotatingLog): Promise<Run> {
+  const logFile = log.file;
   const child = spawn(spec.command, [...spec.args], {
     env: spec.env ?? process.env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -125,7 +131,16 @@ async function launch(spec: ProcessSpec, logFile: string): Promise<Run> {
   });
   installExitHook();
   children.add(child);
-  const run: Run = { child, exited: undefined as unknown as Promise<ProcessExit>, ready: {}, startedAt: 0 };
+  let outputClosed = () => {};
+  const run: Run = {
+    child,
+    exited: undefined as unknown as Promise<ProcessExit>,
+    ready: {},
+    startedAt: 0,
+    outputDone: new Promise<void>((resolve) => {
+      outputClosed = resolve;
+    }),
+  };
   run.exited = new Promise<ProcessExit>((resolve) => {
     child.once('exit', (code, signal) => {
       run.exit = { code, signal };
@@ -135,7 +150,7 @@ async function launch(spec: ProcessSpec, logFile: string): Promise<Run> {
   });
   let closed = 0;
   const closeLog = () => {
-    if (++closed === 2) log.end();
+    if (++closed === 2) outputClosed();
   };
   let onReady: ((ready: Record<string, unknown>) => void) | undefined;
   let partial = '';
@@ -197,7 +212,6 @@ async function launch(spec: ProcessSpec, logFile: string): Promise<Run> {
   }
   if (outcome.is === 'error') {
     children.delete(child);
-    log.end();
     throw new ProcessStartError(`${spec.name} could not be started: ${outcome.error.message}`);
   }
   if (!run.exit) {
@@ -228,8 +242,20 @@ export class Supervisor {
   async start(spec: ProcessSpec): Promise<Supervised> {
     const { write } = this.#options;
     const logFile = join(this.#options.logDir, `${spec.name}.log`);
+    // One writer per name across restarts: the size it tracks is the file's.
+    const log = new RotatingLog({
+      file: logFile,
+      ...(this.#options.logMaxBytes !== undefined ? { maxBytes: this.#options.logMaxBytes } : {}),
+      ...(this.#options.logKeep !== undefined ? { keep: this.#options.logKeep } : {}),
+    });
     const since = performance.now();
-    let run = await launch(spec, logFile);
+    let run: Run;
+    try {
+      run = await launch(spec, log);
+    } catch (error) {
+      log.close();
+      throw error;
+    }
     write(`${spec.name} started (pid ${run.child.pid}), ready in ${secondsSince(since)}`);
     const pids: number[] = [run.child.pid as number];
     let restarts = 0;
@@ -271,7 +297,7 @@ export class Supervisor {
       if (!wanted || this.#stopping) return;
       const since = performance.now();
       try {
-        const next = await launch(spec, logFile);
+        const next = await launch(spec, log);
         restarts++;
         pids.push(next.child.pid as number);
         run = next;
@@ -321,7 +347,10 @@ export class Supervisor {
         clearTimeout(restartTimer);
         // A restart under way finishes first, and stops what it started.
         await launching;
-        return stopRun(run, deadlineMs ?? spec.stopDeadlineMs ?? 10_000, spec.stopSignal);
+        const exit = await stopRun(run, deadlineMs ?? spec.stopDeadlineMs ?? 10_000, spec.stopSignal);
+        // Closed once its last output is written (a grandchild may hold the pipes a while).
+        void run.outputDone.then(() => log.close());
+        return exit;
       },
     };
     this.#processes.push(supervised);

@@ -128,7 +128,12 @@ export async function startPool(options: StartPoolOptions): Promise<RunningPool>
     'hashwire-up',
   );
   await mkdir(options.logDir, { recursive: true });
-  const supervisor = new Supervisor({ logDir: options.logDir, write });
+  const supervisor = new Supervisor({
+    logDir: options.logDir,
+    logMaxBytes: pool.circus.logMaxMB * 1024 * 1024,
+    logKeep: pool.circus.logKeep,
+    write,
+  });
   let haproxy: RunningPool['haproxy'];
   let followers: HaproxyFollowers | undefined;
   const started: Supervised[] = [];

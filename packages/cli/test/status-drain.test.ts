@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '@hashwire/cli';
@@ -219,6 +219,71 @@ describe('hashwire status', () => {
       await http.close();
       await forwarder.close();
       spool.close();
+      redis.disconnect();
+    }
+  });
+
+  it('--prometheus-sd writes a file_sd list of the services with a /metrics address, replacing the file whole', async () => {
+    const { keys, flags } = scope();
+    const redis = connectRedis(redisServer.url);
+    const dir = mkdtempSync(join(tmpdir(), 'hw-sd-'));
+    dirs.push(dir);
+    const file = join(dir, 'targets.json');
+    const registrations: ServiceRegistration[] = [];
+    try {
+      const register = async (
+        kind: string,
+        id: string,
+        http: string,
+        measureLoad?: () => Record<string, number>,
+      ) =>
+        registrations.push(
+          await registerService({
+            redis,
+            keys,
+            kind,
+            id,
+            chain: 'ltc',
+            http,
+            ...(measureLoad ? { measureLoad } : {}),
+          }),
+        );
+      await register('reporter', 'rep-1', 'http://10.0.0.7:29003', () => ({
+        batchesPerS: 2.5,
+        sharesPerS: 1250,
+      }));
+      await register('stratum', 'st-1', 'http://10.0.0.5:29001', () => ({ sessions: 40, connections: 41 }));
+      // Registered without an HTTP endpoint: nothing to scrape.
+      await register('jobmanager', 'jm-1', '');
+      writeFileSync(file, 'an old list');
+
+      expect(await main(['status', ...flags, '--prometheus-sd', file])).toBe(0);
+      expect(output.out).toBe('');
+      expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual([
+        { targets: ['10.0.0.5:29001'], labels: { service: 'stratum', chain: 'ltc', id: 'st-1' } },
+        { targets: ['10.0.0.7:29003'], labels: { service: 'reporter', chain: 'ltc', id: 'rep-1' } },
+      ]);
+      expect(readdirSync(dir)).toEqual(['targets.json']);
+
+      expect(await main(['status', ...flags, '--prometheus-sd', '-'])).toBe(0);
+      expect(JSON.parse(output.out)).toHaveLength(2);
+
+      // The LOAD column: each kind's figures with their units.
+      output.out = '';
+      expect(await main(['status', ...flags])).toBe(0);
+      const rows = output.out.split('\n');
+      expect(rows.find((r) => r.startsWith('stratum '))).toMatch(/ up +40 sessions, 41 conns +0\.0\.0 /);
+      expect(rows.find((r) => r.startsWith('reporter '))).toMatch(
+        / up +2\.5 batches\/s, 1250 shares\/s +0\.0\.0 /,
+      );
+
+      output.err = '';
+      expect(await main(['status', ...flags, '--prometheus-sd', join(dir, 'missing', 'x.json')])).toBe(1);
+      expect(output.err).toMatch(/^hashwire status: cannot write .*missing\/x\.json: ENOENT/);
+      expect(await main(['status', ...flags, '--json', '--prometheus-sd', file])).toBe(2);
+      expect(output.err).toMatch(/give --json or --prometheus-sd, not both/);
+    } finally {
+      await Promise.all(registrations.map((r) => r.close()));
       redis.disconnect();
     }
   });

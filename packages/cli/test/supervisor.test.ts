@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { waitFor } from '@hashwire/testkit';
@@ -120,6 +120,97 @@ describe('supervisor', () => {
     await expect(failing).rejects.toThrow(
       /^stratum-9 exited \(exit 1\) before it was ready; .*stratum-9\.log:\nbooting stratum-9\ncannot bind: port 23000 taken$/,
     );
+  });
+
+  it('rotates a log by size at line ends, across restarts, keeping the configured number of files, losing no line', async () => {
+    const maxBytes = 16 * 1024;
+    const rotating = (keep: number) =>
+      new Supervisor({
+        logDir: dir,
+        write: () => {},
+        backoffInitialMs: 50,
+        logMaxBytes: maxBytes,
+        logKeep: keep,
+      });
+    // Numbered lines of ~100 bytes, each written in two pieces so pipe chunks end mid-line.
+    const chatty = (name: string, lineCount: number) =>
+      spec(name, 'stratum', {
+        args: [
+          '-e',
+          `console.log(JSON.stringify({ ready: true }));
+          const pad = 'x'.repeat(80);
+          let i = 0;
+          const more = () => {
+            for (let n = 0; n < 200 && i < ${lineCount}; n++, i++) {
+              const line = 'p' + process.pid + ' ' + i + ' ' + pad + '\\n';
+              process.stdout.write(line.slice(0, 17));
+              process.stdout.write(line.slice(17));
+            }
+            if (i < ${lineCount}) setImmediate(more);
+            else console.log('done p' + process.pid);
+          };
+          more();
+          process.on('SIGUSR2', () => process.exit(3));
+          setInterval(() => {}, 1000);`,
+        ],
+      });
+    const files = (name: string) =>
+      readdirSync(dir)
+        .filter((f) => f === `${name}.log` || f.startsWith(`${name}.log.`))
+        .sort((a, b) => Number(b.split('.log.')[1] ?? 0) - Number(a.split('.log.')[1] ?? 0));
+    const text = (name: string) =>
+      files(name)
+        .map((f) => readFileSync(join(dir, f), 'utf8'))
+        .join('');
+    const numbered = (name: string, pid: number) =>
+      text(name)
+        .split('\n')
+        .filter((l) => l.startsWith(`p${pid} `))
+        .map((l) => {
+          expect(l).toMatch(new RegExp(`^p${pid} \\d+ x{80}$`));
+          return Number(l.split(' ')[1]);
+        });
+
+    // Enough files for everything: every line of both runs is there, once, in order.
+    const all = rotating(100);
+    try {
+      const logged = await all.start(chatty('st-all', 3000));
+      const first = logged.pid;
+      await waitFor(() => text('st-all').includes(`done p${first}\n`), { what: 'the first run written' });
+      process.kill(first, 'SIGUSR2');
+      await waitFor(() => logged.restarts === 1 && text('st-all').includes(`done p${logged.pid}\n`), {
+        what: 'the second run written',
+      });
+      for (const pid of [first, logged.pid]) {
+        expect(numbered('st-all', pid)).toEqual(Array.from({ length: 3000 }, (_, i) => i));
+      }
+      const rotated = files('st-all').filter((f) => f !== 'st-all.log');
+      // About 600 kB in 16 kB files.
+      expect(rotated.length).toBeGreaterThan(20);
+      for (const f of rotated) {
+        const content = readFileSync(join(dir, f), 'utf8');
+        // Full, and past the limit by at most the line that crossed it.
+        expect(Buffer.byteLength(content), f).toBeGreaterThanOrEqual(maxBytes);
+        expect(Buffer.byteLength(content), f).toBeLessThan(maxBytes + 120);
+        expect(content.endsWith('\n'), f).toBe(true);
+      }
+    } finally {
+      await all.stopAll([]);
+    }
+
+    // Two kept: the oldest go, what is kept is the newest lines without a gap.
+    const few = rotating(2);
+    try {
+      const logged = await few.start(chatty('st-few', 3000));
+      await waitFor(() => text('st-few').includes(`done p${logged.pid}\n`), { what: 'the run written' });
+      expect(files('st-few')).toEqual(['st-few.log.2', 'st-few.log.1', 'st-few.log']);
+      const kept = numbered('st-few', logged.pid);
+      expect(kept.at(-1)).toBe(2999);
+      expect(kept).toEqual(Array.from({ length: kept.length }, (_, i) => 3000 - kept.length + i));
+      expect(kept.length).toBeLessThan(3000);
+    } finally {
+      await few.stopAll([]);
+    }
   });
 
   it('waits for a probe instead of a ready line, and gives up after its timeout', async () => {

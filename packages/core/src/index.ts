@@ -47,3 +47,4 @@ export {
 } from './pool-config-schema.js';
 export { poolConfigReference } from './pool-config-docs.js';
 export { socketCommand } from './socket-command.js';
+export { gitCommit, packageVersion } from './version.js';

@@ -32,6 +32,17 @@ export interface MetricsOptions {
   chain?: string;
   /** Mirror every hashwire series to statsd; absent, only Prometheus is fed. */
   statsd?: StatsdOptions;
+  /**
+   * What the service reports as its version (`packageVersion(import.meta.url)`): the `version`
+   * label of `hashwire_info`. @defaultValue 'unknown'
+   */
+  version?: string;
+  /**
+   * Hashes per share of difficulty 1 on this chain (2^32 sha256d, 2^16 scrypt): the value of
+   * `hashwire_hashes_per_diff`, which turns accepted difficulty into hashrate. Services that know
+   * the chain's algorithm (jobmanager, stratum) give it; 0 elsewhere.
+   */
+  hashesPerDiff?: number;
   /** Process metrics (CPU, memory, event-loop lag, GC) in the registry. @defaultValue true */
   processMetrics?: boolean;
 }
@@ -89,6 +100,12 @@ export interface Metrics {
   readonly contentType: string;
   /** `hashwire_shares_total{result}` / statsd `shares` (tag `result`). */
   shares(result: ShareResultLabel, count?: number): void;
+  /**
+   * `hashwire_accepted_difficulty_total` / statsd `accepted_difficulty`: the share difficulty a
+   * reporter credited (accepted shares, first deliveries). Per chain only, never per worker or
+   * account: `rate()` of it times 2^32 (sha256d) or 2^16 (scrypt) is the pool's hashrate.
+   */
+  acceptedDifficulty(diff: number): void;
   /** `hashwire_connections` / statsd gauge `connections`: open miner connections now. */
   connections(open: number): void;
   /** `hashwire_spool_backlog_batches` / statsd gauge `spool_backlog`: batches waiting for a reporter (grows while none answers). */
@@ -144,6 +161,9 @@ const SERIES = {
   draining: 'hashwire_draining',
   templateHealthy: 'hashwire_template_healthy',
   templateAge: 'hashwire_template_age_seconds',
+  acceptedDifficulty: 'hashwire_accepted_difficulty_total',
+  info: 'hashwire_info',
+  hashesPerDiff: 'hashwire_hashes_per_diff',
 } as const;
 
 /** Statsd names (after the prefix) of the same series. */
@@ -162,6 +182,7 @@ export const STATSD_NAMES = {
   draining: 'draining',
   templateHealthy: 'template_healthy',
   templateAge: 'template_age',
+  acceptedDifficulty: 'accepted_difficulty',
 } as const;
 
 export const PROMETHEUS_NAMES = SERIES;
@@ -282,6 +303,27 @@ export function createMetrics(options: MetricsOptions): Metrics {
     registers: [registry],
   });
 
+  const acceptedDifficulty = new Counter({
+    name: SERIES.acceptedDifficulty,
+    help: 'Share difficulty credited (accepted shares, first deliveries); rate() x 2^32 (sha256d) or 2^16 (scrypt) is hashrate',
+    registers: [registry],
+  });
+  // Always 1: its labels say what runs. It also gives `up` (which has only instance and job) a
+  // chain to join on: `up * on (instance) group_left (chain) hashwire_info`.
+  const info = new Gauge({
+    name: SERIES.info,
+    help: 'Always 1; the labels say which service, chain and version runs at this target',
+    labelNames: ['version'],
+    registers: [registry],
+  });
+  info.set({ version: options.version ?? 'unknown' }, 1);
+  const hashesPerDiff = new Gauge({
+    name: SERIES.hashesPerDiff,
+    help: "Hashes per share of difficulty 1 on this service's chain (2^32 sha256d, 2^16 scrypt); 0 where unknown",
+    registers: [registry],
+  });
+  hashesPerDiff.set(options.hashesPerDiff ?? 0);
+
   // Every documented label value starts at 0, so dashboards and alerts see the series at once.
   for (const result of SHARE_RESULTS) shares.inc({ result }, 0);
   for (const state of BLOCK_STATES) blocks.inc({ state }, 0);
@@ -320,6 +362,13 @@ export function createMetrics(options: MetricsOptions): Metrics {
       if (value === 0) return;
       shares.inc({ result }, value);
       statsd?.increment(STATSD_NAMES.shares, value, { result });
+    },
+    acceptedDifficulty(diff) {
+      if (!Number.isFinite(diff) || diff < 0)
+        throw new TypeError(`metrics: a difficulty must be >= 0, got ${diff}`);
+      if (diff === 0) return;
+      acceptedDifficulty.inc(diff);
+      statsd?.increment(STATSD_NAMES.acceptedDifficulty, diff);
     },
     connections(open) {
       connections.set(open);

@@ -468,6 +468,8 @@ const circus = section(
   {
     workingDir: z.string().min(1).default('.').describe('working folder of the watchers'),
     logDir: z.string().min(1).default('var/log').describe("folder of the services' output"),
+    logMaxMB: int(1, 100_000, 50, '`hashwire up` rotates a log file once it holds this many MiB'),
+    logKeep: int(1, 100, 5, '`hashwire up` keeps this many rotated files per log (`name.log.1` newest)'),
     gracefulTimeoutS: section(
       {
         jobmanager: int(1, 3600, 15, 'jobmanager stop deadline (s)'),

@@ -248,6 +248,48 @@ describe('prometheus', () => {
     expect(m.contentType).toMatch(/^text\/plain; version=0\.0\.4/);
   });
 
+  it('says which version runs, and counts accepted difficulty per chain (statsd too) for a hashrate', async () => {
+    const agent = await statsdListener();
+    const m = metrics({
+      service: 'reporter',
+      id: 'r1',
+      chain: 'ltc',
+      version: '1.4.0+abc1234',
+      hashesPerDiff: 65536,
+      processMetrics: false,
+      statsd: { host: '127.0.0.1', port: agent.port },
+    });
+    m.acceptedDifficulty(0.5);
+    m.acceptedDifficulty(2 ** -9);
+    m.acceptedDifficulty(0); // nothing sent
+    expect(() => m.acceptedDifficulty(-1)).toThrow(/difficulty must be >= 0/);
+    expect(() => m.acceptedDifficulty(Number.NaN)).toThrow(/difficulty must be >= 0/);
+    const { types, samples } = parseExposition(await m.text());
+    expect(types.get('hashwire_accepted_difficulty_total')).toBe('counter');
+    expect(types.get('hashwire_info')).toBe('gauge');
+    const find = (name: string) => samples.filter((s) => s.name === name);
+    // One series per process: no worker or account label, whatever the number of miners.
+    expect(find('hashwire_accepted_difficulty_total')).toEqual([
+      {
+        name: 'hashwire_accepted_difficulty_total',
+        labels: { service: 'reporter', id: 'r1', chain: 'ltc' },
+        value: 0.5 + 2 ** -9,
+      },
+    ]);
+    expect(find('hashwire_info')).toEqual([
+      {
+        name: 'hashwire_info',
+        labels: { version: '1.4.0+abc1234', service: 'reporter', id: 'r1', chain: 'ltc' },
+        value: 1,
+      },
+    ]);
+    expect(find('hashwire_hashes_per_diff')[0]?.value).toBe(65536);
+    expect(await agent.until(2)).toEqual([
+      'hashwire.accepted_difficulty:0.5|c|#service:reporter,id:r1,chain:ltc',
+      'hashwire.accepted_difficulty:0.001953125|c|#service:reporter,id:r1,chain:ltc',
+    ]);
+  });
+
   it('keeps registries of two services apart in one process', async () => {
     const a = metrics({ service: 'stratum', id: 'a', chain: 'ltc', processMetrics: false });
     const b = metrics({ service: 'stratum', id: 'b', chain: 'btc', processMetrics: false });

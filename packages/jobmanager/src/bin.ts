@@ -82,6 +82,10 @@ async function main(): Promise<number> {
   process.stdout.write(
     `${JSON.stringify({ ready: true, id: jm.id, endpoint: jm.endpoint, curve: secrets.curve !== undefined })}\n`,
   );
+  logger.info(
+    { id: jm.id, chain: jm.chain, endpoint: jm.endpoint, version: jm.stats().version },
+    'jobmanager: started',
+  );
   process.once('SIGTERM', requestStop);
   process.once('SIGINT', requestStop);
   await stopRequested;

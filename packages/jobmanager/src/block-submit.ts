@@ -1,5 +1,5 @@
 import { type ChainParams, type DaemonPool, assembleTemplateBlock } from '@hashwire/chain';
-import type { Metrics } from '@hashwire/core';
+import type { Logger, Metrics } from '@hashwire/core';
 import { RpcErrorCode, type RpcMethods } from '@hashwire/protocol';
 import { RpcError } from '@hashwire/rpc';
 import type { BlockLog } from './block-log.js';
@@ -18,6 +18,8 @@ export interface BlockSubmitterOptions {
   daemons: DaemonPool;
   store: JobStore;
   metrics: Metrics;
+  /** Each block sent to the daemons and their verdict (with the reason) is logged here. */
+  log: Logger;
   /** Where the block records go, after the submission. */
   blockLog: BlockLog;
   /** How long a job this process did not issue may take to load from Redis. @defaultValue 3000 */
@@ -54,7 +56,7 @@ function hexBytes(field: string, hex: string, size: number): Buffer {
  * the verdict) are queued to Redis after it went out and written whenever Redis answers.
  */
 export function createBlockSubmitter(options: BlockSubmitterOptions): BlockSubmitter {
-  const { id, chain, params, daemons, store, metrics, blockLog } = options;
+  const { id, chain, params, daemons, store, metrics, blockLog, log } = options;
   const loadTimeoutMs = options.loadTimeoutMs ?? 3000;
   const localJobs = new Map<string, StoredJob>();
   let newestHeight = 0;
@@ -130,6 +132,10 @@ export function createBlockSubmitter(options: BlockSubmitterOptions): BlockSubmi
       submittedAt: Date.now(),
     };
     metrics.blocks('submitted');
+    log.info(
+      { hash: base.hash, height: base.height, jobId: base.jobId, shareId: base.shareId },
+      'jobmanager: block found, submitting to the daemons',
+    );
     // Queued, not awaited: the block goes to the daemons whatever Redis does.
     blockLog.write({ ...base, state: 'submitted', updatedAt: Date.now() });
     // Transient daemon failures (restart, timeout) are retried; a verdict is final.
@@ -153,6 +159,28 @@ export function createBlockSubmitter(options: BlockSubmitterOptions): BlockSubmi
           ? 'orphaned'
           : 'rejected';
     metrics.blocks(state);
+    // The daemons' verdict, with their reason and each daemon's answer: what an operator reads
+    // after `hashwire_blocks_total{state="rejected"}` moves.
+    const verdict = {
+      hash: base.hash,
+      height: base.height,
+      jobId: base.jobId,
+      state,
+      ...(result.reason ? { reason: result.reason } : {}),
+      daemons: result.results.map((r) => ({
+        daemon: r.daemon,
+        ...(r.error
+          ? { error: r.error.message }
+          : {
+              accepted: r.result?.accepted ?? false,
+              ...(r.result?.reason ? { reason: r.result.reason } : {}),
+            }),
+      })),
+    };
+    if (state === 'accepted') log.info(verdict, 'jobmanager: block accepted by the daemons');
+    else if (state === 'rejected')
+      log.error(verdict, `jobmanager: block rejected by the daemons: ${result.reason ?? 'no reason given'}`);
+    else log.warn(verdict, `jobmanager: block ${state}: ${result.reason ?? 'no reason given'}`);
     blockLog.write({
       ...base,
       state,

@@ -13,6 +13,7 @@ import {
   type Leadership,
   type RedisClient,
   type ServiceRegistration,
+  createRateMeter,
   leaseLeadership,
   listServices,
   registerService,
@@ -28,6 +29,7 @@ import {
 } from '@hashwire/rpc';
 import { BlockLog } from './block-log.js';
 import { createBlockSubmitter } from './block-submit.js';
+import { followDaemons } from './daemon-log.js';
 import { JobStore, type StoredJob } from './job-store.js';
 import { type JobManagerOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { TemplateSource } from './template-source.js';
@@ -39,6 +41,7 @@ const SUBSCRIBE_REDIS_WAIT_MS = 1000;
 export interface JobManagerStats {
   id: string;
   chain: string;
+  version: string;
   leader: boolean;
   epoch: number | null;
   height: number | null;
@@ -132,11 +135,14 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
     service: 'jobmanager',
     id,
     chain,
+    version: options.version,
+    hashesPerDiff: 2 ** 32 / params.shareDiffMultiplier,
     ...(options.statsd ? { statsd: options.statsd } : {}),
   });
   const logger = input.logger ?? createLogger({ name: 'jobmanager', level: 'silent' });
   const log = logger.child({ id, chain });
   const daemons = new DaemonPool(options.daemons);
+  followDaemons(daemons, log);
   const source = new TemplateSource({
     daemons,
     pollIntervalMs: options.pollIntervalMs,
@@ -165,11 +171,13 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
     daemons,
     store,
     metrics,
+    log,
     blockLog,
     // The daemon has a new tip: get the next template now rather than at the next poll.
     onAccepted: () => source.notify('submitted'),
   });
   const templateIds = new WeakMap<BlockTemplate, string>();
+  const jobRate = createRateMeter(() => jobsPublished);
   let lastJob: Job | null = null;
   let jobsPublished = 0;
   let closed = false;
@@ -249,6 +257,7 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
     return {
       id,
       chain,
+      version: options.version,
       leader: leadership.isLeader(),
       epoch: leadership.epoch,
       height: template?.height ?? null,
@@ -311,7 +320,19 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
     },
   });
 
-  source.on('update', ({ template, newBlock }) => void publish(template, newBlock));
+  source.on('update', ({ template, newBlock, reason }) => {
+    const fields = {
+      height: template.height,
+      prevhash: template.previousblockhash,
+      transactions: template.transactions.length,
+      reason,
+      leader: leadership.isLeader(),
+    };
+    // A new block at info on every member; the leader's periodic refreshes (new transactions) at debug.
+    if (newBlock) log.info(fields, 'jobmanager: new block template');
+    else log.debug(fields, 'jobmanager: template refreshed');
+    void publish(template, newBlock);
+  });
   // Daemon health goes to every subscriber (leader or not): stratum servers decide from the
   // whole group whether miners still have real work (see JobFeed `unhealthy`).
   let lastHealthy: boolean | null = null;
@@ -345,8 +366,19 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
   healthTimer.unref();
   metrics.leader(false, 0);
   metrics.draining(false);
-  leadership.on('elected', (epoch: number) => metrics.leader(true, epoch));
-  leadership.on('deposed', () => metrics.leader(false, 0));
+  leadership.on('elected', (epoch: number) => {
+    metrics.leader(true, epoch);
+    log.info({ group: `jm:${chain}`, epoch }, 'jobmanager: leader: this process publishes the jobs');
+  });
+  leadership.on('deposed', (epoch: number, reason: string) => {
+    metrics.leader(false, 0);
+    // Given up on purpose (drain, stop) at info; taken away (Redis away, a stall) at warn.
+    const planned = reason === 'released' || reason === 'handed-over';
+    log[planned ? 'info' : 'warn'](
+      { group: `jm:${chain}`, epoch, reason },
+      `jobmanager: no longer leader (${reason})`,
+    );
+  });
   // Only the leader holds a long poll and refreshes for new transactions; standbys stay quiet.
   leadership.on('elected', () => source.setActive(true));
   leadership.on('deposed', () => source.setActive(false));
@@ -409,6 +441,11 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
     chain,
     version: options.version,
     ttlMs: options.serviceTtlMs,
+    measureLoad: () => ({ subscribers: rpc.stats().subscribers, jobsPerMin: 60 * jobRate() }),
+    onError: (error) => {
+      metrics.redisError();
+      log.warn({ err: error.message }, 'jobmanager: registry refresh failed');
+    },
   });
 
   const manager: JobManager = {

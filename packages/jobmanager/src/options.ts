@@ -5,7 +5,7 @@ import {
   addressToScript,
   getChainParams,
 } from '@hashwire/chain';
-import type { Logger, StatsdOptions } from '@hashwire/core';
+import { type Logger, type StatsdOptions, packageVersion } from '@hashwire/core';
 import type { KeyBuilder } from '@hashwire/protocol';
 import type { RedisClient } from '@hashwire/registry';
 import { type ServiceCurve, checkServiceCurve, requireCurveOffLoopback } from '@hashwire/rpc';
@@ -82,7 +82,7 @@ export interface JobManagerOptions {
   longpoll?: boolean;
   /** ZMQ `hashblock` endpoints of daemons built with ZMQ (bitcoind). */
   zmqHashblock?: string[];
-  /** @defaultValue '0.1.0' */
+  /** @defaultValue this package's version, with the git commit when run from a checkout */
   version?: string;
   /** HTTP `/healthz`, `/stats`, `/metrics`: the first free port of this range. @defaultValue [29000, 29999] */
   httpPortRange?: readonly [number, number];
@@ -196,7 +196,7 @@ export function resolveOptions(options: JobManagerOptions): ResolvedOptions {
     blocknotify: options.blocknotify ?? false,
     longpoll: options.longpoll ?? true,
     zmqHashblock: options.zmqHashblock ?? [],
-    version: options.version ?? '0.1.0',
+    version: options.version ?? packageVersion(import.meta.url),
     httpPortRange: options.httpPortRange ?? [29000, 29999],
     httpHost: options.httpHost ?? '127.0.0.1',
     ...(options.statsd ? { statsd: options.statsd } : {}),

@@ -33,6 +33,7 @@ export {
 } from './redis-version.js';
 export { defineLuaScripts, type LuaScriptRunner } from './scripts.js';
 export {
+  createRateMeter,
   DEFAULT_SERVICE_TTL_MS,
   getService,
   listServices,

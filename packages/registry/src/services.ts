@@ -15,7 +15,14 @@ export interface ServiceInfo {
   version: string;
   chain: string;
   state: ServiceState;
+  /** The resolvers' sort key: the first of `loadFigures`, or what `update({ load })` set. */
   load: number;
+  /**
+   * What the service measured at its last refresh, by name: stratum `connections`, `sessions`;
+   * reporter `batchesPerS`, `sharesPerS`; jobmanager `subscribers`, `jobsPerMin`. Stored as
+   * `load.<name>` fields of the hash.
+   */
+  loadFigures?: Record<string, number>;
   startedAt: number;
   /** Stratum servers: the miners' TCP endpoint, `host:port` (what HAProxy's backend points at). */
   stratum?: string;
@@ -38,6 +45,11 @@ export interface RegisterServiceOptions {
   version?: string;
   chain?: string;
   load?: number;
+  /**
+   * Asked before every refresh (each ttlMs/3, and on `update`): the service's load figures, the
+   * first of which becomes `load`. Rates are the caller's to measure (`createRateMeter`).
+   */
+  measureLoad?: () => Record<string, number>;
   /** Miners' TCP endpoint `host:port` (stratum servers). */
   stratum?: string;
   /** HAProxy agent-check endpoint `host:port` (stratum servers). */
@@ -67,8 +79,38 @@ export interface ServiceRegistration {
 
 export const DEFAULT_SERVICE_TTL_MS = 60_000;
 
+const LOAD_FIELD = 'load.';
+
 function toFields(info: ServiceInfo): string[] {
-  return Object.entries(info).flatMap(([k, v]) => (v === undefined ? [] : [k, String(v)]));
+  const { loadFigures, ...plain } = info;
+  const fields = Object.entries(plain).flatMap(([k, v]) => (v === undefined ? [] : [k, String(v)]));
+  for (const [name, value] of Object.entries(loadFigures ?? {}))
+    fields.push(`${LOAD_FIELD}${name}`, String(value));
+  return fields;
+}
+
+/**
+ * A per-second rate of a growing count over a sliding window: each call samples `count()` and
+ * returns (count now − count at the oldest sample within `windowMs`) / elapsed seconds; 0 until
+ * two samples exist. For `measureLoad`: `batchesPerS: batchRate()`.
+ */
+export function createRateMeter(count: () => number, windowMs = 60_000): () => number {
+  const samples: { at: number; value: number }[] = [];
+  return () => {
+    const now = performance.now();
+    samples.push({ at: now, value: count() });
+    while (samples.length > 2 && now - (samples[1] as { at: number }).at >= windowMs) samples.shift();
+    const first = samples[0] as { at: number; value: number };
+    const elapsedS = (now - first.at) / 1000;
+    if (samples.length < 2 || elapsedS <= 0) return 0;
+    return Math.max(0, (count() - first.value) / elapsedS);
+  };
+}
+
+/** A figure as status shows it: integers as they are, rates to 3 significant digits. */
+function roundFigure(value: number): number {
+  if (!Number.isFinite(value)) return 0;
+  return Number.isInteger(value) ? value : Number(value.toPrecision(3));
 }
 
 /** Registers a service and keeps its TTL hash alive until `close()`. */
@@ -96,6 +138,17 @@ export async function registerService(options: RegisterServiceOptions): Promise<
   let closed = false;
 
   const write = async (announceChange: boolean) => {
+    if (options.measureLoad) {
+      try {
+        const figures: Record<string, number> = {};
+        for (const [name, value] of Object.entries(options.measureLoad())) figures[name] = roundFigure(value);
+        info.loadFigures = figures;
+        const first = Object.values(figures)[0];
+        if (first !== undefined) info.load = first;
+      } catch {
+        // a failing measurement must not stop the registration: the last figures stay
+      }
+    }
     await runScript(
       redis,
       'register',
@@ -136,6 +189,19 @@ export async function registerService(options: RegisterServiceOptions): Promise<
   };
 }
 
+function loadFiguresOf(hash: Record<string, string>): { loadFigures?: Record<string, number> } {
+  const figures: Record<string, number> = {};
+  let any = false;
+  for (const [field, value] of Object.entries(hash)) {
+    if (!field.startsWith(LOAD_FIELD)) continue;
+    const n = Number(value);
+    if (!Number.isFinite(n)) continue;
+    figures[field.slice(LOAD_FIELD.length)] = n;
+    any = true;
+  }
+  return any ? { loadFigures: figures } : {};
+}
+
 function parseInfo(hash: Record<string, string>): ServiceInfo | null {
   if (!hash.id || !hash.kind) return null;
   return {
@@ -149,6 +215,7 @@ function parseInfo(hash: Record<string, string>): ServiceInfo | null {
     state: hash.state === 'draining' ? 'draining' : 'up',
     load: Number(hash.load ?? 0),
     startedAt: Number(hash.startedAt ?? 0),
+    ...loadFiguresOf(hash),
     ...(hash.stratum && { stratum: hash.stratum }),
     ...(hash.agent && { agent: hash.agent }),
     ...(hash.curveKey && { curveKey: hash.curveKey }),
@@ -220,7 +287,7 @@ function sameInfo(a: ServiceInfo, b: ServiceInfo): boolean {
     a.rpc === b.rpc &&
     a.http === b.http &&
     a.state === b.state &&
-    a.load === b.load &&
+    // Not load: it moves at every refresh, and no watcher acts on it (resolvers read it fresh).
     a.pid === b.pid &&
     a.version === b.version &&
     a.startedAt === b.startedAt &&

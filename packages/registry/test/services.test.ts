@@ -6,6 +6,7 @@ import {
   type ServiceEvent,
   ServiceNotFoundError,
   connectRedis,
+  createRateMeter,
   listServices,
   registerService,
   serviceEndpointResolver,
@@ -68,6 +69,51 @@ describe('service discovery', () => {
     const ttl = await redis.pttl(keys.service('stratum', 's1'));
     expect(ttl).toBeGreaterThan(50_000);
     expect(ttl).toBeLessThanOrEqual(60_000);
+  });
+
+  it('publishes the load figures measured at each refresh, the first one as load, without telling watchers', async () => {
+    const keys = testKeys();
+    let sessions = 4;
+    let handled = 0;
+    const handledPerS = createRateMeter(() => handled);
+    const registeredBefore = performance.now();
+    const reg = await registerService({
+      redis,
+      keys,
+      kind: 'stratum',
+      id: 'busy',
+      rpc: 'tcp://127.0.0.1:2',
+      ttlMs: 60_000,
+      measureLoad: () => ({ sessions, handledPerS: handledPerS() }),
+    });
+    cleanups.push(() => reg.close());
+    expect(await redis.hgetall(keys.service('stratum', 'busy'))).toMatchObject({
+      load: '4',
+      'load.sessions': '4',
+      'load.handledPerS': '0',
+    });
+    const watcher = watchServices({ redis, keys, kind: 'stratum', reconcileMs: 3_600_000 });
+    cleanups.push(() => watcher.close());
+    await watcher.ready;
+    const events: ServiceEvent[] = [];
+    watcher.on('event', (e) => events.push(e));
+
+    sessions = 9;
+    handled = 500;
+    await reg.refresh();
+    const elapsedS = (performance.now() - registeredBefore) / 1000;
+    const [info] = await listServices(redis, keys, 'stratum');
+    expect(info?.load).toBe(9);
+    expect(info?.loadFigures?.sessions).toBe(9);
+    // 500 handled between the two refreshes, which both fall within elapsedS.
+    expect(info?.loadFigures?.handledPerS).toBeGreaterThanOrEqual(
+      Number((500 / elapsedS).toPrecision(3)) * 0.99,
+    );
+    // A new load is no change of endpoint or state: the watcher was not told.
+    await reg.update({ state: 'draining' });
+    await waitFor(() => events.length > 0, { what: 'the state change announced' });
+    expect(events.map((e) => e.type)).toEqual(['changed']);
+    expect(events[0]?.service.loadFigures).toEqual({ sessions: 9, handledPerS: expect.any(Number) });
   });
 
   it('tells a watcher about a new service, a change and a graceful close by announcement alone', async () => {

@@ -16,6 +16,8 @@ export interface CreditPlan {
   args: (string | number)[];
   reply: CreditReply;
   counts: ResultCounts;
+  /** The difficulty of the accepted shares it credits (`hashwire_accepted_difficulty_total`). */
+  acceptedDiff: number;
   /** Accepted shares carrying a block hash (block candidates). */
   candidates: string[];
   /**
@@ -234,5 +236,7 @@ export function planCredit(
     }
   }
   args.push(...candidateArgs);
-  return { keys: scriptKeys, args, reply, counts, candidates, seenShares };
+  let acceptedDiff = 0;
+  for (const diff of accounts.values()) acceptedDiff += diff;
+  return { keys: scriptKeys, args, reply, counts, acceptedDiff, candidates, seenShares };
 }

@@ -7,6 +7,7 @@ import {
   createLogger,
   createMetrics,
   isWildcardHost,
+  packageVersion,
   startStatusServer,
 } from '@hashwire/core';
 import {
@@ -22,6 +23,7 @@ import {
   type RedisConfig,
   type ServiceRegistration,
   connectRedis,
+  createRateMeter,
   registerService,
   requireRedisVersion,
 } from '@hashwire/registry';
@@ -97,7 +99,7 @@ export interface ReporterOptions {
   heartbeatIntervalMs?: number;
   /** @defaultValue 60000 */
   serviceTtlMs?: number;
-  /** @defaultValue '0.1.0' */
+  /** @defaultValue this package's version, with the git commit when run from a checkout */
   version?: string;
   /** @defaultValue createLogger({ name: 'reporter' }) */
   logger?: Logger;
@@ -108,6 +110,7 @@ export interface ReporterOptions {
 export interface ReporterStats {
   id: string;
   chain: string;
+  version: string;
   endpoint: string | null;
   state: 'created' | 'up' | 'draining' | 'closed';
   batches: { credited: number; duplicate: number; refused: number; unavailable: number; failed: number };
@@ -182,6 +185,7 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
   requireCurveOffLoopback('host', host, 'curve', curve);
 
   const logger = options.logger ?? createLogger({ name: 'reporter', base: { id, chain } });
+  const version = options.version ?? packageVersion(import.meta.url);
   const ownMetrics = !(options.metrics && 'registry' in options.metrics);
   const metrics: Metrics =
     options.metrics && 'registry' in options.metrics
@@ -190,6 +194,7 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
           service: 'reporter',
           id,
           chain,
+          version,
           ...(options.metrics?.statsd
             ? {
                 statsd: {
@@ -236,6 +241,9 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
   const batches = { credited: 0, duplicate: 0, refused: 0, unavailable: 0, failed: 0 };
   const shares: Record<ShareResult, number> = { accepted: 0, stale: 0, duplicate: 0, lowdiff: 0, invalid: 0 };
   let credited = 0;
+  // Batches and shares handed to it (credited or already credited), for the registry's load.
+  const batchRate = createRateMeter(() => batches.credited + batches.duplicate);
+  const shareRate = createRateMeter(() => Object.values(shares).reduce((a, b) => a + b, 0));
 
   const write = async (batch: ShareBatch): Promise<CreditReply> => {
     // Shares another batch claimed first: found by the script, which then writes nothing, so
@@ -284,6 +292,7 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
     batches.credited++;
     credited += plan.reply.credited;
     metrics.batches('credited');
+    metrics.acceptedDifficulty(plan.acceptedDiff);
     for (const result of Object.values(ShareResult)) {
       shares[result] += plan.counts[result];
       metrics.shares(result, plan.counts[result]);
@@ -331,6 +340,7 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
   const stats = (): ReporterStats => ({
     id,
     chain,
+    version,
     endpoint: rpc?.endpoint ?? null,
     state,
     batches: { ...batches },
@@ -398,7 +408,8 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
         http: http.url,
         ...(curve ? { curveKey: curve.publicKey } : {}),
         chain,
-        version: options.version ?? '0.1.0',
+        version,
+        measureLoad: () => ({ batchesPerS: batchRate(), sharesPerS: shareRate() }),
         ...(options.serviceTtlMs ? { ttlMs: options.serviceTtlMs } : {}),
         onError: (error) => {
           metrics.redisError();

@@ -16,6 +16,7 @@ import {
   createLogger,
   createMetrics,
   isWildcardHost,
+  packageVersion,
   readJsonConfig,
   readServiceSecrets,
 } from '@hashwire/core';
@@ -72,7 +73,7 @@ export interface StratumFileOptions extends ServerFileOptions {
   flushTimeoutMs?: number;
   /** @defaultValue 60000 */
   serviceTtlMs?: number;
-  /** @defaultValue '0.1.0' */
+  /** @defaultValue this package's version, with the git commit when run from a checkout */
   version?: string;
   /** @defaultValue 'info' */
   logLevel?: LogLevel;
@@ -165,6 +166,7 @@ async function main(): Promise<number> {
     ...serverOptions
   } = config;
   const secrets = readServiceSecrets(config as unknown as Record<string, unknown>);
+  const serviceVersion = version ?? packageVersion(import.meta.url);
   let curve: ServiceCurve | undefined;
   try {
     curve = secrets.curve ? checkServiceCurve('curve', secrets.curve) : undefined;
@@ -235,6 +237,8 @@ async function main(): Promise<number> {
       service: 'stratum',
       id: config.id,
       chain: config.chain,
+      version: serviceVersion,
+      hashesPerDiff: 2 ** 32 / params.shareDiffMultiplier,
       ...(statsd ? { statsd } : {}),
     });
     cleanup.push(() => metrics.close());
@@ -300,7 +304,12 @@ async function main(): Promise<number> {
       ...(advertiseHost || !isWildcardHost(resolved.host)
         ? { advertiseHost: advertiseHost ?? resolved.host }
         : {}),
-      extraStats: () => ({ spool: spool.stats(), forwarder: forwarder.stats(), jobs: feed.stats }),
+      extraStats: () => ({
+        version: serviceVersion,
+        spool: spool.stats(),
+        forwarder: forwarder.stats(),
+        jobs: feed.stats,
+      }),
       onDrain: () => requestStop(),
       ...(secrets.adminToken ? { adminToken: secrets.adminToken } : {}),
     });
@@ -325,7 +334,11 @@ async function main(): Promise<number> {
       agent: advertisedEndpoint(resolved.host, agent.port, advertiseHost),
       http: http.url,
       ...(serviceTtlMs !== undefined ? { ttlMs: serviceTtlMs } : {}),
-      version: version ?? '0.1.0',
+      version: serviceVersion,
+      measureLoad: () => {
+        const { sessions, connections } = server.stats();
+        return { sessions, connections };
+      },
       onError: (error) => logger.warn({ err: error }, 'stratum: registry refresh failed'),
     });
     cleanup.push(() => registration.close().catch(() => {}));
