@@ -74,6 +74,12 @@ export interface PoolOptions {
   jobmanagerExtra?: Record<string, unknown>;
   /** Merged over each stratum server's `jobFeed` config (e.g. `maxJobAgeMs`). */
   jobFeedExtra?: Record<string, unknown>;
+  /**
+   * The address a service binds everything on (RPC or miner port, and HTTP), standing in for a
+   * host of its own. @defaultValue RPC and HTTP of jobmanagers and reporters on RPC_HOST, stratum
+   * servers' miner port on 127.0.0.1 and their HTTP on loopback
+   */
+  hostOf?: (kind: Kind, id: string) => string | undefined;
 }
 
 /** A miner group through HAProxy, with every reconnect and disconnect it saw, timestamped. */
@@ -151,6 +157,11 @@ export async function startPool(options: PoolOptions): Promise<Pool> {
       ...(kind !== 'stratum' && { allowedClientKeys }),
     };
   };
+  // One address for all a service binds (RPC, HTTP, the miner port), as on a host of its own.
+  const bindOn = (kind: Kind, id: string) => {
+    const host = options.hostOf?.(kind, id);
+    return host === undefined ? { host: RPC_HOST, httpHost: RPC_HOST } : { host, httpHost: host };
+  };
   const adminTokenFile = join(keyDir, 'admin.token');
   writeSecretFile(adminTokenFile, randomBytes(32).toString('base64url'));
 
@@ -165,7 +176,7 @@ export async function startPool(options: PoolOptions): Promise<Pool> {
         extra: {
           serviceTtlMs: options.jobmanagerTtlMs ?? 3000,
           heartbeatIntervalMs: options.jobHeartbeatMs ?? 250,
-          host: RPC_HOST,
+          ...bindOn('jobmanager', id),
           curve: curveOf('jobmanager'),
           adminTokenFile,
           ...options.jobmanagerExtra,
@@ -178,7 +189,7 @@ export async function startPool(options: PoolOptions): Promise<Pool> {
         redisUrl: redisServer.url,
         nodes: ltc.nodes,
         extra: {
-          host: RPC_HOST,
+          ...bindOn('reporter', id),
           curve: curveOf('reporter'),
           adminTokenFile,
           // A block record a killed jobmanager left `submitted` is settled from the daemons
@@ -208,6 +219,7 @@ export async function startPool(options: PoolOptions): Promise<Pool> {
           },
           logLevel: 'info',
           curve: curveOf('stratum'),
+          ...(options.hostOf?.('stratum', id) !== undefined && bindOn('stratum', id)),
           adminTokenFile,
           ...(options.serviceTtlMs !== undefined && { serviceTtlMs: options.serviceTtlMs }),
         },

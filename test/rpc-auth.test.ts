@@ -188,7 +188,8 @@ describe('POST /drain of a real reporter', () => {
   it('refuses a drain without the token and a cross-site form post, keeps running, and drains with the token', async () => {
     const prefix = `auth${process.pid}c:`;
     const { config, adminToken } = securedReporter(prefix);
-    const service = await start(config);
+    // Its HTTP off loopback too (http.host): the token is what keeps /drain closed there.
+    const service = await start({ ...config, httpHost: HOST });
     const info = await getService(redis, createKeyBuilder({ prefix }), 'reporter', config.id);
     const http = info?.http as string;
     expect(http).toMatch(/^http:\/\/127\.0\.0\.2:\d+$/);

@@ -28,8 +28,14 @@ const commands: Record<string, { summary: string; run: (argv: string[]) => Promi
     run: async (argv) => (await import('./run.js')).runCommand(argv),
   },
   render: {
-    summary: 'render haproxy.cfg (with the live stratum servers) or circus.ini from the pool config',
+    summary:
+      'render haproxy.cfg (with the live stratum servers), circus.ini (HAProxy and its follower included) or systemd units from the pool config',
     run: async (argv) => (await import('./render.js')).renderCommand(argv),
+  },
+  'follow-haproxy': {
+    summary:
+      "keep HAProxy's stratum backend of each chain equal to the live stratum servers (runtime API), as its own process",
+    run: async (argv) => (await import('./follow-haproxy.js')).followHaproxyCommand(argv),
   },
   up: {
     summary:
@@ -56,7 +62,11 @@ export function usage(): string {
   const list = Object.entries(commands)
     .map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`)
     .join('\n');
-  return `usage: hashwire <command> [options]\n\ncommands:\n  ${'test'.padEnd(width)}  run the whole test suite (./hashwire test)\n${list}\n`;
+  const script = [
+    `  ${'test'.padEnd(width)}  run the whole test suite (./hashwire test)`,
+    `  ${'circusd'.padEnd(width)}  run circusd on a rendered circus.ini, installing Circus first when missing (./hashwire circusd FILE)`,
+  ].join('\n');
+  return `usage: hashwire <command> [options]\n\ncommands:\n${script}\n${list}\n`;
 }
 
 /** Runs one CLI invocation and returns the exit code; never calls process.exit itself. */
@@ -68,6 +78,8 @@ export async function main(argv: string[]): Promise<number> {
   }
   const command = commands[name];
   if (!command)
-    throw new UsageError(`unknown command "${name}"; commands: test, ${Object.keys(commands).join(', ')}`);
+    throw new UsageError(
+      `unknown command "${name}"; commands: test, circusd, ${Object.keys(commands).join(', ')}`,
+    );
   return command.run(rest);
 }

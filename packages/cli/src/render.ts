@@ -1,27 +1,36 @@
-import { renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { renderCircus, renderHaproxy } from '@hashwire/confgen';
+import { renderCircus, renderHaproxy, renderSystemd } from '@hashwire/confgen';
 import type { PoolConfig } from '@hashwire/core';
 import { blocknotifyCommand } from '@hashwire/jobmanager';
 import { createKeyBuilder } from '@hashwire/protocol';
 import { type ServiceInfo, listServices } from '@hashwire/registry';
 import { PoolUsageError, poolArgOptions, withPool } from './config-cmd.js';
-import { circusRenderInput, haproxyRenderInput, poolRedis, redisLabel } from './pool.js';
+import { circusDeployInput, stopTimeoutsS, systemdRenderInput } from './deploy-render.js';
+import { haproxyRenderInput, poolRedis, redisLabel } from './pool.js';
 import { openRegistry } from './status.js';
 
-export const renderUsage = `usage: hashwire render haproxy|circus|blocknotify [--config FILE] [--set PATH=VALUE ...] [--out FILE] [--offline]
+export const renderUsage = `usage: hashwire render haproxy|circus|systemd|blocknotify [--config FILE] [--set PATH=VALUE ...] [--out FILE] [--offline] [--out-dir DIR] [--user USER]
 
   haproxy      haproxy.cfg from the config and the stratum servers live in the registry now;
                when Redis cannot be reached it says so, renders with no servers and exits 1
   circus       circus.ini: one watcher per service kind running "hashwire run <kind> --instance N"
-               with this --config (required) and these --set flags
+               with this --config (required) and these --set flags and, with haproxy.enabled,
+               HAProxy on haproxy.configFile (render it first: render haproxy --offline --out
+               FILE) and "hashwire follow-haproxy" keeping its backends equal to the registry
+  systemd      one unit per service instance (hashwire-<id>.service), hashwire-follow-haproxy.service
+               with haproxy.enabled, and hashwire.target, into --out-dir DIR (required); stop
+               timeouts cover a stratum server's whole drain (systemd's default 90 s does not)
   blocknotify  the -blocknotify line for each chain's coin daemons (litecoin.conf, bitcoin.conf):
                redis-cli publishes the block hash on the chain's channel, which every jobmanager
                of the chain with blocknotify = true listens on
 
-  --out FILE   write there (replaced in one step) instead of printing
-  --offline    haproxy: do not read the registry; no servers (HAProxy's follower adds them), exit 0`;
+  --out FILE     write there (replaced in one step) instead of printing
+  --offline      haproxy: do not read the registry; no servers (HAProxy's follower adds them), exit 0
+  --out-dir DIR  systemd: the folder the unit files are written to
+  --user USER    systemd: run the services as USER (default root)`;
 
 /** The CLI entry as Circus should run it: the built one beside this package. */
 const CLI_BIN = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
@@ -78,6 +87,8 @@ export async function renderCommand(argv: string[]): Promise<number> {
       ...poolArgOptions,
       out: { type: 'string', short: 'o' },
       offline: { type: 'boolean' },
+      'out-dir': { type: 'string' },
+      user: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     allowPositionals: true,
@@ -87,13 +98,17 @@ export async function renderCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const [what, ...extra] = positionals;
-  if ((what !== 'haproxy' && what !== 'circus' && what !== 'blocknotify') || extra.length > 0) {
+  const kinds = ['haproxy', 'circus', 'systemd', 'blocknotify'];
+  if (!kinds.includes(what as string) || extra.length > 0) {
     throw new PoolUsageError(
-      `render needs haproxy, circus or blocknotify${what ? `, got "${positionals.join(' ')}"` : ''}`,
+      `render needs haproxy, circus, systemd or blocknotify${what ? `, got "${positionals.join(' ')}"` : ''}`,
     );
   }
-  if (what === 'circus' && !values.config && !process.env.HASHWIRE_CONFIG) {
-    throw new PoolUsageError('render circus needs --config FILE: every watcher runs "hashwire run" with it');
+  if ((what === 'circus' || what === 'systemd') && !values.config && !process.env.HASHWIRE_CONFIG) {
+    throw new PoolUsageError(`render ${what} needs --config FILE: every service runs "hashwire run" with it`);
+  }
+  if (what === 'systemd' && !values['out-dir']) {
+    throw new PoolUsageError('render systemd needs --out-dir DIR: it writes one unit file per service there');
   }
   return withPool(values, async ({ pool, file, sets }) => {
     if (what === 'blocknotify') {
@@ -102,8 +117,32 @@ export async function renderCommand(argv: string[]): Promise<number> {
     }
     if (what === 'circus') {
       output(
-        renderCircus(circusRenderInput(pool, { cli: CLI_BIN, config: file as string, sets })),
+        renderCircus(circusDeployInput(pool, { cli: CLI_BIN, config: file as string, sets })),
         values.out,
+      );
+      if (pool.haproxy.enabled && !existsSync(pool.haproxy.configFile)) {
+        process.stderr.write(
+          `render: the haproxy watcher runs ${pool.haproxy.configFile}, which does not exist yet: hashwire render haproxy --offline --out ${pool.haproxy.configFile}\n`,
+        );
+      }
+      return 0;
+    }
+    if (what === 'systemd') {
+      const dir = resolve(values['out-dir'] as string);
+      const units = renderSystemd(
+        systemdRenderInput(pool, {
+          cli: CLI_BIN,
+          config: file as string,
+          sets,
+          workingDir: resolve(pool.circus.workingDir),
+          ...(values.user !== undefined && { user: values.user }),
+        }),
+      );
+      mkdirSync(dir, { recursive: true });
+      for (const [name, text] of Object.entries(units)) output(text, join(dir, name));
+      const timeouts = stopTimeoutsS(pool);
+      process.stderr.write(
+        `render: ${Object.keys(units).length} units in ${dir}; TimeoutStopSec: stratum ${timeouts.stratum} s, reporter ${timeouts.reporter} s, jobmanager ${timeouts.jobmanager} s. Install: cp ${dir}/* /etc/systemd/system/ && systemctl daemon-reload && systemctl enable --now hashwire.target\n`,
       );
       return 0;
     }

@@ -3,7 +3,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { HaproxyRuntime, type StratumFollower, followStratumServers, renderHaproxy } from '@hashwire/confgen';
+import { HaproxyRuntime, renderHaproxy } from '@hashwire/confgen';
 import {
   ConfigError,
   type PoolConfig,
@@ -12,6 +12,7 @@ import {
   loadPoolConfig,
 } from '@hashwire/core';
 import { listServices } from '@hashwire/registry';
+import { type HaproxyFollowers, startHaproxyFollowers } from './haproxy-followers.js';
 import {
   SERVICE_RUN_KINDS,
   checkPoolSecrets,
@@ -134,7 +135,7 @@ export async function startPool(options: StartPoolOptions): Promise<RunningPool>
     write,
   });
   let haproxy: RunningPool['haproxy'];
-  let followers: StratumFollower[] = [];
+  let followers: HaproxyFollowers | undefined;
   const started: Supervised[] = [];
 
   const stop = async () => {
@@ -142,8 +143,8 @@ export async function startPool(options: StartPoolOptions): Promise<RunningPool>
     // Stratum servers drain while HAProxy still follows the registry (their state turns
     // `draining` and HAProxy stops sending them miners), then the follower goes, then HAProxy.
     await supervisor.stopKinds([first]);
-    await Promise.all(followers.map((f) => f.close()));
-    followers = [];
+    await followers?.close();
+    followers = undefined;
     await supervisor.stopKinds(rest);
     registry.close();
   };
@@ -152,35 +153,14 @@ export async function startPool(options: StartPoolOptions): Promise<RunningPool>
     if (pool.haproxy.enabled) {
       haproxy = await startHaproxy(pool, registry, supervisor, readyTimeoutMs);
       // One backend per chain, each following that chain's stratum servers.
-      const check = haproxyRenderInput(pool, []).backend?.check ?? {};
+      followers = startHaproxyFollowers({
+        pool,
+        registry,
+        runtime: haproxy.runtime,
+        write: (line) => write(`haproxy: ${line}`),
+      });
       const fronts = new Map(chainFronts(pool).map((f) => [f.chain, f]));
-      const runtime = haproxy.runtime;
-      for (const { chain, backend } of haproxyBackends(pool)) {
-        followers.push(
-          followStratumServers({
-            redis: registry.redis,
-            keys: registry.keys,
-            runtime,
-            backend,
-            chain,
-            check,
-            logger: {
-              info: (fields) => {
-                const command = (fields as { command?: string }).command ?? '';
-                // `add server` is followed by enabling its checks and itself: one line says it.
-                if (command.startsWith('enable ')) return;
-                const shown = command.startsWith('add server ')
-                  ? command.split(' ').slice(0, 4).join(' ')
-                  : command;
-                write(`haproxy: ${shown}`);
-              },
-              warn: (fields, message) =>
-                write(`${message}: ${(fields as { err?: Error }).err?.message ?? ''}`),
-            },
-          }),
-        );
-      }
-      await Promise.all(followers.map((f) => f.synced));
+      await followers.synced;
       for (const { chain, backend } of haproxyBackends(pool)) {
         const front = fronts.get(chain);
         const tls = front?.tlsBind ? ` and stratum+ssl on ${front.tlsBind}` : '';

@@ -29,7 +29,7 @@ describe('hashwire cli', () => {
 
   it('refuses an unknown command, naming it and the known ones', async () => {
     await expect(main(['frobnicate'])).rejects.toThrow(
-      /unknown command "frobnicate"; commands: test, demo, bench/,
+      /unknown command "frobnicate"; commands: test, circusd, demo, bench/,
     );
   });
 

@@ -130,6 +130,7 @@ describe('serviceConfigs', () => {
       zmqHashblock: [],
       logLevel: 'info',
       httpPortRange: [29000, 29999],
+      httpHost: '127.0.0.1',
       adminTokenFile: join(dir, 'var/admin.token'),
       statsd,
     });

@@ -3,6 +3,9 @@ import { compileTemplate, oneLine, parseInput, positiveInt, word } from './input
 
 export const SERVICE_KINDS = ['jobmanager', 'reporter', 'stratum', 'api'] as const;
 export type ServiceKind = (typeof SERVICE_KINDS)[number];
+/** What a Circus watcher runs: a service kind, HAProxy, or the follower keeping HAProxy's backend. */
+export const CIRCUS_WATCHER_KINDS = [...SERVICE_KINDS, 'haproxy', 'follower'] as const;
+export type CircusWatcherKind = (typeof CIRCUS_WATCHER_KINDS)[number];
 
 /**
  * Per kind: how long Circus waits after SIGTERM before SIGKILL, the start priority (higher
@@ -10,9 +13,17 @@ export type ServiceKind = (typeof SERVICE_KINDS)[number];
  * are sent away in waves, then the spool is flushed to the reporters (30 s at most).
  */
 export const CIRCUS_KIND_DEFAULTS: Record<
-  ServiceKind,
-  { gracefulTimeoutSec: number; priority: number; stopNote: string }
+  CircusWatcherKind,
+  { gracefulTimeoutSec: number; priority: number; stopNote: string; stopSignal?: string }
 > = {
+  // HAProxy first and last: the follower and the stratum servers' drain need it running.
+  haproxy: {
+    gracefulTimeoutSec: 5,
+    priority: 50,
+    stopNote: 'SIGUSR1 is its soft stop: listeners closed, exits once its connections are gone',
+    stopSignal: 'SIGUSR1',
+  },
+  follower: { gracefulTimeoutSec: 5, priority: 40, stopNote: 'HAProxy keeps the servers it has' },
   jobmanager: { gracefulTimeoutSec: 15, priority: 30, stopNote: 'leadership handed to a standby' },
   reporter: { gracefulTimeoutSec: 30, priority: 20, stopNote: 'stops taking batches and flushes' },
   stratum: {
@@ -25,7 +36,7 @@ export const CIRCUS_KIND_DEFAULTS: Record<
 
 /** One Circus watcher: `numprocesses` copies of one service kind. */
 export interface CircusWatcher {
-  kind: ServiceKind;
+  kind: CircusWatcherKind;
   /** Watcher name. @defaultValue the kind */
   name?: string;
   /**
@@ -80,7 +91,7 @@ const seconds = z.number({ error: 'must be a number of seconds' }).min(0, 'must 
 
 const watcherSchema = z
   .object({
-    kind: z.enum(SERVICE_KINDS, { error: `must be one of ${SERVICE_KINDS.join(', ')}` }),
+    kind: z.enum(CIRCUS_WATCHER_KINDS, { error: `must be one of ${CIRCUS_WATCHER_KINDS.join(', ')}` }),
     name: z
       .string()
       .regex(/^[A-Za-z0-9_.-]+$/, "must be letters, digits, '_', '.' or '-'")
@@ -146,6 +157,7 @@ export function renderCircus(input: CircusRenderInput): string {
         warmupDelaySec: w.warmupDelaySec,
         gracefulTimeoutSec: w.gracefulTimeoutSec ?? defaults.gracefulTimeoutSec,
         stopNote: defaults.stopNote,
+        stopSignal: defaults.stopSignal ?? 'SIGTERM',
         env: Object.keys(env)
           .sort()
           .map((key) => ({ key, value: env[key] })),

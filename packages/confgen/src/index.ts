@@ -13,12 +13,20 @@ export {
 } from './haproxy-render.js';
 export {
   CIRCUS_KIND_DEFAULTS,
+  CIRCUS_WATCHER_KINDS,
+  type CircusWatcherKind,
   type CircusRenderInput,
   type CircusWatcher,
   SERVICE_KINDS,
   type ServiceKind,
   renderCircus,
 } from './circus-render.js';
+export {
+  type SystemdRenderInput,
+  type SystemdService,
+  renderSystemd,
+  systemdWord,
+} from './systemd-render.js';
 export {
   HaproxyRuntime,
   HaproxyRuntimeError,

@@ -13,8 +13,17 @@ export interface HealthReport {
 export interface StatusServerOptions {
   /** Ports tried in order; the first free one is used. Use [0, 0] for any port. @defaultValue [29000, 29999] */
   portRange?: readonly [number, number];
-  /** @defaultValue '127.0.0.1' */
+  /**
+   * The address it binds. Loopback by default: `/healthz`, `/stats` and `/metrics` are read-only
+   * and `POST /drain` needs the admin token, so binding another address (config `http.host`)
+   * exposes the read-only pages only. @defaultValue '127.0.0.1'
+   */
   host?: string;
+  /**
+   * The host written into `url` (what the registry publishes) when `host` is a wildcard
+   * (`0.0.0.0`, `::`). @defaultValue '127.0.0.1'
+   */
+  advertiseHost?: string;
   metrics?: Metrics;
   health: () => HealthReport | Promise<HealthReport>;
   stats: () => unknown;
@@ -91,6 +100,18 @@ function listen(server: Server, host: string, port: number): Promise<boolean> {
   });
 }
 
+/** `0.0.0.0` or `::`: every address of the host. */
+export function isWildcardHost(host: string): boolean {
+  const h = host.trim().replace(/^\[(.*)\]$/, '$1');
+  return h === '0.0.0.0' || h === '::';
+}
+
+/** `http://host:port`, with an IPv6 address in brackets. */
+function httpUrl(host: string, port: number): string {
+  const bare = host.replace(/^\[(.*)\]$/, '$1');
+  return `http://${bare.includes(':') ? `[${bare}]` : bare}:${port}`;
+}
+
 /**
  * Every service's HTTP face, as an NSQ daemon has: `GET /healthz` (200 or 503 with the
  * reasons), `GET /stats` (JSON counters, peers, queues), `GET /metrics` (Prometheus text) and,
@@ -99,7 +120,7 @@ function listen(server: Server, host: string, port: number): Promise<boolean> {
  * Binds the first free port of its range, like the RPC socket.
  */
 export async function startStatusServer(options: StatusServerOptions): Promise<StatusServer> {
-  const host = options.host ?? '127.0.0.1';
+  const host = (options.host ?? '127.0.0.1').replace(/^\[(.*)\]$/, '$1');
   const [first, last] = options.portRange ?? [29000, 29999];
   const tokenDigest = options.adminToken ? digest(options.adminToken) : null;
   const server = createServer((req, res) => {
@@ -170,7 +191,7 @@ export async function startStatusServer(options: StatusServerOptions): Promise<S
       const bound = (server.address() as AddressInfo).port;
       return {
         port: bound,
-        url: `http://${host}:${bound}`,
+        url: httpUrl(isWildcardHost(host) ? (options.advertiseHost ?? '127.0.0.1') : host, bound),
         close: () =>
           new Promise<void>((resolve) => {
             server.closeAllConnections();

@@ -15,7 +15,13 @@ export {
   type ShareResultLabel,
   type StatsdOptions,
 } from './metrics.js';
-export { type HealthReport, type StatusServer, type StatusServerOptions, startStatusServer } from './http.js';
+export {
+  type HealthReport,
+  type StatusServer,
+  type StatusServerOptions,
+  isWildcardHost,
+  startStatusServer,
+} from './http.js';
 export { readJsonConfig, type ReadJsonConfigOptions, StartupError } from './config.js';
 export {
   ensureAdminTokenFile,

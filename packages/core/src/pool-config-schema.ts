@@ -188,6 +188,13 @@ const rpc = section(
 
 const http = section(
   {
+    host: z
+      .string()
+      .min(1)
+      .default('127.0.0.1')
+      .describe(
+        'address every service binds its HTTP /healthz /stats /metrics on (0.0.0.0 for all); off loopback these read-only pages are open to whoever reaches the address, POST /drain still needs the admin token',
+      ),
     portRange: portRange(29000, 29999, 'HTTP /healthz /stats /metrics ports'),
     adminTokenFile: z
       .string()

@@ -36,6 +36,34 @@ describe('status server', () => {
     }
   });
 
+  it('binds the host it is told and publishes a reachable URL; a wildcard bind publishes advertiseHost', async () => {
+    const metrics = createMetrics({ service: 'reporter', id: 'rep-1' });
+    const told = await startStatusServer({
+      portRange: [0, 0],
+      host: '127.0.0.3',
+      metrics,
+      health: () => ({ ok: true }),
+      stats: () => ({}),
+    });
+    const wildcard = await startStatusServer({
+      portRange: [0, 0],
+      host: '0.0.0.0',
+      advertiseHost: '127.0.0.4',
+      health: () => ({ ok: true }),
+      stats: () => ({}),
+    });
+    try {
+      expect(told.url).toBe(`http://127.0.0.3:${told.port}`);
+      expect((await fetch(`${told.url}/metrics`)).status).toBe(200);
+      expect(wildcard.url).toBe(`http://127.0.0.4:${wildcard.port}`);
+      expect((await fetch(`${wildcard.url}/healthz`)).status).toBe(200);
+      expect((await fetch(`http://127.0.0.1:${wildcard.port}/healthz`)).status).toBe(200);
+    } finally {
+      await told.close();
+      await wildcard.close();
+    }
+  });
+
   it('takes the next port when the first of its range is taken', async () => {
     const a = await startStatusServer({ portRange: [0, 0], health: () => ({ ok: true }), stats: () => ({}) });
     const b = await startStatusServer({

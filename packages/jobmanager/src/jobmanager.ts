@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { type BlockTemplate, DaemonPool, HashblockListener, buildJob } from '@hashwire/chain';
-import { createLogger, createMetrics, startStatusServer } from '@hashwire/core';
+import { createLogger, createMetrics, isWildcardHost, startStatusServer } from '@hashwire/core';
 import {
   BLOCK_SUBMIT_TIMEOUT_MS,
   type Job,
@@ -418,7 +418,8 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
 
   const http = await startStatusServer({
     portRange: options.httpPortRange,
-    host: options.host,
+    host: options.httpHost,
+    advertiseHost: isWildcardHost(options.host) ? '127.0.0.1' : options.host,
     metrics,
     stats,
     ...(input.onDrain ? { onDrain: input.onDrain } : {}),

@@ -86,6 +86,11 @@ export interface JobManagerOptions {
   version?: string;
   /** HTTP `/healthz`, `/stats`, `/metrics`: the first free port of this range. @defaultValue [29000, 29999] */
   httpPortRange?: readonly [number, number];
+  /**
+   * Address of the HTTP `/healthz`, `/stats`, `/metrics` (and `POST /drain`) server; loopback
+   * unless told otherwise (pool config `http.host`). @defaultValue '127.0.0.1'
+   */
+  httpHost?: string;
   /** statsd mirror of the metrics (hot-shots). */
   statsd?: StatsdOptions;
   /** Where it logs (health changes, block records waiting for Redis). @defaultValue silent */
@@ -193,6 +198,7 @@ export function resolveOptions(options: JobManagerOptions): ResolvedOptions {
     zmqHashblock: options.zmqHashblock ?? [],
     version: options.version ?? packageVersion(import.meta.url),
     httpPortRange: options.httpPortRange ?? [29000, 29999],
+    httpHost: options.httpHost ?? '127.0.0.1',
     ...(options.statsd ? { statsd: options.statsd } : {}),
   };
 }

@@ -6,6 +6,7 @@ import {
   type StatusServer,
   createLogger,
   createMetrics,
+  isWildcardHost,
   packageVersion,
   startStatusServer,
 } from '@hashwire/core';
@@ -46,6 +47,11 @@ export interface ReporterOptions {
   id: string;
   /** HTTP `/healthz`, `/stats`, `/metrics`: the first free port of this range. @defaultValue [29000, 29999] */
   httpPortRange?: readonly [number, number];
+  /**
+   * Address of the HTTP `/healthz`, `/stats`, `/metrics` (and `POST /drain`) server; loopback
+   * unless told otherwise (pool config `http.host`). @defaultValue '127.0.0.1'
+   */
+  httpHost?: string;
   /** What `POST /drain` on the status server does (the bin: the same as SIGTERM). No `/drain` without it. */
   onDrain?: () => void;
   /** The token `POST /drain` must carry (`Authorization: Bearer`); without it `/drain` is refused. */
@@ -400,7 +406,8 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
       });
       http = await startStatusServer({
         portRange: options.httpPortRange ?? [29000, 29999],
-        host,
+        host: options.httpHost ?? '127.0.0.1',
+        advertiseHost: isWildcardHost(host) ? (options.advertiseHost ?? '127.0.0.1') : host,
         metrics,
         stats,
         ...(options.onDrain ? { onDrain: options.onDrain } : {}),

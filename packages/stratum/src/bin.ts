@@ -15,6 +15,7 @@ import {
   type StatusServer,
   createLogger,
   createMetrics,
+  isWildcardHost,
   packageVersion,
   readJsonConfig,
   readServiceSecrets,
@@ -80,6 +81,11 @@ export interface StratumFileOptions extends ServerFileOptions {
   statsd?: StatsdOptions;
   /** `/healthz`, `/stats`, `/metrics`: first free port of this range. @defaultValue [29000, 29999] */
   httpPortRange?: [number, number];
+  /**
+   * Address of the HTTP `/healthz`, `/stats`, `/metrics` (and `POST /drain`) server; loopback
+   * unless told otherwise (pool config `http.host`). @defaultValue '127.0.0.1'
+   */
+  httpHost?: string;
   /**
    * Address HAProxy reaches this server at, registered in its `stratum` and `agent` endpoints.
    * @defaultValue `host` when it is one address, else '127.0.0.1'
@@ -150,6 +156,7 @@ async function main(): Promise<number> {
     spool: spoolOptions,
     statsd,
     httpPortRange,
+    httpHost,
     advertiseHost,
     agentPortRange,
     drainAnnounceMs = 1000,
@@ -292,6 +299,11 @@ async function main(): Promise<number> {
       metrics,
       feed,
       ...(httpPortRange ? { httpPortRange } : {}),
+      ...(httpHost ? { host: httpHost } : {}),
+      // A wildcard HTTP host is published as the address HAProxy reaches this server at.
+      ...(advertiseHost || !isWildcardHost(resolved.host)
+        ? { advertiseHost: advertiseHost ?? resolved.host }
+        : {}),
       extraStats: () => ({
         version: serviceVersion,
         spool: spool.stats(),

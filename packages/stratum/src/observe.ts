@@ -13,6 +13,8 @@ export interface ObserveStratumOptions {
   httpPortRange?: readonly [number, number];
   /** @defaultValue '127.0.0.1' */
   host?: string;
+  /** Published instead of a wildcard `host`. @defaultValue '127.0.0.1' */
+  advertiseHost?: string;
   /** Extra fields for `/stats` (forwarder backlog, spool). */
   extraStats?: () => Record<string, unknown>;
   /** What `POST /drain` does (the bin: the same as SIGTERM). No `/drain` without it. */
@@ -49,6 +51,7 @@ export async function observeStratum(options: ObserveStratumOptions): Promise<St
   const http = await startStatusServer({
     portRange: options.httpPortRange ?? [29000, 29999],
     host: options.host ?? '127.0.0.1',
+    ...(options.advertiseHost ? { advertiseHost: options.advertiseHost } : {}),
     metrics,
     stats: () => ({ ...server.stats(), ...(options.extraStats?.() ?? {}) }),
     ...(options.onDrain ? { onDrain: options.onDrain } : {}),
