@@ -36,6 +36,11 @@ export interface RedisClusterOptions {
   replicas?: number;
   /** `cluster-node-timeout`: how long a silent master takes to be failed over. @defaultValue 2000 */
   nodeTimeoutMs?: number;
+  /**
+   * An append-only file on every node, so a node `restart()`ed comes back with its data (a
+   * master restarted empty would hand its replicas an empty data set). @defaultValue false
+   */
+  appendonly?: boolean;
 }
 
 /**
@@ -55,6 +60,7 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
     for (let i = 0; i < masters * (1 + replicas); i++) {
       servers.push(
         await startRedis({
+          appendonly: options.appendonly ?? false,
           args: [
             '--cluster-enabled',
             'yes',
