@@ -89,7 +89,7 @@ export class ReplicaCount {
       this.logger.info(
         { replicas: count, was: this.#known },
         count > 0
-          ? "reporter: the chain's Redis node has replicas: credits are acknowledged once they have them"
+          ? "reporter: the chain's Redis node has replicas: a credit is acknowledged once enough of them have it"
           : "reporter: the chain's Redis node has no replica: credits are acknowledged when written",
       );
     }
