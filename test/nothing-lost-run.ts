@@ -58,7 +58,9 @@ async function startTopology(kind: 'single' | 'cluster'): Promise<{
       async restart(keys) {
         const master = await cluster.masterFor(keys.round(CHAIN));
         await master.restart();
-        return `cluster master ${master.port}`;
+        // Back with its data (AOF); if it was away long enough, its replica took over meanwhile.
+        await cluster.healthy();
+        return `cluster master ${master.port}, now ${(await cluster.masterFor(keys.round(CHAIN))).port}`;
       },
       stop: () => cluster.stop(),
     };

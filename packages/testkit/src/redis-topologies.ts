@@ -26,6 +26,11 @@ export interface RedisClusterServer {
     master: RedisServer,
     options?: { timeoutMs?: number },
   ): Promise<{ promoted: RedisServer; failoverMs: number }>;
+  /**
+   * Resolves once every node still running says `cluster_state:ok` (all slots served), e.g.
+   * after a node's `restart()`, which may have made the cluster fail it over.
+   */
+  healthy(options?: { timeoutMs?: number }): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -153,6 +158,9 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
       );
       await waitClusterOk(live(), timeoutMs);
       return { promoted, failoverMs: Date.now() - started };
+    },
+    async healthy(healthyOptions: { timeoutMs?: number } = {}) {
+      await waitClusterOk(live(), healthyOptions.timeoutMs ?? 60_000);
     },
     async stop() {
       await Promise.all(servers.map((s) => s.stop()));
