@@ -256,6 +256,7 @@ function reporterConfig(pool: PoolConfig, chain: ChainConfig, id: string): Recor
     shareLogMaxBatches: r.shareLogMaxBatches,
     shareLogRetentionS: r.shareLogRetentionS,
     eventsMaxLen: r.eventsMaxLen,
+    replication: { replicas: r.replicas, timeoutMs: r.replicaWaitMs },
     host: rpc.host,
     rpcPortRange: rpc.portRange,
     heartbeatIntervalMs: rpc.heartbeatIntervalMs,
