@@ -253,6 +253,7 @@ function reporterConfig(pool: PoolConfig, chain: ChainConfig, id: string): Recor
     maxBatchShares: r.maxBatchShares,
     shareLogMaxBatches: r.shareLogMaxBatches,
     eventsMaxLen: r.eventsMaxLen,
+    replication: { replicas: r.replicas, timeoutMs: r.replicaWaitMs },
     host: rpc.host,
     rpcPortRange: rpc.portRange,
     heartbeatIntervalMs: rpc.heartbeatIntervalMs,

@@ -380,7 +380,17 @@ const reporter = section(
     batchTtlS: int(1, 2 ** 31 - 1, 86_400, "lifetime of a batch id's idempotency key (s)"),
     maxBatchShares: int(1, 10_000_000, 20_000, 'bigger batches are refused'),
     shareLogMaxBatches: int(1, 100_000_000, 2000, 'batches kept in the share log stream'),
-    eventsMaxLen: int(1, 100_000_000, 100_000, 'entries kept in the events stream'),
+    eventsMaxLen: int(1, 100_000_000, 100_000, "entries kept in each chain's events stream"),
+    replicas: int(
+      0,
+      64,
+      1,
+      "Redis replicas a credit must reach (WAIT) before its batch is acknowledged, or all the chain's Redis node has when it has fewer; 0: never wait",
+    ),
+    replicaWaitMs: ms(
+      1000,
+      'how long a credit waits for its replicas; then the batch is not acknowledged and comes again',
+    ),
   },
   'reporters: share accounting, rounds, block lifecycle',
 );

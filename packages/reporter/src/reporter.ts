@@ -36,6 +36,13 @@ import {
 import { BlockWatcher, type BlockWatcherStats } from './blocks.js';
 import { type CreditPlan, type CreditReply, planCredit } from './credit.js';
 import { reporterKeys } from './keys.js';
+import {
+  ReplicaCount,
+  type ReplicationOptions,
+  execWithWait,
+  resolveReplication,
+  waitForEarlierWrites,
+} from './replication.js';
 import { runScript } from './scripts.js';
 import { type ShareBatch, validateBatch } from './validate.js';
 
@@ -79,8 +86,13 @@ export interface ReporterOptions {
   maxBatchShares?: number;
   /** Batches kept in the share log stream (approximate, `XADD MAXLEN ~`). @defaultValue 2000 */
   shareLogMaxBatches?: number;
-  /** Entries kept in the `events` stream (approximate). @defaultValue 100000 */
+  /** Entries kept in the chain's `events:{chain}` stream (approximate). @defaultValue 100000 */
   eventsMaxLen?: number;
+  /**
+   * Replicas that must have a credit (and a round close or block state change) before it is
+   * acknowledged: see `ReplicationOptions`. @defaultValue { replicas: 1, timeoutMs: 1000 }
+   */
+  replication?: ReplicationOptions;
   /** @defaultValue PortRange.rpc (28000–28999) */
   rpcPortRange?: readonly [number, number];
   /** @defaultValue '127.0.0.1' */
@@ -104,7 +116,15 @@ export interface ReporterStats {
   chain: string;
   endpoint: string | null;
   state: 'created' | 'up' | 'draining' | 'closed';
-  batches: { credited: number; duplicate: number; refused: number; unavailable: number; failed: number };
+  batches: {
+    credited: number;
+    duplicate: number;
+    refused: number;
+    unavailable: number;
+    failed: number;
+    /** Written, but no replica confirmed it within `replication.timeoutMs`: not acknowledged. */
+    unreplicated: number;
+  };
   shares: Record<ShareResult, number>;
   /** Accepted shares credited (first deliveries only). */
   credited: number;
@@ -171,6 +191,7 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
   const eventsMaxLen = positiveInt('eventsMaxLen', options.eventsMaxLen, 100_000);
   const candidateMaxAgeMs = positiveInt('candidateMaxAgeMs', options.candidateMaxAgeMs, 3_600_000);
   const settleSubmittedMs = positiveInt('settleSubmittedMs', options.settleSubmittedMs, 30_000);
+  const replication = resolveReplication(options.replication);
   const host = options.host ?? '127.0.0.1';
   const curve = options.curve ? checkServiceCurve('curve', options.curve) : undefined;
   requireCurveOffLoopback('host', host, 'curve', curve);
@@ -208,8 +229,10 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
     ownDaemons = true;
   }
 
+  const replicas = new ReplicaCount(redis, keys.round, replication, logger);
   const watcher = new BlockWatcher({
     redis,
+    replicas,
     keys,
     chain,
     daemons,
@@ -227,7 +250,7 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
   let http: StatusServer | null = null;
   let registration: ServiceRegistration | null = null;
   const inFlight = new Set<Promise<unknown>>();
-  const batches = { credited: 0, duplicate: 0, refused: 0, unavailable: 0, failed: 0 };
+  const batches = { credited: 0, duplicate: 0, refused: 0, unavailable: 0, failed: 0, unreplicated: 0 };
   const shares: Record<ShareResult, number> = { accepted: 0, stale: 0, duplicate: 0, lowdiff: 0, invalid: 0 };
   let credited = 0;
 
@@ -238,10 +261,25 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
     const duplicates = new Set<number>();
     let plan: CreditPlan;
     let answer: [number, string | number[]];
+    let wanted = 0;
+    let acked: number | null = null;
     for (;;) {
       plan = planCredit(batch, keys, { batchTtlS, seenTtlS, shareLogMaxLen, now: Date.now() }, duplicates);
       try {
-        answer = (await runScript(redis, 'credit-batch', plan.keys, plan.args)) as typeof answer;
+        wanted = await replicas.wanted();
+        const pipeline = runScript.pipeline(redis, 'credit-batch', plan.keys, plan.args);
+        const waited = await execWithWait(pipeline, wanted, replication.timeoutMs);
+        answer = waited.reply as typeof answer;
+        acked = waited.acked;
+        if (answer[0] === 0 && wanted > 0) {
+          // Credited before, perhaps by a try whose WAIT fell short: wait for that write too.
+          acked = await waitForEarlierWrites(
+            redis,
+            keyBuilder.replicationProbe(chain),
+            wanted,
+            replication.timeoutMs,
+          );
+        }
       } catch (error) {
         batches.failed++;
         metrics.batches('failed');
@@ -260,6 +298,31 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
         throw new RpcError(RpcErrorCode.Internal, 'duplicate check named no new share');
       }
     }
+    if (answer[0] === 1) {
+      // Written on the master, whether or not a replica has it yet: counted as Redis holds it now.
+      credited += plan.reply.credited;
+      for (const result of Object.values(ShareResult)) {
+        shares[result] += plan.counts[result];
+        metrics.shares(result, plan.counts[result]);
+      }
+    }
+    if (acked !== null && acked < wanted) {
+      batches.unreplicated++;
+      metrics.batches('unreplicated');
+      replicas.recheck();
+      logger.warn(
+        {
+          batchId: batch.batchId,
+          stratumId: batch.stratumId,
+          replicas: acked,
+          wanted,
+          timeoutMs: replication.timeoutMs,
+          written: answer[0] === 1,
+        },
+        'reporter: batch not confirmed by a Redis replica in time: not acknowledged, the stratum server sends it again',
+      );
+      throw new RpcError(RpcErrorCode.Unavailable, 'credit not yet on a Redis replica, try again');
+    }
     if (answer[0] === 0) {
       batches.duplicate++;
       metrics.batches('duplicate');
@@ -276,12 +339,7 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
       );
     }
     batches.credited++;
-    credited += plan.reply.credited;
     metrics.batches('credited');
-    for (const result of Object.values(ShareResult)) {
-      shares[result] += plan.counts[result];
-      metrics.shares(result, plan.counts[result]);
-    }
     if (plan.candidates.length > 0) {
       logger.info({ batchId: batch.batchId, hashes: plan.candidates }, 'reporter: block candidate credited');
       watcher.poke();
