@@ -22,6 +22,7 @@ import {
   referenceKeys,
   rpcMethodNames,
   scriptCommands,
+  tomlKeyMentions,
 } from './docs-names.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -112,7 +113,7 @@ function problems(file: string, text: string): string[] {
       const p = commandProblem(m);
       return p ? [`${file}: \`${m.text}\`: ${p}`] : [];
     }),
-    ...keyMentions(spans, sections, rpcMethods).flatMap((m) => {
+    ...[...keyMentions(spans, sections, rpcMethods), ...tomlKeyMentions(text)].flatMap((m) => {
       const p = keyProblem(m);
       return p ? [`${file}: ${p}`] : [];
     }),
@@ -140,6 +141,7 @@ describe('the names the docs give exist', () => {
       '`stratum.drain.timeoutMs`',
       '`HASHWIRE_STRATUM__CUONT=3`',
       '```sh\nhashwire status --yaml   # a comment\n```',
+      '```toml\n[stratum.drain]\ngraceMs = 1\n[rpc.curve]\nstratum = { publicKey = "…", secretFile = "k" }\n```',
     ].join('\n');
     expect(problems('made-up.md', made)).toEqual([
       'made-up.md: `hashwire frobnicate`: no command "frobnicate" in hashwire help or ./hashwire',
@@ -148,6 +150,7 @@ describe('the names the docs give exist', () => {
       'made-up.md: `hashwire status --yaml`: hashwire status --help names no --yaml',
       'made-up.md: no config key stratum.drain.timeoutMs in the pool config schema',
       'made-up.md: no config key HASHWIRE_STRATUM__CUONT in the pool config schema',
+      'made-up.md: no config key rpc.curve.stratum.secretFile in the pool config schema',
     ]);
     // And what exists passes, in every form the docs use.
     const real = [
@@ -158,6 +161,7 @@ describe('the names the docs give exist', () => {
       '`--set stratum.count=3`, `[rpc.curve]`, `chains[].daemons[].url`, `statsd.tags.env`',
       '`HASHWIRE_STRATUM__VARDIFF__TARGET_SHARES_PER_MIN=20`, `HASHWIRE_CHAINS__0__PAYOUTS__0__ADDRESS`',
       '`reporter.shares`, `haproxy.cfg`, `$(circus.wid)`, `stratum.handshake_server_cpu_us`',
+      '```toml\n[[chains]]\ncoin = "litecoin"\n[rpc.curve]\nstratum = { publicKey = "…", secretKeyFile = "k" }\n```',
     ].join('\n');
     expect(problems('real.md', real)).toEqual([]);
   });
@@ -170,5 +174,8 @@ describe('the names the docs give exist', () => {
     const spans = DOC_FILES.flatMap((f) => codeSpans(read(f)));
     expect(commandMentions(spans).length).toBeGreaterThan(50);
     expect(keyMentions(spans, sections, rpcMethods).length).toBeGreaterThan(100);
+    expect(tomlKeyMentions(read('docs/operations.md')).map((m) => m.text)).toContain(
+      'rpc.curve.stratum.secretKeyFile',
+    );
   });
 });

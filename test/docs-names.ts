@@ -177,16 +177,17 @@ export function keyMentions(
 const blind = (segment: string) => segment.toLowerCase().replaceAll('_', '');
 
 /**
- * Whether a mention names a key of the schema: a key or table of the reference, or a key inside a
- * `table of …` (free keys, e.g. `statsd.tags.env`).
+ * Whether a mention names a key of the schema: a key of the reference, a section or table that
+ * holds some (`http`, `redis.cluster`), or a key inside a `table of …` (free keys, e.g.
+ * `statsd.tags.env`).
  */
 export function keyExists(mention: KeyMention, keys: readonly SchemaKey[]): boolean {
   const same = (a: string, b: string) => (mention.style === 'env' ? blind(a) === blind(b) : a === b);
+  const named = mention.segments;
   return keys.some((key) => {
     const path = key.path.replaceAll('[]', '').split('.');
-    if (path.length > mention.segments.length) return false;
-    if (!path.every((p, i) => same(p, mention.segments[i]!))) return false;
-    return path.length === mention.segments.length || key.type.startsWith('table of');
+    if (path.length >= named.length) return named.every((n, i) => same(path[i]!, n));
+    return path.every((p, i) => same(p, named[i]!)) && key.type.startsWith('table of');
   });
 }
 
@@ -194,4 +195,40 @@ export function keyExists(mention: KeyMention, keys: readonly SchemaKey[]): bool
 export function rpcMethodNames(rpcSource: string): Set<string> {
   const body = /export interface RpcMethods \{([\s\S]*?)\n\}/.exec(rpcSource)?.[1] ?? '';
   return new Set([...body.matchAll(/^ {2}'([a-z]+\.[A-Za-z]+)':/gm)].map((m) => m[1]!));
+}
+
+/**
+ * The keys a ```` ```toml ```` block of a document sets: `[a.b]` / `[[chains]]` headers, `key =`
+ * lines and the keys of inline tables (`x = { publicKey = "…" }` → `a.b.x.publicKey`).
+ */
+export function tomlKeyMentions(markdown: string): KeyMention[] {
+  const out: KeyMention[] = [];
+  let inToml = false;
+  let fenced = false;
+  let prefix: string[] = [];
+  for (const line of markdown.split('\n')) {
+    const marker = /^\s*```\s*(\S*)/.exec(line);
+    if (marker) {
+      fenced = !fenced;
+      inToml = fenced && marker[1] === 'toml';
+      prefix = [];
+      continue;
+    }
+    if (!inToml) continue;
+    const header = /^\s*\[\[?([A-Za-z0-9_.]+)\]\]?\s*(#.*)?$/.exec(line);
+    if (header) {
+      prefix = header[1]!.split('.');
+      out.push({ text: header[1]!, segments: prefix, style: 'dotted' });
+      continue;
+    }
+    const entry = /^\s*([A-Za-z0-9_]+)\s*=\s*(.*)$/.exec(line);
+    if (!entry) continue;
+    const path = [...prefix, entry[1]!];
+    out.push({ text: path.join('.'), segments: path, style: 'dotted' });
+    const inline = /^\{(.*)\}/.exec(entry[2]!.trim());
+    for (const m of (inline?.[1] ?? '').matchAll(/(?:^|,)\s*([A-Za-z0-9_]+)\s*=/g)) {
+      out.push({ text: [...path, m[1]!].join('.'), segments: [...path, m[1]!], style: 'dotted' });
+    }
+  }
+  return out;
 }
