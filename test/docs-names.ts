@@ -119,7 +119,7 @@ export function referenceKeys(reference: string): SchemaKey[] {
   return out;
 }
 
-/** Extensions of file names like `haproxy.cfg` that share a first word with a config section. */
+/** Extensions of file names like `haproxy.cfg` or `stratum.key` that share a first word with a config section. */
 const FILE_EXTENSIONS = new Set([
   'cfg',
   'ini',
@@ -138,6 +138,10 @@ const FILE_EXTENSIONS = new Set([
   'conf',
   'service',
   'jsonl',
+  'key',
+  'token',
+  'pem',
+  'crt',
 ]);
 
 /**
