@@ -72,8 +72,8 @@ export interface ForwarderStats {
   /** Reporters in the ring (registered `up`, with an rpc endpoint, speaking our share wire). */
   reporters: number;
   /**
-   * Reporters registered `up` but left out of the ring: they speak another `reporter.shares` wire
-   * (an older release, mid rolling upgrade).
+   * Reporters registered but left out of the ring because they speak another `reporter.shares`
+   * wire (an older release, mid rolling upgrade).
    */
   reportersOtherWire: number;
   /** Increases each time the set of reporters changes. */
