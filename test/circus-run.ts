@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream, mkdirSync } from 'node:fs';
+import { createWriteStream, existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 // A stand-in for circusd, for the tests of the rendered circus.ini on machines without Circus
@@ -7,9 +7,11 @@ import { dirname } from 'node:path';
 // circusd does and starts every watcher the way circusd does: `cmd` (and `args`) with
 // `$(circus.wid)` replaced, split like Python's shlex, in `working_dir`, with the caller's
 // environment (`copy_env`) plus the watcher's `[env:NAME]` section, highest `priority` first,
-// output appended to the stream files, respawned when it exits. Stopping sends each watcher's
-// `stop_signal`, lowest priority first, and SIGKILL after `graceful_timeout`. It is not Circus:
-// what circusd itself adds (its control socket, flapping detection) is not exercised.
+// output appended to the stream files (whose directory must exist, as circusd requires),
+// respawned when it exits. Stopping sends each watcher's `stop_signal`, lowest priority first,
+// and SIGKILL after `graceful_timeout`: the order operations.md tells operators to stop in
+// (`circusctl stop stratum`, then `quit`); circusd's own quit stops every watcher at once. It is
+// not Circus: what circusd itself adds (its control socket, flapping detection) is not exercised.
 
 export interface CircusWatcherSection {
   name: string;
@@ -140,7 +142,9 @@ export function runCircusIni(ini: CircusIni, baseEnv: NodeJS.ProcessEnv = proces
         child[stream]?.resume();
         continue;
       }
-      mkdirSync(dirname(file), { recursive: true });
+      // As circusd: the directory must exist (circusd 0.19 refuses the watcher otherwise).
+      if (!existsSync(dirname(file)))
+        throw new Error(`circusd would refuse watcher ${w.name}: no directory ${dirname(file)} for ${file}`);
       child[stream]?.pipe(createWriteStream(file, { flags: 'a' }));
     }
     const running = proc ?? { watcher: w.name, wid, child, starts: 0 };

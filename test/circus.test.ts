@@ -169,7 +169,8 @@ describe('the rendered circus.ini', () => {
       await miners.stop();
       miners = undefined;
 
-      // Stopped as circusd stops: lowest priority first, each with its stop_signal; all exit on their own.
+      // Stopped in the documented order (stratum first, as `circusctl stop stratum` then `quit`),
+      // each with its stop_signal: all exit on their own.
       const exits = await circus.stop();
       circus = undefined;
       expect(exits.filter((e) => e.signal === 'SIGKILL')).toEqual([]);

@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { addressToScript, getChainParams } from '@hashwire/chain';
 import {
   type CircusRenderInput,
@@ -377,8 +377,10 @@ function shellWord(word: string): string {
 export function circusRenderInput(pool: PoolConfig, paths: CircusPaths): CircusRenderInput {
   const sets = (paths.sets ?? []).flatMap((set) => ['--set', set]);
   return {
-    workingDir: pool.circus.workingDir,
-    logDir: pool.circus.logDir,
+    // Absolute: circusd opens each watcher's log file from its own working directory, not the
+    // watcher's, so a relative path would depend on where circusd was started.
+    workingDir: resolve(pool.circus.workingDir),
+    logDir: resolve(pool.circus.logDir),
     watchers: SERVICE_RUN_KINDS.map((kind) => ({
       kind,
       cmd: [paths.node ?? process.execPath, paths.cli, 'run', kind, '--config', paths.config, ...sets]

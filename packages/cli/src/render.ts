@@ -116,10 +116,11 @@ export async function renderCommand(argv: string[]): Promise<number> {
       return 0;
     }
     if (what === 'circus') {
-      output(
-        renderCircus(circusDeployInput(pool, { cli: CLI_BIN, config: file as string, sets })),
-        values.out,
-      );
+      const input = circusDeployInput(pool, { cli: CLI_BIN, config: file as string, sets });
+      output(renderCircus(input), values.out);
+      // circusd opens every watcher's log file when it loads the file and refuses the watcher
+      // (FileNotFoundError) when the directory is missing: make it now.
+      mkdirSync(input.logDir, { recursive: true });
       if (pool.haproxy.enabled && !existsSync(pool.haproxy.configFile)) {
         process.stderr.write(
           `render: the haproxy watcher runs ${pool.haproxy.configFile}, which does not exist yet: hashwire render haproxy --offline --out ${pool.haproxy.configFile}\n`,
