@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { startRedis } from '@hashwire/testkit';
+import { type RedisClient, connectRedis } from '@hashwire/registry';
+import { startRedis, waitFor } from '@hashwire/testkit';
 import { startBenchChild } from '../child-ipc.js';
 import { percentile } from '../measure.js';
 import {
@@ -43,7 +44,8 @@ const count = (n: number) => n.toLocaleString('en-US');
  * the server, on the same cores), else the Node client of the miners' process.
  * Its baseline: the same load on a bare node:net server writing a canned reply of the same
  * size (what Node alone costs per handshake here). `stratum.handshake_server_cpu_us`: the
- * server process's CPU per handshake in that run.
+ * server process's CPU per handshake in that run. `stratum.redis_bytes_per_session`: Redis
+ * `used_memory` growth per idle session (its resumable `sess:` hash and its `en1:` claim).
  */
 export const stratumSuite: BenchSuite = {
   name: 'stratum',
@@ -56,10 +58,12 @@ export const stratumSuite: BenchSuite = {
     const spoolDir = mkdtempSync(join(tmpdir(), 'hw-bench-stratum-'));
     const server = startBenchChild('stratum-server-child', { execArgv: ['--expose-gc'] });
     const miners = startBenchChild('stratum-session-child');
+    const redis = connectRedis(redisServer.url, 'bench');
+    const keyPrefix = `b${randomBytes(4).toString('hex')}:`;
     try {
       const start: ServerStartParams = {
         redisUrl: redisServer.url,
-        keyPrefix: `b${randomBytes(4).toString('hex')}:`,
+        keyPrefix,
         spoolDir,
         rounds,
         txCount: TEMPLATE_TXS,
@@ -71,6 +75,9 @@ export const stratumSuite: BenchSuite = {
       await miners.request('closeSessions');
       await server.request('settle', { count: 0 });
       const rssBefore = await server.request<number>('rss');
+      // The warm-up's sessions stay resumable (their keys live on), so count from here.
+      const sessKeysBefore = await countKeys(redis, `${keyPrefix}sess:*`);
+      const redisBefore = await usedMemory(redis);
       ctx.log(`stratum: opening ${count(sessions)} idle sessions`);
       const opened = await miners.request<{ sessions: number; ms: number }>('open', {
         port,
@@ -79,6 +86,15 @@ export const stratumSuite: BenchSuite = {
       });
       const rssWith = await server.request<number>('rss');
       const perSession = (rssWith - rssBefore) / sessions;
+      // Sessions are written to Redis in the server's background batches: wait for all of them.
+      await waitFor(async () => (await countKeys(redis, `${keyPrefix}sess:*`)) >= sessKeysBefore + sessions, {
+        timeoutMs: 60_000,
+        what: `${count(sessions)} sessions stored in Redis`,
+      });
+      const redisPerSession = ((await usedMemory(redis)) - redisBefore) / sessions;
+      ctx.log(
+        `stratum: Redis +${Math.round(redisPerSession)} B/session; one session hash ${await sampleUsage(redis, `${keyPrefix}sess:*`)} B, one extranonce1 claim ${await sampleUsage(redis, `${keyPrefix}en1:*`)} B (MEMORY USAGE)`,
+      );
       ctx.log(
         `stratum: ${count(opened.sessions)} sessions open in ${Math.round(opened.ms)} ms, RSS ${mib(rssBefore)} → ${mib(rssWith)} MiB`,
       );
@@ -136,6 +152,13 @@ export const stratumSuite: BenchSuite = {
           met: perSession <= RSS_TARGET_BYTES,
         },
         {
+          name: 'stratum.redis_bytes_per_session',
+          value: Math.round(redisPerSession),
+          unit: `bytes/session (Redis used_memory, ${count(sessions)} idle sessions)`,
+          higherIsBetter: false,
+          baseline: null,
+        },
+        {
           name: 'stratum.handshakes_per_s',
           value: Math.round(handshakesPerS),
           unit: `handshakes/s (${HANDSHAKE_CONCURRENCY} clients, ${clientName})`,
@@ -168,6 +191,7 @@ export const stratumSuite: BenchSuite = {
       return results;
     } finally {
       await Promise.all([miners.close(), server.close()]);
+      redis.disconnect();
       await redisServer.stop();
       rmSync(spoolDir, { recursive: true, force: true });
     }
@@ -189,3 +213,30 @@ async function runHsload(p: HandshakeParams): Promise<HandshakeResult> {
 }
 
 const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
+
+async function countKeys(redis: RedisClient, match: string): Promise<number> {
+  let n = 0;
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', match, 'COUNT', 1000);
+    cursor = next;
+    n += keys.length;
+  } while (cursor !== '0');
+  return n;
+}
+
+async function usedMemory(redis: RedisClient): Promise<number> {
+  const text = (await redis.info('memory')) as string;
+  return Number(/^used_memory:(\d+)/m.exec(text)?.[1] ?? Number.NaN);
+}
+
+/** MEMORY USAGE of one key matching `match` (the first SCAN finds), or 0 when there is none. */
+async function sampleUsage(redis: RedisClient, match: string): Promise<number> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', match, 'COUNT', 1000);
+    if (keys[0]) return Number(await redis.memory('USAGE', keys[0]));
+    cursor = next;
+  } while (cursor !== '0');
+  return 0;
+}
