@@ -66,11 +66,27 @@ export async function commandCalls(redis: RedisClient): Promise<number> {
   return calls;
 }
 
+/**
+ * CPU seconds Redis used so far (INFO cpu, user + system, main thread and all), summed over every
+ * master of a Cluster.
+ */
+export async function redisCpuSeconds(redis: RedisClient): Promise<number> {
+  const nodes = 'nodes' in redis ? redis.nodes('master') : [redis];
+  let seconds = 0;
+  for (const node of nodes) {
+    const text = (await node.info('cpu')) as string;
+    for (const m of text.matchAll(/^used_cpu_(?:sys|user):([\d.]+)/gm)) seconds += Number(m[1]);
+  }
+  return seconds;
+}
+
 export interface ReporterShareLoad {
   /** Shares credited per second, sustained, every server keeping batches in flight. */
   perS: number;
   /** Redis commands per share in the measured window. */
   cmdsPerShare: number;
+  /** Redis CPU (all masters) per share in the measured window, microseconds. */
+  redisCpuUsPerShare: number;
   /** The share lists sent, per stratum server (for a baseline that writes the same shares). */
   pools: Share[][][];
 }
@@ -147,9 +163,20 @@ export async function measureReporterShares(
     );
     await run(performance.now() + Math.min(500, seconds * 300));
     const before = await commandCalls(redis);
+    const cpuBefore = await redisCpuSeconds(redis);
     const e2e = await run(performance.now() + seconds * 1000);
+    const cpu = (await redisCpuSeconds(redis)) - cpuBefore;
     const cmds = (await commandCalls(redis)) - before;
-    return { perS: e2e.shares / e2e.elapsedS, cmdsPerShare: cmds / e2e.shares, pools };
+    const result = {
+      perS: e2e.shares / e2e.elapsedS,
+      cmdsPerShare: cmds / e2e.shares,
+      redisCpuUsPerShare: (cpu * 1e6) / e2e.shares,
+      pools,
+    };
+    ctx.log(
+      `${label}: ${Math.round(result.perS)} shares/s, ${result.cmdsPerShare.toFixed(4)} Redis commands and ${result.redisCpuUsPerShare.toFixed(2)} us of Redis CPU per share`,
+    );
+    return result;
   } finally {
     await Promise.all(clients.map((c) => c.close()));
     await reporter.close();

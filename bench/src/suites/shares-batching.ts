@@ -130,6 +130,7 @@ export async function measureBatching(ctx: BenchContext, redis: RedisClient): Pr
     let acksBytes = 0;
     for (const spool of spools) acksBytes += Number(await redis.memory('USAGE', k.spoolAcks(spool.spoolId)));
     const grown = memoryAfter - memoryBefore;
+    const shareLogBytes = Number(await redis.memory('USAGE', k.shareLog, 'SAMPLES', 0));
 
     // The per-sub-batch protocol's idempotency keys for the same sub-batches, in the same Redis.
     const beforeOld = await usedMemory(redis);
@@ -149,7 +150,7 @@ export async function measureBatching(ctx: BenchContext, redis: RedisClient): Pr
     const oldKeysBytes = (await usedMemory(redis)) - beforeOld;
     const perMillion = (bytes: number) => Math.round((bytes / credited) * 1_000_000);
     ctx.log(
-      `shares: ${credited} credited in ${batches} 1 s batches, ${subBatches} sub-batches, ${stats.reduce((n, s) => n + s.requests, 0)} requests in ${elapsedS.toFixed(1)} s; Redis +${grown} B, of which the spools' acknowledgements ${acksBytes} B (the per-sub-batch keys would be ${oldKeysBytes} B, and grow for a day)`,
+      `shares: ${credited} credited in ${batches} 1 s batches, ${subBatches} sub-batches, ${stats.reduce((n, s) => n + s.requests, 0)} requests in ${elapsedS.toFixed(1)} s; Redis +${grown} B, of which the share log ${shareLogBytes} B (${Math.round(shareLogBytes / credited)} B/share), the spools' acknowledgements ${acksBytes} B (the per-sub-batch keys would be ${oldKeysBytes} B, and grow for a day)`,
     );
     return [
       {
