@@ -15,6 +15,9 @@ import {
   type HandshakeResult,
   type ServerStartParams,
   type ServerStarted,
+  type SubmitParams,
+  type SubmitResult,
+  type SubmitServerStarted,
 } from '../stratum-bench-shared.js';
 import type { BenchResult, BenchSuite } from '../types.js';
 
@@ -26,6 +29,9 @@ const TEMPLATE_TXS = 2000;
 const OPEN_CONCURRENCY = 200;
 const HANDSHAKE_CONCURRENCY = 200;
 const WARMUP_SESSIONS = 200;
+/** Share load: miners, each with this many submits outstanding. */
+const SUBMIT_CONNECTIONS = 100;
+const SUBMIT_IN_FLIGHT = 8;
 /** The C handshake load (native/hsload.c), built by `pnpm build` where a C compiler is. */
 const HSLOAD = fileURLToPath(new URL('../../native/build/hsload', import.meta.url));
 
@@ -56,6 +62,7 @@ export const stratumSuite: BenchSuite = {
     const handshakeSeconds = ctx.quick ? 1 : 5;
     const redisServer = await startRedis();
     const spoolDir = mkdtempSync(join(tmpdir(), 'hw-bench-stratum-'));
+    const submitSpoolDir = mkdtempSync(join(tmpdir(), 'hw-bench-stratum-submit-'));
     const server = startBenchChild('stratum-server-child', { execArgv: ['--expose-gc'] });
     const miners = startBenchChild('stratum-session-child');
     const redis = connectRedis(redisServer.url, 'bench');
@@ -138,6 +145,33 @@ export const stratumSuite: BenchSuite = {
       const handshakesRun = hs.handshakes * (1 + handshakeParams.warmupSeconds / handshakeParams.seconds);
       const serverCpuUs = (cpuAfter - cpuBefore) / handshakesRun;
 
+      const submitServer = await server.request<SubmitServerStarted>('startSubmit', {
+        keyPrefix,
+        spoolDir: submitSpoolDir,
+        txCount: TEMPLATE_TXS,
+      });
+      const submitParams: SubmitParams & { extranonce2Size: number } = {
+        port: submitServer.port,
+        extranonce2Size: submitServer.extranonce2Size,
+        connections: SUBMIT_CONNECTIONS,
+        inFlight: SUBMIT_IN_FLIGHT,
+        warmupSeconds: ctx.quick ? 0.3 : 1,
+        seconds: handshakeSeconds,
+      };
+      ctx.log(
+        `stratum: mining.submit, ${SUBMIT_CONNECTIONS} miners × ${SUBMIT_IN_FLIGHT} in flight for ${handshakeSeconds} s, scrypt, every share accepted`,
+      );
+      const submitCpuBefore = await server.request<number>('cpu');
+      const sub = await miners.request<SubmitResult>('submits', submitParams);
+      const submitCpuAfter = await server.request<number>('cpu');
+      if (sub.refused > 0) {
+        throw new Error(`bench: ${sub.refused} shares refused, the first: ${sub.firstRefusal}`);
+      }
+      const submitsPerS = sub.accepted / sub.seconds;
+      const submitsRun = sub.accepted * (1 + submitParams.warmupSeconds / submitParams.seconds);
+      const submitCpuUs = (submitCpuAfter - submitCpuBefore) / submitsRun;
+      ctx.log(`stratum: ${count(sub.accepted)} shares accepted in ${sub.seconds.toFixed(1)} s`);
+
       const fanoutP99 = percentile(fanout, 99);
       const bareP99 = percentile(bare, 99);
       const ms = (v: number) => Number(v.toFixed(1));
@@ -179,6 +213,21 @@ export const stratumSuite: BenchSuite = {
           baseline: null,
         },
         {
+          // The whole share path of one process: read, parse, scrypt, dedupe, answer, spool.
+          name: 'stratum.submits_per_s',
+          value: Math.round(submitsPerS),
+          unit: `accepted shares/s (scrypt, ${SUBMIT_CONNECTIONS} miners × ${SUBMIT_IN_FLIGHT} submits in flight, one process)`,
+          higherIsBetter: true,
+          baseline: null,
+        },
+        {
+          name: 'stratum.submit_server_cpu_us',
+          value: Math.round(submitCpuUs),
+          unit: 'us of server CPU per accepted share (all threads, user + system)',
+          higherIsBetter: false,
+          baseline: null,
+        },
+        {
           name: 'stratum.notify_fanout_10k_p99_ms',
           value: ms(fanoutP99),
           unit: `ms (p99 of ${rounds} jobs, ${count(sessions)} sessions, ${notifyBytes}-byte notify)`,
@@ -194,6 +243,7 @@ export const stratumSuite: BenchSuite = {
       redis.disconnect();
       await redisServer.stop();
       rmSync(spoolDir, { recursive: true, force: true });
+      rmSync(submitSpoolDir, { recursive: true, force: true });
     }
   },
 };
