@@ -59,3 +59,32 @@ export interface HandshakeResult {
   handshakes: number;
   seconds: number;
 }
+
+export interface SubmitServerParams {
+  keyPrefix: string;
+  spoolDir: string;
+  txCount: number;
+}
+
+export interface SubmitServerStarted {
+  port: number;
+  extranonce2Size: number;
+}
+
+export interface SubmitParams {
+  port: number;
+  /** Miner connections, each keeping `inFlight` submits outstanding. */
+  connections: number;
+  inFlight: number;
+  warmupSeconds: number;
+  seconds: number;
+}
+
+export interface SubmitResult {
+  /** Submits answered `true` in the measured window. */
+  accepted: number;
+  /** Submits answered otherwise in the whole run, and the first such answer. */
+  refused: number;
+  firstRefusal: string | null;
+  seconds: number;
+}

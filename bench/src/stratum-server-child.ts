@@ -17,6 +17,8 @@ import {
   BENCH_ADDRESS,
   type ServerStartParams,
   type ServerStarted,
+  type SubmitServerParams,
+  type SubmitServerStarted,
   fanoutIds,
 } from './stratum-bench-shared.js';
 
@@ -77,6 +79,7 @@ function makeJob(txids: readonly string[], jobId: string, height: number): Job {
 
 let redis: RedisClient | null = null;
 let server: StratumServer | null = null;
+let submitServer: StratumServer | null = null;
 const jobs = new PushedJobs();
 /**
  * The server's accepted sockets (from node's `net.server.socket` channel), for the fan-out
@@ -168,6 +171,51 @@ async function start(p: ServerStartParams): Promise<ServerStarted> {
 }
 
 /**
+ * A second stratum server in this process for `stratum.submits_per_s`: share difficulty so low
+ * that every submitted share is accepted (and spooled), on a job whose network target no
+ * share meets (no block submission per share), in a spool directory of its own.
+ */
+async function startSubmit(p: SubmitServerParams): Promise<SubmitServerStarted> {
+  const feed = new PushedJobs();
+  const txids = Array.from({ length: p.txCount }, () => randomBytes(32).toString('hex'));
+  feed.push(
+    buildJob({
+      template: { ...template(txids, 5000), bits: '1d00ffff', target: `00000000ffff${'00'.repeat(26)}` },
+      params: LITECOIN_REGTEST,
+      chain: BENCH_CHAIN,
+      payouts: [{ address: BENCH_ADDRESS }],
+      extranonce1Size: EXTRANONCE1_SIZE,
+      extranonce2Size: EXTRANONCE2_SIZE,
+      epoch: 1,
+      jobId: 'submit',
+      jmId: 'bench',
+      cleanJobs: true,
+    }).job,
+  );
+  submitServer = await createStratumServer({
+    id: 'bench-stratum-submit',
+    chain: BENCH_CHAIN,
+    params: LITECOIN_REGTEST,
+    host: '127.0.0.1',
+    port: 0,
+    redis: redis!,
+    keys: createKeyBuilder({ prefix: p.keyPrefix }),
+    jobs: feed,
+    blockSink: { submitBlock: async () => ({ accepted: false, hash: '', reason: 'bench' }) },
+    spoolDir: p.spoolDir,
+    extranonce1Size: EXTRANONCE1_SIZE,
+    extranonce2Size: EXTRANONCE2_SIZE,
+    limits: { maxConnectionsPerIp: 0 },
+    vardiff: { enabled: false, initialDifficulty: SUBMIT_DIFFICULTY, minDifficulty: SUBMIT_DIFFICULTY },
+  });
+  await submitServer.start();
+  return { port: submitServer.port, extranonce2Size: EXTRANONCE2_SIZE };
+}
+
+/** Every scrypt hash meets a share target this low. */
+const SUBMIT_DIFFICULTY = 1e-12;
+
+/**
  * The baseline of `stratum.handshakes_per_s`: a bare Node server with the stratum server's
  * socket options that, per connection, reads up to the second line and writes one canned
  * reply as long as what the stratum server writes to a handshake (subscribe reply,
@@ -229,6 +277,8 @@ serveParent(
       serverSockets.clear();
     },
     stats: () => server!.stats(),
+    startSubmit,
+    submitStats: () => submitServer!.stats(),
     /** CPU time of the whole process (all threads, user + system), microseconds. */
     cpu: () => {
       const { user, system } = process.cpuUsage();
@@ -236,6 +286,7 @@ serveParent(
     },
   },
   async () => {
+    await submitServer?.close();
     await server?.close();
     redis?.disconnect();
   },

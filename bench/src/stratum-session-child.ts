@@ -11,6 +11,8 @@ import {
   type HandshakeParams,
   type HandshakeResult,
   type OpenParams,
+  type SubmitParams,
+  type SubmitResult,
   fanoutIds,
   notifyMarker,
 } from './stratum-bench-shared.js';
@@ -257,7 +259,98 @@ async function handshakes(p: HandshakeParams): Promise<HandshakeResult> {
   return { handshakes: count, seconds };
 }
 
-serveParent({ open, closeSessions, fanout, handshakes, armClean, collectClean }, async () => {
+/**
+ * Share load: `connections` miners, each subscribing, authorizing, reading its first job, then
+ * keeping `inFlight` `mining.submit`s outstanding (a new one per answer, each with its own
+ * extranonce2), until `warmupSeconds` + `seconds` have passed. Counts the answers `true` in the
+ * measured `seconds`, and every other answer.
+ */
+async function submits(p: SubmitParams & { extranonce2Size: number }): Promise<SubmitResult> {
+  let counting = false;
+  let stop = false;
+  let accepted = 0;
+  let refused = 0;
+  let firstRefusal: string | null = null;
+  const sockets: Socket[] = [];
+  const atStop: (() => void)[] = [];
+  const miner = (index: number) =>
+    new Promise<void>((resolve, reject) => {
+      const socket = connect(p.port, '127.0.0.1');
+      sockets.push(socket);
+      const worker = `${BENCH_ADDRESS}.sub${index}`;
+      let job: { id: string; ntime: string } | null = null;
+      let authorized = false;
+      let next = 0;
+      let outstanding = 0;
+      const send = () => {
+        const n = next++;
+        const en2 = (index * 2 ** 32 + n).toString(16).padStart(p.extranonce2Size * 2, '0');
+        const nonce = (n % 2 ** 32).toString(16).padStart(8, '0');
+        outstanding++;
+        socket.write(
+          `{"id":${n + 10},"method":"mining.submit","params":["${worker}","${job!.id}","${en2}","${job!.ntime}","${nonce}"]}\n`,
+        );
+      };
+      socket.on('error', reject);
+      socket.on('close', () => {
+        if (!stop) reject(new Error(`miner ${index} closed by the server`));
+      });
+      readLines(socket, (line) => {
+        if (!authorized) {
+          if (isAuthorizeReply(line)) {
+            checkAuthorized(line);
+            authorized = true;
+          }
+          return;
+        }
+        if (job === null) {
+          if (!line.includes('"mining.notify"')) return;
+          const params = (JSON.parse(line) as { params: string[] }).params;
+          job = { id: params[0]!, ntime: params[7]! };
+          for (let i = 0; i < p.inFlight; i++) send();
+          return;
+        }
+        if (!line.startsWith('{"id":') || line.startsWith('{"id":null')) return;
+        outstanding--;
+        if (line.includes('"result":true')) {
+          if (counting) accepted++;
+        } else {
+          refused++;
+          firstRefusal ??= line;
+        }
+        if (!stop) send();
+        else if (outstanding === 0) resolve();
+      });
+      atStop.push(() => {
+        if (job === null) reject(new Error(`miner ${index} got no job`));
+        else if (outstanding === 0) resolve();
+      });
+      socket.write(handshakeLines(`sub${index}`));
+    });
+  const miners = Promise.all(Array.from({ length: p.connections }, (_, i) => miner(i)));
+  const timed = (async () => {
+    await new Promise((resolve) => setTimeout(resolve, p.warmupSeconds * 1000));
+    counting = true;
+    const start = performance.now();
+    await new Promise((resolve) => setTimeout(resolve, p.seconds * 1000));
+    counting = false;
+    stop = true;
+    for (const check of atStop) check();
+    return (performance.now() - start) / 1000;
+  })();
+  try {
+    const [seconds] = await Promise.all([timed, miners]);
+    return { accepted, refused, firstRefusal, seconds };
+  } finally {
+    for (const socket of sockets) {
+      socket.removeAllListeners('close');
+      socket.on('error', () => {});
+      socket.destroy();
+    }
+  }
+}
+
+serveParent({ open, closeSessions, fanout, handshakes, armClean, collectClean, submits }, async () => {
   control?.destroy();
   await closeSessions();
 });

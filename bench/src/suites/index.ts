@@ -1,5 +1,6 @@
 import type { BenchSuite } from '../types.js';
 import { chainSuite } from './chain.js';
+import { clusterSuite } from './cluster.js';
 import { idleSuite } from './idle.js';
 import { jobsSuite } from './jobs.js';
 import { protocolSuite } from './protocol.js';
@@ -20,4 +21,5 @@ export const suites: readonly BenchSuite[] = [
   jobsSuite,
   idleSuite,
   sharesSuite,
+  clusterSuite,
 ];

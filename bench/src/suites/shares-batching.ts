@@ -15,6 +15,7 @@ const SERVERS = 2;
 const WORKERS = 10_000;
 const REPORTERS = 2;
 const BUCKETS = 100;
+const JOB_ID = '2b3c';
 
 let submission = 0;
 
@@ -25,7 +26,7 @@ function shareOf(worker: number, ts: number): Share {
     sessionId: `s${worker}`,
     account: `ltc1qbatch${worker}`,
     worker: 'rig',
-    jobId: '2b3c',
+    jobId: JOB_ID,
     extranonce1: 'f0000002',
     extranonce2: submission.toString(16).padStart(8, '0'),
     ntime: '65a1b2c3',
@@ -130,6 +131,8 @@ export async function measureBatching(ctx: BenchContext, redis: RedisClient): Pr
     let acksBytes = 0;
     for (const spool of spools) acksBytes += Number(await redis.memory('USAGE', k.spoolAcks(spool.spoolId)));
     const grown = memoryAfter - memoryBefore;
+    const shareLogBytes = Number(await redis.memory('USAGE', k.shareLog, 'SAMPLES', 0));
+    const seenBytes = Number(await redis.memory('USAGE', k.shareSeen(JOB_ID), 'SAMPLES', 0));
 
     // The per-sub-batch protocol's idempotency keys for the same sub-batches, in the same Redis.
     const beforeOld = await usedMemory(redis);
@@ -149,7 +152,7 @@ export async function measureBatching(ctx: BenchContext, redis: RedisClient): Pr
     const oldKeysBytes = (await usedMemory(redis)) - beforeOld;
     const perMillion = (bytes: number) => Math.round((bytes / credited) * 1_000_000);
     ctx.log(
-      `shares: ${credited} credited in ${batches} 1 s batches, ${subBatches} sub-batches, ${stats.reduce((n, s) => n + s.requests, 0)} requests in ${elapsedS.toFixed(1)} s; Redis +${grown} B, of which the spools' acknowledgements ${acksBytes} B (the per-sub-batch keys would be ${oldKeysBytes} B, and grow for a day)`,
+      `shares: ${credited} credited in ${batches} 1 s batches, ${subBatches} sub-batches, ${stats.reduce((n, s) => n + s.requests, 0)} requests in ${elapsedS.toFixed(1)} s; Redis +${grown} B, of which the duplicate check (seen) ${seenBytes} B (${Math.round(seenBytes / credited)} B/share), the share log ${shareLogBytes} B (${Math.round(shareLogBytes / credited)} B/share), the spools' acknowledgements ${acksBytes} B (the per-sub-batch keys would be ${oldKeysBytes} B, and grow for a day)`,
     );
     return [
       {

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { startRedis } from '@hashwire/testkit';
+import { type RedisClient, connectRedis } from '@hashwire/registry';
+import { startRedis, waitFor } from '@hashwire/testkit';
 import { startBenchChild } from '../child-ipc.js';
 import { percentile } from '../measure.js';
 import {
@@ -14,6 +15,9 @@ import {
   type HandshakeResult,
   type ServerStartParams,
   type ServerStarted,
+  type SubmitParams,
+  type SubmitResult,
+  type SubmitServerStarted,
 } from '../stratum-bench-shared.js';
 import type { BenchResult, BenchSuite } from '../types.js';
 
@@ -25,6 +29,9 @@ const TEMPLATE_TXS = 2000;
 const OPEN_CONCURRENCY = 200;
 const HANDSHAKE_CONCURRENCY = 200;
 const WARMUP_SESSIONS = 200;
+/** Share load: miners, each with this many submits outstanding. */
+const SUBMIT_CONNECTIONS = 100;
+const SUBMIT_IN_FLIGHT = 8;
 /** The C handshake load (native/hsload.c), built by `pnpm build` where a C compiler is. */
 const HSLOAD = fileURLToPath(new URL('../../native/build/hsload', import.meta.url));
 
@@ -43,7 +50,8 @@ const count = (n: number) => n.toLocaleString('en-US');
  * the server, on the same cores), else the Node client of the miners' process.
  * Its baseline: the same load on a bare node:net server writing a canned reply of the same
  * size (what Node alone costs per handshake here). `stratum.handshake_server_cpu_us`: the
- * server process's CPU per handshake in that run.
+ * server process's CPU per handshake in that run. `stratum.redis_bytes_per_session`: Redis
+ * `used_memory` growth per idle session (its resumable `sess:` hash and its `en1:` claim).
  */
 export const stratumSuite: BenchSuite = {
   name: 'stratum',
@@ -54,12 +62,15 @@ export const stratumSuite: BenchSuite = {
     const handshakeSeconds = ctx.quick ? 1 : 5;
     const redisServer = await startRedis();
     const spoolDir = mkdtempSync(join(tmpdir(), 'hw-bench-stratum-'));
+    const submitSpoolDir = mkdtempSync(join(tmpdir(), 'hw-bench-stratum-submit-'));
     const server = startBenchChild('stratum-server-child', { execArgv: ['--expose-gc'] });
     const miners = startBenchChild('stratum-session-child');
+    const redis = connectRedis(redisServer.url, 'bench');
+    const keyPrefix = `b${randomBytes(4).toString('hex')}:`;
     try {
       const start: ServerStartParams = {
         redisUrl: redisServer.url,
-        keyPrefix: `b${randomBytes(4).toString('hex')}:`,
+        keyPrefix,
         spoolDir,
         rounds,
         txCount: TEMPLATE_TXS,
@@ -71,6 +82,9 @@ export const stratumSuite: BenchSuite = {
       await miners.request('closeSessions');
       await server.request('settle', { count: 0 });
       const rssBefore = await server.request<number>('rss');
+      // The warm-up's sessions stay resumable (their keys live on), so count from here.
+      const sessKeysBefore = await countKeys(redis, `${keyPrefix}sess:*`);
+      const redisBefore = await usedMemory(redis);
       ctx.log(`stratum: opening ${count(sessions)} idle sessions`);
       const opened = await miners.request<{ sessions: number; ms: number }>('open', {
         port,
@@ -79,6 +93,15 @@ export const stratumSuite: BenchSuite = {
       });
       const rssWith = await server.request<number>('rss');
       const perSession = (rssWith - rssBefore) / sessions;
+      // Sessions are written to Redis in the server's background batches: wait for all of them.
+      await waitFor(async () => (await countKeys(redis, `${keyPrefix}sess:*`)) >= sessKeysBefore + sessions, {
+        timeoutMs: 60_000,
+        what: `${count(sessions)} sessions stored in Redis`,
+      });
+      const redisPerSession = ((await usedMemory(redis)) - redisBefore) / sessions;
+      ctx.log(
+        `stratum: Redis +${Math.round(redisPerSession)} B/session; one session hash ${await sampleUsage(redis, `${keyPrefix}sess:*`)} B, one extranonce1 claim ${await sampleUsage(redis, `${keyPrefix}en1:*`)} B (MEMORY USAGE)`,
+      );
       ctx.log(
         `stratum: ${count(opened.sessions)} sessions open in ${Math.round(opened.ms)} ms, RSS ${mib(rssBefore)} → ${mib(rssWith)} MiB`,
       );
@@ -122,6 +145,33 @@ export const stratumSuite: BenchSuite = {
       const handshakesRun = hs.handshakes * (1 + handshakeParams.warmupSeconds / handshakeParams.seconds);
       const serverCpuUs = (cpuAfter - cpuBefore) / handshakesRun;
 
+      const submitServer = await server.request<SubmitServerStarted>('startSubmit', {
+        keyPrefix,
+        spoolDir: submitSpoolDir,
+        txCount: TEMPLATE_TXS,
+      });
+      const submitParams: SubmitParams & { extranonce2Size: number } = {
+        port: submitServer.port,
+        extranonce2Size: submitServer.extranonce2Size,
+        connections: SUBMIT_CONNECTIONS,
+        inFlight: SUBMIT_IN_FLIGHT,
+        warmupSeconds: ctx.quick ? 0.3 : 1,
+        seconds: handshakeSeconds,
+      };
+      ctx.log(
+        `stratum: mining.submit, ${SUBMIT_CONNECTIONS} miners × ${SUBMIT_IN_FLIGHT} in flight for ${handshakeSeconds} s, scrypt, every share accepted`,
+      );
+      const submitCpuBefore = await server.request<number>('cpu');
+      const sub = await miners.request<SubmitResult>('submits', submitParams);
+      const submitCpuAfter = await server.request<number>('cpu');
+      if (sub.refused > 0) {
+        throw new Error(`bench: ${sub.refused} shares refused, the first: ${sub.firstRefusal}`);
+      }
+      const submitsPerS = sub.accepted / sub.seconds;
+      const submitsRun = sub.accepted * (1 + submitParams.warmupSeconds / submitParams.seconds);
+      const submitCpuUs = (submitCpuAfter - submitCpuBefore) / submitsRun;
+      ctx.log(`stratum: ${count(sub.accepted)} shares accepted in ${sub.seconds.toFixed(1)} s`);
+
       const fanoutP99 = percentile(fanout, 99);
       const bareP99 = percentile(bare, 99);
       const ms = (v: number) => Number(v.toFixed(1));
@@ -134,6 +184,13 @@ export const stratumSuite: BenchSuite = {
           baseline: null,
           target: `<= ${count(RSS_TARGET_BYTES)} bytes`,
           met: perSession <= RSS_TARGET_BYTES,
+        },
+        {
+          name: 'stratum.redis_bytes_per_session',
+          value: Math.round(redisPerSession),
+          unit: `bytes/session (Redis used_memory, ${count(sessions)} idle sessions)`,
+          higherIsBetter: false,
+          baseline: null,
         },
         {
           name: 'stratum.handshakes_per_s',
@@ -156,6 +213,21 @@ export const stratumSuite: BenchSuite = {
           baseline: null,
         },
         {
+          // The whole share path of one process: read, parse, scrypt, dedupe, answer, spool.
+          name: 'stratum.submits_per_s',
+          value: Math.round(submitsPerS),
+          unit: `accepted shares/s (scrypt, ${SUBMIT_CONNECTIONS} miners × ${SUBMIT_IN_FLIGHT} submits in flight, one process)`,
+          higherIsBetter: true,
+          baseline: null,
+        },
+        {
+          name: 'stratum.submit_server_cpu_us',
+          value: Math.round(submitCpuUs),
+          unit: 'us of server CPU per accepted share (all threads, user + system)',
+          higherIsBetter: false,
+          baseline: null,
+        },
+        {
           name: 'stratum.notify_fanout_10k_p99_ms',
           value: ms(fanoutP99),
           unit: `ms (p99 of ${rounds} jobs, ${count(sessions)} sessions, ${notifyBytes}-byte notify)`,
@@ -168,8 +240,10 @@ export const stratumSuite: BenchSuite = {
       return results;
     } finally {
       await Promise.all([miners.close(), server.close()]);
+      redis.disconnect();
       await redisServer.stop();
       rmSync(spoolDir, { recursive: true, force: true });
+      rmSync(submitSpoolDir, { recursive: true, force: true });
     }
   },
 };
@@ -189,3 +263,30 @@ async function runHsload(p: HandshakeParams): Promise<HandshakeResult> {
 }
 
 const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
+
+async function countKeys(redis: RedisClient, match: string): Promise<number> {
+  let n = 0;
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', match, 'COUNT', 1000);
+    cursor = next;
+    n += keys.length;
+  } while (cursor !== '0');
+  return n;
+}
+
+async function usedMemory(redis: RedisClient): Promise<number> {
+  const text = (await redis.info('memory')) as string;
+  return Number(/^used_memory:(\d+)/m.exec(text)?.[1] ?? Number.NaN);
+}
+
+/** MEMORY USAGE of one key matching `match` (the first SCAN finds), or 0 when there is none. */
+async function sampleUsage(redis: RedisClient, match: string): Promise<number> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', match, 'COUNT', 1000);
+    if (keys[0]) return Number(await redis.memory('USAGE', keys[0]));
+    cursor = next;
+  } while (cursor !== '0');
+  return 0;
+}

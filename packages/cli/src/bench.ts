@@ -6,7 +6,8 @@ export const benchUsage = `usage: hashwire bench [suite ...] [--json FILE] [--qu
 Runs benchmark suites (all when none is named), prints a table and, with --json,
 writes { machine, results: [{ name, value, unit, higherIsBetter, baseline }] }.
 
-suites: ${suites.map((s) => s.name).join(', ')}`;
+suites: ${suites.map((s) => s.name).join(', ')}
+${suites.map((s) => `  ${s.name.padEnd(Math.max(...suites.map((x) => x.name.length)))}  ${s.description}`).join('\n')}`;
 
 export async function benchCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({

@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { suites } from '@hashwire/bench';
 import { main, usage } from '@hashwire/cli';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { type CapturedOutput, captureOutput } from './capture-output.js';
@@ -52,6 +53,13 @@ describe('hashwire cli', () => {
     for (const r of report.results) expect(output.out).toContain(r.name);
     // Every suite, quick mode: ~18 s alone on 2 cores, far more when the suite runs beside it.
   }, 180_000);
+
+  it('bench --help names every suite with what it measures', async () => {
+    expect(await main(['bench', '--help'])).toBe(0);
+    expect(output.out).toMatch(/^ {2}cluster +share batches → reporter \(RPC\) → a 3-master Redis Cluster/m);
+    const rows = output.out.split('\n').map((line) => line.trim().split(/ {2,}/));
+    for (const s of suites) expect(rows).toContainEqual([s.name, s.description]);
+  });
 
   it('refuses an unknown bench suite, listing the available ones', async () => {
     await expect(main(['bench', 'nope'])).rejects.toThrow(
