@@ -83,6 +83,11 @@ function bodyText(request: FastifyRequest): string | undefined {
   return text;
 }
 
+/** Members by name: Redis keeps them by deadline (active) or in hash order (inactive). */
+function byName<T extends { id: string }>(members: T[]): T[] {
+  return [...members].sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
+}
+
 export interface GroupContext {
   redis: RedisClient;
   keys: KeyBuilder;
@@ -102,8 +107,8 @@ export function groupRoutes(ctx: GroupContext): ApiRoute[] {
       version: view.version,
       config: shown(view.config),
       endpoints: await endpoints(),
-      active_members: view.active.map((m) => ({ [m.id]: shown(m.config) })),
-      inactive_members: view.inactive.map((m) => ({ [m.id]: shown(m.config) })),
+      active_members: byName(view.active).map((m) => ({ [m.id]: shown(m.config) })),
+      inactive_members: byName(view.inactive).map((m) => ({ [m.id]: shown(m.config) })),
     };
   };
   const heartbeat = async (reply: FastifyReply, group: string, member: string) => {

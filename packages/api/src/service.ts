@@ -162,7 +162,7 @@ export async function createApiService(options: ApiServiceOptions): Promise<ApiS
     logger: false,
     bodyLimit: maxBodyBytes,
     // Names up to 200 characters reach the validators, which say what is wrong with them.
-    maxParamLength: 512,
+    routerOptions: { maxParamLength: 512 },
     // HEAD is a heartbeat of its own on member paths, not GET without a body.
     exposeHeadRoutes: false,
   });
