@@ -19,7 +19,7 @@ import {
   registerService,
   requireRedisVersion,
 } from '@hashwire/registry';
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { ApiError } from './errors.js';
 import type { ApiChain } from './read.js';
@@ -165,6 +165,12 @@ export async function createApiService(options: ApiServiceOptions): Promise<ApiS
     routerOptions: { maxParamLength: 512 },
     // HEAD is a heartbeat of its own on member paths, not GET without a body.
     exposeHeadRoutes: false,
+    // A URL that does not decode (`%E0%A4%A`) is refused before routing: same error shape.
+    frameworkErrors: (error, _request, reply) => {
+      const apiError = fromFastify(error as FastifyError);
+      const raw = reply as unknown as FastifyReply;
+      void raw.status(apiError.status).send(apiError.toJSON());
+    },
   });
   // Every body is opaque text (membership metadata, configs); the routes decide what it must be.
   app.removeAllContentTypeParsers();
