@@ -44,10 +44,13 @@ export function route<P extends z.ZodType, Q extends z.ZodType>(spec: ApiRoute<P
 export const noQuery = z.object({}).strict();
 
 export function registerRoutes(app: FastifyInstance, routes: readonly ApiRoute[]): void {
+  // Paths with a HEAD of their own (a membership heartbeat) keep it; every other GET answers HEAD too.
+  const ownHead = new Set(routes.filter((r) => r.method === 'HEAD').map((r) => r.url));
   for (const r of routes) {
     app.route({
       method: r.method,
       url: r.url,
+      exposeHeadRoute: r.method === 'GET' && !ownHead.has(r.url),
       handler: async (request, reply) => {
         const params = r.params.safeParse(request.params ?? {});
         if (!params.success) throw invalidInput(params.error, 'path');
