@@ -1,4 +1,5 @@
 import type { BenchSuite } from '../types.js';
+import { apiSuite } from './api.js';
 import { chainSuite } from './chain.js';
 import { idleSuite } from './idle.js';
 import { jobsSuite } from './jobs.js';
@@ -20,4 +21,5 @@ export const suites: readonly BenchSuite[] = [
   jobsSuite,
   idleSuite,
   sharesSuite,
+  apiSuite,
 ];

@@ -202,10 +202,14 @@ export async function createApiService(options: ApiServiceOptions): Promise<ApiS
       tag: 'meta',
       params: z.object({}),
       query: noQuery,
-      handler: async () => document,
+      // Serialized once: it only changes with the code.
+      handler: async ({ reply }) => {
+        void reply.type('application/json');
+        return documentText;
+      },
     }),
   );
-  const document = openApiDocument(routes, { version });
+  const documentText = JSON.stringify(openApiDocument(routes, { version }));
   registerRoutes(app, routes);
 
   let url: string | null = null;
