@@ -398,7 +398,7 @@ describe('chaos (issue 15 acceptance)', () => {
     // 5. Redis frozen 15 s (a VM pause): blocks still reach the daemons; no job can be
     //    published, so the stratum servers suspend once their work is MAX_JOB_AGE_MS old.
     {
-      const pid = p.redisServer.pid;
+      const pid = p.redisServer!.pid;
       const start = Date.now();
       const atStart = await height();
       process.kill(pid, 'SIGSTOP');

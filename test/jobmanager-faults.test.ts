@@ -195,7 +195,7 @@ describe('jobmanager faults (real litecoind, Redis, jobmanagers in their own pro
     await waitFor(
       async () => {
         const text = await redis.hget(keys.blocks(CHAIN), reply.hash);
-        const events = await redis.xrange(keys.events(), '-', '+');
+        const events = await redis.xrange(keys.events(CHAIN), '-', '+');
         const types = events.map(([, f]) => f[f.indexOf('type') + 1]);
         return text && JSON.parse(text).state === 'accepted' && types.includes('block.accepted');
       },

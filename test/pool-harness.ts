@@ -8,12 +8,14 @@ import { type RedisClient, connectRedis, getService } from '@hashwire/registry';
 import { curveKeyPair } from '@hashwire/rpc';
 import {
   type LitecoinRegtest,
+  type RedisClusterServer,
   type RedisServer,
   type SimDisconnectEvent,
   type SimMiners,
   type SimReconnectEvent,
   startLitecoinRegtest,
   startRedis,
+  startRedisCluster,
   startSimMiners,
   waitFor,
 } from '@hashwire/testkit';
@@ -28,6 +30,7 @@ import {
 } from './haproxy-front.js';
 import {
   type ServiceProcess,
+  type TestRedis,
   killService,
   regtestJobmanagerConfig,
   regtestReporterConfig,
@@ -80,6 +83,12 @@ export interface PoolOptions {
    * servers' miner port on 127.0.0.1 and their HTTP on loopback
    */
   hostOf?: (kind: Kind, id: string) => string | undefined;
+  /**
+   * `single`: one redis-server. `cluster`: a Redis Cluster of 3 masters with a replica each
+   * (append-only files on), every service and the test connected to it as a Cluster.
+   * @defaultValue 'single'
+   */
+  redis?: 'single' | 'cluster';
 }
 
 /** A miner group through HAProxy, with every reconnect and disconnect it saw, timestamped. */
@@ -95,7 +104,10 @@ export interface Pool {
   prefix: string;
   keys: KeyBuilder;
   redis: RedisClient;
-  redisServer: RedisServer;
+  /** The redis-server (`redis: 'single'`). */
+  redisServer?: RedisServer;
+  /** The Redis Cluster (`redis: 'cluster'`). */
+  cluster?: RedisClusterServer;
   ltc: LitecoinRegtest;
   front: StratumFront;
   /** The miners' payout account (a regtest address). */
@@ -129,13 +141,28 @@ export interface Pool {
 export async function startPool(options: PoolOptions): Promise<Pool> {
   const prefix = `t${randomBytes(4).toString('hex')}:`;
   const keys = createKeyBuilder({ prefix });
-  const [ltc, { redisServer, redis, front }] = await Promise.all([
+  const [ltc, { redisServer, cluster, target, redis, front }] = await Promise.all([
     startLitecoinRegtest({ nodes: 2 }),
     (async () => {
-      const redisServer = await startRedis();
-      const redis = connectRedis(redisServer.url);
+      let redisServer: RedisServer | undefined;
+      let cluster: RedisClusterServer | undefined;
+      let target: TestRedis;
+      if (options.redis === 'cluster') {
+        cluster = await startRedisCluster({ masters: 3, replicas: 1, appendonly: true });
+        target = { cluster: cluster.nodes };
+      } else {
+        redisServer = await startRedis();
+        target = redisServer.url;
+      }
+      const redis = connectRedis(typeof target === 'string' ? target : { cluster: [...target.cluster] });
       // HAProxy follows the registry from the start, as an operator runs it.
-      return { redisServer, redis, front: await startStratumFront({ redis, keys, chain: CHAIN }) };
+      return {
+        redisServer,
+        cluster,
+        target,
+        redis,
+        front: await startStratumFront({ redis, keys, chain: CHAIN }),
+      };
     })(),
   ]);
   const payout = await ltc.rpc[0]!.call<string>('getnewaddress', ['', 'bech32']);
@@ -170,7 +197,7 @@ export async function startPool(options: PoolOptions): Promise<Pool> {
       regtestJobmanagerConfig({
         id,
         keyPrefix: prefix,
-        redisUrl: redisServer.url,
+        redisUrl: target,
         payout,
         nodes: ltc.nodes,
         extra: {
@@ -186,7 +213,7 @@ export async function startPool(options: PoolOptions): Promise<Pool> {
       regtestReporterConfig({
         id,
         keyPrefix: prefix,
-        redisUrl: redisServer.url,
+        redisUrl: target,
         nodes: ltc.nodes,
         extra: {
           ...bindOn('reporter', id),
@@ -203,7 +230,7 @@ export async function startPool(options: PoolOptions): Promise<Pool> {
       return regtestStratumConfig({
         id,
         keyPrefix: prefix,
-        redisUrl: redisServer.url,
+        redisUrl: target,
         spoolDir: spoolDirs.get(id)!,
         // A restart takes the same port, as an operator's fixed port would (the agent then takes
         // any free one).
@@ -244,7 +271,8 @@ export async function startPool(options: PoolOptions): Promise<Pool> {
     prefix,
     keys,
     redis,
-    redisServer,
+    ...(redisServer && { redisServer }),
+    ...(cluster && { cluster }),
     ltc,
     front,
     account,
@@ -354,7 +382,7 @@ export async function startPool(options: PoolOptions): Promise<Pool> {
       await Promise.all(groups.map((g) => g.miners.stop()));
       await Promise.all([...running.values()].map(killService));
       redis.disconnect();
-      await Promise.all([front.close(), ltc.stop(), redisServer.stop()]);
+      await Promise.all([front.close(), ltc.stop(), redisServer?.stop(), cluster?.stop()]);
       for (const dir of spoolDirs.values()) rmSync(dir, { recursive: true, force: true });
       rmSync(keyDir, { recursive: true, force: true });
     },

@@ -90,11 +90,19 @@ export async function killService(service: ServiceProcess): Promise<Exit> {
   return service.exited;
 }
 
+/** Where the services' Redis is: a URL, or the seed nodes of a Redis Cluster. */
+export type TestRedis = string | { cluster: readonly { host: string; port: number }[] };
+
+/** The config fields for `redis`: `redisUrl`, or `redis: { cluster }`. */
+function redisFields(redis: TestRedis): Record<string, unknown> {
+  return typeof redis === 'string' ? { redisUrl: redis } : { redis: { cluster: redis.cluster } };
+}
+
 /** A jobmanager's JSON config for a litecoin regtest pair from testkit, as the integration tests run it. */
 export function regtestJobmanagerConfig(options: {
   id: string;
   keyPrefix: string;
-  redisUrl: string;
+  redisUrl: TestRedis;
   payout: string;
   nodes: readonly { rpcUrl: string; cookieFile: string }[];
   extra?: Record<string, unknown>;
@@ -105,7 +113,7 @@ export function regtestJobmanagerConfig(options: {
     network: 'regtest',
     daemons: options.nodes.map((n) => ({ url: n.rpcUrl, cookieFile: n.cookieFile })),
     payouts: [{ address: options.payout }],
-    redisUrl: options.redisUrl,
+    ...redisFields(options.redisUrl),
     keyPrefix: options.keyPrefix,
     heartbeatIntervalMs: 250,
     pollIntervalMs: 100,
@@ -117,14 +125,14 @@ export function regtestJobmanagerConfig(options: {
 export function regtestReporterConfig(options: {
   id: string;
   keyPrefix: string;
-  redisUrl: string;
+  redisUrl: TestRedis;
   nodes: readonly { rpcUrl: string; cookieFile: string }[];
   extra?: Record<string, unknown>;
 }): Record<string, unknown> {
   return {
     id: options.id,
     chain: 'litecoin-regtest',
-    redisUrl: options.redisUrl,
+    ...redisFields(options.redisUrl),
     keyPrefix: options.keyPrefix,
     daemons: options.nodes.map((n) => ({ url: n.rpcUrl, cookieFile: n.cookieFile })),
     blockPollMs: 2000,
@@ -142,7 +150,7 @@ export function regtestReporterConfig(options: {
 export function regtestStratumConfig(options: {
   id: string;
   keyPrefix: string;
-  redisUrl: string;
+  redisUrl: TestRedis;
   spoolDir: string;
   /** 0 for any free port; a restart passes the port it had, so its miners come back to it. */
   port: number;
@@ -157,7 +165,7 @@ export function regtestStratumConfig(options: {
     chain: 'litecoin-regtest',
     coin: 'litecoin',
     network: 'regtest',
-    redisUrl: options.redisUrl,
+    ...redisFields(options.redisUrl),
     keyPrefix: options.keyPrefix,
     spoolDir: options.spoolDir,
     host: '127.0.0.1',

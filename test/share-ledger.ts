@@ -115,3 +115,13 @@ export function describeShares(shares: readonly (SimShare | LoggedShare)[], limi
   if (shares.length > limit) lines.push(`… and ${shares.length - limit} more`);
   return lines;
 }
+
+/**
+ * Keys matching `pattern`: KEYS on the one Redis, or on every master of a Cluster (a Cluster
+ * client sends a key-less command to one node only).
+ */
+export async function keysMatching(redis: RedisClient, pattern: string): Promise<string[]> {
+  if (!('nodes' in redis)) return redis.keys(pattern);
+  const perNode = await Promise.all(redis.nodes('master').map((node) => node.keys(pattern)));
+  return perNode.flat();
+}

@@ -1,10 +1,12 @@
 import { parseArgs } from 'node:util';
-import { formatTable, runBench } from '@hashwire/bench';
+import { formatTable, runBench, suites } from '@hashwire/bench';
 
 export const benchUsage = `usage: hashwire bench [suite ...] [--json FILE] [--quick]
 
 Runs benchmark suites (all when none is named), prints a table and, with --json,
-writes { machine, results: [{ name, value, unit, higherIsBetter, baseline }] }.`;
+writes { machine, results: [{ name, value, unit, higherIsBetter, baseline }] }.
+
+suites: ${suites.map((s) => s.name).join(', ')}`;
 
 export async function benchCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({

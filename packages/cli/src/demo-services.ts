@@ -3,6 +3,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { PoolConfigInput } from '@hashwire/core';
+import { startRedis, startRedisCluster } from '@hashwire/testkit';
 import type { PoolKeys } from './keys.js';
 import type { ServiceRunKind } from './pool.js';
 import { SERVICE_BINS, SERVICE_CONFIG_ENV } from './run.js';
@@ -51,8 +52,50 @@ export function portFree(host: string, port: number): Promise<boolean> {
   });
 }
 
+/** Which Redis the demo runs on: one redis-server, or a Redis Cluster (its seed nodes). */
+export type DemoRedis = { url: string } | { cluster: { host: string; port: number }[] };
+
+/** `hashwire demo --redis single|cluster`. */
+export const DEMO_REDIS_KINDS = ['single', 'cluster'] as const;
+export type DemoRedisKind = (typeof DEMO_REDIS_KINDS)[number];
+/** `--redis cluster`: masters, and replicas of each master. */
+export const CLUSTER_MASTERS = 3;
+export const CLUSTER_REPLICAS = 1;
+
+/** The Redis a demo started, to reach and to stop. */
+export interface DemoRedisServer {
+  /** How the pool and the demo reach it (a Cluster's nodes: masters first, then replicas). */
+  target: DemoRedis;
+  /** Of a Cluster's nodes, how many are replicas (0 for one redis-server). */
+  replicas: number;
+  /** One line for the demo's output: addresses and pids. */
+  description: string;
+  stop(): Promise<void>;
+}
+
+/** Starts the demo's Redis on free ports: one redis-server, or a Cluster of 3 masters and 3 replicas. */
+export async function startDemoRedis(kind: DemoRedisKind): Promise<DemoRedisServer> {
+  if (kind === 'single') {
+    const server = await startRedis();
+    return {
+      target: { url: server.url },
+      replicas: 0,
+      description: `redis-server ${server.url} (pid ${server.pid})`,
+      stop: () => server.stop(),
+    };
+  }
+  const cluster = await startRedisCluster({ masters: CLUSTER_MASTERS, replicas: CLUSTER_REPLICAS });
+  const replicas = cluster.servers.length - CLUSTER_MASTERS;
+  return {
+    target: { cluster: cluster.nodes },
+    replicas,
+    description: `Redis Cluster, ${CLUSTER_MASTERS} masters + ${replicas} replicas: ${cluster.servers.map((s) => `127.0.0.1:${s.port}`).join(', ')} (pids ${cluster.servers.map((s) => s.pid).join(', ')})`,
+    stop: () => cluster.stop(),
+  };
+}
+
 export interface DemoPoolInput {
-  redisUrl: string;
+  redis: DemoRedis;
   daemons: { url: string; cookieFile: string }[];
   payout: string;
   /** Where the spools, HAProxy's config and socket go (the demo's log folder). */
@@ -76,7 +119,10 @@ export function demoPoolConfig(input: DemoPoolInput): PoolConfigInput {
   if (!jobmanager || !stratum || !reporter || !input.keys.adminTokenFile)
     throw new Error('the demo needs every key: generatePoolKeys(dir) with no names');
   return {
-    redis: { url: input.redisUrl, keyPrefix: 'hw:' },
+    redis:
+      'url' in input.redis
+        ? { url: input.redis.url, keyPrefix: 'hw:' }
+        : { cluster: { nodes: input.redis.cluster }, keyPrefix: 'hw:' },
     rpc: { curve: { jobmanager, stratum, reporter } },
     http: { adminTokenFile: input.keys.adminTokenFile },
     chains: [

@@ -178,7 +178,8 @@ export interface WhereToLookInput {
   /** A regtest address for the "your miner" line. */
   example: string;
   logDir: string;
-  redisUrl: string;
+  /** The demo's Redis: a URL, or a Cluster's nodes (masters first) and how many of them are replicas. */
+  redis: { url: string } | { cluster: { host: string; port: number }[]; replicas: number };
   /** The demo's pool config: `hashwire drain --config` finds the admin token through it. */
   configFile: string;
   adminTokenFile: string;
@@ -192,7 +193,16 @@ export async function whereToLook(input: WhereToLookInput): Promise<string[]> {
   const stratum = services.filter((s) => s.kind === 'stratum');
   const rpcServers = services.filter((s) => s.endpoints.rpc !== undefined);
   const k = reporterKeys(input.registry.keys, input.chain);
-  const redisPort = new URL(input.redisUrl).port;
+  const { redis } = input;
+  // redis-cli -c follows the Cluster's redirections to the node that holds the key.
+  const redisCli =
+    'url' in redis ? `redis-cli -p ${new URL(redis.url).port}` : `redis-cli -c -p ${redis.cluster[0]?.port}`;
+  const redisWhere =
+    'url' in redis
+      ? redis.url
+      : `Redis Cluster ${redis.cluster.map((n) => `${n.host}:${n.port}`).join(', ')} (${redis.cluster.length - redis.replicas} masters, ${redis.replicas} replicas)`;
+  // `status --redis URL` reads one Redis; a Cluster is read through the pool config's redis.cluster.
+  const statusArgs = 'url' in redis ? `--redis ${redis.url}` : `--config ${input.configFile}`;
   return [
     `miners      stratum+tcp://127.0.0.1:${input.haproxyPort} (HAProxy, balance source over ${stratum.map((s) => `${s.id} ${s.endpoints.stratum ?? '?'}`).join(', ')})`,
     `your miner  any scrypt miner there, username a regtest address (e.g. ${input.example}.rig1), any password; every share is a regtest block`,
@@ -200,9 +210,9 @@ export async function whereToLook(input: WhereToLookInput): Promise<string[]> {
     'services    /healthz, /stats and /metrics of each:',
     ...services.map((s) => `  ${s.id.padEnd(width)}  ${s.endpoints.http}/stats  ${s.endpoints.http}/metrics`),
     `security    RPC CURVE (encrypted, pool keys only): ${rpcServers.map((s) => `${s.id} ${s.curveKey ? 'on' : 'OFF'}`).join(', ')} · POST /drain needs the token in ${input.adminTokenFile}`,
-    `status      ./hashwire status --redis ${input.redisUrl} · drain one (it is started again at once): ./hashwire drain <id> --config ${input.configFile}`,
+    `status      ./hashwire status ${statusArgs} · drain one (it is started again at once): ./hashwire drain <id> --config ${input.configFile}`,
     `logs        ${input.logDir}/<id>.log (haproxy.cfg and pool.json beside them)`,
-    `redis       ${input.redisUrl}, keys under ${input.registry.keys.prefix} (blocks: redis-cli -p ${redisPort} hgetall '${k.blocks}')`,
+    `redis       ${redisWhere}, keys under ${input.registry.keys.prefix} (blocks: ${redisCli} hgetall '${k.blocks}')`,
   ];
 }
 

@@ -63,18 +63,10 @@ export function redisLabel(pool: PoolConfig): string {
 
 /**
  * What the schema cannot know: the coin and network exist in `@hashwire/chain` and every payout
- * address belongs to them, so a typo in an address stops `config check`, not a jobmanager at start;
- * and the services can use the Redis given.
+ * address belongs to them, so a typo in an address stops `config check`, not a jobmanager at start.
  */
 export function checkPoolForServices(pool: PoolConfig): PoolConfigIssue[] {
   const issues: PoolConfigIssue[] = [];
-  if (pool.redis.cluster) {
-    issues.push({
-      path: 'redis.cluster',
-      message:
-        'not supported by the services yet (round and block scripts write keys of two slots); give redis.url',
-    });
-  }
   pool.chains.forEach((chain, i) => {
     let params: ReturnType<typeof getChainParams>;
     try {
@@ -256,6 +248,7 @@ function reporterConfig(pool: PoolConfig, chain: ChainConfig, id: string): Recor
     shareLogMaxBatches: r.shareLogMaxBatches,
     shareLogRetentionS: r.shareLogRetentionS,
     eventsMaxLen: r.eventsMaxLen,
+    replication: { replicas: r.replicas, timeoutMs: r.replicaWaitMs },
     host: rpc.host,
     rpcPortRange: rpc.portRange,
     heartbeatIntervalMs: rpc.heartbeatIntervalMs,

@@ -278,7 +278,11 @@ describe('serviceConfigs', () => {
       options: { redisOptions: { password: 'pw' } },
     });
     expect(redisLabel(cluster)).toBe('cluster 10.0.0.2:7000');
-    expect(() => serviceConfigs(cluster)).toThrow('redis.cluster: not supported by the services yet');
+    // Every service gets the Cluster's nodes (a chain's keys share one slot; see docs/architecture.md).
+    for (const service of serviceConfigs(cluster)) {
+      expect(service.config.redis, service.id).toEqual(poolRedis(cluster));
+      expect(service.config.redisUrl, service.id).toBeUndefined();
+    }
   });
 });
 

@@ -61,7 +61,13 @@ export type BlockStateLabel =
   | 'confirmed'
   | 'orphaned';
 /** What became of a share batch a reporter was handed. */
-export type BatchOutcomeLabel = 'credited' | 'duplicate' | 'refused' | 'unavailable' | 'failed';
+export type BatchOutcomeLabel =
+  | 'credited'
+  | 'duplicate'
+  | 'refused'
+  | 'unavailable'
+  | 'failed'
+  | 'unreplicated';
 
 export const SHARE_RESULTS: readonly ShareResultLabel[] = [
   'accepted',
@@ -85,6 +91,7 @@ export const BATCH_OUTCOMES: readonly BatchOutcomeLabel[] = [
   'refused',
   'unavailable',
   'failed',
+  'unreplicated',
 ];
 /** Why a stratum server quarantined a share sub-batch. */
 export type QuarantineReasonLabel = 'refused' | 'expired';

@@ -404,7 +404,17 @@ const reporter = section(
       100_000,
       'share log entries (one per request) kept at most, on top of shareLogRetentionS',
     ),
-    eventsMaxLen: int(1, 100_000_000, 100_000, 'entries kept in the events stream'),
+    eventsMaxLen: int(1, 100_000_000, 100_000, "entries kept in each chain's events stream"),
+    replicas: int(
+      0,
+      64,
+      1,
+      "Redis replicas a credit must reach (WAIT) before its batch is acknowledged, or all the chain's Redis node has when it has fewer; 0: never wait",
+    ),
+    replicaWaitMs: ms(
+      1000,
+      'how long a credit waits for its replicas; then the batch is not acknowledged and comes again',
+    ),
   },
   'reporters: share accounting, rounds, block lifecycle',
 );

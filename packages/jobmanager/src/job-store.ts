@@ -2,6 +2,8 @@ import type { BlockTemplate, CoinbasePayout } from '@hashwire/chain';
 import type { Job, KeyBuilder } from '@hashwire/protocol';
 import type { RedisClient } from '@hashwire/registry';
 
+type Pipeline = ReturnType<RedisClient['pipeline']>;
+
 /** What any jobmanager of the group needs to turn a share on this job into a block. */
 export interface StoredJob {
   job: Job;
@@ -57,9 +59,7 @@ export class JobStore {
     });
     pipeline.pexpire(jobKey, this.ttlMs);
     pipeline.set(this.keys.latestJob(this.chain), JSON.stringify(job), 'PX', this.ttlMs);
-    const results = (await pipeline.exec()) ?? [];
-    for (const [error] of results) if (error) throw error;
-    await this.event('job.new', {
+    this.queueEvent(pipeline, 'job.new', {
       chain: job.chain,
       jobId: job.jobId,
       height: job.height,
@@ -67,6 +67,9 @@ export class JobStore {
       jmId: job.jmId,
       cleanJobs: job.cleanJobs,
     });
+    // Every key is in the chain's hash slot: one pipeline, one node, on Redis Cluster too.
+    const results = (await pipeline.exec()) ?? [];
+    for (const [error] of results) if (error) throw error;
   }
 
   async load(jobId: string): Promise<StoredJob | null> {
@@ -95,13 +98,15 @@ export class JobStore {
     return (await this.redis.incr(this.keys.jobSequence(this.chain))).toString(16);
   }
 
+  /** The record, its index entry and its `block.<state>` event, in one transaction (one slot). */
   async recordBlock(record: BlockRecord): Promise<void> {
-    await this.redis
+    const multi = this.redis
       .multi()
       .hset(this.keys.blocks(this.chain), record.hash, JSON.stringify(record))
-      .zadd(this.keys.blocksIndex(this.chain), record.height, record.hash)
-      .exec();
-    await this.event(`block.${record.state}`, record);
+      .zadd(this.keys.blocksIndex(this.chain), record.height, record.hash);
+    this.queueEvent(multi, `block.${record.state}`, record);
+    const results = (await multi.exec()) ?? [];
+    for (const [error] of results) if (error) throw error;
   }
 
   async getBlock(hash: string): Promise<BlockRecord | null> {
@@ -110,8 +115,16 @@ export class JobStore {
   }
 
   async event(type: string, data: unknown): Promise<void> {
-    await this.redis.xadd(
-      this.keys.events(),
+    const pipeline = this.redis.pipeline();
+    this.queueEvent(pipeline, type, data);
+    const results = (await pipeline.exec()) ?? [];
+    for (const [error] of results) if (error) throw error;
+  }
+
+  /** Adds the event to the chain's stream (`events:{chain}`) as part of `pipeline`. */
+  private queueEvent(pipeline: Pipeline, type: string, data: unknown): void {
+    pipeline.xadd(
+      this.keys.events(this.chain),
       'MAXLEN',
       '~',
       EVENTS_MAX_LEN,

@@ -59,7 +59,7 @@ describe('BlockLog', () => {
     const record = JSON.parse((await redis.hget(keys.blocks('ltc'), base.hash))!);
     expect(record).toMatchObject({ state: 'accepted', shareId: 's-1' });
     const events = await waitFor(async () => {
-      const all = await redis.xrange(keys.events(), '-', '+');
+      const all = await redis.xrange(keys.events('ltc'), '-', '+');
       return all.length >= 2 ? all : undefined;
     });
     expect(events.map(([, f]) => f[f.indexOf('type') + 1])).toEqual(['block.submitted', 'block.accepted']);

@@ -95,7 +95,7 @@ async function blockRecord(keys: KeyBuilder, hash: string, state: string): Promi
     async () => {
       const text = await redis.hget(keys.blocks('litecoin-regtest'), hash);
       const record = text ? (JSON.parse(text) as Record<string, unknown>) : undefined;
-      const events = await redis.xrange(keys.events(), '-', '+');
+      const events = await redis.xrange(keys.events('litecoin-regtest'), '-', '+');
       const written = events.some(([, f]) => f[f.indexOf('type') + 1] === `block.${state}`);
       return record?.state === state && written ? record : undefined;
     },
@@ -306,7 +306,7 @@ describe('jobmanager', () => {
       jmId: 'jm-other',
       shareId: 'share-1',
     });
-    const events = await redis.xrange(opts.keys.events(), '-', '+');
+    const events = await redis.xrange(opts.keys.events('litecoin-regtest'), '-', '+');
     const types = events.map(([, fields]) => fields[fields.indexOf('type') + 1]);
     expect(types).toEqual(expect.arrayContaining(['job.new', 'block.submitted', 'block.accepted']));
 

@@ -11,6 +11,7 @@ export interface KeyBuilderOptions {
 export const DEFAULT_KEY_PREFIX = 'hw:';
 
 const SAFE_PART = /^[A-Za-z0-9._:-]{1,200}$/;
+const BLOCK_HASH = /^[0-9a-f]{64}$/;
 
 function part(name: string, value: string | number): string {
   const text = String(value);
@@ -47,17 +48,24 @@ export function createKeyBuilder(options: KeyBuilderOptions = {}) {
      * hand over a session it holds live, and it answers the asker on the asker's channel.
      */
     takeoverChannel: (holder: string) => `${prefix}ev:takeover:${part('holder', holder)}`,
-    session: (sessionId: string) => `${prefix}sess:${part('sessionId', sessionId)}`,
-    /** Claim of one extranonce1 value (hex) by a live or resumable session: unique across the cluster. */
-    extranonce1: (extranonce1Hex: string) => `${prefix}en1:${part('extranonce1', extranonce1Hex)}`,
-    job: (chain: string, jobId: string) => `${prefix}job:${part('chain', chain)}:${part('jobId', jobId)}`,
+    /**
+     * A resumable session of one chain. Sessions, extranonce1 claims and everything else of a
+     * chain share its `{chain}` hash tag: one slot, so a server's commands for many sessions
+     * leave in one pipeline on Redis Cluster too.
+     */
+    session: (chain: string, sessionId: string) =>
+      `${prefix}sess:{${part('chain', chain)}}:${part('sessionId', sessionId)}`,
+    /** Claim of one extranonce1 value (hex) by a live or resumable session of the chain. */
+    extranonce1: (chain: string, extranonce1Hex: string) =>
+      `${prefix}en1:{${part('chain', chain)}}:${part('extranonce1', extranonce1Hex)}`,
+    job: (chain: string, jobId: string) => `${prefix}job:{${part('chain', chain)}}:${part('jobId', jobId)}`,
     /** A block template jobs were built from, stored once however many jobs share it. */
     template: (chain: string, templateId: string) =>
-      `${prefix}tpl:${part('chain', chain)}:${part('templateId', templateId)}`,
+      `${prefix}tpl:{${part('chain', chain)}}:${part('templateId', templateId)}`,
     /** The latest job a group published, so a new leader knows whether the prevhash changed. */
-    latestJob: (chain: string) => `${prefix}job:${part('chain', chain)}:latest`,
+    latestJob: (chain: string) => `${prefix}job:{${part('chain', chain)}}:latest`,
     /** Sequence for globally unique job ids of a chain. */
-    jobSequence: (chain: string) => `${prefix}jobseq:${part('chain', chain)}`,
+    jobSequence: (chain: string) => `${prefix}jobseq:{${part('chain', chain)}}`,
     /**
      * Acknowledged sub-batches of one stratum spool (zset: member `<seq>:<credited>:<digest>`
      * scored by seq, and member `floor` scored by the spool's lowest unacknowledged seq).
@@ -76,10 +84,36 @@ export function createKeyBuilder(options: KeyBuilderOptions = {}) {
      */
     shareSeen: (chain: string, jobId: string) =>
       `${prefix}seen:{${part('chain', chain)}}:${part('jobId', jobId)}`,
+    /** Hash account → difficulty credited in the current round. */
     round: (chain: string) => `${prefix}round:{${part('chain', chain)}}`,
+    /** The round a block of ours closed (renamed from `round`), by block hash (64 hex digits). */
+    closedRound: (chain: string, blockHash: string) => {
+      if (!BLOCK_HASH.test(blockHash)) {
+        throw new TypeError(`block hash ${JSON.stringify(blockHash)} is not 64 hex digits`);
+      }
+      return `${prefix}round:{${part('chain', chain)}}:${blockHash}`;
+    },
+    /** Hash worker (`account.worker`) → packed lifetime counters. */
+    workers: (chain: string) => `${prefix}workers:{${part('chain', chain)}}`,
+    /** Hash worker → credited difficulty in one bucket of `windowMin` minutes starting at `bucket × windowMin`. */
+    hashrate: (chain: string, windowMin: number, bucket: number) =>
+      `${prefix}hr:{${part('chain', chain)}}:${part('windowMin', windowMin)}m:${part('bucket', bucket)}`,
+    /** Stream, one entry per credited batch, with every accepted share. */
+    shareLog: (chain: string) => `${prefix}sharelog:{${part('chain', chain)}}`,
     blocks: (chain: string) => `${prefix}blocks:{${part('chain', chain)}}`,
     blocksIndex: (chain: string) => `${prefix}blocks:{${part('chain', chain)}}:idx`,
-    events: () => `${prefix}events`,
+    /** Hash block hash → the share that found it, until its block record settles the round. */
+    candidates: (chain: string) => `${prefix}blocks:{${part('chain', chain)}}:candidates`,
+    /**
+     * The chain's event stream (`job.new`, `block.*`, `round.closed`): in the chain's slot, so
+     * the scripts that change a round or a block emit their event in the same atomic step.
+     */
+    events: (chain: string) => `${prefix}events:{${part('chain', chain)}}`,
+    /**
+     * A tiny write a reporter makes before WAIT when its script wrote nothing (a batch already
+     * credited): the WAIT then covers every earlier write of the chain's node, that batch's too.
+     */
+    replicationProbe: (chain: string) => `${prefix}replprobe:{${part('chain', chain)}}`,
     /** Channel a coin daemon's `-blocknotify` publishes block hashes on; the chain's jobmanagers listen. */
     blocknotifyChannel: (chain: string) => `${prefix}ev:blocknotify:${part('chain', chain)}`,
     /** Membership group keys share the group's hash tag. */

@@ -1,9 +1,10 @@
 /**
- * Two-step consistent hashing (seeds/004) for routing share batches to reporters.
+ * Two-step consistent hashing for routing share batches to reporters (why: docs/architecture.md,
+ * "Design choices and why").
  *
  * - A fixed number of **buckets** sit on a hash ring, each at many virtual points. An
  *   account hashes to a point; walking clockwise, the first `bucketsPerAccount` distinct
- *   buckets are its subset (seed: "eday" → buckets 4, 20, 67).
+ *   buckets are its subset (e.g. account "eday" → buckets 4, 20, 67).
  * - A worker of that account hashes to one bucket of the subset.
  * - Each bucket lists every server in a fixed order by rendezvous (highest random weight)
  *   hashing of (server, bucket): the first is preferred, the rest are its failover order.
@@ -226,7 +227,7 @@ export class BucketRing {
 
   /**
    * Every server that may hold something of the account: the servers of its buckets, each
-   * bucket's preferred first. For "list all of an account" queries (seeds/004).
+   * bucket's preferred first. For "list all of an account" queries.
    */
   serversForAccount(account: string): string[] {
     const seen = new Set<string>();

@@ -22,7 +22,7 @@ describe('ring hash', () => {
 });
 
 describe('bucket ring', () => {
-  it('routes an account to a small subset of buckets and each worker to one of them (seeds/004)', () => {
+  it('routes an account to a small subset of buckets and each worker to one of them', () => {
     const ring = new BucketRing(servers(5));
     const subset = ring.accountBuckets('eday');
     expect(subset).toHaveLength(3);

@@ -2,6 +2,7 @@ import { randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { KeyBuilder } from '@hashwire/protocol';
 import type { RedisClient } from './redis.js';
+import { runScript } from './scripts.js';
 
 export interface ExtranonceSlotOptions {
   redis: RedisClient;
@@ -46,13 +47,11 @@ export class ExtranonceSlotLease extends EventEmitter<{ lost: [slot: number]; er
   private async renew(): Promise<void> {
     const { redis, keys, owner, ttlMs } = this.options;
     try {
-      // SET XX GET would need Redis 7; a compare-and-expire keeps this Redis 6 friendly.
-      const renewed = await redis.eval(
-        "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0",
-        1,
-        keys.extranonceSlot(this.slot),
-        owner,
-        ttlMs,
+      const renewed = await runScript(
+        redis,
+        'extranonce-slot-renew',
+        [keys.extranonceSlot(this.slot)],
+        [owner, ttlMs],
       );
       if (renewed !== 1) {
         // Gone after a Redis restart without persistence: take it back if still free.
@@ -77,12 +76,7 @@ export class ExtranonceSlotLease extends EventEmitter<{ lost: [slot: number]; er
     if (!this.held) return;
     this.held = false;
     const { redis, keys, owner } = this.options;
-    await redis.eval(
-      "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
-      1,
-      keys.extranonceSlot(this.slot),
-      owner,
-    );
+    await runScript(redis, 'extranonce-slot-release', [keys.extranonceSlot(this.slot)], [owner]);
   }
 }
 

@@ -26,7 +26,7 @@ function pairs(flat: (string | null)[]): { id: string; config: string | null }[]
 }
 
 /**
- * Membership groups with the semantics of seeds/002: members join with their own timeout and
+ * Membership groups (a group membership tracker, as the api service will serve it): members join with their own timeout and
  * heartbeat; a member silent past its timeout is dropped; every change of membership or
  * configuration increases the group version, so a member learns of changes from the version
  * its heartbeat returns. Member configs persist and may be set before the member joins.

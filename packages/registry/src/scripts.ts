@@ -4,13 +4,28 @@ import type { RedisClient } from './redis.js';
 
 type Script = (...args: (string | number)[]) => Promise<unknown>;
 
+type Pipeline = ReturnType<RedisClient['pipeline']>;
+
 /** Runs one script of a set by name, with its keys and arguments. */
-export type LuaScriptRunner<Name extends string> = (
-  client: RedisClient,
-  name: Name,
-  keys: readonly string[],
-  args: readonly (string | number)[],
-) => Promise<unknown>;
+export interface LuaScriptRunner<Name extends string> {
+  (
+    client: RedisClient,
+    name: Name,
+    keys: readonly string[],
+    args: readonly (string | number)[],
+  ): Promise<unknown>;
+  /**
+   * A pipeline of `client` whose first command is the script: commands added after it leave in
+   * the same write to the same node (on a Cluster, the node of the script's keys), so a key-less
+   * command such as WAIT applies to that node and that connection.
+   */
+  pipeline(
+    client: RedisClient,
+    name: Name,
+    keys: readonly string[],
+    args: readonly (string | number)[],
+  ): Pipeline;
+}
 
 /**
  * A set of Lua scripts, one file per script in `dir` (`<name>.lua`, with its KEYS/ARGV
@@ -35,7 +50,7 @@ export function defineLuaScripts<Name extends string>(
   };
   const commandName = (name: Name) => `${namespace}_${name.replace(/-/g, '_')}`;
   const defined = new WeakSet<RedisClient>();
-  return (client, name, keys, args) => {
+  const define = (client: RedisClient) => {
     if (!defined.has(client)) {
       for (const script of Object.keys(scripts) as Name[]) {
         const numberOfKeys = scripts[script];
@@ -46,13 +61,27 @@ export function defineLuaScripts<Name extends string>(
       }
       defined.add(client);
     }
-    const command = (client as unknown as Record<string, Script>)[commandName(name)];
+  };
+  const call = <T>(target: T, name: Name, keys: readonly string[], args: readonly (string | number)[]) => {
+    const command = (target as unknown as Record<string, Script>)[commandName(name)];
     if (!command) throw new Error(`script ${name} is not defined`);
     // A script defined without numberOfKeys takes the key count as its first argument.
     return scripts[name] >= 0
-      ? command.call(client, ...keys, ...args)
-      : command.call(client, keys.length, ...keys, ...args);
+      ? command.call(target, ...keys, ...args)
+      : command.call(target, keys.length, ...keys, ...args);
   };
+  const run = ((client, name, keys, args) => {
+    define(client);
+    return call(client, name, keys, args);
+  }) as LuaScriptRunner<Name>;
+  run.pipeline = (client, name, keys, args) => {
+    // Defined on the client first: a pipeline takes the client's script commands when made.
+    define(client);
+    const pipeline = client.pipeline();
+    void call(pipeline, name, keys, args);
+    return pipeline;
+  };
+  return run;
 }
 
 /** The registry's own scripts (`lua/`). */
@@ -66,6 +95,8 @@ export const runScript = defineLuaScripts(
     'lease-release': 1,
     'lease-handover': 2,
     group: 5,
+    'extranonce-slot-renew': 1,
+    'extranonce-slot-release': 1,
   },
   'hw',
 );

@@ -15,8 +15,8 @@ afterAll(async () => {
   await server.stop();
 });
 
-describe('membership groups (seeds/002)', () => {
-  it('follows the seed workflow: join, heartbeat, a second member, expiry by timeout', async () => {
+describe('membership groups', () => {
+  it('follows the tracker workflow: join, heartbeat, a second member, expiry by timeout', async () => {
     const m = new Membership(redis, testKeys());
     const v0 = await m.join('database', 'db1', { timeoutMs: 10_000, config: '{"opaque":"metadata"}' });
     expect(v0.active).toEqual([{ id: 'db1', config: '{"opaque":"metadata"}' }]);

@@ -3,7 +3,7 @@
 -- emitted once. An orphaned block whose round was closed gives that round back: its totals
 -- are added to the current round (the work was real; it is paid with the next block).
 -- KEYS[1] blocks         blocks:{chain}          hash block hash -> record (JSON)
--- KEYS[2] events         events                  stream
+-- KEYS[2] events         events:{chain}          stream
 -- KEYS[3] round          round:{chain}
 -- KEYS[4] closed round   round:{chain}:<hash>
 -- ARGV[1] block hash

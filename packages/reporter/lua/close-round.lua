@@ -6,7 +6,7 @@
 -- KEYS[2] closed round   round:{chain}:<hash>
 -- KEYS[3] blocks         blocks:{chain}             hash block hash -> record (JSON)
 -- KEYS[4] candidates     blocks:{chain}:candidates  hash block hash -> the share that found it
--- KEYS[5] events         events                     stream
+-- KEYS[5] events         events:{chain}             stream
 -- ARGV[1] block hash, ARGV[2] now ms, ARGV[3] events MAXLEN (approximate), ARGV[4] chain
 -- Returns { 1, totalDiff, accounts } when closed now, { 0, why } otherwise; why is one of
 -- 'no-candidate', 'no-record', 'pending', 'rejected', 'stale', 'orphaned', 'already-closed'.

@@ -2,6 +2,7 @@ import { DaemonError, type DaemonPool, RpcCode } from '@hashwire/chain';
 import type { Logger, Metrics } from '@hashwire/core';
 import type { RedisClient } from '@hashwire/registry';
 import type { ReporterKeys } from './keys.js';
+import { type ReplicaCount, execWithWait } from './replication.js';
 import { runScript } from './scripts.js';
 
 /** What the jobmanager writes in `blocks:{chain}`, plus what reporters add. */
@@ -34,6 +35,8 @@ export interface BlockRecord {
 
 export interface BlockWatcherOptions {
   redis: RedisClient;
+  /** Replicas a round close or block state change waits for (the credits' setting). */
+  replicas: ReplicaCount;
   keys: ReporterKeys;
   chain: string;
   /** Null: rounds still close on accepted blocks, but nothing is confirmed or orphaned. */
@@ -149,13 +152,39 @@ export class BlockWatcher {
     }
   }
 
+  /**
+   * Runs a script with a WAIT after it for the replicas the credits wait for. A shortfall is
+   * logged, not retried: a round close or state change lost with a failed master leaves the
+   * candidate or record as it was, and the next poll does it again (each script checks first).
+   */
+  async #runWaited(
+    name: 'close-round' | 'block-state',
+    keys: string[],
+    args: (string | number)[],
+  ): Promise<unknown> {
+    const { redis, replicas, logger, chain } = this.#o;
+    const wanted = await replicas.wanted();
+    const { reply, acked } = await execWithWait(
+      runScript.pipeline(redis, name, keys, args),
+      wanted,
+      replicas.settings.timeoutMs,
+    );
+    if (acked !== null && acked < wanted) {
+      replicas.recheck();
+      logger.warn(
+        { chain, script: name, replicas: acked, wanted, timeoutMs: replicas.settings.timeoutMs },
+        'reporter: block bookkeeping not confirmed by a Redis replica in time (redone by a later poll if the master is lost)',
+      );
+    }
+    return reply;
+  }
+
   async #settleCandidates(): Promise<void> {
     const { redis, keys, logger, chain } = this.#o;
     const candidates = await redis.hgetall(keys.candidates);
     for (const [hash, text] of Object.entries(candidates)) {
       const now = Date.now();
-      const result = (await runScript(
-        redis,
+      const result = (await this.#runWaited(
         'close-round',
         [keys.round, keys.closedRound(hash), keys.blocks, keys.candidates, keys.events],
         [hash, now, this.#o.eventsMaxLen, chain],
@@ -260,8 +289,7 @@ export class BlockWatcher {
     onChanged?: () => void,
   ): Promise<void> {
     const { redis, keys, chain, logger, metrics } = this.#o;
-    const changed = (await runScript(
-      redis,
+    const changed = (await this.#runWaited(
       'block-state',
       [keys.blocks, keys.events, keys.round, keys.closedRound(record.hash)],
       [record.hash, record.state, next, Date.now(), confirmations, this.#o.eventsMaxLen],

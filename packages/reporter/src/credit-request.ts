@@ -3,6 +3,7 @@ import type { RedisClient } from '@hashwire/registry';
 import { RpcError } from '@hashwire/rpc';
 import { type CreditPlan, type CreditSettings, planCredit } from './credit.js';
 import type { ReporterKeys } from './keys.js';
+import { type ReplicaCount, execWithWait, waitForEarlierWrites } from './replication.js';
 import { runScript } from './scripts.js';
 import type { ValidRequest } from './validate.js';
 
@@ -19,6 +20,18 @@ export interface CreditRun {
   /** Shares found credited through another batch, counted as duplicates. */
   duplicates: number;
   scriptRuns: number;
+  /** Replicas the writes had to reach before an acknowledgement (0: no wait). */
+  wanted: number;
+  /** Replicas the WAITs confirmed, the fewest over the request's writes (null: no wait). */
+  acked: number | null;
+}
+
+/** Replicas to confirm each write before it is acknowledged (see replication.ts). */
+export interface CreditReplication {
+  replicas: ReplicaCount;
+  timeoutMs: number;
+  /** The chain's probe key, written when a script wrote nothing so WAIT covers earlier writes. */
+  probeKey: string;
 }
 
 /** Redis failed while crediting: nothing of the request is known to be written. */
@@ -43,6 +56,7 @@ export async function creditRequest(
   keys: ReporterKeys,
   settings: Omit<CreditSettings, 'now'>,
   request: ValidRequest,
+  replication: CreditReplication | null = null,
 ): Promise<CreditRun> {
   const run: CreditRun = {
     outcomes: new Map(),
@@ -51,7 +65,13 @@ export async function creditRequest(
     written: null,
     duplicates: 0,
     scriptRuns: 0,
+    wanted: 0,
+    acked: null,
   };
+  const confirmed = (acked: number | null) => {
+    if (acked !== null) run.acked = run.acked === null ? acked : Math.min(run.acked, acked);
+  };
+  let answeredBefore = false;
   for (const [seq, error] of request.refused) {
     run.outcomes.set(seq, { seq, status: 'refused', error: { code: error.code, message: error.message } });
   }
@@ -66,12 +86,19 @@ export async function creditRequest(
     );
     let answer: (number | string | number[])[];
     try {
-      answer = (await runScript(redis, 'credit-batch', plan.keys, plan.args)) as typeof answer;
+      // The WAIT rides in the script's pipeline, so it reaches the node (and the connection)
+      // that made the write, on a Cluster too.
+      run.wanted = replication ? await replication.replicas.wanted() : 0;
+      const pipeline = runScript.pipeline(redis, 'credit-batch', plan.keys, plan.args);
+      const waited = await execWithWait(pipeline, run.wanted, replication?.timeoutMs ?? 0);
+      answer = waited.reply as typeof answer;
+      confirmed(waited.acked);
     } catch (error) {
       throw new ShareStoreError(subs.length, { cause: error });
     }
     run.scriptRuns++;
     if (answer[0] === 0) {
+      answeredBefore = true;
       const answered = new Set<number>();
       for (let i = 1; i + 1 < answer.length; i += 2) {
         const seq = Number(answer[i]);
@@ -112,6 +139,15 @@ export async function creditRequest(
     run.written = plan;
     run.duplicates = duplicates.size;
     break;
+  }
+  if (replication && answeredBefore && run.wanted > 0) {
+    // Answered as credited before, perhaps by a try whose WAIT fell short: the repeat is
+    // acknowledged only once a replica has that earlier write too.
+    try {
+      confirmed(await waitForEarlierWrites(redis, replication.probeKey, run.wanted, replication.timeoutMs));
+    } catch (error) {
+      throw new ShareStoreError(request.subs.length, { cause: error });
+    }
   }
   return run;
 }

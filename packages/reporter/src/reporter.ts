@@ -40,6 +40,7 @@ import {
 import { BlockWatcher, type BlockWatcherStats } from './blocks.js';
 import { type CreditRun, ShareStoreError, creditRequest } from './credit-request.js';
 import { reporterKeys } from './keys.js';
+import { ReplicaCount, type ReplicationOptions, resolveReplication } from './replication.js';
 import { type ValidRequest, validateRequest } from './validate.js';
 
 export interface ReporterOptions {
@@ -92,8 +93,13 @@ export interface ReporterOptions {
   shareLogMaxBatches?: number;
   /** Share log entries older than this are deleted. @defaultValue 600 */
   shareLogRetentionS?: number;
-  /** Entries kept in the `events` stream (approximate). @defaultValue 100000 */
+  /** Entries kept in the chain's `events:{chain}` stream (approximate). @defaultValue 100000 */
   eventsMaxLen?: number;
+  /**
+   * Replicas that must have a credit (and a round close or block state change) before it is
+   * acknowledged: see `ReplicationOptions`. @defaultValue { replicas: 1, timeoutMs: 1000 }
+   */
+  replication?: ReplicationOptions;
   /** @defaultValue PortRange.rpc (28000–28999) */
   rpcPortRange?: readonly [number, number];
   /** @defaultValue '127.0.0.1' */
@@ -119,7 +125,15 @@ export interface ReporterStats {
   endpoint: string | null;
   state: 'created' | 'up' | 'draining' | 'closed';
   /** Sub-batches by outcome (`unavailable` and envelope refusals count requests). */
-  batches: { credited: number; duplicate: number; refused: number; unavailable: number; failed: number };
+  batches: {
+    credited: number;
+    duplicate: number;
+    refused: number;
+    unavailable: number;
+    failed: number;
+    /** Written, but no replica confirmed it within `replication.timeoutMs`: not acknowledged. */
+    unreplicated: number;
+  };
   shares: Record<ShareResult, number>;
   /** Accepted shares credited (first deliveries only). */
   credited: number;
@@ -191,6 +205,7 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
   const eventsMaxLen = positiveInt('eventsMaxLen', options.eventsMaxLen, 100_000);
   const candidateMaxAgeMs = positiveInt('candidateMaxAgeMs', options.candidateMaxAgeMs, 3_600_000);
   const settleSubmittedMs = positiveInt('settleSubmittedMs', options.settleSubmittedMs, 30_000);
+  const replication = resolveReplication(options.replication);
   const host = options.host ?? '127.0.0.1';
   const curve = options.curve ? checkServiceCurve('curve', options.curve) : undefined;
   requireCurveOffLoopback('host', host, 'curve', curve);
@@ -230,8 +245,10 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
     ownDaemons = true;
   }
 
+  const replicas = new ReplicaCount(redis, keys.round, replication, logger);
   const watcher = new BlockWatcher({
     redis,
+    replicas,
     keys,
     chain,
     daemons,
@@ -249,7 +266,7 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
   let http: StatusServer | null = null;
   let registration: ServiceRegistration | null = null;
   const inFlight = new Set<Promise<unknown>>();
-  const batches = { credited: 0, duplicate: 0, refused: 0, unavailable: 0, failed: 0 };
+  const batches = { credited: 0, duplicate: 0, refused: 0, unavailable: 0, failed: 0, unreplicated: 0 };
   const shares: Record<ShareResult, number> = { accepted: 0, stale: 0, duplicate: 0, lowdiff: 0, invalid: 0 };
   let credited = 0;
   // Batches and shares handed to it (credited or already credited), for the registry's load.
@@ -267,6 +284,7 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
         keys,
         { batchTtlS, seenTtlS, shareLogMaxLen, shareLogRetentionS },
         request,
+        { replicas, timeoutMs: replication.timeoutMs, probeKey: keyBuilder.replicationProbe(chain) },
       );
     } catch (error) {
       if (!(error instanceof ShareStoreError)) throw error;
@@ -311,6 +329,22 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
         logger.info({ ...trace, hashes: plan.candidates }, 'reporter: block candidate credited');
         watcher.poke();
       }
+    }
+    if (run.acked !== null && run.acked < run.wanted) {
+      batches.unreplicated++;
+      metrics.batches('unreplicated');
+      replicas.recheck();
+      logger.warn(
+        {
+          ...trace,
+          replicas: run.acked,
+          wanted: run.wanted,
+          timeoutMs: replication.timeoutMs,
+          written: plan !== null,
+        },
+        'reporter: credit not confirmed by a Redis replica in time: not acknowledged, the stratum server sends it again',
+      );
+      throw new RpcError(RpcErrorCode.Unavailable, 'credit not yet on a Redis replica, try again');
     }
     return { subs: request.order.map((seq) => run.outcomes.get(seq)!) };
   };

@@ -260,6 +260,12 @@ describe('reporter.shares', () => {
     const delta = callsBetween(before, await commandCalls(redis));
     // PING is the reporter's Redis health check, on a timer: it counts by time, not by batch.
     delta.delete('ping');
+    // EXISTS + ROLE is the reporter asking the chain's node how many replicas it has (to wait
+    // for them), also on a timer (`replication.checkMs`), not per batch.
+    expect(delta.get('role') ?? 0).toBeLessThanOrEqual(Math.ceil(requests.length / 2));
+    expect(delta.get('exists') ?? 0).toBe(delta.get('role') ?? 0);
+    delta.delete('role');
+    delta.delete('exists');
     const total = [...delta.values()].reduce((a, b) => a + b, 0);
     const shares = requests.length * 1000;
     const perShare = total / shares;

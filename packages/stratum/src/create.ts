@@ -40,6 +40,7 @@ export async function createStratumServer(options: StratumServerOptions): Promis
     allocator = await ExtranonceAllocator.create({
       redis: options.redis,
       keys: options.keys,
+      chain: resolved.chain,
       owner: resolved.id,
       extranonce1Size: resolved.extranonce1Size,
       claimTtlMs: resolved.sessionTtlMs,

@@ -28,6 +28,8 @@ import { runScript } from './scripts.js';
 export interface ExtranonceAllocatorOptions {
   redis: RedisClient;
   keys: KeyBuilder;
+  /** The chain served: claims are `en1:{chain}:<hex>`, in the chain's hash slot. */
+  chain: string;
   /** Owner recorded on the slot lease (the stratum instance id). */
   owner: string;
   /**
@@ -102,7 +104,7 @@ export class ExtranonceAllocator extends EventEmitter<{ error: [Error]; slot: [s
 
   private constructor(private readonly options: ExtranonceAllocatorOptions) {
     super();
-    this.batch = RedisBatch.of(options.redis);
+    this.batch = RedisBatch.of(options.redis, options.chain);
     this.holder = `${options.owner}.${randomBytes(4).toString('hex')}`;
     this.extranonce1Size = options.extranonce1Size ?? 4;
     this.slotBytes = options.slotBytes ?? 2;
@@ -204,6 +206,11 @@ export class ExtranonceAllocator extends EventEmitter<{ error: [Error]; slot: [s
     this.emit('slot', lease.slot);
   }
 
+  /** The claim key of an extranonce1 value (hex). */
+  claimKey(hex: string): string {
+    return this.options.keys.extranonce1(this.options.chain, hex);
+  }
+
   private candidate(): string {
     const lease = this.lease!;
     const value = Buffer.alloc(this.extranonce1Size);
@@ -223,7 +230,7 @@ export class ExtranonceAllocator extends EventEmitter<{ error: [Error]; slot: [s
         const hex = this.candidate();
         const [ok] = unwrapReplies(
           await this.batch.send((p) =>
-            p.set(keys.extranonce1(hex), `${sessionId}|${this.holder}`, 'PX', claimTtlMs, 'NX'),
+            p.set(this.claimKey(hex), `${sessionId}|${this.holder}`, 'PX', claimTtlMs, 'NX'),
           ),
         );
         if (ok === 'OK') return hex;
@@ -243,7 +250,7 @@ export class ExtranonceAllocator extends EventEmitter<{ error: [Error]; slot: [s
     const [code] = (await runScript(
       redis,
       'extranonce-claim',
-      [keys.extranonce1(hex)],
+      [this.claimKey(hex)],
       [sessionId, this.holder, claimTtlMs],
     )) as [number, string];
     return code === 1 ? 'held' : code === 2 ? 'live-elsewhere' : 'taken';
@@ -256,7 +263,7 @@ export class ExtranonceAllocator extends EventEmitter<{ error: [Error]; slot: [s
    */
   async takeOver(hex: string, sessionId: string): Promise<boolean> {
     const { redis, keys } = this.options;
-    const value = await redis.get(keys.extranonce1(hex));
+    const value = await redis.get(this.claimKey(hex));
     const bar = value?.indexOf('|') ?? -1;
     if (value === null || value === undefined || bar < 0 || value.slice(0, bar) !== sessionId) {
       // Detached or gone meanwhile: free to reclaim (another session's: `reclaim` says so).
@@ -287,13 +294,13 @@ export class ExtranonceAllocator extends EventEmitter<{ error: [Error]; slot: [s
   /** The live connection holding `hex` is gone; the session stays resumable anywhere. */
   async detach(hex: string, sessionId: string): Promise<void> {
     const { redis, keys } = this.options;
-    await runScript(redis, 'extranonce-detach', [keys.extranonce1(hex)], [sessionId, this.holder]);
+    await runScript(redis, 'extranonce-detach', [this.claimKey(hex)], [sessionId, this.holder]);
   }
 
   /** Frees a value at once (a session that will never be resumed). */
   async release(hex: string, sessionId: string): Promise<void> {
     const { redis, keys } = this.options;
-    await runScript(redis, 'extranonce-release', [keys.extranonce1(hex)], [sessionId, this.holder]);
+    await runScript(redis, 'extranonce-release', [this.claimKey(hex)], [sessionId, this.holder]);
   }
 
   /** Gives the slot lease(s) back; claims stay until their TTL so sessions can still be resumed elsewhere. */

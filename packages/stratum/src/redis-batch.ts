@@ -18,18 +18,27 @@ interface Queued {
  * queued it; while a group is still waiting for its replies the next one keeps filling, and
  * leaves when those replies arrive. So an idle server sends at once, and a loaded one sends
  * one write per Redis round trip, however many sessions that covers. Every user of one
- * client shares one batch (`RedisBatch.of`). On a Cluster every command goes alone (its
- * commands name one key, so one slot); a pipeline there cannot span slots.
+ * client shares one batch per slot group (`RedisBatch.of(redis, chain)`): every key sent
+ * through it carries the chain's hash tag (`{chain}`), so on a Redis Cluster too the whole
+ * pipeline goes to the one node serving that slot.
  */
 export class RedisBatch {
-  private static readonly shared = new WeakMap<RedisClient, RedisBatch>();
+  private static readonly shared = new WeakMap<RedisClient, Map<string, RedisBatch>>();
 
-  /** The batch every user of `redis` shares, so their commands leave in the same writes. */
-  static of(redis: RedisClient): RedisBatch {
-    let batch = RedisBatch.shared.get(redis);
+  /**
+   * The batch every user of `redis` shares for the keys of `chain` (all in its `{chain}` hash
+   * slot), so their commands leave in the same writes.
+   */
+  static of(redis: RedisClient, chain: string): RedisBatch {
+    let byChain = RedisBatch.shared.get(redis);
+    if (!byChain) {
+      byChain = new Map();
+      RedisBatch.shared.set(redis, byChain);
+    }
+    let batch = byChain.get(chain);
     if (!batch) {
       batch = new RedisBatch(redis);
-      RedisBatch.shared.set(redis, batch);
+      byChain.set(chain, batch);
     }
     return batch;
   }
@@ -42,11 +51,6 @@ export class RedisBatch {
 
   /** Sends the commands `add` puts on the pipeline; resolves with their replies. */
   send(add: (pipeline: Pipeline) => void): Promise<BatchReplies> {
-    if (this.redis.isCluster) {
-      const pipeline = this.redis.pipeline();
-      add(pipeline);
-      return pipeline.exec().then((replies) => replies ?? []);
-    }
     return new Promise((resolve, reject) => {
       this.queue.push({ add, resolve, reject });
       this.schedule();

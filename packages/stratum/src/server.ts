@@ -186,6 +186,7 @@ export class StratumServer
     this.store = new SessionStore({
       redis: parts.redis,
       keys: parts.keys,
+      chain: options.chain,
       stratumId: options.id,
       ttlMs: options.sessionTtlMs,
     });

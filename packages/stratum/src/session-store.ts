@@ -5,7 +5,7 @@ import { RedisBatch, unwrapReplies } from './redis-batch.js';
 import type { SessionState } from './session.js';
 
 /**
- * What a session leaves in Redis (`sess:{id}`, a hash) so the miner can resume it on any
+ * What a session leaves in Redis (`sess:{chain}:<id>`, a hash) so the miner can resume it on any
  * stratum process: same extranonce1, same difficulty, same version mask, and the
  * difficulty of every job it was sent (shares on those are still judged right after a
  * reconnect). The hash lives `ttlMs` after the last refresh: live sessions are refreshed
@@ -28,6 +28,8 @@ export interface ResumableSession {
 export interface SessionStoreOptions {
   redis: RedisClient;
   keys: KeyBuilder;
+  /** The chain served: sessions are `sess:{chain}:<id>`, in the chain's hash slot with the extranonce1 claims. */
+  chain: string;
   /** The stratum instance writing (recorded, for operators). */
   stratumId: string;
   /** @defaultValue 600000 (10 min) */
@@ -105,20 +107,22 @@ export class SessionStore {
   private readonly redis: RedisClient;
   private readonly keys: KeyBuilder;
   private readonly stratumId: string;
+  private readonly chain: string;
   private readonly batch: RedisBatch;
 
   constructor(options: SessionStoreOptions) {
     this.redis = options.redis;
-    this.batch = RedisBatch.of(options.redis);
+    this.batch = RedisBatch.of(options.redis, options.chain);
     this.keys = options.keys;
     this.stratumId = options.stratumId;
+    this.chain = options.chain;
     this.ttlMs = options.ttlMs ?? 600_000;
   }
 
   /** Writes what resume needs and (re)starts the TTL. */
   async save(state: SessionState, now = Date.now()): Promise<void> {
     if (!state.subscribed) return;
-    const key = this.keys.session(state.sessionId);
+    const key = this.keys.session(this.chain, state.sessionId);
     const difficulty = state.pendingDifficulty ?? state.difficulty;
     const fields = {
       extranonce1: state.extranonce1,
@@ -140,13 +144,13 @@ export class SessionStore {
 
   /** Removes a session nobody will resume. */
   async discard(sessionId: string): Promise<void> {
-    await this.redis.del(this.keys.session(sessionId));
+    await this.redis.del(this.keys.session(this.chain, sessionId));
   }
 
   /** The stored session, or null when it expired, never existed or is unreadable. */
   async load(sessionId: string): Promise<ResumableSession | null> {
     if (!isSessionId(sessionId)) return null;
-    const hash = await this.redis.hgetall(this.keys.session(sessionId));
+    const hash = await this.redis.hgetall(this.keys.session(this.chain, sessionId));
     if (!hash.extranonce1 || !/^[0-9a-f]+$/.test(hash.extranonce1)) return null;
     const difficulty = finite(hash.difficulty, 0);
     if (!(difficulty > 0)) return null;
@@ -182,21 +186,27 @@ export class SessionStore {
   }
 
   /**
-   * Keeps live sessions (and their extranonce1 claims) resumable. Plain commands sent
-   * without waiting for each other rather than a pipeline: on a Cluster the keys live in
-   * different slots, which one ioredis pipeline cannot span.
+   * Keeps live sessions (and their extranonce1 claims) resumable: a PEXPIRE of each, in
+   * pipelines of at most 1000 sessions (every key is in the chain's slot, so on a Cluster too).
    */
   async refresh(states: Iterable<SessionState>): Promise<void> {
-    let inFlight: Promise<unknown>[] = [];
+    let chunk: SessionState[] = [];
+    const send = async () => {
+      const sending = chunk;
+      chunk = [];
+      const replies = await this.batch.send((p) => {
+        for (const state of sending) {
+          p.pexpire(this.keys.session(this.chain, state.sessionId), this.ttlMs);
+          p.pexpire(this.keys.extranonce1(this.chain, state.extranonce1), this.ttlMs);
+        }
+      });
+      unwrapReplies(replies);
+    };
     for (const state of states) {
       if (!state.subscribed) continue;
-      inFlight.push(this.redis.pexpire(this.keys.session(state.sessionId), this.ttlMs));
-      inFlight.push(this.redis.pexpire(this.keys.extranonce1(state.extranonce1), this.ttlMs));
-      if (inFlight.length >= 2000) {
-        await Promise.all(inFlight);
-        inFlight = [];
-      }
+      chunk.push(state);
+      if (chunk.length >= 1000) await send();
     }
-    await Promise.all(inFlight);
+    if (chunk.length > 0) await send();
   }
 }

@@ -24,6 +24,8 @@ export const ADDRESS = 'bc1qxhmdufsvnuaaaer4ynz88fspdsxq2h9e9cetdj';
 export const USER = `${ADDRESS}.rig1`;
 /** Every hash meets this share difficulty. */
 export const ANY_DIFF = 1e-12;
+/** The chain every harness server serves (its sessions are `sess:{btc-main}:<id>`). */
+export const CHAIN = 'btc-main';
 
 /** Jobs pushed by the test, as the jobmanager feed would. */
 export class TestJobSource implements JobSource {
@@ -93,7 +95,7 @@ export async function createHarness(redis?: RedisServer): Promise<Harness> {
       const blocks = (options.blockSink as RecordingBlockSink | undefined) ?? new RecordingBlockSink();
       const server = await createStratumServer({
         id: `s${harness.servers.length + 1}`,
-        chain: 'btc-main',
+        chain: CHAIN,
         params: BITCOIN_MAIN,
         host: '127.0.0.1',
         port: 0,

@@ -9,7 +9,7 @@ import type {
 } from '@hashwire/stratum';
 import { startSimMiners } from '@hashwire/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Harness, RawClient, TestJobSource, USER, createHarness, job } from './server-helpers.js';
+import { CHAIN, type Harness, RawClient, TestJobSource, USER, createHarness, job } from './server-helpers.js';
 
 const SIG = Buffer.from('0d0a0d0a000d0a515549540a', 'hex');
 
@@ -106,7 +106,7 @@ describe('PROXY protocol', () => {
       expect(state).toMatchObject({ connId: 'HAP-0A0B:1F40_0007', ip: '203.0.113.7' });
       if (cut === 1) {
         await c.request('mining.authorize', [USER, 'x']); // from here on the session is resumable
-        const stored = await h.client.hget(h.keys.session(state.sessionId), 'connId');
+        const stored = await h.client.hget(h.keys.session(CHAIN, state.sessionId), 'connId');
         expect(stored).toBe('HAP-0A0B:1F40_0007');
       }
       const gone = nextDisconnect(server, (e) => e.sessionId === state.sessionId);
@@ -203,7 +203,7 @@ describe('drain', () => {
     expect(batches.flatMap((b) => b.shares).length).toBe(5);
     expect(draining.spool!.stats()).toMatchObject({ open: 0, pendingShares: 5 });
     for (const s of sessions) {
-      expect(await h.client.hget(h.keys.session(s.sessionId), 'extranonce1')).toBe(s.extranonce1);
+      expect(await h.client.hget(h.keys.session(CHAIN, s.sessionId), 'extranonce1')).toBe(s.extranonce1);
     }
   });
 

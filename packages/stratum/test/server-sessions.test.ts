@@ -5,6 +5,7 @@ import { waitFor } from '@hashwire/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ANY_DIFF,
+  CHAIN,
   type Harness,
   RawClient,
   type StratumMessage,
@@ -57,14 +58,14 @@ describe('sessions: resume anywhere with the same extranonce1 and difficulty', (
     first.close();
     await gone;
 
-    const stored = await h.client.hgetall(h.keys.session(one.sessionId));
+    const stored = await h.client.hgetall(h.keys.session(CHAIN, one.sessionId));
     expect(stored).toMatchObject({
       extranonce1: one.extranonce1,
       difficulty: '2e-12',
       stratumId: 'stratum-a',
     });
-    expect(await h.client.pttl(h.keys.session(one.sessionId))).toBeGreaterThan(590_000);
-    expect(await h.client.get(h.keys.extranonce1(one.extranonce1))).toBe(one.sessionId);
+    expect(await h.client.pttl(h.keys.session(CHAIN, one.sessionId))).toBeGreaterThan(590_000);
+    expect(await h.client.get(h.keys.extranonce1(CHAIN, one.extranonce1))).toBe(one.sessionId);
 
     const second = await RawClient.connect(b.port);
     const two = await second.handshake(USER, one.sessionId);
@@ -103,10 +104,10 @@ describe('sessions: resume anywhere with the same extranonce1 and difficulty', (
     const one = await quick.handshake(USER, undefined, 'd=3e-12');
     await leave(quick, one.sessionId);
     expect((await hsets()) - before).toBe(1);
-    const stored = await h.client.hgetall(h.keys.session(one.sessionId));
+    const stored = await h.client.hgetall(h.keys.session(CHAIN, one.sessionId));
     expect(JSON.parse(stored.jobDiffs!)).toEqual({ jobIds: ['w1'], diffs: [3e-12] });
     expect(stored).toMatchObject({ extranonce1: one.extranonce1, difficulty: '3e-12' });
-    expect(await h.client.pttl(h.keys.session(one.sessionId))).toBeGreaterThan(590_000);
+    expect(await h.client.pttl(h.keys.session(CHAIN, one.sessionId))).toBeGreaterThan(590_000);
 
     // A job sent after the save (same difficulty, so nothing written then): written at the disconnect.
     const miner = await RawClient.connect(server.port);
@@ -117,7 +118,7 @@ describe('sessions: resume anywhere with the same extranonce1 and difficulty', (
     const mid = await hsets();
     await leave(miner, two.sessionId);
     expect((await hsets()) - mid).toBe(1);
-    expect(JSON.parse((await h.client.hget(h.keys.session(one.sessionId), 'jobDiffs'))!)).toEqual({
+    expect(JSON.parse((await h.client.hget(h.keys.session(CHAIN, one.sessionId), 'jobDiffs'))!)).toEqual({
       jobIds: ['w1', 'w2'],
       diffs: [3e-12, 3e-12],
     });
@@ -138,7 +139,7 @@ describe('sessions: resume anywhere with the same extranonce1 and difficulty', (
     c.close();
     await gone;
     // Someone else holds the extranonce1 now (it cannot happen through the server; the claim forbids sharing).
-    await h.client.set(h.keys.extranonce1(fresh.extranonce1), '0123456789abcdef');
+    await h.client.set(h.keys.extranonce1(CHAIN, fresh.extranonce1), '0123456789abcdef');
     const again = await RawClient.connect(b.port);
     const other = await again.handshake(USER, fresh.sessionId);
     expect(other.extranonce1).not.toBe(fresh.extranonce1);
@@ -151,14 +152,16 @@ describe('sessions: resume anywhere with the same extranonce1 and difficulty', (
     const reply = await c.request('mining.subscribe', ['scanner']);
     const [[[, sessionId]], extranonce1] = reply.result as [[[string, string]], string];
     // Held live by this server's connection.
-    expect(await h.client.get(h.keys.extranonce1(extranonce1))).toBe(`${sessionId}|${a.allocator.holder}`);
+    expect(await h.client.get(h.keys.extranonce1(CHAIN, extranonce1))).toBe(
+      `${sessionId}|${a.allocator.holder}`,
+    );
     const gone = disconnected(a, sessionId);
     c.close();
     await gone;
-    await waitFor(async () => (await h.client.get(h.keys.extranonce1(extranonce1))) === null, {
+    await waitFor(async () => (await h.client.get(h.keys.extranonce1(CHAIN, extranonce1))) === null, {
       what: 'the extranonce1 claim to go',
     });
-    expect(await h.client.exists(h.keys.session(sessionId))).toBe(0);
+    expect(await h.client.exists(h.keys.session(CHAIN, sessionId))).toBe(0);
   });
 
   it('moves a session to a new connection when the miner is back before its old connection died', async () => {
@@ -185,11 +188,12 @@ describe('sessions: resume anywhere with the same extranonce1 and difficulty', (
     );
     for (let n = 0; n < 256; n++) {
       const hex = `42${n.toString(16).padStart(2, '0')}`;
-      if (!free.has(hex)) await h.client.set(keys.extranonce1(hex), `old-${n}`, 'PX', 600_000);
+      if (!free.has(hex)) await h.client.set(keys.extranonce1(CHAIN, hex), `old-${n}`, 'PX', 600_000);
     }
     const allocator = await ExtranonceAllocator.create({
       redis: h.client,
       keys,
+      chain: CHAIN,
       owner: 'new-owner',
       extranonce1Size: 2,
       slotBytes: 1,
@@ -277,8 +281,8 @@ describe('server messages', () => {
     expect(next).not.toBe(extranonce1);
     expect(size).toBe(8);
     expect(c.messages.at(-1)!.params![8]).toBe(true);
-    expect(await h.client.get(h.keys.extranonce1(extranonce1))).toBeNull();
-    expect(await h.client.get(h.keys.extranonce1(next))).toBe(`${sessionId}|${a.allocator.holder}`);
+    expect(await h.client.get(h.keys.extranonce1(CHAIN, extranonce1))).toBeNull();
+    expect(await h.client.get(h.keys.extranonce1(CHAIN, next))).toBe(`${sessionId}|${a.allocator.holder}`);
     expect(await c.request('mining.submit', share('j3'))).toMatchObject({ result: true });
     expect(await c.request('mining.submit', share(before))).toMatchObject({
       error: [21, 'job not found', null],

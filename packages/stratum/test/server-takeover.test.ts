@@ -1,7 +1,7 @@
 import { headerFieldHex } from '@hashwire/chain';
 import type { StratumServer } from '@hashwire/stratum';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Harness, RawClient, TestJobSource, USER, createHarness, job } from './server-helpers.js';
+import { CHAIN, type Harness, RawClient, TestJobSource, USER, createHarness, job } from './server-helpers.js';
 
 // Issue 14, defect 2: one extranonce1 belongs to exactly one live connection in the cluster.
 // A `mining.subscribe [agent, <session id of a live connection>]` sent straight to another
@@ -63,7 +63,7 @@ describe('one live owner per extranonce1, across servers', () => {
     expect(await closed).toBe('replaced');
     await first.waitClosed();
     // The claim names b's process now.
-    expect(await h.client.get(h.keys.extranonce1(one.extranonce1))).toBe(
+    expect(await h.client.get(h.keys.extranonce1(CHAIN, one.extranonce1))).toBe(
       `${one.sessionId}|${b.allocator.holder}`,
     );
     expect(await second.request('mining.submit', share('t1'))).toMatchObject({ result: true });
@@ -118,7 +118,7 @@ describe('one live owner per extranonce1, across servers', () => {
     first.close();
     await gone;
     // As a SIGKILLed process leaves it: the claim still names it as the live holder.
-    const claim = h.keys.extranonce1(one.extranonce1);
+    const claim = h.keys.extranonce1(CHAIN, one.extranonce1);
     await h.client.set(claim, `${one.sessionId}|stratum-x.deadbeef`, 'PX', 600_000);
     const started = Date.now();
     const again = await RawClient.connect(b.port);
@@ -137,7 +137,7 @@ describe('one live owner per extranonce1, across servers', () => {
     const gone = closedOn(a, one.sessionId);
     first.close();
     expect(await gone).toBe('client-closed');
-    expect(await h.client.get(h.keys.extranonce1(one.extranonce1))).toBe(one.sessionId);
+    expect(await h.client.get(h.keys.extranonce1(CHAIN, one.extranonce1))).toBe(one.sessionId);
     const again = await RawClient.connect(c.port);
     expect((await again.handshake(USER, one.sessionId)).extranonce1).toBe(one.extranonce1);
     again.close();

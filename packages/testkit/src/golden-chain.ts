@@ -116,9 +116,10 @@ function isAlive(pid: number): boolean {
 }
 
 /**
- * The recipe from DESIGN: mine to 431, pay coins to a wallet MWEB address (the first MWEB block
- * must carry a peg-in, otherwise even generatetoaddress fails with bad-txns-vin-empty), mine
- * one block, then 101 more so coinbases are spendable.
+ * The recipe (docs/architecture.md, "Facts the code relies on"): mine to 431, pay coins to a
+ * wallet MWEB address (the first MWEB block must carry a peg-in, otherwise even
+ * generatetoaddress fails with bad-txns-vin-empty), mine one block, then 101 more so coinbases
+ * are spendable.
  */
 async function build(binary: string, target: string): Promise<void> {
   // Built next to its final place so the last step is one atomic rename (no cross-device move).

@@ -33,6 +33,7 @@ export { type RichMempool, isHogEx, prepareRichMempool } from './mempool.js';
 export { type ExitInfo, ManagedProcess, liveProcesses, makeTempDir, spawnManaged } from './process.js';
 export { StopWaiting, type WaitOptions, waitFor } from './wait.js';
 export {
+  type RedisClusterOptions,
   type RedisClusterServer,
   type RedisSentinelServer,
   startRedisCluster,
