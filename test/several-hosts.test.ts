@@ -41,7 +41,7 @@ async function secondFront(pool: Pool) {
     file,
     [
       '[redis]',
-      `url = "${pool.redisServer.url}"`,
+      `url = "${pool.redisServer!.url}"`, // this test runs on one Redis
       `keyPrefix = "${pool.prefix}"`,
       '[[chains]]',
       'coin = "litecoin"',

@@ -15,6 +15,7 @@ import {
   type KeyBuilder,
   RpcErrorCode,
   type RpcMethods,
+  SHARES_WIRE,
   type Share,
   createKeyBuilder,
 } from '@hashwire/protocol';
@@ -181,6 +182,7 @@ class Relay {
       id,
       rpc: relay.server.endpoint,
       chain: CHAIN,
+      sharesWire: SHARES_WIRE,
     });
     cleanup.push(() => relay.close());
     return relay;
@@ -241,6 +243,7 @@ async function startBrokenReporter(id: string): Promise<{ refused: string[] }> {
     id,
     rpc: server.endpoint,
     chain: CHAIN,
+    sharesWire: SHARES_WIRE,
   });
   cleanup.push(async () => {
     await registration.close();

@@ -15,7 +15,9 @@ import { poolRedis, redisLabel } from './pool.js';
 export const statusUsage = `usage: hashwire status [--config FILE | --redis URL --prefix P] [--json | --prometheus-sd FILE]
 
 A table of the live services in the registry (kind, id, chain, endpoints, state, load, version,
-uptime, pid), sorted by kind. LOAD is what each service measured at its last registry refresh:
+uptime, pid), sorted by kind. VERSION of a stratum server or reporter names the share wire it
+speaks: stratum servers send shares only to reporters of their own (see the rolling upgrade in
+docs/operations.md). LOAD is what each service measured at its last registry refresh:
 sessions and connections (stratum), batches and shares per second (reporter), subscribed
 stratum servers and jobs per minute (jobmanager), rates over the last minute. For each stratum
 server, QUARANTINE is what its /stats says its spool holds in quarantine (share sub-batches
@@ -260,6 +262,17 @@ function writeAtomically(file: string, text: string): void {
   renameSync(temporary, file);
 }
 
+/**
+ * The version, and for the two ends of `reporter.shares` the share wire they speak: during a
+ * rolling upgrade across a wire change, stratum servers send only to reporters of their wire.
+ * A stratum server or reporter that publishes none is of a release before share wire 2.
+ */
+export function versionCell(row: Pick<ServiceInfo, 'kind' | 'version' | 'sharesWire'>): string {
+  const version = row.version || '-';
+  if (row.kind !== 'stratum' && row.kind !== 'reporter') return version;
+  return `${version} (shares wire ${row.sharesWire ?? 1})`;
+}
+
 /** An aligned text table, one row per service; a single line when there is none. */
 export function formatServiceTable(rows: readonly StatusRow[]): string {
   if (rows.length === 0) return 'no live services in the registry';
@@ -272,7 +285,7 @@ export function formatServiceTable(rows: readonly StatusRow[]): string {
       .join(' ') || '-',
     r.state,
     formatLoad(r),
-    r.version || '-',
+    versionCell(r),
     formatUptime(r.uptimeMs),
     String(r.pid),
     quarantineCell(r),

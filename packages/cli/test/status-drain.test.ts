@@ -50,7 +50,7 @@ describe('hashwire status', () => {
       const register = async (
         kind: string,
         id: string,
-        extra: { rpc?: string; http?: string; api?: string; load?: number },
+        extra: { rpc?: string; http?: string; api?: string; load?: number; sharesWire?: number },
       ) =>
         registrations.push(
           await registerService({
@@ -69,7 +69,7 @@ describe('hashwire status', () => {
       });
       await register('stratum', 'stratum-2', { http: 'http://127.0.0.1:29002', load: 7 });
       await register('jobmanager', 'jm-1', { rpc: 'tcp://127.0.0.1:28001', http: 'http://127.0.0.1:29001' });
-      await register('stratum', 'stratum-1', { http: 'http://127.0.0.1:29004', load: 3 });
+      await register('stratum', 'stratum-1', { http: 'http://127.0.0.1:29004', load: 3, sharesWire: 2 });
       await register('api', 'api-1', { http: 'http://127.0.0.1:29005', api: 'http://127.0.0.1:8080' });
       await registrations[1]?.update({ state: 'draining' });
 
@@ -94,6 +94,9 @@ describe('hashwire status', () => {
       expect(rows[2]).toMatch(
         /^stratum +stratum-2 +litecoin-regtest +http=http:\/\/127\.0\.0\.1:29002 +draining +7 /,
       );
+      // Mid rolling upgrade: which side of the share wire change each stratum server and reporter is.
+      expect(rows[1]).toMatch(/ +3 +0\.1\.0 \(shares wire 2\) +\d+s /);
+      expect(rows[3]).toMatch(/ +0 +0\.1\.0 \(shares wire 1\) +\d+s /);
 
       output.out = '';
       expect(await main(['status', ...flags, '--json'])).toBe(0);

@@ -2,7 +2,7 @@ import type { DaemonPool } from '@hashwire/chain';
 import type { Logger } from '@hashwire/core';
 
 /**
- * Logs each daemon going down (once per distinct error, not at every retry) and coming back.
+ * Logs each daemon going down (again only when its error changes, not at every retry) and coming back.
  * Blocks are submitted to every daemon, so one daemon down matters even while another serves.
  */
 export function followDaemons(daemons: DaemonPool, log: Logger): void {

@@ -41,6 +41,9 @@ export class JobStore {
     private readonly ttlMs: number,
   ) {}
 
+  private readonly startedAt = Date.now();
+  private sequenceChecked = false;
+
   /** Stores the job and (once per template) its template, marks it the group's latest, emits `job.new`. */
   async save(stored: StoredJob, templateId: string): Promise<void> {
     const { job } = stored;
@@ -73,9 +76,16 @@ export class JobStore {
   }
 
   async load(jobId: string): Promise<StoredJob | null> {
-    const hash = await this.redis.hgetall(this.keys.job(this.chain, jobId));
+    let hash = await this.redis.hgetall(this.keys.job(this.chain, jobId));
+    let templateKey = (id: string) => this.keys.template(this.chain, id);
+    if (!hash.job && !this.migrated) {
+      // A job an earlier release's leader published (keys without the chain's hash tag): read
+      // during an upgrade, so a block found on it is not lost. Single key reads: any topology.
+      hash = await this.redis.hgetall(this.keys.legacy.job(this.chain, jobId));
+      templateKey = (id) => this.keys.legacy.template(this.chain, id);
+    }
     if (!hash.job || !hash.templateId) return null;
-    const template = await this.redis.get(this.keys.template(this.chain, hash.templateId));
+    const template = await this.redis.get(templateKey(hash.templateId));
     if (!template) return null;
     return {
       job: JSON.parse(hash.job) as Job,
@@ -95,7 +105,30 @@ export class JobStore {
 
   /** A globally unique, short job id (miners echo it back in every share). */
   async nextJobId(): Promise<string> {
+    if (!this.sequenceChecked) await this.continueLegacySequence();
     return (await this.redis.incr(this.keys.jobSequence(this.chain))).toString(16);
+  }
+
+  /**
+   * Legacy (untagged) job keys are looked at until this store's jobs have outlived them: one
+   * job TTL after it started, no job an earlier release published can still be valid.
+   */
+  private get migrated(): boolean {
+    return Date.now() - this.startedAt > this.ttlMs;
+  }
+
+  /**
+   * On the first job after an upgrade from untagged keys, the new sequence starts where the old
+   * one stopped (SET NX: whichever jobmanager comes first sets it), so job ids are never reused
+   * while miners, stratum caches and the reporters' duplicate check still hold the old ones.
+   */
+  private async continueLegacySequence(): Promise<void> {
+    const current = this.keys.jobSequence(this.chain);
+    if ((await this.redis.exists(current)) === 0) {
+      const old = await this.redis.get(this.keys.legacy.jobSequence(this.chain));
+      if (old !== null && /^\d+$/.test(old)) await this.redis.set(current, old, 'NX');
+    }
+    this.sequenceChecked = true;
   }
 
   /** The record, its index entry and its `block.<state>` event, in one transaction (one slot). */

@@ -64,6 +64,17 @@ export function createKeyBuilder(options: KeyBuilderOptions = {}) {
       `${prefix}tpl:{${part('chain', chain)}}:${part('templateId', templateId)}`,
     /** The latest job a group published, so a new leader knows whether the prevhash changed. */
     latestJob: (chain: string) => `${prefix}job:{${part('chain', chain)}}:latest`,
+    /**
+     * Names of the job keys before every key of a chain carried its `{chain}` tag (release 0.1),
+     * read only, so a block found on a job an old leader published during an upgrade can still
+     * be assembled, and the job id sequence continues instead of restarting at 1.
+     */
+    legacy: {
+      job: (chain: string, jobId: string) => `${prefix}job:${part('chain', chain)}:${part('jobId', jobId)}`,
+      template: (chain: string, templateId: string) =>
+        `${prefix}tpl:${part('chain', chain)}:${part('templateId', templateId)}`,
+      jobSequence: (chain: string) => `${prefix}jobseq:${part('chain', chain)}`,
+    },
     /** Sequence for globally unique job ids of a chain. */
     jobSequence: (chain: string) => `${prefix}jobseq:{${part('chain', chain)}}`,
     /**

@@ -126,6 +126,14 @@ export interface SharesReply {
   subs: SubBatchOutcome[];
 }
 
+/**
+ * The `reporter.shares` wire this release speaks: 2 is `SharesRequest` (spool sequence numbers,
+ * sub-batches per request); 1 was one `{ batchId, stratumId, chain, shares }` per request.
+ * Reporters advertise it in their registry record (`sharesWire`); a stratum server sends only to
+ * reporters that advertise its own, so versions never meet on the wire during a rolling upgrade.
+ */
+export const SHARES_WIRE = 2;
+
 /** Sub-batches one `reporter.shares` request may carry. */
 export const MAX_SUB_BATCHES_PER_REQUEST = 1000;
 

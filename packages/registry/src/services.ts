@@ -35,6 +35,11 @@ export interface ServiceInfo {
    * server key here and must connect with CURVE and a key the server allows.
    */
   curveKey?: string;
+  /**
+   * Reporters: the `reporter.shares` wire they speak (`SHARES_WIRE` of their release). Absent
+   * from reporters of releases before it; stratum servers send only to reporters of their own wire.
+   */
+  sharesWire?: number;
 }
 
 export interface RegisterServiceOptions {
@@ -60,6 +65,8 @@ export interface RegisterServiceOptions {
   api?: string;
   /** The CURVE public key (Z85) of the RPC server at `rpc`, when it uses CURVE. */
   curveKey?: string;
+  /** Reporters: the `reporter.shares` wire they speak. */
+  sharesWire?: number;
   /**
    * Lifetime of the hash without a refresh; refreshed every ttlMs/3.
    * @defaultValue 60000
@@ -136,6 +143,7 @@ export async function registerService(options: RegisterServiceOptions): Promise<
     ...(options.agent !== undefined && { agent: options.agent }),
     ...(options.api !== undefined && { api: options.api }),
     ...(options.curveKey !== undefined && { curveKey: options.curveKey }),
+    ...(options.sharesWire !== undefined && { sharesWire: options.sharesWire }),
   };
   const serviceKey = keys.service(kind, id);
   const indexKey = keys.serviceIndex(kind);
@@ -225,7 +233,13 @@ function parseInfo(hash: Record<string, string>): ServiceInfo | null {
     ...(hash.agent && { agent: hash.agent }),
     ...(hash.api && { api: hash.api }),
     ...(hash.curveKey && { curveKey: hash.curveKey }),
+    ...sharesWireOf(hash.sharesWire),
   };
+}
+
+function sharesWireOf(field: string | undefined): { sharesWire?: number } {
+  const wire = Number(field);
+  return field !== undefined && Number.isSafeInteger(wire) && wire > 0 ? { sharesWire: wire } : {};
 }
 
 /** Live services of a kind, read from their TTL hashes (expired ones are not listed). */
@@ -300,7 +314,8 @@ function sameInfo(a: ServiceInfo, b: ServiceInfo): boolean {
     a.stratum === b.stratum &&
     a.agent === b.agent &&
     a.api === b.api &&
-    a.curveKey === b.curveKey
+    a.curveKey === b.curveKey &&
+    a.sharesWire === b.sharesWire
   );
 }
 

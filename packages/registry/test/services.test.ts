@@ -7,6 +7,7 @@ import {
   ServiceNotFoundError,
   connectRedis,
   createRateMeter,
+  getService,
   listServices,
   registerService,
   serviceEndpointResolver,
@@ -168,6 +169,21 @@ describe('service discovery', () => {
     expect(found).not.toHaveProperty('stratum');
     expect(found).not.toHaveProperty('agent');
     expect(await redis.hexists(keys.service('stratum', 'plain'), 'agent')).toBe(0);
+  });
+
+  it('carries the share wire a reporter speaks; a reporter of an older release has none', async () => {
+    const keys = testKeys();
+    const fresh = await registerService({ redis, keys, kind: 'reporter', id: 'new', sharesWire: 2 });
+    cleanups.push(() => fresh.close());
+    const old = await registerService({ redis, keys, kind: 'reporter', id: 'old' });
+    cleanups.push(() => old.close());
+    const listed = new Map((await listServices(redis, keys, 'reporter')).map((s) => [s.id, s]));
+    expect(listed.get('new')).toMatchObject({ sharesWire: 2 });
+    expect(listed.get('old')).toBeDefined();
+    expect(listed.get('old')).not.toHaveProperty('sharesWire');
+    // Whatever else stands in the field is no wire at all.
+    await redis.hset(keys.service('reporter', 'old'), 'sharesWire', 'two');
+    expect(await getService(redis, keys, 'reporter', 'old')).not.toHaveProperty('sharesWire');
   });
 
   it('lists services already running when a watcher starts, and only of its kind', async () => {

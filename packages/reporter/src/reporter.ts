@@ -15,6 +15,7 @@ import {
   PortRange,
   RpcErrorCode,
   type RpcMethods,
+  SHARES_WIRE,
   ShareResult,
   type SharesReply,
   createKeyBuilder,
@@ -42,6 +43,7 @@ import { type CreditRun, ShareStoreError, creditRequest } from './credit-request
 import { reporterKeys } from './keys.js';
 import { ReplicaCount, type ReplicationOptions, resolveReplication } from './replication.js';
 import { type ValidRequest, validateRequest } from './validate.js';
+import { createWire1Refusal, isWire1Request } from './wire1.js';
 
 export interface ReporterOptions {
   /** Instance id, unique among reporters; its registry entry is `svc:{reporter}:<id>`. */
@@ -139,6 +141,11 @@ export interface ReporterStats {
   credited: number;
   /** `reporter.shares` requests taken (each carries one or more sub-batches). */
   requests: number;
+  /**
+   * Requests of the previous release's shape (share wire 1, from a stratum server not yet
+   * upgraded), answered `Unavailable` (also counted in `batches.unavailable`); nothing written.
+   */
+  wire1Requests: number;
   /** Credit script runs (one per request, more when a sub-batch was answered before or a share claimed first). */
   scriptRuns: number;
   inFlight: number;
@@ -274,6 +281,8 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
   const shareRate = createRateMeter(() => Object.values(shares).reduce((a, b) => a + b, 0));
   let requests = 0;
   let scriptRuns = 0;
+  let wire1Requests = 0;
+  const wire1Refusal = createWire1Refusal(id, logger);
 
   const write = async (request: ValidRequest): Promise<SharesReply> => {
     const trace = { spoolId: request.spoolId, stratumId: request.stratumId };
@@ -357,6 +366,12 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
         metrics.batches('unavailable');
         throw new RpcError(RpcErrorCode.Unavailable, `reporter ${id} is ${state}, send to another`);
       }
+      if (isWire1Request(body)) {
+        wire1Requests++;
+        batches.unavailable++;
+        metrics.batches('unavailable');
+        throw wire1Refusal(body);
+      }
       requests++;
       let request: ValidRequest;
       try {
@@ -403,6 +418,7 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
     shares: { ...shares },
     credited,
     requests,
+    wire1Requests,
     scriptRuns,
     inFlight: inFlight.size,
     blocks: watcher.stats(),
@@ -467,6 +483,7 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
         ...(curve ? { curveKey: curve.publicKey } : {}),
         chain,
         version,
+        sharesWire: SHARES_WIRE,
         measureLoad: () => ({ batchesPerS: batchRate(), sharesPerS: shareRate() }),
         ...(options.serviceTtlMs ? { ttlMs: options.serviceTtlMs } : {}),
         onError: (error) => {

@@ -20,7 +20,7 @@ import {
   readJsonConfig,
   readServiceSecrets,
 } from '@hashwire/core';
-import { type BucketRingOptions, createKeyBuilder } from '@hashwire/protocol';
+import { type BucketRingOptions, SHARES_WIRE, createKeyBuilder } from '@hashwire/protocol';
 import {
   type ServiceRegistration,
   connectRedis,
@@ -335,6 +335,8 @@ async function main(): Promise<number> {
       http: http.url,
       ...(serviceTtlMs !== undefined ? { ttlMs: serviceTtlMs } : {}),
       version: serviceVersion,
+      // The reporters' wire its forwarder speaks, for operators (`hashwire status`) mid-upgrade.
+      sharesWire: SHARES_WIRE,
       measureLoad: () => {
         const { sessions, connections } = server.stats();
         return { sessions, connections };

@@ -69,8 +69,13 @@ export interface ShareForwarderOptions {
 }
 
 export interface ForwarderStats {
-  /** Reporters in the ring (registered `up`, with an rpc endpoint). */
+  /** Reporters in the ring (registered `up`, with an rpc endpoint, speaking our share wire). */
   reporters: number;
+  /**
+   * Reporters registered but left out of the ring because they speak another `reporter.shares`
+   * wire (an older release, mid rolling upgrade).
+   */
+  reportersOtherWire: number;
   /** Increases each time the set of reporters changes. */
   ringVersion: number;
   /** Spool batches not yet acknowledged by reporters: waiting on disk plus in flight. */
@@ -112,6 +117,8 @@ export interface BacklogEvent {
   reason: 'no-reporter' | 'growing';
   batches: number;
   shares: number;
+  /** With `no-reporter` while reporters of another share wire are registered: what to do. */
+  why?: string;
 }
 
 /** A sub-batch moved to quarantine. */

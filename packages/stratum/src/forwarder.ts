@@ -4,6 +4,7 @@ import {
   DEFAULT_RING_VIRTUAL_NODES,
   RpcErrorCode,
   type RpcMethods,
+  SHARES_WIRE,
   type Share,
 } from '@hashwire/protocol';
 import { type ServiceInfo, type ServiceWatcher, watchServices } from '@hashwire/registry';
@@ -94,8 +95,13 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
   private readonly now: () => number;
   private ring: BucketRing;
   private watcher: ServiceWatcher | null = null;
-  /** Every reporter of our chain known to the registry, in any state; the ring holds those `up`. */
+  /**
+   * Every reporter of our chain known to the registry, in any state; the ring holds those `up`
+   * that speak our share wire.
+   */
   private readonly reporters = new Map<string, ServiceInfo>();
+  /** Reporters left out of the ring for another share wire (an older release), logged once each. */
+  private readonly otherWire = new Set<string>();
   private readonly clients = new Map<
     string,
     { endpoint: string; curveKey: string | undefined; client: ReporterClient }
@@ -189,6 +195,7 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
     return {
       ...this.counters,
       reporters: this.ring.servers.length,
+      reportersOtherWire: this.otherWire.size,
       backlogBatches: this.backlog(),
       queuedBatches: this.queue.size,
       inFlightBatches: this.inFlight.size,
@@ -621,11 +628,22 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
     const shares = this.spool.stats().pendingShares;
     this.warned = true;
     this.counters.backlogWarnings++;
+    // Reporters are registered, but none speaks our wire: the operator has reporters to upgrade.
+    const why =
+      reason === 'no-reporter' && this.otherWire.size > 0
+        ? `no reporter speaks share wire ${SHARES_WIRE} — upgrade the reporters (${this.otherWire.size} registered speak an older wire)`
+        : undefined;
     this.log.warn(
-      { reason, backlogBatches: batches, backlogShares: shares, reporters: this.ring.servers.length },
+      {
+        reason,
+        ...(why ? { why } : {}),
+        backlogBatches: batches,
+        backlogShares: shares,
+        reporters: this.ring.servers.length,
+      },
       'share batches are piling up in the spool',
     );
-    this.emit('backlog', { reason, batches, shares });
+    this.emit('backlog', { reason, batches, shares, ...(why ? { why } : {}) });
   }
 
   private onReporter(type: 'up' | 'down' | 'changed', service: ServiceInfo): void {
@@ -633,6 +651,7 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
     if (service.chain !== '' && service.chain !== this.options.chain) return;
     if (type === 'down') {
       this.reporters.delete(service.id);
+      this.otherWire.delete(service.id);
       this.suspects.delete(service.id);
       this.dropClient(service.id);
     } else {
@@ -646,7 +665,22 @@ export class ShareForwarder extends EventEmitter<ForwarderEvents> {
   }
 
   private updateRing(): void {
-    const up = [...this.reporters.values()].filter((s) => s.state === 'up' && s.rpc !== '').map((s) => s.id);
+    const up: string[] = [];
+    for (const s of this.reporters.values()) {
+      if (s.state !== 'up' || s.rpc === '') continue;
+      if (s.sharesWire === SHARES_WIRE) {
+        this.otherWire.delete(s.id);
+        up.push(s.id);
+      } else if (!this.otherWire.has(s.id)) {
+        // It would refuse our requests and we its answers: left out until upgraded (it comes
+        // back as `changed` or `up` when it is), its batches go to the others or wait on disk.
+        this.otherWire.add(s.id);
+        this.log.warn(
+          { reporterId: s.id, version: s.version, sharesWire: s.sharesWire ?? 1, ours: SHARES_WIRE },
+          `reporter left out: it does not speak share wire ${SHARES_WIRE} (an older release); share batches go to reporters that do, or wait in the spool until one is upgraded`,
+        );
+      }
+    }
     const next = this.ring.withServers(up);
     const same =
       next.servers.length === this.ring.servers.length &&

@@ -3,7 +3,14 @@ import { EventEmitter } from 'node:events';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BucketRing, RpcErrorCode, type RpcMethods, type Share, createKeyBuilder } from '@hashwire/protocol';
+import {
+  BucketRing,
+  RpcErrorCode,
+  type RpcMethods,
+  SHARES_WIRE,
+  type Share,
+  createKeyBuilder,
+} from '@hashwire/protocol';
 import {
   type RedisClient,
   type ServiceRegistration,
@@ -189,7 +196,15 @@ async function startReporter(id: string, behaviour: Behaviour = answer): Promise
   const reporter = new FakeReporter(id);
   reporter.behaviour = behaviour;
   const rpc = await reporter.listen();
-  reporter.registration = await registerService({ redis, keys, kind: 'reporter', id, rpc, chain: 'ltc' });
+  reporter.registration = await registerService({
+    redis,
+    keys,
+    kind: 'reporter',
+    id,
+    rpc,
+    chain: 'ltc',
+    sharesWire: SHARES_WIRE,
+  });
   cleanup.push(() => reporter.close());
   return reporter;
 }
