@@ -1,4 +1,5 @@
 import type { BenchSuite } from '../types.js';
+import { apiSuite } from './api.js';
 import { chainSuite } from './chain.js';
 import { clusterSuite } from './cluster.js';
 import { idleSuite } from './idle.js';
@@ -22,4 +23,5 @@ export const suites: readonly BenchSuite[] = [
   idleSuite,
   sharesSuite,
   clusterSuite,
+  apiSuite,
 ];

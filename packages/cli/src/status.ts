@@ -127,7 +127,7 @@ export interface ServiceRow extends ServiceInfo {
   uptimeMs: number;
 }
 
-const ENDPOINT_FIELDS = ['rpc', 'http', 'stratum', 'agent'] as const;
+const ENDPOINT_FIELDS = ['rpc', 'http', 'stratum', 'agent', 'api'] as const;
 
 /** Every live service of every kind, sorted by kind (in SERVICE_KINDS order) then id. */
 export async function readServices(registry: Registry, now = Date.now()): Promise<ServiceRow[]> {

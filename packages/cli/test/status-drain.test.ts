@@ -50,7 +50,7 @@ describe('hashwire status', () => {
       const register = async (
         kind: string,
         id: string,
-        extra: { rpc?: string; http?: string; load?: number; sharesWire?: number },
+        extra: { rpc?: string; http?: string; api?: string; load?: number; sharesWire?: number },
       ) =>
         registrations.push(
           await registerService({
@@ -70,6 +70,7 @@ describe('hashwire status', () => {
       await register('stratum', 'stratum-2', { http: 'http://127.0.0.1:29002', load: 7 });
       await register('jobmanager', 'jm-1', { rpc: 'tcp://127.0.0.1:28001', http: 'http://127.0.0.1:29001' });
       await register('stratum', 'stratum-1', { http: 'http://127.0.0.1:29004', load: 3, sharesWire: 2 });
+      await register('api', 'api-1', { http: 'http://127.0.0.1:29005', api: 'http://127.0.0.1:8080' });
       await registrations[1]?.update({ state: 'draining' });
 
       expect(await main(['status', ...flags])).toBe(0);
@@ -80,7 +81,11 @@ describe('hashwire status', () => {
         'stratum stratum-1',
         'stratum stratum-2',
         'reporter reporter-1',
+        'api api-1',
       ]);
+      expect(rows[4]).toMatch(
+        /^api +api-1 +litecoin-regtest +http=http:\/\/127\.0\.0\.1:29005 api=http:\/\/127\.0\.0\.1:8080 +up /,
+      );
       expect(rows[0]).toMatch(
         new RegExp(
           `^jobmanager +jm-1 +litecoin-regtest +rpc=tcp://127\\.0\\.0\\.1:28001 http=http://127\\.0\\.0\\.1:29001 +up +0 +0\\.1\\.0 +\\d+s +${process.pid} +-$`,
@@ -106,6 +111,7 @@ describe('hashwire status', () => {
         'stratum/stratum-1/up',
         'stratum/stratum-2/draining',
         'reporter/reporter-1/up',
+        'api/api-1/up',
       ]);
       expect(json[3]?.endpoints).toEqual({ rpc: 'tcp://127.0.0.1:28003', http: 'http://127.0.0.1:29003' });
     } finally {

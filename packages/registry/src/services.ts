@@ -28,6 +28,8 @@ export interface ServiceInfo {
   stratum?: string;
   /** Stratum servers: `host:port` of the HAProxy agent-check listener (reports up/drain/down). */
   agent?: string;
+  /** Api servers: the base URL of the public HTTP API (`http://host:port`). */
+  api?: string;
   /**
    * The CURVE public key (Z85) of the RPC server at `rpc`, when it uses CURVE: clients learn the
    * server key here and must connect with CURVE and a key the server allows.
@@ -59,6 +61,8 @@ export interface RegisterServiceOptions {
   stratum?: string;
   /** HAProxy agent-check endpoint `host:port` (stratum servers). */
   agent?: string;
+  /** Api servers: the base URL of the public HTTP API. */
+  api?: string;
   /** The CURVE public key (Z85) of the RPC server at `rpc`, when it uses CURVE. */
   curveKey?: string;
   /** Reporters: the `reporter.shares` wire they speak. */
@@ -76,7 +80,7 @@ export interface ServiceRegistration {
   readonly info: Readonly<ServiceInfo>;
   /** Change state or load; announced to watchers at once. */
   update(
-    change: Partial<Pick<ServiceInfo, 'state' | 'load' | 'rpc' | 'http' | 'stratum' | 'agent'>>,
+    change: Partial<Pick<ServiceInfo, 'state' | 'load' | 'rpc' | 'http' | 'stratum' | 'agent' | 'api'>>,
   ): Promise<void>;
   /** Refresh now (also done on a timer and whenever the Redis connection comes back). */
   refresh(): Promise<void>;
@@ -137,6 +141,7 @@ export async function registerService(options: RegisterServiceOptions): Promise<
     startedAt: Date.now(),
     ...(options.stratum !== undefined && { stratum: options.stratum }),
     ...(options.agent !== undefined && { agent: options.agent }),
+    ...(options.api !== undefined && { api: options.api }),
     ...(options.curveKey !== undefined && { curveKey: options.curveKey }),
     ...(options.sharesWire !== undefined && { sharesWire: options.sharesWire }),
   };
@@ -226,6 +231,7 @@ function parseInfo(hash: Record<string, string>): ServiceInfo | null {
     ...loadFiguresOf(hash),
     ...(hash.stratum && { stratum: hash.stratum }),
     ...(hash.agent && { agent: hash.agent }),
+    ...(hash.api && { api: hash.api }),
     ...(hash.curveKey && { curveKey: hash.curveKey }),
     ...sharesWireOf(hash.sharesWire),
   };
@@ -307,6 +313,7 @@ function sameInfo(a: ServiceInfo, b: ServiceInfo): boolean {
     a.startedAt === b.startedAt &&
     a.stratum === b.stratum &&
     a.agent === b.agent &&
+    a.api === b.api &&
     a.curveKey === b.curveKey &&
     a.sharesWire === b.sharesWire
   );

@@ -1,0 +1,273 @@
+import { difficultyFromBits } from '@hashwire/chain';
+import type { Job, KeyBuilder } from '@hashwire/protocol';
+import type { RedisClient } from '@hashwire/registry';
+import {
+  type BlockRecord,
+  CHAIN_FIELD,
+  type WorkerCounters,
+  hashesPerDiff,
+  readAccountHashrate,
+  readChainHashrate,
+  readHashrate,
+  readRound,
+  readWorkers,
+  reporterKeys,
+} from '@hashwire/reporter';
+import type { z } from 'zod';
+import { decodeCursor, encodeCursor } from './cursor.js';
+import type { block, workerCounters } from './schemas.js';
+
+/** What the api reads, from the keys the reporter and jobmanager write (every name from the key builder). */
+
+export interface ApiChain {
+  /** The chain's name (the key part of `round:{chain}`). */
+  chain: string;
+  /** Turns credited difficulty into hashes. */
+  algorithm: 'sha256d' | 'scrypt';
+}
+
+type Block = z.infer<typeof block>;
+type Worker = z.infer<typeof workerCounters>;
+
+function scale(
+  series: Record<string, number>,
+  factor: number,
+): { '5m': number; '1h': number; '24h': number } {
+  return {
+    '5m': (series['5m'] ?? 0) * factor,
+    '1h': (series['1h'] ?? 0) * factor,
+    '24h': (series['24h'] ?? 0) * factor,
+  };
+}
+
+/**
+ * Accounts and workers with credited difficulty in the current or previous 5-minute bucket:
+ * those that had a share accepted within the last 5 to 10 minutes. Reads every field of two
+ * buckets (O(active workers)); see the README's "what is next".
+ */
+async function online(redis: RedisClient, keys: KeyBuilder, chain: string, now: number) {
+  const k = reporterKeys(keys, chain);
+  const bucket = Math.floor(now / 300_000);
+  const [current, previous] = await Promise.all([
+    redis.hkeys(k.hashrate(5, bucket)),
+    redis.hkeys(k.hashrate(5, bucket - 1)),
+  ]);
+  const names = new Set([...current, ...previous]);
+  let miners = 0;
+  let workers = 0;
+  for (const name of names) {
+    if (name === CHAIN_FIELD) continue;
+    if (name.startsWith('|')) miners++;
+    else workers++;
+  }
+  return { miners, workers };
+}
+
+export async function readPool(redis: RedisClient, keys: KeyBuilder, c: ApiChain, now = Date.now()) {
+  const [series, active, latest, round] = await Promise.all([
+    readChainHashrate(redis, keys, c.chain, now),
+    online(redis, keys, c.chain, now),
+    redis.get(keys.latestJob(c.chain)),
+    readRound(redis, keys, c.chain),
+  ]);
+  let network: { height: number; difficulty: number; jobAt: number } | null = null;
+  if (latest) {
+    const job = JSON.parse(latest) as Job;
+    network = { height: job.height, difficulty: difficultyFromBits(job.nbits), jobAt: job.createdAt };
+  }
+  const diffs = Object.values(round);
+  return {
+    chain: c.chain,
+    algorithm: c.algorithm,
+    hashrate: scale(series, hashesPerDiff(c.algorithm)),
+    minersOnline: active.miners,
+    workersOnline: active.workers,
+    network,
+    round: { accounts: diffs.length, totalDiff: diffs.reduce((a, b) => a + b, 0) },
+  };
+}
+
+const GLOB = /[*?[\]\\]/g;
+
+/**
+ * Every worker name of an account in the chain's worker counters, sorted: `account` itself for
+ * shares without a worker name, and `account.<worker>`. A scan of the chain's worker hash.
+ */
+async function accountWorkerNames(redis: RedisClient, keys: KeyBuilder, chain: string, account: string) {
+  const k = reporterKeys(keys, chain);
+  const pattern = `${account.replace(GLOB, (c) => `\\${c}`)}.*`;
+  const names = new Set<string>();
+  let cursor = '0';
+  do {
+    const [next, flat] = await redis.hscan(k.workers, cursor, 'MATCH', pattern, 'COUNT', 1000);
+    for (let i = 0; i < flat.length; i += 2) names.add(flat[i]!);
+    cursor = next;
+  } while (cursor !== '0');
+  if ((await redis.hexists(k.workers, account)) === 1) names.add(account);
+  return [...names].sort();
+}
+
+function worker(
+  account: string,
+  name: string,
+  counters: WorkerCounters,
+  rate: Record<'1m' | '5m' | '60m', number>,
+  factor: number,
+): Worker {
+  return {
+    name: name === account ? '' : name.slice(account.length + 1),
+    lastShareMs: counters.lastShareMs,
+    hashrate: { '1m': rate['1m'] * factor, '5m': rate['5m'] * factor, '60m': rate['60m'] * factor },
+    accepted: counters.accepted,
+    stale: counters.stale,
+    rejected: counters.duplicate + counters.lowdiff + counters.invalid,
+    duplicate: counters.duplicate,
+    lowdiff: counters.lowdiff,
+    invalid: counters.invalid,
+    acceptedDiff: counters.acceptedDiff,
+  };
+}
+
+/** One page of an account's workers, by name; the cursor is the last name given. */
+export async function readAccountWorkers(
+  redis: RedisClient,
+  keys: KeyBuilder,
+  c: ApiChain,
+  account: string,
+  options: { limit: number; cursor?: string | undefined },
+  now = Date.now(),
+): Promise<{ items: Worker[]; next: string | null; total: number }> {
+  const after = decodeCursor(options.cursor, ['string'])?.[0] as string | undefined;
+  const all = await accountWorkerNames(redis, keys, c.chain, account);
+  const from = after === undefined ? 0 : all.findIndex((n) => n > after);
+  const names = from < 0 ? [] : all.slice(from, from + options.limit);
+  const [counters, rates] = await Promise.all([
+    readWorkers(redis, keys, c.chain, names),
+    readHashrate(redis, keys, c.chain, names, now),
+  ]);
+  const factor = hashesPerDiff(c.algorithm);
+  const items = names.flatMap((n) => {
+    const w = counters.get(n);
+    return w ? [worker(account, n, w, rates.get(n)!, factor)] : [];
+  });
+  const last = names.at(-1);
+  const more = from >= 0 && from + options.limit < all.length;
+  return { items, next: more && last !== undefined ? encodeCursor([last]) : null, total: all.length };
+}
+
+export function toBlock(record: BlockRecord, candidate: string | null): Block {
+  const round = record.round;
+  let finder: Block['finder'] = null;
+  if (round) finder = { account: round.account, worker: round.worker, shareId: round.shareId };
+  else if (candidate) {
+    const share = JSON.parse(candidate) as { shareId: string; account: string; worker: string };
+    finder = { account: share.account, worker: share.worker, shareId: share.shareId };
+  }
+  return {
+    hash: record.hash,
+    chain: record.chain,
+    height: record.height,
+    state: record.state,
+    confirmations: typeof record.confirmations === 'number' ? record.confirmations : null,
+    finder,
+    submittedAt: typeof record.submittedAt === 'number' ? record.submittedAt : null,
+    updatedAt: record.updatedAt,
+    reason: typeof record.reason === 'string' ? record.reason : null,
+    round: round
+      ? {
+          accounts: round.accounts,
+          totalDiff: round.totalDiff,
+          closedAt: round.closedAt,
+          returned: round.returned === true,
+        }
+      : null,
+  };
+}
+
+async function readBlocks(redis: RedisClient, keys: KeyBuilder, chain: string, hashes: string[]) {
+  if (hashes.length === 0) return [];
+  const k = reporterKeys(keys, chain);
+  const [records, candidates] = await Promise.all([
+    redis.hmget(k.blocks, ...hashes),
+    redis.hmget(k.candidates, ...hashes),
+  ]);
+  return hashes.flatMap((_, i) =>
+    records[i] ? [toBlock(JSON.parse(records[i]!) as BlockRecord, candidates[i] ?? null)] : [],
+  );
+}
+
+export async function readBlock(redis: RedisClient, keys: KeyBuilder, chain: string, hash: string) {
+  return (await readBlocks(redis, keys, chain, [hash]))[0] ?? null;
+}
+
+/**
+ * Blocks newest first (height descending, then hash descending); the cursor is the (height,
+ * hash) of the last one given. `keep` filters (a page may then hold fewer than `limit`).
+ */
+export async function readBlockPage(
+  redis: RedisClient,
+  keys: KeyBuilder,
+  chain: string,
+  options: { limit: number; cursor?: string | undefined },
+  keep: (b: Block) => boolean = () => true,
+): Promise<{ items: Block[]; next: string | null }> {
+  const k = reporterKeys(keys, chain);
+  const after = decodeCursor(options.cursor, ['number', 'string']);
+  const top = after ? String(after[0]) : '+inf';
+  // Blocks at the cursor's height sort by hash; skip those at or above the cursor's hash.
+  const ties = after ? await redis.zcount(k.blocksIndex, top, top) : 0;
+  const flat = await redis.zrevrangebyscore(
+    k.blocksIndex,
+    top,
+    '-inf',
+    'WITHSCORES',
+    'LIMIT',
+    0,
+    options.limit + ties + 1,
+  );
+  const entries: { hash: string; height: number }[] = [];
+  for (let i = 0; i < flat.length; i += 2) {
+    const hash = flat[i]!;
+    const height = Number(flat[i + 1]);
+    if (after && height === after[0] && hash >= (after[1] as string)) continue;
+    entries.push({ hash, height });
+  }
+  const more = entries.length > options.limit;
+  const pageEntries = entries.slice(0, options.limit);
+  const blocks = await readBlocks(
+    redis,
+    keys,
+    chain,
+    pageEntries.map((e) => e.hash),
+  );
+  const last = pageEntries.at(-1);
+  return {
+    items: blocks.filter(keep),
+    next: more && last ? encodeCursor([last.height, last.hash]) : null,
+  };
+}
+
+export async function readAccount(
+  redis: RedisClient,
+  keys: KeyBuilder,
+  c: ApiChain,
+  account: string,
+  now = Date.now(),
+) {
+  const k = reporterKeys(keys, c.chain);
+  const [series, roundDiff, workers, recent] = await Promise.all([
+    readAccountHashrate(redis, keys, c.chain, [account], now),
+    redis.hget(k.round, account),
+    accountWorkerNames(redis, keys, c.chain, account),
+    readBlockPage(redis, keys, c.chain, { limit: 100 }, (b) => b.finder?.account === account),
+  ]);
+  const rate = series.get(account) ?? { '5m': 0, '1h': 0, '24h': 0 };
+  return {
+    chain: c.chain,
+    account,
+    hashrate: scale(rate, hashesPerDiff(c.algorithm)),
+    roundDiff: Number(roundDiff ?? 0),
+    workers: workers.length,
+    recentBlocks: recent.items.slice(0, 10),
+  };
+}
