@@ -19,53 +19,27 @@ import {
   readWorkers,
   reporterKeys,
 } from '../src/index.js';
-import { CHAIN, type TestBatch, batch, client, send, share, spoolOf, testKeys } from './helpers.js';
+import {
+  CHAIN,
+  type TestBatch,
+  batch,
+  client,
+  send,
+  share,
+  spoolOf,
+  testKeys,
+  useReporterBed,
+} from './helpers.js';
 
 // Issue 14, defect 2: one share must never be credited twice, whichever path brings it twice
 // (two stratum servers, a resumed session, a batch split again under new ids).
 
-let server: RedisServer;
+const bed = useReporterBed();
+const { cleanups, startReporter, rpc } = bed;
 let redis: RedisClient;
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
-
-beforeAll(async () => {
-  server = await startRedis();
-  redis = connectRedis(server.url, 'test');
+beforeAll(() => {
+  redis = bed.redis;
 });
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-afterAll(async () => {
-  redis?.disconnect();
-  await server?.stop();
-});
-
-const quiet = createLogger({ name: 'reporter-test', level: 'silent' });
-
-async function startReporter(
-  keys: KeyBuilder,
-  extra: Partial<ReporterOptions> = {},
-  redisClient: RedisClient = redis,
-): Promise<Reporter> {
-  const reporter = await createReporter({
-    id: `r-${Math.random().toString(16).slice(2, 8)}`,
-    chain: CHAIN,
-    redis: redisClient,
-    keys,
-    logger: quiet,
-    blockPollMs: 3_600_000,
-    ...extra,
-  });
-  cleanups.push(() => reporter.close());
-  await reporter.start();
-  return reporter;
-}
-
-function rpc(reporter: Reporter) {
-  const c = client(reporter.endpoint!);
-  cleanups.push(() => c.close());
-  return c;
-}
 
 /** `count` accepted shares of one miner on job `jobId`, each a different submission (extranonce2). */
 function submissions(count: number, jobId = '2b', from = 0): Share[] {
@@ -245,7 +219,13 @@ describe('Redis version', () => {
         return Reflect.get(target, prop, receiver);
       },
     });
-    const reporter = await createReporter({ id: 'r-old', chain: CHAIN, redis: old, keys, logger: quiet });
+    const reporter = await createReporter({
+      id: 'r-old',
+      chain: CHAIN,
+      redis: old,
+      keys,
+      logger: createLogger({ name: 'reporter-test', level: 'silent' }),
+    });
     cleanups.push(() => reporter.close());
     await expect(reporter.start()).rejects.toThrow(
       'reporter r-old: Redis 5.0.7 is too old, it needs Redis 6.0.0 or newer',

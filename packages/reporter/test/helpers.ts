@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import { createLogger } from '@hashwire/core';
 import {
   type KeyBuilder,
   type RpcErrorCode,
@@ -6,8 +7,11 @@ import {
   type Share,
   createKeyBuilder,
 } from '@hashwire/protocol';
-import type { RedisClient } from '@hashwire/registry';
+import { type RedisClient, connectRedis } from '@hashwire/registry';
 import { type RpcClient, RpcError, createRpcClient } from '@hashwire/rpc';
+import { type RedisServer, startRedis } from '@hashwire/testkit';
+import { afterAll, afterEach, beforeAll } from 'vitest';
+import { type Reporter, type ReporterOptions, createReporter } from '../src/index.js';
 
 /** A fresh key prefix per test: tests share one redis-server and leave each other alone. */
 export function testKeys(): KeyBuilder {
@@ -207,4 +211,74 @@ export async function nextStreamEvent(
 export async function streamTail(redis: RedisClient, key: string): Promise<string> {
   const last = (await redis.xrevrange(key, '+', '-', 'COUNT', 1)) as [string, string[]][];
   return last[0]?.[0] ?? '0-0';
+}
+
+/**
+ * One Redis server for a test file, reporters started on it and closed after each test, and
+ * RPC clients to them: the set-up every reporter test file shares. Call at the file's top level
+ * (it registers the hooks); read `redis` inside tests and hooks, not at import time.
+ */
+export interface ReporterBed {
+  /** The file's Redis client (set in beforeAll). */
+  redis: RedisClient;
+  /** The file's redis-server URL (set in beforeAll). */
+  readonly url: string;
+  /** Run after each test, last pushed first. */
+  cleanups: (() => Promise<unknown> | unknown)[];
+  startReporter(
+    keys: KeyBuilder,
+    extra?: Partial<ReporterOptions>,
+    redisClient?: RedisClient,
+  ): Promise<Reporter>;
+  rpc(reporter: Reporter, options?: { quietHeartbeat?: boolean }): RpcClient<RpcMethods>;
+}
+
+export function useReporterBed(): ReporterBed {
+  let server: RedisServer | undefined;
+  const cleanups: (() => Promise<unknown> | unknown)[] = [];
+  const quiet = createLogger({ name: 'reporter-test', level: 'silent' });
+  const bed: ReporterBed = {
+    redis: undefined as unknown as RedisClient,
+    get url() {
+      return server!.url;
+    },
+    cleanups,
+    /** A started reporter of CHAIN on `redis` (or `redisClient`), no block poll in the way of command counts. */
+    async startReporter(
+      keys: KeyBuilder,
+      extra: Partial<ReporterOptions> = {},
+      redisClient: RedisClient = bed.redis,
+    ): Promise<Reporter> {
+      const reporter = await createReporter({
+        id: `r-${Math.random().toString(16).slice(2, 8)}`,
+        chain: CHAIN,
+        redis: redisClient,
+        keys,
+        logger: quiet,
+        blockPollMs: 3_600_000,
+        ...extra,
+      });
+      cleanups.push(() => reporter.close());
+      await reporter.start();
+      return reporter;
+    },
+    /** A client of the reporter, closed after the test (see `client` for `quietHeartbeat`). */
+    rpc(reporter: Reporter, options: { quietHeartbeat?: boolean } = {}): RpcClient<RpcMethods> {
+      const c = client(reporter.endpoint!, options);
+      cleanups.push(() => c.close());
+      return c;
+    },
+  };
+  beforeAll(async () => {
+    server = await startRedis();
+    bed.redis = connectRedis(server.url, 'test');
+  });
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+  afterAll(async () => {
+    bed.redis?.disconnect();
+    await server?.stop();
+  });
+  return bed;
 }

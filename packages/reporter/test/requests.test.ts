@@ -24,6 +24,7 @@ import {
   snapshot,
   spoolOf,
   testKeys,
+  useReporterBed,
   wire,
 } from './helpers.js';
 
@@ -31,44 +32,12 @@ import {
 // spool routed to it; one script run credits them; the spool's acknowledgements are bounded by
 // its floor instead of a day of per-batch keys.
 
-let server: RedisServer;
+const bed = useReporterBed();
+const { cleanups, startReporter, rpc } = bed;
 let redis: RedisClient;
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
-
-beforeAll(async () => {
-  server = await startRedis();
-  redis = connectRedis(server.url, 'test');
+beforeAll(() => {
+  redis = bed.redis;
 });
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-afterAll(async () => {
-  redis?.disconnect();
-  await server?.stop();
-});
-
-const quiet = createLogger({ name: 'reporter-test', level: 'silent' });
-
-async function startReporter(keys: KeyBuilder, extra: Partial<ReporterOptions> = {}): Promise<Reporter> {
-  const reporter = await createReporter({
-    id: `r-${Math.random().toString(16).slice(2, 8)}`,
-    chain: CHAIN,
-    redis,
-    keys,
-    logger: quiet,
-    blockPollMs: 3_600_000,
-    ...extra,
-  });
-  cleanups.push(() => reporter.close());
-  await reporter.start();
-  return reporter;
-}
-
-function rpc(reporter: Reporter) {
-  const c = client(reporter.endpoint!);
-  cleanups.push(() => c.close());
-  return c;
-}
 
 /** `buckets` sub-batches of one stratum server, `perSub` shares each, every share its own worker. */
 function subBatches(buckets: number, perSub: number, stratumId = 'stratum-1', now = Date.now()): TestBatch[] {

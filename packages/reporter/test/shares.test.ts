@@ -29,47 +29,16 @@ import {
   snapshot,
   spoolOf,
   testKeys,
+  useReporterBed,
   wire,
 } from './helpers.js';
 
-let server: RedisServer;
+const bed = useReporterBed();
+const { cleanups, startReporter, rpc } = bed;
 let redis: RedisClient;
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
-
-beforeAll(async () => {
-  server = await startRedis();
-  redis = connectRedis(server.url, 'test');
+beforeAll(() => {
+  redis = bed.redis;
 });
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-afterAll(async () => {
-  redis?.disconnect();
-  await server?.stop();
-});
-
-const quiet = createLogger({ name: 'reporter-test', level: 'silent' });
-
-async function startReporter(keys: KeyBuilder, extra: Partial<ReporterOptions> = {}): Promise<Reporter> {
-  const reporter = await createReporter({
-    id: `r-${Math.random().toString(16).slice(2, 8)}`,
-    chain: CHAIN,
-    redis,
-    keys,
-    logger: quiet,
-    blockPollMs: 3_600_000, // these tests have no blocks; keep the poller's commands out of the counts
-    ...extra,
-  });
-  cleanups.push(() => reporter.close());
-  await reporter.start();
-  return reporter;
-}
-
-function rpc(reporter: Reporter, options: { quietHeartbeat?: boolean } = {}) {
-  const c = client(reporter.endpoint!, options);
-  cleanups.push(() => c.close());
-  return c;
-}
 
 async function sendError(send: Promise<unknown>): Promise<RpcError> {
   try {
@@ -406,7 +375,7 @@ describe('service', () => {
 
     // A batch in flight when the drain starts is still written and acknowledged: Redis holds
     // writes (CLIENT PAUSE WRITE) so the batch is surely in flight while the drain begins.
-    const admin = connectRedis(server.url, 'admin');
+    const admin = connectRedis(bed.url, 'admin');
     cleanups.push(async () => {
       await admin.client('UNPAUSE');
       admin.disconnect();
