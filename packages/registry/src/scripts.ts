@@ -15,7 +15,7 @@ export interface LuaScriptRunner<Name extends string> {
     args: readonly (string | number)[],
   ): Promise<unknown>;
   /**
-   * A pipeline of `client` whose first command is the script: commands added after it leave in
+   * A pipeline of `client` whose first keyed command is the script: commands added after it leave in
    * the same write to the same node (on a Cluster, the node of the script's keys), so a key-less
    * command such as WAIT applies to that node and that connection.
    */
@@ -24,6 +24,8 @@ export interface LuaScriptRunner<Name extends string> {
     name: Name,
     keys: readonly string[],
     args: readonly (string | number)[],
+    /** Commands queued before the script (key-less ones, so the script's keys still route it). */
+    before?: (pipeline: Pipeline) => void,
   ): Pipeline;
 }
 
@@ -74,10 +76,11 @@ export function defineLuaScripts<Name extends string>(
     define(client);
     return call(client, name, keys, args);
   }) as LuaScriptRunner<Name>;
-  run.pipeline = (client, name, keys, args) => {
+  run.pipeline = (client, name, keys, args, before) => {
     // Defined on the client first: a pipeline takes the client's script commands when made.
     define(client);
     const pipeline = client.pipeline();
+    before?.(pipeline);
     void call(pipeline, name, keys, args);
     return pipeline;
   };

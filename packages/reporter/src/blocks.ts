@@ -165,7 +165,7 @@ export class BlockWatcher {
     const { redis, replicas, logger, chain } = this.#o;
     const wanted = await replicas.wanted();
     const { reply, acked } = await execWithWait(
-      runScript.pipeline(redis, name, keys, args),
+      (before) => runScript.pipeline(redis, name, keys, args, before),
       wanted,
       replicas.settings.timeoutMs,
     );

@@ -89,8 +89,11 @@ export async function creditRequest(
       // The WAIT rides in the script's pipeline, so it reaches the node (and the connection)
       // that made the write, on a Cluster too.
       run.wanted = replication ? await replication.replicas.wanted() : 0;
-      const pipeline = runScript.pipeline(redis, 'credit-batch', plan.keys, plan.args);
-      const waited = await execWithWait(pipeline, run.wanted, replication?.timeoutMs ?? 0);
+      const waited = await execWithWait(
+        (before) => runScript.pipeline(redis, 'credit-batch', plan.keys, plan.args, before),
+        run.wanted,
+        replication?.timeoutMs ?? 0,
+      );
       answer = waited.reply as typeof answer;
       confirmed(waited.acked);
     } catch (error) {

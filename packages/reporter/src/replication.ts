@@ -109,22 +109,48 @@ export interface WaitedReply {
 }
 
 /**
- * Runs `pipeline` (a script first), with `WAIT wanted timeoutMs` after it in the same write when
- * `wanted` > 0: same node, same connection, so the WAIT covers what the script wrote. Throws
- * the script's error; a failed WAIT counts as no replica.
+ * The replicas a WAIT confirmed, counting none unless the WAIT ran on the connection that
+ * made the write: `CLIENT ID` is asked before the write and after the WAIT. When a connection
+ * drops mid-pipeline, ioredis sends the commands still unanswered again on a new connection, and
+ * a WAIT there (no write of its own) would confirm at once what it never saw.
+ */
+function confirmedOnOneConnection(
+  replies: [Error | null, unknown][],
+  first: number,
+  wait: number,
+  last: number,
+): number {
+  const [idError, id] = replies[first] ?? [new Error('no reply to CLIENT ID')];
+  const [waitError, acked] = replies[wait] ?? [new Error('no reply to WAIT')];
+  const [lastError, lastId] = replies[last] ?? [new Error('no reply to CLIENT ID')];
+  if (idError || waitError || lastError || String(id) !== String(lastId)) return 0;
+  return Number(acked);
+}
+
+/**
+ * Runs a script (`make` queues it on a pipeline, after `before`), with `WAIT wanted timeoutMs`
+ * after it in the same write when `wanted` > 0: same node, same connection, so the WAIT covers
+ * what the script wrote (checked: see confirmedOnOneConnection). Throws the script's error; a
+ * failed WAIT counts as no replica.
  */
 export async function execWithWait(
-  pipeline: Pipeline,
+  make: (before?: (pipeline: Pipeline) => void) => Pipeline,
   wanted: number,
   timeoutMs: number,
 ): Promise<WaitedReply> {
-  if (wanted > 0) pipeline.call('WAIT', wanted, timeoutMs);
+  if (wanted === 0) {
+    const replies = (await make().exec()) ?? [];
+    const [error, reply] = replies[0] ?? [new Error('no reply from the script')];
+    if (error) throw error;
+    return { reply, acked: null };
+  }
+  const pipeline = make((p) => p.call('CLIENT', 'ID'));
+  pipeline.call('WAIT', wanted, timeoutMs);
+  pipeline.call('CLIENT', 'ID');
   const replies = (await pipeline.exec()) ?? [];
-  const [error, reply] = replies[0] ?? [new Error('no reply from the script')];
+  const [error, reply] = replies[1] ?? [new Error('no reply from the script')];
   if (error) throw error;
-  if (wanted === 0) return { reply, acked: null };
-  const [waitError, acked] = replies[1] ?? [new Error('no reply to WAIT')];
-  return { reply, acked: waitError ? 0 : Number(acked) };
+  return { reply, acked: confirmedOnOneConnection(replies, 0, 2, 3) };
 }
 
 /**
@@ -141,11 +167,12 @@ export async function waitForEarlierWrites(
   const replies =
     (await redis
       .pipeline()
+      .call('CLIENT', 'ID')
       .set(probeKey, String(Date.now()), 'PX', 60_000)
       .call('WAIT', wanted, timeoutMs)
+      .call('CLIENT', 'ID')
       .exec()) ?? [];
-  const [setError] = replies[0] ?? [new Error('no reply to SET')];
+  const [setError] = replies[1] ?? [new Error('no reply to SET')];
   if (setError) throw setError;
-  const [waitError, acked] = replies[1] ?? [new Error('no reply to WAIT')];
-  return waitError ? 0 : Number(acked);
+  return confirmedOnOneConnection(replies, 0, 2, 3);
 }

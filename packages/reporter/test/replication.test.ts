@@ -41,16 +41,19 @@ afterAll(async () => {
   await master?.stop();
 });
 
-async function startReporter(): Promise<{ reporter: Reporter; keys: ReturnType<typeof testKeys> }> {
+async function startReporter(
+  timeoutMs = 500,
+  client: RedisClient = redis,
+): Promise<{ reporter: Reporter; keys: ReturnType<typeof testKeys> }> {
   const keys = testKeys();
   const reporter = await createReporter({
     id: `r-${Math.random().toString(16).slice(2, 8)}`,
     chain: CHAIN,
-    redis,
+    redis: client,
     keys,
     logger: createLogger({ name: 'reporter-test', level: 'silent' }),
     blockPollMs: 3_600_000,
-    replication: { timeoutMs: 500 },
+    replication: { timeoutMs },
   });
   cleanups.push(() => reporter.close());
   await reporter.start();
@@ -111,5 +114,53 @@ describe('reporter on a master with a replica', () => {
     for (const [account, diff] of Object.entries(added)) {
       expect(after[account]).toBe((before[account] ?? 0) + diff);
     }
+  });
+
+  // ioredis 5 aborts the commands in flight when their connection closes ("Command aborted due
+  // to connection close"), so the WAIT fails; a client that sent it again on a new connection
+  // instead would get an instant, empty confirmation, which the CLIENT ID check around the
+  // WAIT refuses (replication.ts). Either way the credit is not acknowledged.
+  it('acknowledges nothing when its connection drops during the WAIT, and credits it once when it comes again', async () => {
+    // Its own connection, so the test can find it in CLIENT LIST and cut it.
+    const own = connectRedis(master.url, 'test-cut');
+    cleanups.push(() => own.disconnect());
+    const admin = connectRedis(master.url, 'test-admin');
+    cleanups.push(() => admin.disconnect());
+    const { reporter, keys } = await startReporter(10_000, own);
+    const c = client(reporter.endpoint!);
+    cleanups.push(() => c.close());
+    await send(c, batch(mixedShares(10, 2, 1, 9))); // the replica is known to the reporter
+
+    const request = batch(mixedShares(50, 5, 2, 10));
+    process.kill(replica.pid, 'SIGSTOP');
+    let refused: unknown;
+    try {
+      const sending = send(c, request).catch((error: unknown) => error);
+      // The reporter's connection blocked in WAIT (the replica cannot answer): cut it.
+      let blocked = '';
+      await waitFor(
+        async () => {
+          const list = (await admin.client('LIST')) as string;
+          blocked = list.split('\n').find((l) => / name=test-cut /.test(l) && / cmd=wait /.test(l)) ?? '';
+          return blocked !== '';
+        },
+        { timeoutMs: 8000, what: "the reporter's WAIT blocked on the stopped replica" },
+      );
+      await admin.client('KILL', 'ID', /id=(\d+)/.exec(blocked)![1]!);
+      refused = await sending;
+    } finally {
+      process.kill(replica.pid, 'SIGCONT');
+    }
+    // Not acknowledged: the stratum server will send it again.
+    expect(refused).toBeInstanceOf(RpcError);
+    expect((refused as RpcError).code).toBe(RpcErrorCode.Unavailable);
+    expect(reporter.stats().batches.unreplicated).toBe(1);
+    // Sent again once the replica is back: answered, credited once, on the replica.
+    expect(await send(c, request)).toEqual({
+      batchId: request.batchId,
+      credited: accepted(request.shares).length,
+    });
+    const onReplica = await readRound(fromReplica, keys, CHAIN);
+    expect(onReplica).toEqual(await readRound(own, keys, CHAIN));
   });
 });
