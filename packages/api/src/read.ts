@@ -3,13 +3,14 @@ import type { Job, KeyBuilder } from '@hashwire/protocol';
 import type { RedisClient } from '@hashwire/registry';
 import {
   type BlockRecord,
-  CHAIN_FIELD,
   type WorkerCounters,
   hashesPerDiff,
   readAccountHashrate,
+  readAccountWorkerNames,
   readChainHashrate,
   readHashrate,
-  readRound,
+  readOnline,
+  readRoundTotal,
   readWorkers,
   reporterKeys,
 } from '@hashwire/reporter';
@@ -40,71 +41,27 @@ function scale(
   };
 }
 
-/**
- * Accounts and workers with credited difficulty in the current or previous 5-minute bucket:
- * those that had a share accepted within the last 5 to 10 minutes. Reads every field of two
- * buckets (O(active workers)); see the README's "what is next".
- */
-async function online(redis: RedisClient, keys: KeyBuilder, chain: string, now: number) {
-  const k = reporterKeys(keys, chain);
-  const bucket = Math.floor(now / 300_000);
-  const [current, previous] = await Promise.all([
-    redis.hkeys(k.hashrate(5, bucket)),
-    redis.hkeys(k.hashrate(5, bucket - 1)),
-  ]);
-  const names = new Set([...current, ...previous]);
-  let miners = 0;
-  let workers = 0;
-  for (const name of names) {
-    if (name === CHAIN_FIELD) continue;
-    if (name.startsWith('|')) miners++;
-    else workers++;
-  }
-  return { miners, workers };
-}
-
 export async function readPool(redis: RedisClient, keys: KeyBuilder, c: ApiChain, now = Date.now()) {
   const [series, active, latest, round] = await Promise.all([
     readChainHashrate(redis, keys, c.chain, now),
-    online(redis, keys, c.chain, now),
+    readOnline(redis, keys, c.chain, now),
     redis.get(keys.latestJob(c.chain)),
-    readRound(redis, keys, c.chain),
+    readRoundTotal(redis, keys, c.chain),
   ]);
   let network: { height: number; difficulty: number; jobAt: number } | null = null;
   if (latest) {
     const job = JSON.parse(latest) as Job;
     network = { height: job.height, difficulty: difficultyFromBits(job.nbits), jobAt: job.createdAt };
   }
-  const diffs = Object.values(round);
   return {
     chain: c.chain,
     algorithm: c.algorithm,
     hashrate: scale(series, hashesPerDiff(c.algorithm)),
-    minersOnline: active.miners,
+    minersOnline: active.accounts,
     workersOnline: active.workers,
     network,
-    round: { accounts: diffs.length, totalDiff: diffs.reduce((a, b) => a + b, 0) },
+    round,
   };
-}
-
-const GLOB = /[*?[\]\\]/g;
-
-/**
- * Every worker name of an account in the chain's worker counters, sorted: `account` itself for
- * shares without a worker name, and `account.<worker>`. A scan of the chain's worker hash.
- */
-async function accountWorkerNames(redis: RedisClient, keys: KeyBuilder, chain: string, account: string) {
-  const k = reporterKeys(keys, chain);
-  const pattern = `${account.replace(GLOB, (c) => `\\${c}`)}.*`;
-  const names = new Set<string>();
-  let cursor = '0';
-  do {
-    const [next, flat] = await redis.hscan(k.workers, cursor, 'MATCH', pattern, 'COUNT', 1000);
-    for (let i = 0; i < flat.length; i += 2) names.add(flat[i]!);
-    cursor = next;
-  } while (cursor !== '0');
-  if ((await redis.hexists(k.workers, account)) === 1) names.add(account);
-  return [...names].sort();
 }
 
 function worker(
@@ -138,9 +95,10 @@ export async function readAccountWorkers(
   now = Date.now(),
 ): Promise<{ items: Worker[]; next: string | null; total: number }> {
   const after = decodeCursor(options.cursor, ['string'])?.[0] as string | undefined;
-  const all = await accountWorkerNames(redis, keys, c.chain, account);
-  const from = after === undefined ? 0 : all.findIndex((n) => n > after);
-  const names = from < 0 ? [] : all.slice(from, from + options.limit);
+  const { names, more, total } = await readAccountWorkerNames(redis, keys, c.chain, account, {
+    after,
+    limit: options.limit,
+  });
   const [counters, rates] = await Promise.all([
     readWorkers(redis, keys, c.chain, names),
     readHashrate(redis, keys, c.chain, names, now),
@@ -151,8 +109,7 @@ export async function readAccountWorkers(
     return w ? [worker(account, n, w, rates.get(n)!, factor)] : [];
   });
   const last = names.at(-1);
-  const more = from >= 0 && from + options.limit < all.length;
-  return { items, next: more && last !== undefined ? encodeCursor([last]) : null, total: all.length };
+  return { items, next: more && last !== undefined ? encodeCursor([last]) : null, total };
 }
 
 export function toBlock(record: BlockRecord, candidate: string | null): Block {
@@ -258,7 +215,7 @@ export async function readAccount(
   const [series, roundDiff, workers, recent] = await Promise.all([
     readAccountHashrate(redis, keys, c.chain, [account], now),
     redis.hget(k.round, account),
-    accountWorkerNames(redis, keys, c.chain, account),
+    readAccountWorkerNames(redis, keys, c.chain, account, { limit: 0 }),
     readBlockPage(redis, keys, c.chain, { limit: 100 }, (b) => b.finder?.account === account),
   ]);
   const rate = series.get(account) ?? { '5m': 0, '1h': 0, '24h': 0 };
@@ -267,7 +224,7 @@ export async function readAccount(
     account,
     hashrate: scale(rate, hashesPerDiff(c.algorithm)),
     roundDiff: Number(roundDiff ?? 0),
-    workers: workers.length,
+    workers: workers.total,
     recentBlocks: recent.items.slice(0, 10),
   };
 }

@@ -106,6 +106,17 @@ export function createKeyBuilder(options: KeyBuilderOptions = {}) {
     },
     /** Hash worker (`account.worker`) → packed lifetime counters. */
     workers: (chain: string) => `${prefix}workers:{${part('chain', chain)}}`,
+    /**
+     * Zset of every worker name of the chain (`account.worker`, or the account alone), all at
+     * score 0: read by lexical range, one account's workers in O(log N + its workers).
+     */
+    workerIndex: (chain: string) => `${prefix}wkidx:{${part('chain', chain)}}`,
+    /** Zset worker → time (epoch ms) of its latest accepted share, trimmed to the online window. */
+    onlineWorkers: (chain: string) => `${prefix}online:{${part('chain', chain)}}:workers`,
+    /** Zset account → time (epoch ms) of its latest accepted share, trimmed to the online window. */
+    onlineAccounts: (chain: string) => `${prefix}online:{${part('chain', chain)}}:accounts`,
+    /** The current round's credited difficulty, summed (a string); absent until the round's first credit. */
+    roundTotal: (chain: string) => `${prefix}roundtotal:{${part('chain', chain)}}`,
     /** Hash worker → credited difficulty in one bucket of `windowMin` minutes starting at `bucket × windowMin`. */
     hashrate: (chain: string, windowMin: number, bucket: number) =>
       `${prefix}hr:{${part('chain', chain)}}:${part('windowMin', windowMin)}m:${part('bucket', bucket)}`,

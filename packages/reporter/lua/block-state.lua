@@ -6,6 +6,7 @@
 -- KEYS[2] events         events:{chain}          stream
 -- KEYS[3] round          round:{chain}
 -- KEYS[4] closed round   round:{chain}:<hash>
+-- KEYS[5] round total    roundtotal:{chain}   deleted when a round is given back: the next credit sums the round again
 -- ARGV[1] block hash
 -- ARGV[2] state the record must be in now
 -- ARGV[3] new state; when equal to ARGV[2] only `confirmations` is refreshed (no event)
@@ -48,6 +49,7 @@ if ARGV[3] == 'orphaned' and type(record.round) == 'table' and not record.round.
       redis.call('HSET', KEYS[3], unpack(args))
     end
     redis.call('DEL', KEYS[4])
+    redis.call('DEL', KEYS[5])
   end
   record.round.returned = true
 end

@@ -7,6 +7,7 @@
 -- KEYS[3] blocks         blocks:{chain}             hash block hash -> record (JSON)
 -- KEYS[4] candidates     blocks:{chain}:candidates  hash block hash -> the share that found it
 -- KEYS[5] events         events:{chain}             stream
+-- KEYS[6] round total    roundtotal:{chain}         deleted with the round (the next credit starts it again)
 -- ARGV[1] block hash, ARGV[2] now ms, ARGV[3] events MAXLEN (approximate), ARGV[4] chain
 -- Returns { 1, totalDiff, accounts } when closed now, { 0, why } otherwise; why is one of
 -- 'no-candidate', 'no-record', 'pending', 'rejected', 'stale', 'orphaned', 'already-closed'.
@@ -32,6 +33,7 @@ for i = 2, #totals, 2 do
   accounts = accounts + 1
 end
 if accounts > 0 then redis.call('RENAME', KEYS[1], KEYS[2]) end
+redis.call('DEL', KEYS[6])
 
 local candidate = cjson.decode(candidateText)
 local now = tonumber(ARGV[2])

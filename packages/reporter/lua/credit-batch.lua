@@ -14,14 +14,21 @@
 -- A seen entry holds the digest of the sub-batch that credited the share, for tracing.
 -- Works on Redis 6.0+ (no XADD MINID, 6.2: the share log is trimmed by age with XRANGE + XDEL).
 -- Every hash is updated with one HMGET and one HSET whatever the number of fields, so a request
--- costs about 25 commands however many sub-batches, shares and workers it holds.
+-- costs about 35 commands however many sub-batches, shares and workers it holds.
+-- Beside the money, the script keeps what makes reads cheap at any pool size: the round's total
+-- (KEYS[6]), every worker name in a lexically ordered zset (KEYS[7], one ZADD), and who is
+-- online (KEYS[8..9], one ZADD and one trim each). None of them is read to decide a credit.
 -- KEYS[1] acks           acks:{chain}:<spoolId>           zset '<seq>:<credited>:<digest>' by seq, and 'floor'; TTL ARGV[1]
 -- KEYS[2] round          round:{chain}                    hash account -> credited difficulty
 -- KEYS[3] workers        workers:{chain}                  hash worker -> 'accepted stale duplicate lowdiff invalid diff lastShareMs'
 -- KEYS[4] share log      sharelog:{chain}                 stream, one entry per request
 -- KEYS[5] candidates     blocks:{chain}:candidates        hash block hash -> the share that found it
--- KEYS[6..5+S] seen      seen:{chain}:<jobId>             hash share digest -> sub-batch digest, TTL ARGV[12]
--- KEYS[6+S..] hashrate   hr:{chain}:<W>m:<bucket>         hash worker (and in 5m: |account, |) -> credited difficulty
+-- KEYS[6] round total    roundtotal:{chain}               string: the sum of KEYS[2] (absent: summed from it here)
+-- KEYS[7] worker index   wkidx:{chain}                    zset worker name, score 0
+-- KEYS[8] online workers online:{chain}:workers           zset worker -> latest accepted share ms
+-- KEYS[9] online accounts online:{chain}:accounts         zset account -> latest accepted share ms
+-- KEYS[10..9+S] seen     seen:{chain}:<jobId>             hash share digest -> sub-batch digest, TTL ARGV[12]
+-- KEYS[10+S..] hashrate   hr:{chain}:<W>m:<bucket>         hash worker (and in 5m: |account, |) -> credited difficulty
 --                        hra:{chain}:60m:<hour>           hash |account, | -> credited difficulty
 -- ARGV[1] acks TTL seconds
 -- ARGV[2] share log entries older than this (epoch ms) are deleted
@@ -37,7 +44,9 @@
 -- then for each seen key: N, then N pairs (share digest, sub-batch digest);
 -- then A pairs (account, difficulty), W pairs (worker, packed increments as in KEYS[3]),
 -- then for each hashrate key: expire-at seconds, N, N pairs (field, difficulty),
--- then C pairs (block hash, JSON of the share).
+-- then C pairs (block hash, JSON of the share);
+-- then the online cutoff (ms: older entries are removed), OW, OW pairs (worker, latest accepted
+-- share ms), OA, OA pairs (account, latest accepted share ms).
 -- Returns { 1 } when credited now; { 0, seq, answer, ... } for sub-batches answered before
 -- (answer: credited count as first given, -1 forgotten below the floor, -2 the seq was
 -- acknowledged for another sub-batch): nothing was written; { 2, positions } (1-based, over
@@ -74,6 +83,19 @@ local function addNumbers(key, fields, increments)
   local new = {}
   for i = 1, #fields do new[i] = fmt((tonumber(old[i]) or 0) + tonumber(increments[i])) end
   hset(key, fields, new)
+end
+
+local function zadd(key, scores, members)
+  local args = {}
+  for i = 1, #members do
+    args[#args + 1] = scores[i]
+    args[#args + 1] = members[i]
+    if #args >= CHUNK then
+      redis.call('ZADD', key, unpack(args))
+      args = {}
+    end
+  end
+  if #args > 0 then redis.call('ZADD', key, unpack(args)) end
 end
 
 local function numbers(packed)
@@ -151,7 +173,7 @@ for k = 1, seenCount do
   local fields, values = pairsAt(count)
   seenFields[k] = fields
   seenValues[k] = values
-  local claimed = hmget(KEYS[5 + k], fields)
+  local claimed = hmget(KEYS[9 + k], fields)
   for i = 1, #fields do
     if claimed[i] then taken[#taken + 1] = at + i end
   end
@@ -160,16 +182,31 @@ end
 if #taken > 0 then return { 2, taken } end
 
 for k = 1, seenCount do
-  hset(KEYS[5 + k], seenFields[k], seenValues[k])
-  redis.call('EXPIRE', KEYS[5 + k], ARGV[12])
+  hset(KEYS[9 + k], seenFields[k], seenValues[k])
+  redis.call('EXPIRE', KEYS[9 + k], ARGV[12])
 end
 
 local accounts, accountDiffs = pairsAt(tonumber(ARGV[9]))
 local workers, workerIncrements = pairsAt(tonumber(ARGV[10]))
+-- The round's total: absent after a round closed or got a block's round back, then summed
+-- from the round once (one HGETALL per round), kept beside it from then on.
+if #accounts > 0 then
+  local roundTotal = tonumber(redis.call('GET', KEYS[6]))
+  if not roundTotal then
+    roundTotal = 0
+    local round = redis.call('HGETALL', KEYS[2])
+    for i = 2, #round, 2 do roundTotal = roundTotal + tonumber(round[i]) end
+  end
+  for i = 1, #accountDiffs do roundTotal = roundTotal + tonumber(accountDiffs[i]) end
+  redis.call('SET', KEYS[6], fmt(roundTotal))
+end
 addNumbers(KEYS[2], accounts, accountDiffs)
 addWorkers(KEYS[3], workers, workerIncrements)
+local zeros = {}
+for i = 1, #workers do zeros[i] = 0 end
+zadd(KEYS[7], zeros, workers)
 
-for k = 6 + seenCount, #KEYS do
+for k = 10 + seenCount, #KEYS do
   local expireAt = ARGV[pos]
   local count = tonumber(ARGV[pos + 1])
   pos = pos + 2
@@ -180,6 +217,18 @@ end
 
 local hashes, shares = pairsAt(tonumber(ARGV[11]))
 for i = 1, #hashes do redis.call('HSETNX', KEYS[5], hashes[i], shares[i]) end
+
+-- Who is online: the latest accepted share of each worker and account, trimmed to the window
+-- (a concurrent request with older shares may set an older time: by at most its batch interval).
+local cutoff = ARGV[pos]
+pos = pos + 1
+for k = 8, 9 do
+  local count = tonumber(ARGV[pos])
+  pos = pos + 1
+  local names, times = pairsAt(count)
+  zadd(KEYS[k], times, names)
+  redis.call('ZREMRANGEBYSCORE', KEYS[k], '-inf', '(' .. cutoff)
+end
 
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[3], '*', 'batch', ARGV[4], 'stratum', ARGV[5],
   'spool', ARGV[16], 'ts', ARGV[6], 'counts', ARGV[8], 'shares', ARGV[7])

@@ -186,7 +186,7 @@ export class BlockWatcher {
       const now = Date.now();
       const result = (await this.#runWaited(
         'close-round',
-        [keys.round, keys.closedRound(hash), keys.blocks, keys.candidates, keys.events],
+        [keys.round, keys.closedRound(hash), keys.blocks, keys.candidates, keys.events, keys.roundTotal],
         [hash, now, this.#o.eventsMaxLen, chain],
       )) as [number, string, number?];
       if (result[0] === 1) {
@@ -291,7 +291,7 @@ export class BlockWatcher {
     const { redis, keys, chain, logger, metrics } = this.#o;
     const changed = (await this.#runWaited(
       'block-state',
-      [keys.blocks, keys.events, keys.round, keys.closedRound(record.hash)],
+      [keys.blocks, keys.events, keys.round, keys.closedRound(record.hash), keys.roundTotal],
       [record.hash, record.state, next, Date.now(), confirmations, this.#o.eventsMaxLen],
     )) as number;
     if (changed !== 1) return;

@@ -58,6 +58,10 @@ export function accountField(account: string): string {
 export const CHAIN_FIELD = '|';
 
 const HOUR_MS = 3_600_000;
+/** A worker or account is online while its latest accepted share is at most this old. */
+export const ONLINE_WINDOW_MS = 600_000;
+/** Keys every credit script call has, before the seen keys (see `credit-batch.lua`). */
+const FIXED_KEYS = 9;
 /** Hour buckets of accounts and the chain are kept this many hours from their start (24 h + the partial one + slack). */
 export const ACCOUNT_HOURS_KEPT = 26;
 
@@ -147,6 +151,11 @@ export function planCredit(
   const buckets = HASHRATE_WINDOWS_MIN.map(() => new Map<number, Map<string, number>>());
   // Hour bucket → |account and | (chain) → difficulty, kept for the 24 h hashrate.
   const hours = new Map<number, Map<string, number>>();
+  // Latest accepted share (ms, never in the future) of each worker and account: who is online.
+  const onlineWorkers = new Map<string, number>();
+  const onlineAccounts = new Map<string, number>();
+  const latest = (map: Map<string, number>, field: string, ms: number) =>
+    map.set(field, Math.max(map.get(field) ?? 0, ms));
   const counts: ResultCounts = { accepted: 0, stale: 0, duplicate: 0, lowdiff: 0, invalid: 0 };
   const log: string[] = [];
   const candidates: string[] = [];
@@ -202,6 +211,8 @@ export function planCredit(
       // A share stamped in the future (clock skew) counts now; one older than its bucket's
       // lifetime (a spool replayed after an outage) no longer moves any hashrate window.
       const ts = Math.min(share.ts, now);
+      latest(onlineWorkers, name, ts);
+      latest(onlineAccounts, share.account, ts);
       for (let w = 0; w < HASHRATE_WINDOWS_MIN.length; w++) {
         const sizeMs = HASHRATE_WINDOWS_MIN[w]! * 60_000;
         const bucket = Math.floor(ts / sizeMs);
@@ -256,6 +267,10 @@ export function planCredit(
     keys.workers,
     keys.shareLog,
     keys.candidates,
+    keys.roundTotal,
+    keys.workerIndex,
+    keys.onlineWorkers,
+    keys.onlineAccounts,
   ];
   const seenShares: string[] = [];
   const seenArgs: (string | number)[] = [];
@@ -266,7 +281,7 @@ export function planCredit(
     for (const [identity, digest] of job.identities) seenArgs.push(identity, digest);
     seenShares.push(...job.shares);
   }
-  const seenKeyCount = scriptKeys.length - 5;
+  const seenKeyCount = scriptKeys.length - FIXED_KEYS;
   const args: (string | number)[] = [
     settings.batchTtlS,
     now - settings.shareLogRetentionS * 1000,
@@ -310,6 +325,10 @@ export function planCredit(
     for (const [field, diff] of fields) args.push(field, diff);
   }
   args.push(...candidateArgs);
+  args.push(now - ONLINE_WINDOW_MS, onlineWorkers.size);
+  for (const [name, ms] of onlineWorkers) args.push(name, ms);
+  args.push(onlineAccounts.size);
+  for (const [account, ms] of onlineAccounts) args.push(account, ms);
   let acceptedDiff = 0;
   for (const diff of accounts.values()) acceptedDiff += diff;
   return { keys: scriptKeys, args, credits, counts, acceptedDiff, candidates, seenShares };

@@ -6,7 +6,14 @@ export {
   type ReporterStats,
 } from './reporter.js';
 export type { BlockRecord, BlockWatcherStats } from './blocks.js';
-export { type SubCredit, accountField, CHAIN_FIELD, shareIdentity, workerName } from './credit.js';
+export {
+  type SubCredit,
+  accountField,
+  CHAIN_FIELD,
+  ONLINE_WINDOW_MS,
+  shareIdentity,
+  workerName,
+} from './credit.js';
 export { HASHRATE_WINDOWS_MIN, type HashrateWindow, reporterKeys, type ReporterKeys } from './keys.js';
 export {
   hashesPerDiff,
@@ -15,7 +22,10 @@ export {
   readAccountHashrate,
   readChainHashrate,
   readHashrate,
+  readAccountWorkerNames,
+  readOnline,
   readRound,
+  readRoundTotal,
   readShareLog,
   readWorkers,
   type LoggedShare,

@@ -27,6 +27,13 @@ export function reporterKeys(keys: KeyBuilder, chain: string) {
     closedRound: (blockHash: string) => keys.closedRound(chain, blockHash),
     /** Hash worker (`account.worker`) → packed lifetime counters. */
     workers: keys.workers(chain),
+    /** Zset of the chain's worker names at score 0, read by lexical range (an account's workers). */
+    workerIndex: keys.workerIndex(chain),
+    /** Zsets worker / account → latest accepted share (ms), trimmed to the online window. */
+    onlineWorkers: keys.onlineWorkers(chain),
+    onlineAccounts: keys.onlineAccounts(chain),
+    /** The current round's credited difficulty, summed; absent until its first credit. */
+    roundTotal: keys.roundTotal(chain),
     /** Hash worker → credited difficulty in one bucket of `windowMin` minutes starting at `bucket × windowMin`. */
     hashrate: (windowMin: HashrateWindow, bucket: number) => keys.hashrate(chain, windowMin, bucket),
     /** Hash `|account` / `|` (chain) → credited difficulty in one hour bucket; kept 26 h. */

@@ -1,6 +1,6 @@
 import type { KeyBuilder } from '@hashwire/protocol';
 import type { RedisClient } from '@hashwire/registry';
-import { CHAIN_FIELD, accountField } from './credit.js';
+import { CHAIN_FIELD, ONLINE_WINDOW_MS, accountField } from './credit.js';
 import { HASHRATE_WINDOWS_MIN, type HashrateWindow, reporterKeys } from './keys.js';
 
 /** Readers of what reporters write, for the API, the CLI and tests. */
@@ -59,6 +59,71 @@ export async function readRound(
 ): Promise<Record<string, number>> {
   const k = reporterKeys(keys, chain);
   return toNumbers(await redis.hgetall(blockHash ? k.closedRound(blockHash) : k.round));
+}
+
+/**
+ * The current round's number of accounts and credited difficulty, in O(1): the total the credit
+ * script keeps beside the round, and the round's field count. Summed from the round itself only
+ * while the total is absent (after a closed block's round was given back, until the next credit).
+ */
+export async function readRoundTotal(
+  redis: RedisClient,
+  keys: KeyBuilder,
+  chain: string,
+): Promise<{ accounts: number; totalDiff: number }> {
+  const k = reporterKeys(keys, chain);
+  const [total, accounts] = await Promise.all([redis.get(k.roundTotal), redis.hlen(k.round)]);
+  if (accounts === 0) return { accounts, totalDiff: 0 };
+  if (total !== null) return { accounts, totalDiff: Number(total) };
+  const round = Object.values(await readRound(redis, keys, chain));
+  return { accounts: round.length, totalDiff: round.reduce((a, b) => a + b, 0) };
+}
+
+/**
+ * Workers and accounts online (their latest accepted share at most `ONLINE_WINDOW_MS` old), in
+ * O(log N) from the zsets the credit script keeps.
+ */
+export async function readOnline(
+  redis: RedisClient,
+  keys: KeyBuilder,
+  chain: string,
+  now = Date.now(),
+): Promise<{ workers: number; accounts: number }> {
+  const k = reporterKeys(keys, chain);
+  const from = now - ONLINE_WINDOW_MS;
+  const [workers, accounts] = await Promise.all([
+    redis.zcount(k.onlineWorkers, from, '+inf'),
+    redis.zcount(k.onlineAccounts, from, '+inf'),
+  ]);
+  return { workers, accounts };
+}
+
+/**
+ * A page of an account's worker names, sorted (`account` itself, for shares without a worker
+ * name, then `account.<worker>`), after `after` (a name given before), and how many it has: from
+ * the chain's worker index by lexical range, O(log N + the page).
+ */
+export async function readAccountWorkerNames(
+  redis: RedisClient,
+  keys: KeyBuilder,
+  chain: string,
+  account: string,
+  options: { after?: string | undefined; limit: number },
+): Promise<{ names: string[]; more: boolean; total: number }> {
+  const k = reporterKeys(keys, chain);
+  const prefix = `${account}.`;
+  // Every `account.<worker>` sorts at or after `account.` and before `account/` ('/' follows '.').
+  const end = `(${account}/`;
+  const { after, limit } = options;
+  const start = after !== undefined && after >= prefix ? `(${after}` : `[${prefix}`;
+  const [bare, count, range] = await Promise.all([
+    redis.zscore(k.workerIndex, account),
+    redis.zlexcount(k.workerIndex, `[${prefix}`, end),
+    redis.zrangebylex(k.workerIndex, start, end, 'LIMIT', 0, limit + 1),
+  ]);
+  const names = bare !== null && (after === undefined || after < account) ? [account] : [];
+  names.push(...range);
+  return { names: names.slice(0, limit), more: names.length > limit, total: count + (bare !== null ? 1 : 0) };
 }
 
 export function parseWorkerCounters(packed: string | null | undefined): WorkerCounters {
