@@ -218,6 +218,8 @@ describe('read API v1', () => {
     expect(rounds.body.items.map((b: { hash: string }) => b.hash)).toEqual([BLOCK_A]);
     const current = await call(`${base}/v1/chains/${CHAIN}/rounds/current`);
     expect(current.body).toEqual({ chain: CHAIN, totalDiff: 0, accounts: {} });
+    const pool = await call(`${base}/v1/chains/${CHAIN}`);
+    expect(pool.body.round).toEqual({ accounts: 0, totalDiff: 0 });
     const account = await call(`${base}/v1/chains/${CHAIN}/accounts/acctB`);
     expect(account.body.recentBlocks.map((b: { hash: string }) => b.hash)).toEqual([BLOCK_A]);
     expect(account.body.roundDiff).toBe(0);

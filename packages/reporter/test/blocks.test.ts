@@ -9,6 +9,7 @@ import {
   type ReporterOptions,
   createReporter,
   readRound,
+  readRoundTotal,
   reporterKeys,
 } from '../src/index.js';
 import {
@@ -121,6 +122,7 @@ describe('rounds', () => {
     await reporter.pollBlocks();
     expect(await readRound(redis, keys, CHAIN, hash)).toEqual({ alice: 13, bob: 5, carol: 2 });
     expect(await redis.exists(k.round)).toBe(0);
+    expect(await readRoundTotal(redis, keys, CHAIN)).toEqual({ accounts: 0, totalDiff: 0 });
     expect((await blockRecord(keys, hash)).round).toMatchObject({
       key: k.closedRound(hash),
       accounts: 3,
@@ -138,6 +140,9 @@ describe('rounds', () => {
     ]);
     await reporter.pollBlocks();
     expect(await readRound(redis, keys, CHAIN)).toEqual({ bob: 8 });
+    // The round's kept total started again with it.
+    expect(await redis.get(k.roundTotal)).toBe('8');
+    expect(await readRoundTotal(redis, keys, CHAIN)).toEqual({ accounts: 1, totalDiff: 8 });
     expect(await readRound(redis, keys, CHAIN, hash)).toEqual({ alice: 13, bob: 5, carol: 2 });
     expect(reporter.stats().blocks.roundsClosed).toBe(1);
   });
@@ -221,6 +226,11 @@ describe('block lifecycle on regtest', () => {
     // Its round's work is not lost: it went back into the current round.
     expect(record.round).toMatchObject({ returned: true, totalDiff: 8 });
     expect(await readRound(redis, keys, CHAIN)).toEqual({ bob: 8, carol: 1 });
+    expect(await readRoundTotal(redis, keys, CHAIN)).toEqual({ accounts: 2, totalDiff: 9 });
+    // The kept total counts the returned round too once the next credit sums the round again.
+    await send(reporter, [share({ account: 'carol', diff: 2 })]);
+    expect(await redis.get(k.roundTotal)).toBe('11');
+    expect(await readRoundTotal(redis, keys, CHAIN)).toEqual({ accounts: 2, totalDiff: 11 });
     expect(await redis.exists(k.closedRound(lost.hash))).toBe(0);
 
     // The confirmed block stayed confirmed; each change was emitted exactly once.

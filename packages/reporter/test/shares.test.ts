@@ -11,7 +11,9 @@ import {
   type ReporterOptions,
   createReporter,
   readHashrate,
+  readOnline,
   readRound,
+  readRoundTotal,
   readShareLog,
   readWorkers,
   reporterKeys,
@@ -205,8 +207,22 @@ describe('reporter.shares', () => {
     for (const s of logged.values()) fromLog[s.account] = (fromLog[s.account] ?? 0) + s.diff;
     // Dyadic difficulties: the sums are exact in any order.
     expect(await readRound(redis, keys, CHAIN)).toEqual(fromLog);
+    // The total kept beside the round, and the counts of who is online, agree with the credits.
+    const totalDiff = Object.values(fromLog).reduce((a, b) => a + b, 0);
+    expect(await readRoundTotal(redis, keys, CHAIN)).toEqual({
+      accounts: Object.keys(fromLog).length,
+      totalDiff,
+    });
+    const online = await readOnline(redis, keys, CHAIN);
+    expect(online).toEqual({
+      workers: new Set(accepted.map((s) => `${s.account}.${s.worker}`)).size,
+      accounts: new Set(accepted.map((s) => s.account)).size,
+    });
 
     const workers = await readWorkers(redis, keys, CHAIN);
+    // The worker index holds every worker the counters do, nothing else.
+    const index = await redis.zrangebylex(keys.workerIndex(CHAIN), '-', '+');
+    expect(index).toEqual([...workers.keys()].sort());
     const perWorker = new Map<string, number>();
     for (const s of sent) {
       const name = `${s.account}.${s.worker}`;
