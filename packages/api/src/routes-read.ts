@@ -33,8 +33,8 @@ const pool = z.object({
   chain: z.string(),
   algorithm: z.enum(['sha256d', 'scrypt']),
   hashrate,
-  minersOnline: z.number().describe('accounts with a share accepted in the last 5–10 minutes'),
-  workersOnline: z.number().describe('workers with a share accepted in the last 5–10 minutes'),
+  minersOnline: z.number().describe('accounts with a share accepted in the last 10 minutes'),
+  workersOnline: z.number().describe('workers with a share accepted in the last 10 minutes'),
   network: z
     .object({
       height: z.number().describe('height of the block being mined'),

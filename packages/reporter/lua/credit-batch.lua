@@ -14,7 +14,7 @@
 -- A seen entry holds the digest of the sub-batch that credited the share, for tracing.
 -- Works on Redis 6.0+ (no XADD MINID, 6.2: the share log is trimmed by age with XRANGE + XDEL).
 -- Every hash is updated with one HMGET and one HSET whatever the number of fields, so a request
--- costs about 35 commands however many sub-batches, shares and workers it holds.
+-- costs about 34 commands however many sub-batches, shares and workers it holds.
 -- Beside the money, the script keeps what makes reads cheap at any pool size: the round's total
 -- (KEYS[6]), every worker name in a lexically ordered zset (KEYS[7], one ZADD), and who is
 -- online (KEYS[8..9], one ZADD and one trim each). None of them is read to decide a credit.

@@ -67,13 +67,21 @@ describe('one request for every sub-batch routed to a reporter', () => {
     expect(reply.subs).toEqual(credited(subs, 100));
     expect(delta.get('evalsha')).toBe(1);
     const total = [...delta.values()].reduce((a, b) => a + b, 0);
-    // The same 27 as a request of one sub-batch (shares.test.ts), the 100 acknowledgements in one
+    // The same 34 as a request of one sub-batch (shares.test.ts), the 100 acknowledgements in one
     // ZADD; a hash of 10,000 fields takes more than one HMGET (4,000 fields each) and HSET (2,000
-    // each) only because Lua's unpack() stops near 8,000 values.
+    // each), and a zset of 10,000 members more than one ZADD (2,000 each), only because Lua's
+    // unpack() stops near 8,000 values.
     const chunked = (fields: number) => Math.ceil(fields / 4000) + Math.ceil(fields / 2000);
     // seen identities, round, workers, hash rate 1m, 5m (with 100 accounts and the chain), 60m, hour.
     const hashes = [10_000, 100, 10_000, 10_000, 10_101, 10_000, 101];
-    const expected = 27 - 2 * hashes.length + hashes.reduce((n, f) => n + chunked(f), 0);
+    // worker index, online workers, online accounts.
+    const zsets = [10_000, 10_000, 100];
+    const expected =
+      34 -
+      2 * hashes.length +
+      hashes.reduce((n, f) => n + chunked(f), 0) -
+      zsets.length +
+      zsets.reduce((n, m) => n + Math.ceil(m / 2000), 0);
     expect(total, `commands by name: ${JSON.stringify(Object.fromEntries(delta))}`).toBe(expected);
     expect(total / 10_000).toBeLessThan(0.01);
     const { warm, ...round } = await readRound(redis, keys, CHAIN);
