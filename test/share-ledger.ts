@@ -2,6 +2,7 @@ import type { KeyBuilder } from '@hashwire/protocol';
 import type { RedisClient } from '@hashwire/registry';
 import { type LoggedShare, readShareLog } from '@hashwire/reporter';
 import type { SimShare } from '@hashwire/testkit';
+import { expect } from 'vitest';
 
 // Share-by-share accounting shared by the end-to-end tests: what the sim miners recorded
 // (every submit and its answer) against what the reporters logged as credited.
@@ -101,6 +102,23 @@ export function answerIssues(
     notStale: all.filter((s) => s.answer === 'rejected' && s.code !== 21),
     rejectedByCode,
   };
+}
+
+/**
+ * The exactly-once checks of an end-to-end run: nothing a miner saw accepted is missing, nothing
+ * is credited twice, from no miner's submission or after the miner was told it was rejected, and
+ * every share was answered before the miners stopped (`unanswered` from answerIssues).
+ */
+export function expectCreditedOnce(ledger: ShareLedger, unanswered: readonly SimShare[]): void {
+  expect(describeShares(ledger.lost), 'shares miners saw accepted but never credited').toEqual([]);
+  expect(ledger.doubled, 'submissions credited more than once').toEqual([]);
+  expect(ledger.doubledIds, 'share ids logged twice').toEqual([]);
+  expect(describeShares(ledger.unknown), 'credited shares no miner submitted').toEqual([]);
+  expect(
+    describeShares(ledger.creditedRejections),
+    'credited shares the miner was told were rejected',
+  ).toEqual([]);
+  expect(describeShares(unanswered), 'shares left without an answer before the miners stopped').toEqual([]);
 }
 
 /** One line per share for a failure message: which miner, which submission, what it was told. */
