@@ -121,30 +121,39 @@ interface HealthSample {
 }
 
 /**
- * Asks every stratum server's and jobmanager's `/healthz` every 100 ms, at addresses the test
- * keeps itself (the registry is frozen with Redis), each answer kept with its send and receive time.
+ * Asks every stratum server's and jobmanager's `/healthz` every 100 ms, each in a loop of its own,
+ * at addresses the test keeps itself (the registry is frozen with Redis), each answer kept with its send and receive time.
  */
 function sampleHealthz(urls: Map<string, string>) {
   const samples = new Map<string, HealthSample[]>(SAMPLED.map((id) => [id, []]));
   let stopped = false;
   const one = async (id: string) => {
     const sentAt = Date.now();
-    const sample: HealthSample = await fetch(`${urls.get(id)}/healthz`, { signal: AbortSignal.timeout(2000) })
-      .then(async (res) => ({
-        sentAt,
-        at: Date.now(),
-        status: res.status,
-        reasons: ((await res.json()) as { reasons?: string[] }).reasons,
-      }))
+    const url = urls.get(id);
+    const sample: HealthSample = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) })
+      .then(async (res) => {
+        const reasons = ((await res.json()) as { reasons?: string[] }).reasons;
+        // A killed process's port is free for any process on the machine (other test files
+        // run beside this one): an answer counts only when it is the sampled service that gave it.
+        const stats = (await fetch(`${url}/stats`, { signal: AbortSignal.timeout(2000) }).then((r) =>
+          r.json(),
+        )) as { id?: string };
+        if (stats.id !== id) return { sentAt, at: Date.now(), status: 'down' as const };
+        return { sentAt, at: Date.now(), status: res.status, reasons };
+      })
       .catch(() => ({ sentAt, at: Date.now(), status: 'down' as const }));
     samples.get(id)!.push(sample);
   };
-  const loop = (async () => {
-    while (!stopped) {
-      await Promise.all(SAMPLED.map(one));
-      await delay(100);
-    }
-  })();
+  // One loop per service: a service slow to answer (a jobmanager waiting on a cut-off daemon,
+  // up to the 2 s timeouts) must not hold back the samples of the others.
+  const loop = Promise.all(
+    SAMPLED.map(async (id) => {
+      while (!stopped) {
+        await one(id);
+        await delay(100);
+      }
+    }),
+  );
   return {
     samples,
     latest: (id: string) => samples.get(id)!.at(-1),

@@ -53,11 +53,12 @@ function cli(args: string[]): Promise<{ code: number; output: string }> {
 }
 
 describe('the rendered circus.ini', () => {
-  it('runs HAProxy, the follower and every service; the stratum servers join HAProxy and miners get shares accepted', async () => {
+  it('runs HAProxy, the follower and every service; the stratum servers join HAProxy, miners get shares accepted, and a stratum server is upgraded with its miner connected', async () => {
     const [node0, node1] = regtest.nodes;
     const payout = await node0!.rpc.call<string>('getnewaddress', ['', 'bech32']);
     const account = await node1!.rpc.call<string>('getnewaddress', ['', 'bech32']);
     const haproxyPort = await getFreePort();
+    const apiPort = await getFreePort();
     const socket = join(dir, 'haproxy.sock');
     const haproxyCfg = join(dir, 'haproxy.cfg');
     const file = join(dir, 'pool.json');
@@ -83,6 +84,7 @@ describe('the rendered circus.ini', () => {
           drain: { graceMs: 2000, waveIntervalMs: 100 },
           flushTimeoutMs: 10_000,
         },
+        api: { count: 1, bind: `127.0.0.1:${apiPort}` },
         haproxy: {
           bind: `127.0.0.1:${haproxyPort}`,
           statsSocket: socket,
@@ -109,6 +111,7 @@ describe('the rendered circus.ini', () => {
       ['jobmanager', '30', 'SIGTERM'],
       ['stratum', '10', 'SIGTERM'],
       ['reporter', '20', 'SIGTERM'],
+      ['api', '5', 'SIGTERM'],
     ]);
 
     let circus: RunningCircus | undefined;
@@ -147,6 +150,17 @@ describe('the rendered circus.ini', () => {
       expect(readFileSync(join(dir, 'log', 'follow-haproxy.out.log'), 'utf8')).toMatch(
         /add server stratum\/stratum-litecoin-regtest-1 /,
       );
+      // The api instance joins HAProxy's api backend too, and answers through its frontend.
+      await waitFor(
+        async () => /^api,api-1,.*,UP,/m.test(await runtimeCommand(socket, 'show stat').catch(() => '')),
+        { timeoutMs: 60_000, what: 'api-1 UP in HAProxy, added by the follower' },
+      ).catch((error: Error) => {
+        throw new Error(`${error.message}\n${logs()}`);
+      });
+      const pool = (await (await fetch(`http://127.0.0.1:${apiPort}/v1/pool`)).json()) as {
+        chains: { chain: string }[];
+      };
+      expect(pool.chains.map((c) => c.chain)).toEqual(['litecoin-regtest']);
       const live = await listServices(redis, keys, 'stratum');
       expect(live.map((s) => s.id).sort()).toEqual([
         'stratum-litecoin-regtest-1',
@@ -166,6 +180,31 @@ describe('the rendered circus.ini', () => {
         timeoutMs: 60_000,
         what: 'an accepted share',
       });
+
+      // `hashwire upgrade stratum` on the server the miner is on: the watcher's process (the
+      // stratum master) stays, its miner stays connected and mines on.
+      const disconnects: unknown[] = [];
+      miners.on('disconnect', (event) => disconnects.push(event));
+      const sessionsOf = async (http: string) =>
+        ((await (await fetch(`${http}/stats`)).json()) as { sessions: number }).sessions;
+      let minersServer: (typeof live)[number] | undefined;
+      for (const s of live) if ((await sessionsOf(s.http)) > 0) minersServer = s;
+      expect(minersServer, 'the stratum server with the miner').toBeDefined();
+      const watcherPids = circus!.processes.filter((p) => p.watcher === 'stratum').map((p) => p.child.pid);
+      const upgrade = await cli(['upgrade', 'stratum', minersServer!.id, '--config', file, '--json']);
+      expect(upgrade.code, upgrade.output).toBe(0);
+      const upgraded = JSON.parse(upgrade.output) as { ok: boolean; moved: number };
+      expect(upgraded.ok).toBe(true);
+      expect(upgraded.moved).toBeGreaterThanOrEqual(1);
+      expect(circus!.processes.filter((p) => p.watcher === 'stratum').map((p) => p.child.pid)).toEqual(
+        watcherPids,
+      );
+      const acceptedBefore = miners.stats().total.accepted;
+      await waitFor(() => miners!.stats().total.accepted > acceptedBefore, {
+        timeoutMs: 60_000,
+        what: 'a share accepted after the upgrade',
+      });
+      expect(disconnects).toEqual([]);
       await miners.stop();
       miners = undefined;
 
@@ -176,6 +215,7 @@ describe('the rendered circus.ini', () => {
       expect(exits.filter((e) => e.signal === 'SIGKILL')).toEqual([]);
       expect(exits.map((e) => [e.watcher, e.code]).sort()).toEqual(
         [
+          ['api', 0],
           ['follow-haproxy', 0],
           ['haproxy', 0],
           ['jobmanager', 0],

@@ -40,7 +40,7 @@ import {
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const docsDir = join(root, 'docs');
-const KINDS = ['jobmanager', 'stratum', 'reporter'] as const;
+const KINDS = ['jobmanager', 'stratum', 'reporter', 'payouts'] as const;
 type Kind = (typeof KINDS)[number];
 const CHAIN = 'litecoin-regtest';
 const STATSD_PREFIX = 'hwdocs.';
@@ -103,6 +103,21 @@ beforeAll(async () => {
       keyPrefix,
       statsd: statsdOptions,
     },
+    // The payer of the chain: it takes the lease and runs (nobody is due: outcome `nothing`).
+    payouts: {
+      id: 'payouts-docs',
+      chain: CHAIN,
+      coin: 'litecoin',
+      network: 'regtest',
+      redisUrl: redisServer.url,
+      keyPrefix,
+      wallet: { url: ltc.nodes[0]!.rpcUrl, cookieFile: ltc.nodes[0]!.cookieFile },
+      payments: { scheme: 'prop' },
+      leaseTtlMs: 2000,
+      maturityPollMs: 500,
+      httpPortRange: [0, 0],
+      statsd: statsdOptions,
+    },
   };
   await Promise.all(
     KINDS.map(async (kind) => {
@@ -152,7 +167,16 @@ beforeAll(async () => {
         .samples.some((s) => s.name === 'hashwire_job_push_seconds_count' && s.value > 0);
       const sent = new Set(statsdLines.map((l) => parseStatsdLine(l, STATSD_PREFIX).name));
       return (
-        pushed && ['job_push', 'connections', 'spool_backlog', 'batches', 'rpc'].every((n) => sent.has(n))
+        pushed &&
+        [
+          'job_push',
+          'connections',
+          'spool_backlog',
+          'batches',
+          'rpc',
+          'payout_runs',
+          'payout_owed_sat',
+        ].every((n) => sent.has(n))
       );
     },
     { timeoutMs: 30_000, what: 'the first job and the first statsd lines of every service' },

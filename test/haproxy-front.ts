@@ -3,13 +3,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   HaproxyRuntime,
+  type HaproxyServer,
   type ServerStat,
   type StratumFollower,
   followStratumServers,
+  haproxyServerFromService,
   renderHaproxy,
 } from '@hashwire/confgen';
+import type { HaproxyReload } from '@hashwire/core';
 import type { KeyBuilder } from '@hashwire/protocol';
-import type { RedisClient } from '@hashwire/registry';
+import { type RedisClient, listServices } from '@hashwire/registry';
 import { type HaproxyInstance, getFreePort, startHaproxy } from '@hashwire/testkit';
 
 // HAProxy in front of the pool's stratum servers as an operator runs it (confgen's rendered
@@ -87,9 +90,37 @@ export interface StratumFront {
 /** Fast checks, so a test sees a server come up or drain within a fraction of a second. */
 export const CHECK = { intervalMs: 250, rise: 1, fall: 2, agentIntervalMs: 250 } as const;
 
+/** The front's haproxy.cfg (confgen's `renderHaproxy`, the pool's template) with these servers. */
+function frontConfig(statsSocket: string, port: number, servers: HaproxyServer[]): string {
+  return renderHaproxy({
+    statsSocket,
+    frontend: { bind: '127.0.0.1', port },
+    backend: { name: BACKEND, check: CHECK },
+    timeouts: { connectMs: 2000 },
+    servers,
+  });
+}
+
+/**
+ * A reload as an operator does it: haproxy.cfg rendered again with the stratum servers live in
+ * the registry (`hashwire render haproxy`), then `reload` on the master CLI. The new worker
+ * starts with every server in its backend; the follower adopts them.
+ */
+export async function reloadStratumFront(
+  front: StratumFront,
+  registry: { redis: RedisClient; keys: KeyBuilder; chain: string },
+): Promise<HaproxyReload> {
+  const live = (await listServices(registry.redis, registry.keys, 'stratum'))
+    .filter((s) => s.chain === registry.chain)
+    .map(haproxyServerFromService)
+    .filter((s) => s !== null);
+  return front.haproxy.reload(frontConfig(front.haproxy.statsSocket, front.port, live));
+}
+
 /**
  * HAProxy from the pool's template (confgen's `renderHaproxy`) on a free port of 127.0.0.1,
- * with an empty stratum backend that `followStratumServers` fills from the registry.
+ * in master-worker mode, with an empty stratum backend that `followStratumServers` fills from
+ * the registry.
  */
 export async function startStratumFront(options: {
   redis: RedisClient;
@@ -98,14 +129,7 @@ export async function startStratumFront(options: {
 }): Promise<StratumFront> {
   const port = await getFreePort();
   const dir = mkdtempSync(join(tmpdir(), 'hw-haproxy-'));
-  const haproxy = await startHaproxy(
-    renderHaproxy({
-      statsSocket: join(dir, 'admin.sock'),
-      frontend: { bind: '127.0.0.1', port },
-      backend: { name: BACKEND, check: CHECK },
-      timeouts: { connectMs: 2000 },
-    }),
-  );
+  const haproxy = await startHaproxy(frontConfig(join(dir, 'admin.sock'), port, []));
   const runtime = new HaproxyRuntime({ socketPath: haproxy.statsSocket });
   const follower = followStratumServers({
     redis: options.redis,

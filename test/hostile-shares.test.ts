@@ -82,7 +82,7 @@ describe('one share schema: whatever a stratum server spools, a reporter accepts
         const reply = await c.request(method, params);
         const code = reply.error?.[0];
         expect(code === undefined || (code >= 20 && code <= 25)).toBe(true);
-        await server.pipeline.settle();
+        await server.settleShares();
         const fresh = spooled.slice(checked);
         checked = spooled.length;
         reporterAccepts(fresh);
@@ -108,7 +108,7 @@ describe('one share schema: whatever a stratum server spools, a reporter accepts
     await c.handshake();
     const reply = await c.request('mining.submit', [USER, 'a b', '00'.repeat(8), NTIME, '00000000']);
     expect(reply.error).toEqual([21, 'job not found', null]);
-    await server.pipeline.settle();
+    await server.settleShares();
     expect(spooled).toHaveLength(1);
     expect(spooled[0]).toMatchObject({ result: 'stale', jobId: '', account: ADDRESS, worker: 'rig1' });
     reporterAccepts(spooled);

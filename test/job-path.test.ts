@@ -76,8 +76,17 @@ async function spawnJobmanager(id: string, prefix: string): Promise<ChildProcess
   return child;
 }
 
-async function inProcess(id: string, prefix: string): Promise<JobManager> {
-  const jm = await createJobManager({ ...config(id, prefix), redis, keys: createKeyBuilder({ prefix }) });
+async function inProcess(
+  id: string,
+  prefix: string,
+  extra: Record<string, unknown> = {},
+): Promise<JobManager> {
+  const jm = await createJobManager({
+    ...config(id, prefix),
+    ...extra,
+    redis,
+    keys: createKeyBuilder({ prefix }),
+  });
   cleanups.push(() => jm.close());
   return jm;
 }
@@ -171,4 +180,32 @@ describe('jobs from a jobmanager group to a stratum server', () => {
     const afterTakeover = jobs.slice(jobs.findIndex((j) => j.jmId === 'jm-live'));
     expect(afterTakeover.every((j) => j.jmId === 'jm-live' && j.epoch >= takeoverEpoch)).toBe(true);
   });
+
+  it('a stratum server that subscribes late learns the jobs miners may still work on, not only the current one', async () => {
+    const prefix = `t${randomBytes(4).toString('hex')}:`;
+    // The leader refreshes for new transactions every 200 ms: each new one in the mempool makes
+    // a job on the same block (clean_jobs false), and the jobs before it stay valid work.
+    await inProcess('jm-leader', prefix, { refreshIntervalMs: 200 });
+    const early = await feed(prefix);
+    await waitFor(() => early.jobs.length > 0, { timeoutMs: 10_000, what: 'a first job' });
+    const node = ltc.rpc[0]!;
+    for (let i = 0; i < 2; i++) {
+      const seen = early.jobs.length;
+      await node.call('sendtoaddress', [await node.call<string>('getnewaddress', ['', 'bech32']), 0.5]);
+      await waitFor(() => early.jobs.slice(seen).some((j) => !j.cleanJobs), {
+        timeoutMs: 10_000,
+        what: 'a job on the same block with the new transaction',
+      });
+    }
+    const sinceClean = early.jobs.slice(early.jobs.findLastIndex((j) => j.cleanJobs));
+    expect(sinceClean.length).toBeGreaterThanOrEqual(3);
+    // A server started now (a restart, an upgrade's new worker) gets them all, the current last.
+    const late = await feed(prefix);
+    await waitFor(() => late.jobs.length >= sinceClean.length, {
+      timeoutMs: 10_000,
+      what: 'the late feed’s jobs',
+    });
+    // (A job published meanwhile comes after them.)
+    expect(late.jobs.slice(0, sinceClean.length).map((j) => j.jobId)).toEqual(sinceClean.map((j) => j.jobId));
+  }, 60_000);
 });

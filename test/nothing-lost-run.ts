@@ -182,7 +182,10 @@ export async function nothingLost(kind: 'single' | 'cluster'): Promise<void> {
         // A restart takes the same port, so its miners come back to it.
         port: ports.get(id) ?? 0,
         diff: DIFF,
-        forwarder: { suspectMs: 2000 },
+        // Requests time out well before a silent reporter's connection is dropped (3 heartbeats):
+        // during the freeze below every copy of a sub-batch waits in a frozen reporter's socket
+        // buffer on a connection that stays open, so both reporters get it once they thaw.
+        forwarder: { suspectMs: 2000, requestTimeoutMs: 1000, heartbeatIntervalMs: 10_000 },
       }),
     ).then((s) => {
       ports.set(id, s.ready.port as number);

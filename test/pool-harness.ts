@@ -28,6 +28,7 @@ import {
   isHealthy,
   startStratumFront,
 } from './haproxy-front.js';
+import { minerAddress } from './miner-address.js';
 import {
   type ServiceProcess,
   type TestRedis,
@@ -36,6 +37,7 @@ import {
   regtestReporterConfig,
   regtestStratumConfig,
   spawnService,
+  stratumMasterBin,
 } from './service-process.js';
 
 // A whole pool as processes for the end-to-end operations tests: real Redis, a litecoind
@@ -49,7 +51,10 @@ export const RPC_HOST = '127.0.0.2';
 
 export const CHAIN = 'litecoin-regtest';
 
-type Kind = ServiceProcess['kind'];
+/** The kinds a test pool runs (payers are started by the payouts tests themselves). */
+type Kind = Exclude<ServiceProcess['kind'], 'payouts'>;
+/** A service of the test pool: one of its kinds. */
+type PoolService = ServiceProcess & { readonly kind: Kind };
 
 /** A stratum server's drain (waves, miners leaving, spool flushed) fits well inside this. */
 const STOP_DEADLINE_MS = 30_000;
@@ -89,6 +94,19 @@ export interface PoolOptions {
    * @defaultValue 'single'
    */
   redis?: 'single' | 'cluster';
+  /** Merged over each reporter's config (e.g. `shareWindow`). */
+  reporterExtra?: Record<string, unknown>;
+  /**
+   * The chain pays SOLO: jobmanagers build each finder's coinbase, less `feePercent` to
+   * `Pool.feeAddress` (an address of node 1's wallet), and stratum servers run with `solo`.
+   */
+  solo?: { feePercent: number };
+  /** Run each stratum service under its master (`master-bin.js`, as `hashwire run stratum` does). */
+  stratumMaster?: boolean;
+  /** Merged over each stratum server's config. */
+  stratumExtra?: Record<string, unknown>;
+  /** The stratum servers `startTestPool` starts. @defaultValue ['st-1', 'st-2'] */
+  stratumIds?: string[];
 }
 
 /** A miner group through HAProxy, with every reconnect and disconnect it saw, timestamped. */
@@ -112,9 +130,15 @@ export interface Pool {
   front: StratumFront;
   /** The miners' payout account (a regtest address). */
   account: string;
+  /** The address the pool's coinbases pay (node 0's wallet). */
+  payout: string;
+  /** With `solo`: where the SOLO coinbases' fee output goes (node 1's wallet). */
+  feeAddress?: string;
+  /** The pool admin token's file, which every service's `POST /drain` accepts. */
+  adminTokenFile: string;
   /** Running service processes by id. */
-  running: Map<string, ServiceProcess>;
-  startService(kind: Kind, id: string): Promise<ServiceProcess>;
+  running: Map<string, PoolService>;
+  startService(kind: Kind, id: string): Promise<PoolService>;
   /** Jobmanagers and reporters, then stratum servers (each kind in parallel); resolves once all are healthy. */
   startServices(ids: Record<Kind, string[]>): Promise<void>;
   /** SIGTERM; resolves once it exited 0 (throws with its logs otherwise). */
@@ -128,8 +152,11 @@ export interface Pool {
   startMiners(options: {
     tag: string;
     workers: number;
+    /** The first miner's address number (`minerAddress`); each next miner gets the next one. */
     firstAddress: number;
     hashesPerSecond: number;
+    /** @defaultValue `<account>.<tag><i>` */
+    username?: (index: number) => string;
   }): Promise<MinerGroup>;
   /** GET on a service's HTTP face (from its registration). */
   http<T>(kind: Kind, id: string, path: string): Promise<{ status: number; body: T }>;
@@ -167,7 +194,10 @@ export async function startPool(options: PoolOptions): Promise<Pool> {
   ]);
   const payout = await ltc.rpc[0]!.call<string>('getnewaddress', ['', 'bech32']);
   const account = await ltc.rpc[1]!.call<string>('getnewaddress', ['', 'bech32']);
-  const running = new Map<string, ServiceProcess>();
+  const feeAddress = options.solo
+    ? await ltc.rpc[1]!.call<string>('getnewaddress', ['', 'bech32'])
+    : undefined;
+  const running = new Map<string, PoolService>();
   const history: { label: string; service: ServiceProcess }[] = [];
   const spoolDirs = new Map<string, string>();
   const ports = new Map<string, number>();
@@ -206,6 +236,7 @@ export async function startPool(options: PoolOptions): Promise<Pool> {
           ...bindOn('jobmanager', id),
           curve: curveOf('jobmanager'),
           adminTokenFile,
+          ...(options.solo && { solo: { feePercent: options.solo.feePercent, feeAddress } }),
           ...options.jobmanagerExtra,
         },
       }),
@@ -223,6 +254,7 @@ export async function startPool(options: PoolOptions): Promise<Pool> {
           // within the tests' waits (30 s in production).
           settleSubmittedMs: 5000,
           ...(options.serviceTtlMs !== undefined && { serviceTtlMs: options.serviceTtlMs }),
+          ...options.reporterExtra,
         },
       }),
     stratum: (id) => {
@@ -249,6 +281,8 @@ export async function startPool(options: PoolOptions): Promise<Pool> {
           ...(options.hostOf?.('stratum', id) !== undefined && bindOn('stratum', id)),
           adminTokenFile,
           ...(options.serviceTtlMs !== undefined && { serviceTtlMs: options.serviceTtlMs }),
+          ...(options.solo && { solo: true }),
+          ...options.stratumExtra,
         },
       });
     },
@@ -276,9 +310,15 @@ export async function startPool(options: PoolOptions): Promise<Pool> {
     ltc,
     front,
     account,
+    payout,
+    ...(feeAddress !== undefined && { feeAddress }),
+    adminTokenFile,
     running,
     async startService(kind, id) {
-      const service = await spawnService(kind, configs[kind](id));
+      // Spawned as `kind`, so its kind is one of the pool's.
+      const service = (await spawnService(kind, configs[kind](id), {
+        ...(kind === 'stratum' && options.stratumMaster && { bin: stratumMasterBin }),
+      })) as PoolService;
       // Every RPC connection of this pool is CURVE: a service that ran without would hide a gap.
       if (service.ready.curve !== true)
         throw new Error(`${id} started without CURVE: ${JSON.stringify(service.ready)}`);
@@ -347,13 +387,13 @@ export async function startPool(options: PoolOptions): Promise<Pool> {
         throw new Error(`${error.message}; its log:\n${running.get(id)?.logs()}`);
       });
     },
-    async startMiners({ tag, workers, firstAddress, hashesPerSecond }) {
+    async startMiners({ tag, workers, firstAddress, hashesPerSecond, username }) {
       const miners = await startSimMiners({
         host: '127.0.0.1',
         port: front.port,
         workers,
-        username: (i) => `${account}.${tag}${i}`,
-        localAddress: (i) => `127.0.0.${firstAddress + i}`,
+        username: username ?? ((i) => `${account}.${tag}${i}`),
+        localAddress: (i) => minerAddress(firstAddress + i),
         algorithm: 'scrypt',
         recordShares: true,
         hashesPerSecondLimit: hashesPerSecond,
@@ -404,7 +444,7 @@ export async function startTestPool(options: PoolOptions): Promise<Pool> {
   await pool.startServices({
     jobmanager: ['jm-1', 'jm-2'],
     reporter: ['rep-1', 'rep-2'],
-    stratum: ['st-1', 'st-2'],
+    stratum: options.stratumIds ?? ['st-1', 'st-2'],
   });
   return pool;
 }

@@ -8,12 +8,22 @@ export const serviceBins = {
   jobmanager: fileURLToPath(new URL('../packages/jobmanager/dist/bin.js', import.meta.url)),
   stratum: fileURLToPath(new URL('../packages/stratum/dist/bin.js', import.meta.url)),
   reporter: fileURLToPath(new URL('../packages/reporter/dist/bin.js', import.meta.url)),
+  payouts: fileURLToPath(new URL('../packages/payouts/dist/bin.js', import.meta.url)),
 } as const;
+
+/** The stratum master's built entry (what `hashwire run stratum` runs): `spawnService(…, { bin })`. */
+export const stratumMasterBin = fileURLToPath(
+  new URL('../packages/stratum/dist/master-bin.js', import.meta.url),
+);
+
+/** The api's built entry: it runs beside the pool's services (`spawnApi`). */
+const apiBin = fileURLToPath(new URL('../packages/api/dist/bin.js', import.meta.url));
 
 const CONFIG_ENV: Record<keyof typeof serviceBins, string> = {
   jobmanager: 'HASHWIRE_JOBMANAGER_CONFIG',
   stratum: 'HASHWIRE_STRATUM_CONFIG',
   reporter: 'HASHWIRE_REPORTER_CONFIG',
+  payouts: 'HASHWIRE_PAYOUTS_CONFIG',
 };
 
 export interface Exit {
@@ -40,16 +50,38 @@ export interface ServiceProcess {
 export async function spawnService(
   kind: keyof typeof serviceBins,
   config: Record<string, unknown>,
-  options: { readyTimeoutMs?: number } = {},
+  options: { readyTimeoutMs?: number; bin?: string } = {},
 ): Promise<ServiceProcess> {
-  const child = spawn(process.execPath, [serviceBins[kind]], {
-    env: { ...process.env, [CONFIG_ENV[kind]]: JSON.stringify(config) },
+  return {
+    kind,
+    ...(await spawnBin(kind, options.bin ?? serviceBins[kind], CONFIG_ENV[kind], config, options)),
+  };
+}
+
+/** An api process (`packages/api/dist/bin.js`), as `spawnService` runs the others. */
+export type ApiProcess = Omit<ServiceProcess, 'kind'>;
+export function spawnApi(
+  config: Record<string, unknown>,
+  options: { readyTimeoutMs?: number } = {},
+): Promise<ApiProcess> {
+  return spawnBin('api', apiBin, 'HASHWIRE_API_CONFIG', config, options);
+}
+
+async function spawnBin(
+  kind: string,
+  bin: string,
+  configEnv: string,
+  config: Record<string, unknown>,
+  options: { readyTimeoutMs?: number },
+): Promise<ApiProcess> {
+  const child = spawn(process.execPath, [bin], {
+    env: { ...process.env, [configEnv]: JSON.stringify(config) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const tail: string[] = [];
   createInterface({ input: child.stderr! }).on('line', (line) => {
     tail.push(line);
-    if (tail.length > 200) tail.shift();
+    if (tail.length > Number(process.env.HASHWIRE_TEST_LOG_LINES ?? 200)) tail.shift();
   });
   // 'close' comes after the output is read to its end, so the logs are complete by then.
   const exited = new Promise<Exit>((resolve) =>
@@ -78,11 +110,11 @@ export async function spawnService(
     );
   }
   const ready = JSON.parse(first) as ServiceProcess['ready'];
-  return { kind, child, ready, exited, logs: () => tail.join('\n') };
+  return { child, ready, exited, logs: () => tail.join('\n') };
 }
 
 /** SIGKILLs it (SIGCONT first, in case it was frozen) unless it already exited. */
-export async function killService(service: ServiceProcess): Promise<Exit> {
+export async function killService(service: Pick<ServiceProcess, 'child' | 'exited'>): Promise<Exit> {
   if (service.child.exitCode === null && service.child.signalCode === null) {
     service.child.kill('SIGCONT');
     service.child.kill('SIGKILL');

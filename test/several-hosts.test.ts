@@ -53,6 +53,9 @@ async function secondFront(pool: Pool) {
       `statsSocket = "${join(dir, 'haproxy.sock')}"`,
       'checkIntervalMs = 250',
       'rise = 1',
+      // No api in this test: its frontend would otherwise take api.bind's default port.
+      '[api]',
+      'count = 0',
       '',
     ].join('\n'),
   );

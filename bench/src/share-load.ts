@@ -99,7 +99,15 @@ export interface ReporterShareLoad {
 export async function measureReporterShares(
   ctx: BenchContext,
   redis: RedisClient,
-  options: { chain: string; prefix: string; seconds: number; label: string; reporterId: string },
+  options: {
+    chain: string;
+    prefix: string;
+    seconds: number;
+    label: string;
+    reporterId: string;
+    /** Write the PPLNS share window with each credit (payouts). @defaultValue false */
+    shareWindow?: boolean;
+  },
 ): Promise<ReporterShareLoad> {
   const { chain, seconds, label } = options;
   const keys = createKeyBuilder({ prefix: options.prefix });
@@ -110,6 +118,7 @@ export async function measureReporterShares(
     keys,
     logger: createLogger({ name: 'reporter', level: 'warn' }),
     blockPollMs: 3_600_000,
+    shareWindow: options.shareWindow === true,
   });
   const clients: RpcClient<RpcMethods>[] = [];
   try {

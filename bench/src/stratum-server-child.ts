@@ -8,7 +8,7 @@ import { subscribe } from 'node:diagnostics_channel';
 import { EventEmitter, once } from 'node:events';
 import { type Socket, createServer } from 'node:net';
 import { createInterface } from 'node:readline';
-import { type BlockTemplate, LITECOIN_REGTEST, buildJob } from '@hashwire/chain';
+import { LITECOIN_REGTEST, addressToScript, buildJob } from '@hashwire/chain';
 import { type Job, createKeyBuilder } from '@hashwire/protocol';
 import { type RedisClient, connectRedis } from '@hashwire/registry';
 import { type JobSource, type StratumServer, createStratumServer, prepareJob } from '@hashwire/stratum';
@@ -19,6 +19,7 @@ import {
   type ServerStarted,
   type SubmitServerParams,
   type SubmitServerStarted,
+  benchTemplate,
   fanoutIds,
 } from './stratum-bench-shared.js';
 
@@ -45,26 +46,11 @@ class PushedJobs implements JobSource {
   }
 }
 
-function template(txids: readonly string[], height: number): BlockTemplate {
-  return {
-    version: 0x20000000,
-    // A new block every round: each job is clean, as on a block found elsewhere.
-    previousblockhash: randomBytes(32).toString('hex'),
-    transactions: txids.map((txid) => ({ data: `0100000001${txid}`, txid, hash: txid })),
-    coinbaseaux: {},
-    coinbasevalue: 625_000_000,
-    target: `7fffff${'00'.repeat(29)}`,
-    mintime: 1_700_000_000,
-    curtime: 1_700_000_600,
-    bits: '207fffff',
-    height,
-    default_witness_commitment: `6a24aa21a9ed${randomBytes(32).toString('hex')}`,
-  };
-}
-
-function makeJob(txids: readonly string[], jobId: string, height: number): Job {
+function makeJob(txids: readonly string[], jobId: string, height: number, solo = false): Job {
   return buildJob({
-    template: template(txids, height),
+    // SOLO: each session's coinbase pays its own address, 1 % to the pool's.
+    ...(solo && { solo: { feeBasisPoints: 100, feeAddress: BENCH_ADDRESS } }),
+    template: benchTemplate(txids, height, true),
     params: LITECOIN_REGTEST,
     chain: BENCH_CHAIN,
     payouts: [{ address: BENCH_ADDRESS }],
@@ -77,6 +63,7 @@ function makeJob(txids: readonly string[], jobId: string, height: number): Job {
   }).job;
 }
 
+let plainJob: () => void = () => {};
 let redis: RedisClient | null = null;
 let server: StratumServer | null = null;
 let submitServer: StratumServer | null = null;
@@ -94,17 +81,29 @@ async function start(p: ServerStartParams): Promise<ServerStarted> {
   // Built before anything is timed: the bench times the server, not the job builder.
   const roundJobs: Job[] = [];
   const rawLines: Buffer[] = [];
+  const soloJobs: Job[] = [];
+  const soloRawLines: Buffer[] = [];
   const prepare = {
     params: LITECOIN_REGTEST,
     extranonce1Size: EXTRANONCE1_SIZE,
     extranonce2Size: EXTRANONCE2_SIZE,
+    payoutScript: (address: string) => addressToScript(address, LITECOIN_REGTEST),
   };
+  const soloAddress = p.soloAddresses[0] ?? BENCH_ADDRESS;
   for (let round = 0; round <= p.rounds; round++) {
     const ids = fanoutIds(round);
     roundJobs[round] = makeJob(txids, ids.job, 1000 + round);
     rawLines[round] = prepareJob(makeJob(txids, ids.raw, 1000 + round), prepare).notifyLine;
+    soloJobs[round] = makeJob(txids, ids.solo, 2000 + round, true);
+    // The baseline writes one address's line to every session: the same bytes, serialised once.
+    soloRawLines[round] = prepareJob(
+      makeJob(txids, ids.soloRaw, 2000 + round, true),
+      prepare,
+    ).solo!.notifyLine(soloAddress, true);
   }
   jobs.push(makeJob(txids, 'first', 999));
+  // After the SOLO rounds: a pool-coinbase job again, so the later measures are as before.
+  plainJob = () => jobs.push(makeJob(txids, 'plain', 3000));
 
   redis = connectRedis(p.redisUrl, 'bench-stratum');
   server = await createStratumServer({
@@ -149,8 +148,10 @@ async function start(p: ServerStartParams): Promise<ServerStarted> {
       const round = Number(n);
       if (what === 'job') {
         jobs.push(roundJobs[round]!);
-      } else if (what === 'raw') {
-        const buffer = rawLines[round]!;
+      } else if (what === 'solo') {
+        jobs.push(soloJobs[round]!);
+      } else if (what === 'raw' || what === 'soloraw') {
+        const buffer = (what === 'raw' ? rawLines : soloRawLines)[round]!;
         for (const s of serverSockets) {
           if (s.destroyed) serverSockets.delete(s);
           else s.write(buffer);
@@ -167,7 +168,11 @@ async function start(p: ServerStartParams): Promise<ServerStarted> {
   if (notifyBytes !== rawLines[1]!.length) {
     throw new Error(`baseline line has ${rawLines[1]!.length} bytes, the notify ${notifyBytes}`);
   }
-  return { port, controlPort, notifyBytes };
+  const soloNotifyBytes = prepareJob(soloJobs[1]!, prepare).solo!.notifyLine(soloAddress, true).length;
+  if (soloNotifyBytes !== soloRawLines[1]!.length) {
+    throw new Error(`SOLO baseline line has ${soloRawLines[1]!.length} bytes, the notify ${soloNotifyBytes}`);
+  }
+  return { port, controlPort, notifyBytes, soloNotifyBytes };
 }
 
 /**
@@ -180,7 +185,7 @@ async function startSubmit(p: SubmitServerParams): Promise<SubmitServerStarted> 
   const txids = Array.from({ length: p.txCount }, () => randomBytes(32).toString('hex'));
   feed.push(
     buildJob({
-      template: { ...template(txids, 5000), bits: '1d00ffff', target: `00000000ffff${'00'.repeat(26)}` },
+      template: benchTemplate(txids, 5000, false),
       params: LITECOIN_REGTEST,
       chain: BENCH_CHAIN,
       payouts: [{ address: BENCH_ADDRESS }],
@@ -270,6 +275,7 @@ serveParent(
   {
     start,
     bareListen,
+    plainJob: () => plainJob(),
     rss,
     settle,
     forgetSockets: () => {

@@ -11,6 +11,8 @@ import {
   type HandshakeParams,
   type HandshakeResult,
   type OpenParams,
+  type PacedParams,
+  type PacedResult,
   type SubmitParams,
   type SubmitResult,
   fanoutIds,
@@ -114,7 +116,11 @@ async function open(p: OpenParams): Promise<{ sessions: number; ms: number }> {
   const first = sessions.length;
   let next = 0;
   const opener = async () => {
-    while (next < p.sessions) await openSession(p.port, `idle${first + next++}`, p.address);
+    while (next < p.sessions) {
+      const i = first + next++;
+      const address = p.addresses ? p.addresses[i % p.addresses.length] : p.address;
+      await openSession(p.port, `idle${i}`, address);
+    }
   };
   await Promise.all(Array.from({ length: Math.min(p.concurrency, p.sessions) }, opener));
   return { sessions: sessions.length, ms: performance.now() - start };
@@ -182,7 +188,7 @@ async function fanout(p: FanoutParams): Promise<number> {
   }
   const ids = fanoutIds(p.round);
   const round: Watch = {
-    marker: notifyMarker(p.kind === 'job' ? ids.job : ids.raw),
+    marker: notifyMarker({ job: ids.job, raw: ids.raw, solo: ids.solo, soloraw: ids.soloRaw }[p.kind]),
     remaining: sessions.length,
     last: 0,
     done: () => {},
@@ -259,6 +265,43 @@ async function handshakes(p: HandshakeParams): Promise<HandshakeResult> {
   return { handshakes: count, seconds };
 }
 
+/** What a bench miner knows before it can submit: its authorization, then its first job. */
+interface MinerStart {
+  authorized: boolean;
+  job: { id: string; ntime: string } | null;
+}
+
+/**
+ * Takes a line read before the miner's first job: the authorize reply (checked), then the
+ * first `mining.notify`. True when this line brought the first job; false for the lines before.
+ */
+function tookFirstJob(line: string, start: MinerStart): boolean {
+  if (!start.authorized) {
+    if (isAuthorizeReply(line)) {
+      checkAuthorized(line);
+      start.authorized = true;
+    }
+    return false;
+  }
+  if (start.job !== null || !line.includes('"mining.notify"')) return false;
+  const params = (JSON.parse(line) as { params: string[] }).params;
+  start.job = { id: params[0]!, ntime: params[7]! };
+  return true;
+}
+
+/** The `mining.submit` line of submit `n` (request id n + 10) of miner `index`, on `job`. */
+function submitLine(
+  worker: string,
+  job: { id: string; ntime: string },
+  index: number,
+  n: number,
+  extranonce2Size: number,
+): string {
+  const en2 = (index * 2 ** 32 + n).toString(16).padStart(extranonce2Size * 2, '0');
+  const nonce = (n % 2 ** 32).toString(16).padStart(8, '0');
+  return `{"id":${n + 10},"method":"mining.submit","params":["${worker}","${job.id}","${en2}","${job.ntime}","${nonce}"]}\n`;
+}
+
 /**
  * Share load: `connections` miners, each subscribing, authorizing, reading its first job, then
  * keeping `inFlight` `mining.submit`s outstanding (a new one per answer, each with its own
@@ -278,36 +321,20 @@ async function submits(p: SubmitParams & { extranonce2Size: number }): Promise<S
       const socket = connect(p.port, '127.0.0.1');
       sockets.push(socket);
       const worker = `${BENCH_ADDRESS}.sub${index}`;
-      let job: { id: string; ntime: string } | null = null;
-      let authorized = false;
+      const start: MinerStart = { authorized: false, job: null };
       let next = 0;
       let outstanding = 0;
       const send = () => {
-        const n = next++;
-        const en2 = (index * 2 ** 32 + n).toString(16).padStart(p.extranonce2Size * 2, '0');
-        const nonce = (n % 2 ** 32).toString(16).padStart(8, '0');
         outstanding++;
-        socket.write(
-          `{"id":${n + 10},"method":"mining.submit","params":["${worker}","${job!.id}","${en2}","${job!.ntime}","${nonce}"]}\n`,
-        );
+        socket.write(submitLine(worker, start.job!, index, next++, p.extranonce2Size));
       };
       socket.on('error', reject);
       socket.on('close', () => {
         if (!stop) reject(new Error(`miner ${index} closed by the server`));
       });
       readLines(socket, (line) => {
-        if (!authorized) {
-          if (isAuthorizeReply(line)) {
-            checkAuthorized(line);
-            authorized = true;
-          }
-          return;
-        }
-        if (job === null) {
-          if (!line.includes('"mining.notify"')) return;
-          const params = (JSON.parse(line) as { params: string[] }).params;
-          job = { id: params[0]!, ntime: params[7]! };
-          for (let i = 0; i < p.inFlight; i++) send();
+        if (start.job === null) {
+          if (tookFirstJob(line, start)) for (let i = 0; i < p.inFlight; i++) send();
           return;
         }
         if (!line.startsWith('{"id":') || line.startsWith('{"id":null')) return;
@@ -322,7 +349,7 @@ async function submits(p: SubmitParams & { extranonce2Size: number }): Promise<S
         else if (outstanding === 0) resolve();
       });
       atStop.push(() => {
-        if (job === null) reject(new Error(`miner ${index} got no job`));
+        if (start.job === null) reject(new Error(`miner ${index} got no job`));
         else if (outstanding === 0) resolve();
       });
       socket.write(handshakeLines(`sub${index}`));
@@ -350,7 +377,139 @@ async function submits(p: SubmitParams & { extranonce2Size: number }): Promise<S
   }
 }
 
-serveParent({ open, closeSessions, fanout, handshakes, armClean, collectClean, submits }, async () => {
-  control?.destroy();
-  await closeSessions();
-});
+/** Epoch milliseconds with sub-millisecond precision: comparable with the parent's clock. */
+const epochMs = () => performance.timeOrigin + performance.now();
+
+interface PacedLoad {
+  sockets: Socket[];
+  timers: NodeJS.Timeout[];
+  result: PacedResult;
+  outstanding: number;
+  stopping: boolean;
+  onIdle: (() => void) | null;
+}
+
+let paced: PacedLoad | null = null;
+
+/**
+ * Open-loop share load for `stratum.upgrade_stall_p99_ms`: `connections` miners subscribe,
+ * authorize and read their first job, then each sends one `mining.submit` every `intervalMs`
+ * (staggered over the interval), whether or not the last was answered, recording when each
+ * was sent and answered. Resolves once every miner is submitting; `pacedStop` ends it.
+ */
+async function pacedStart(p: PacedParams): Promise<void> {
+  if (paced) throw new Error('a paced load is running already');
+  const load: PacedLoad = {
+    sockets: [],
+    timers: [],
+    result: { sentAt: [], answeredAt: [], refused: 0, firstRefusal: null, closed: 0, unanswered: 0 },
+    outstanding: 0,
+    stopping: false,
+    onIdle: null,
+  };
+  paced = load;
+  const miner = (index: number) =>
+    new Promise<void>((resolve, reject) => {
+      const socket = connect(p.port, '127.0.0.1');
+      load.sockets.push(socket);
+      const worker = `${BENCH_ADDRESS}.paced${index}`;
+      const sent = new Map<number, number>();
+      const start: MinerStart = { authorized: false, job: null };
+      let next = 0;
+      const send = () => {
+        const n = next++;
+        sent.set(n + 10, epochMs());
+        load.outstanding++;
+        socket.write(submitLine(worker, start.job!, index, n, p.extranonce2Size));
+      };
+      socket.on('error', (error) => {
+        if (start.job === null) reject(error);
+      });
+      socket.on('close', () => {
+        if (start.job === null)
+          reject(new Error(`paced miner ${index} closed by the server before its first job`));
+        else if (!load.stopping) load.result.closed++;
+      });
+      readLines(socket, (line, at) => {
+        if (start.job === null) {
+          if (!tookFirstJob(line, start)) return;
+          // Staggered: the miners' submits spread over the interval rather than arriving in bursts.
+          const first = setTimeout(
+            () => {
+              if (load.stopping) return;
+              send();
+              load.timers.push(
+                setInterval(() => {
+                  if (!load.stopping) send();
+                }, p.intervalMs),
+              );
+            },
+            (index / p.connections) * p.intervalMs,
+          );
+          load.timers.push(first);
+          resolve();
+          return;
+        }
+        if (!line.startsWith('{"id":') || line.startsWith('{"id":null')) return;
+        const id = Number(line.slice(6, line.indexOf(',')));
+        const sentAt = sent.get(id);
+        if (sentAt === undefined) return;
+        sent.delete(id);
+        load.outstanding--;
+        if (line.includes('"result":true')) {
+          load.result.sentAt.push(sentAt);
+          load.result.answeredAt.push(performance.timeOrigin + at);
+        } else {
+          load.result.refused++;
+          load.result.firstRefusal ??= line;
+        }
+        if (load.stopping && load.outstanding === 0) load.onIdle?.();
+      });
+      socket.write(handshakeLines(`paced${index}`));
+    });
+  // Opened a few hundred at a time, as the idle sessions are.
+  let nextMiner = 0;
+  const opener = async () => {
+    while (nextMiner < p.connections) await miner(nextMiner++);
+  };
+  await Promise.all(Array.from({ length: Math.min(200, p.connections) }, opener));
+}
+
+/**
+ * Stops sending, waits up to `graceMs` for the answers still due, closes the miners and
+ * returns what was recorded.
+ */
+async function pacedStop(p: { graceMs: number }): Promise<PacedResult> {
+  const load = paced;
+  if (!load) throw new Error('no paced load is running');
+  load.stopping = true;
+  for (const timer of load.timers) clearTimeout(timer);
+  if (load.outstanding > 0) {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      new Promise<void>((resolve) => {
+        load.onIdle = resolve;
+      }),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, p.graceMs);
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+  load.result.unanswered = load.outstanding;
+  for (const socket of load.sockets) {
+    socket.on('error', () => {});
+    socket.destroy();
+  }
+  paced = null;
+  return load.result;
+}
+
+serveParent(
+  { open, closeSessions, fanout, handshakes, armClean, collectClean, submits, pacedStart, pacedStop },
+  async () => {
+    control?.destroy();
+    await closeSessions();
+    if (paced) await pacedStop({ graceMs: 0 });
+  },
+);

@@ -29,7 +29,7 @@ function binOf(pkg: string): string {
  * CPU time of a process in ns, every thread included (`/proc/<pid>/task/<tid>/schedstat`,
  * nanosecond resolution where `/proc/<pid>/stat` has 10 ms ticks).
  */
-function cpuNs(pid: number): number {
+export function cpuNs(pid: number): number {
   let total = 0;
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     try {

@@ -18,12 +18,17 @@ import {
   type SubmitParams,
   type SubmitResult,
   type SubmitServerStarted,
+  benchAddresses,
 } from '../stratum-bench-shared.js';
 import type { BenchResult, BenchSuite } from '../types.js';
 
 const RSS_TARGET_BYTES = 10_240;
 const HANDSHAKES_TARGET = 5000;
 const FANOUT_TARGET_RATIO = 1.3;
+/** SOLO fan-out (issue 19): ≤ 1.5× its bare loop. */
+const SOLO_FANOUT_TARGET_RATIO = 1.5;
+/** Sessions per payout address in the SOLO fan-out: 10,000 sessions over 1,000 addresses. */
+const SESSIONS_PER_ADDRESS = 10;
 /** Mainnet-like block: 2,000 transactions → an 11-step merkle branch in every notify. */
 const TEMPLATE_TXS = 2000;
 const OPEN_CONCURRENCY = 200;
@@ -33,7 +38,7 @@ const WARMUP_SESSIONS = 200;
 const SUBMIT_CONNECTIONS = 100;
 const SUBMIT_IN_FLIGHT = 8;
 /** The C handshake load (native/hsload.c), built by `pnpm build` where a C compiler is. */
-const HSLOAD = fileURLToPath(new URL('../../native/build/hsload', import.meta.url));
+export const HSLOAD = fileURLToPath(new URL('../../native/build/hsload', import.meta.url));
 
 const count = (n: number) => n.toLocaleString('en-US');
 
@@ -44,7 +49,10 @@ const count = (n: number) => n.toLocaleString('en-US');
  * `stratum.notify_fanout_10k_p99_ms`: a new job handed to the server → the last session
  * holding its whole `mining.notify`, timed by the miners' process, which triggers the job;
  * baseline the same rounds with a bare loop writing one prebuilt line of the same size to
- * the server's same sockets. `stratum.handshakes_per_s`: subscribe + authorize completed
+ * the server's same sockets. `stratum.notify_fanout_10k_solo_p99_ms`: the same with SOLO jobs
+ * and the sessions spread over one payout address per 10 sessions (10,000 over 1,000), each
+ * getting a coinbase paying its own address; baseline the same bare loop writing one address's
+ * line (as long as every other's). `stratum.handshakes_per_s`: subscribe + authorize completed
  * per second by clients that connect, handshake and close, over and over; the clients are
  * native/hsload.c where it was built (a Node client spends about as much CPU per handshake as
  * the server, on the same cores), else the Node client of the miners' process.
@@ -67,15 +75,20 @@ export const stratumSuite: BenchSuite = {
     const miners = startBenchChild('stratum-session-child');
     const redis = connectRedis(redisServer.url, 'bench');
     const keyPrefix = `b${randomBytes(4).toString('hex')}:`;
+    const soloAddresses = benchAddresses(sessions / SESSIONS_PER_ADDRESS);
     try {
       const start: ServerStartParams = {
+        soloAddresses,
         redisUrl: redisServer.url,
         keyPrefix,
         spoolDir,
         rounds,
         txCount: TEMPLATE_TXS,
       };
-      const { port, controlPort, notifyBytes } = await server.request<ServerStarted>('start', start);
+      const { port, controlPort, notifyBytes, soloNotifyBytes } = await server.request<ServerStarted>(
+        'start',
+        start,
+      );
 
       // A few sessions first, so code compiled on the first connections is not counted per session.
       await miners.request('open', { port, sessions: WARMUP_SESSIONS, concurrency: OPEN_CONCURRENCY });
@@ -119,6 +132,28 @@ export const stratumSuite: BenchSuite = {
       }
       await miners.request('closeSessions');
       await server.request('settle', { count: 0 });
+
+      ctx.log(
+        `stratum: SOLO, ${count(sessions)} sessions over ${count(soloAddresses.length)} payout addresses: ${rounds} notify fan-outs of ${soloNotifyBytes} bytes, and as many bare write loops`,
+      );
+      await miners.request('open', {
+        port,
+        sessions,
+        addresses: soloAddresses,
+        concurrency: OPEN_CONCURRENCY,
+      });
+      const soloFanout: number[] = [];
+      const soloBare: number[] = [];
+      for (let round = 0; round <= rounds; round++) {
+        const job = await miners.request<number>('fanout', { controlPort, kind: 'solo', round });
+        const raw = await miners.request<number>('fanout', { controlPort, kind: 'soloraw', round });
+        if (round === 0) continue; // warm-up
+        soloFanout.push(job);
+        soloBare.push(raw);
+      }
+      await miners.request('closeSessions');
+      await server.request('settle', { count: 0 });
+      await server.request('plainJob');
       await server.request('forgetSockets');
 
       const handshakeParams: HandshakeParams = {
@@ -174,6 +209,8 @@ export const stratumSuite: BenchSuite = {
 
       const fanoutP99 = percentile(fanout, 99);
       const bareP99 = percentile(bare, 99);
+      const soloP99 = percentile(soloFanout, 99);
+      const soloBareP99 = percentile(soloBare, 99);
       const ms = (v: number) => Number(v.toFixed(1));
       const results: BenchResult[] = [
         {
@@ -236,6 +273,15 @@ export const stratumSuite: BenchSuite = {
           target: `<= ${FANOUT_TARGET_RATIO}x baseline`,
           met: fanoutP99 <= FANOUT_TARGET_RATIO * bareP99,
         },
+        {
+          name: 'stratum.notify_fanout_10k_solo_p99_ms',
+          value: ms(soloP99),
+          unit: `ms (p99 of ${rounds} SOLO jobs, ${count(sessions)} sessions over ${count(soloAddresses.length)} payout addresses, ${soloNotifyBytes}-byte notify; ${(soloP99 / fanoutP99).toFixed(2)}x the pool-coinbase fan-out's ${ms(fanoutP99)} ms)`,
+          higherIsBetter: false,
+          baseline: { name: 'bare loop writing one prebuilt buffer, p99', value: ms(soloBareP99) },
+          target: `<= ${SOLO_FANOUT_TARGET_RATIO}x baseline`,
+          met: soloP99 <= SOLO_FANOUT_TARGET_RATIO * soloBareP99,
+        },
       ];
       return results;
     } finally {
@@ -249,7 +295,7 @@ export const stratumSuite: BenchSuite = {
 };
 
 /** Runs the C handshake load; its failure (a refused authorize, say) fails the suite. */
-async function runHsload(p: HandshakeParams): Promise<HandshakeResult> {
+export async function runHsload(p: HandshakeParams): Promise<HandshakeResult> {
   const args = [p.port, p.concurrency, p.warmupSeconds, p.seconds, BENCH_ADDRESS].map(String);
   try {
     const { stdout } = await promisify(execFile)(HSLOAD, args, {

@@ -1,6 +1,6 @@
 import { difficultyFromBits } from '@hashwire/chain';
-import type { Job, KeyBuilder } from '@hashwire/protocol';
-import type { RedisClient } from '@hashwire/registry';
+import { type Job, type KeyBuilder, SERVICE_KINDS } from '@hashwire/protocol';
+import { type RedisClient, listServices } from '@hashwire/registry';
 import {
   type BlockRecord,
   type WorkerCounters,
@@ -9,13 +9,16 @@ import {
   readAccountWorkerNames,
   readChainHashrate,
   readHashrate,
+  readHashrateHistory,
   readOnline,
   readRoundTotal,
+  readShareCounts,
   readWorkers,
   reporterKeys,
 } from '@hashwire/reporter';
 import type { z } from 'zod';
 import { decodeCursor, encodeCursor } from './cursor.js';
+import type { ApiPayments } from './read-payouts.js';
 import type { block, workerCounters } from './schemas.js';
 
 /** What the api reads, from the keys the reporter and jobmanager write (every name from the key builder). */
@@ -25,6 +28,8 @@ export interface ApiChain {
   chain: string;
   /** Turns credited difficulty into hashes. */
   algorithm: 'sha256d' | 'scrypt';
+  /** How the chain pays (`chains[].payments`); absent or null: it pays nobody. */
+  payments?: ApiPayments | null;
 }
 
 type Block = z.infer<typeof block>;
@@ -42,11 +47,12 @@ function scale(
 }
 
 export async function readPool(redis: RedisClient, keys: KeyBuilder, c: ApiChain, now = Date.now()) {
-  const [series, active, latest, round] = await Promise.all([
+  const [series, active, latest, round, shares] = await Promise.all([
     readChainHashrate(redis, keys, c.chain, now),
     readOnline(redis, keys, c.chain, now),
     redis.get(keys.latestJob(c.chain)),
     readRoundTotal(redis, keys, c.chain),
+    readShareCounts(redis, keys, c.chain),
   ]);
   let network: { height: number; difficulty: number; jobAt: number } | null = null;
   if (latest) {
@@ -61,6 +67,32 @@ export async function readPool(redis: RedisClient, keys: KeyBuilder, c: ApiChain
     workersOnline: active.workers,
     network,
     round,
+    shares,
+  };
+}
+
+/**
+ * The stored hashrate history of the chain, or of an account: 5-minute points over the last one
+ * to two hours and hourly points over 24 h (hashes per second), only those starting at or after `since`.
+ */
+export async function readHistory(
+  redis: RedisClient,
+  keys: KeyBuilder,
+  c: ApiChain,
+  options: { account?: string | undefined; since?: number | undefined },
+  now = Date.now(),
+) {
+  const history = await readHashrateHistory(redis, keys, c.chain, options.account, now);
+  const factor = hashesPerDiff(c.algorithm);
+  const since = options.since ?? 0;
+  const points = (list: { t: number; rate: number }[]) =>
+    list.filter((p) => p.t >= since).map((p) => ({ t: p.t, hashrate: p.rate * factor }));
+  return {
+    chain: c.chain,
+    ...(options.account === undefined ? {} : { account: options.account }),
+    at: now,
+    fiveMinutes: points(history.fiveMinutes),
+    hours: points(history.hours),
   };
 }
 
@@ -227,4 +259,41 @@ export async function readAccount(
     workers: workers.total,
     recentBlocks: recent.items.slice(0, 10),
   };
+}
+
+/** The live services in discovery, with the endpoints each published. */
+/** Endpoints anyone may see: where miners and API clients connect. */
+const PUBLIC_ENDPOINTS = ['stratum', 'api'] as const;
+/** And the pool's internal ones (RPC, status ports, agents): for read and admin tokens only. */
+const ALL_ENDPOINTS = ['rpc', 'http', 'stratum', 'agent', 'api'] as const;
+
+/**
+ * The live services in discovery. Without `internal`, only their public endpoints (stratum and
+ * api URLs): the RPC and status ports are the pool's own business (closed by default).
+ */
+export async function readServices(
+  redis: RedisClient,
+  keys: KeyBuilder,
+  options: { internal?: boolean } = {},
+) {
+  const fields = options.internal ? ALL_ENDPOINTS : PUBLIC_ENDPOINTS;
+  const lists = await Promise.all(SERVICE_KINDS.map((kind) => listServices(redis, keys, kind)));
+  return lists.flat().map((s) => {
+    const endpoints: Record<string, string> = {};
+    for (const field of fields) {
+      const value = s[field];
+      if (value) endpoints[field] = value;
+    }
+    return {
+      kind: s.kind,
+      id: s.id,
+      chain: s.chain,
+      state: s.state,
+      version: s.version,
+      startedAt: s.startedAt,
+      load: s.load,
+      loadFigures: s.loadFigures ?? {},
+      endpoints,
+    };
+  });
 }

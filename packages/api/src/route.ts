@@ -1,13 +1,18 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { invalidInput } from './errors.js';
+import { type Access, type Authenticator, type Principal, requireAccess } from './auth.js';
+import { ApiError, invalidInput } from './errors.js';
 
-type HttpMethod = 'GET' | 'HEAD' | 'PUT' | 'DELETE';
+type HttpMethod = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'DELETE';
 
-/** What a handler gets: the validated path parameters and query, and the raw request and reply. */
-export interface RouteInput<P, Q> {
+/** What a handler gets: the validated path parameters, query and JSON body, who asks, and the raw request and reply. */
+export interface RouteInput<P, Q, B = unknown> {
   params: P;
   query: Q;
+  /** The body validated by the route's `json` schema (undefined without one). */
+  body: B;
+  /** Who made the request (`public` without a token). */
+  principal: Principal;
   request: FastifyRequest;
   reply: FastifyReply;
 }
@@ -16,7 +21,11 @@ export interface RouteInput<P, Q> {
  * One API route: the schemas that validate its input are the ones `/v1/openapi.json` is
  * generated from, so the document cannot drift from what the server checks.
  */
-export interface ApiRoute<P extends z.ZodType = z.ZodType, Q extends z.ZodType = z.ZodType> {
+export interface ApiRoute<
+  P extends z.ZodType = z.ZodType,
+  Q extends z.ZodType = z.ZodType,
+  B extends z.ZodType = z.ZodType,
+> {
   method: HttpMethod;
   /** Fastify path syntax (`/v1/chains/:chain`). */
   url: string;
@@ -26,24 +35,76 @@ export interface ApiRoute<P extends z.ZodType = z.ZodType, Q extends z.ZodType =
   query: Q;
   /** An opaque request body (membership metadata, configs): documented, taken as text. */
   body?: { description: string };
+  /** A JSON request body, validated by this schema (a bad one is a 400 naming the field). */
+  json?: B;
+  /**
+   * Who may call it: `public` (anyone, no token needed), `read` (a read or admin token),
+   * `admin` (an admin token). @defaultValue 'public'
+   */
+  access?: Access;
+  /** Added to a 401/403 answer: why this route needs a token (the setting that opens it). */
+  accessHint?: string;
+  /** When true for a request, the route needs no token for it (membership writes straight from loopback). */
+  publicWhen?: (request: FastifyRequest) => boolean;
   /** The 200 answer's schema; absent for HEAD. */
   response?: z.ZodType;
   /** Extra answers worth documenting (404 not a member…). */
   errors?: Record<number, string>;
   /** Response headers every answer carries (`x-group-version`). */
   headers?: Record<string, string>;
-  handler: (input: RouteInput<z.infer<P>, z.infer<Q>>) => Promise<unknown>;
+  handler: (input: RouteInput<z.infer<P>, z.infer<Q>, z.infer<B>>) => Promise<unknown>;
 }
 
 /** Builds a route with its types inferred from its schemas. */
-export function route<P extends z.ZodType, Q extends z.ZodType>(spec: ApiRoute<P, Q>): ApiRoute<P, Q> {
+export function route<P extends z.ZodType, Q extends z.ZodType, B extends z.ZodType = z.ZodUnknown>(
+  spec: ApiRoute<P, Q, B>,
+): ApiRoute<P, Q, B> {
   return spec;
+}
+
+/** The request's text body as JSON, validated: malformed JSON and a bad field are 400s naming it. */
+function parseJsonBody(schema: z.ZodType, raw: unknown): unknown {
+  let value: unknown = raw;
+  if (typeof raw === 'string') {
+    if (raw.trim() === '') value = undefined;
+    else {
+      try {
+        value = JSON.parse(raw);
+      } catch (error) {
+        throw new ApiError(
+          400,
+          'bad_request',
+          `body: malformed JSON (${(error as Error).message})`,
+          'body',
+          'body',
+        );
+      }
+    }
+  }
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw invalidInput(parsed.error, 'body');
+  return parsed.data;
 }
 
 /** No query parameters at all: an unknown one is an error naming it. */
 export const noQuery = z.object({}).strict();
 
-export function registerRoutes(app: FastifyInstance, routes: readonly ApiRoute[]): void {
+const principals = new WeakMap<FastifyRequest, Promise<Principal>>();
+
+/**
+ * Who made a request, authenticated once per request: the rate limiter (which keys by token)
+ * and the route both ask.
+ */
+export function requestPrincipal(request: FastifyRequest, auth: Authenticator): Promise<Principal> {
+  let principal = principals.get(request);
+  if (!principal) {
+    principal = auth.authenticate(request);
+    principals.set(request, principal);
+  }
+  return principal;
+}
+
+export function registerRoutes(app: FastifyInstance, routes: readonly ApiRoute[], auth: Authenticator): void {
   // Paths with a HEAD of their own (a membership heartbeat) keep it; every other GET answers HEAD too.
   const ownHead = new Set(routes.filter((r) => r.method === 'HEAD').map((r) => r.url));
   for (const r of routes) {
@@ -52,11 +113,33 @@ export function registerRoutes(app: FastifyInstance, routes: readonly ApiRoute[]
       url: r.url,
       exposeHeadRoute: r.method === 'GET' && !ownHead.has(r.url),
       handler: async (request, reply) => {
+        const principal = await requestPrincipal(request, auth);
+        try {
+          requireAccess(principal, r.publicWhen?.(request) ? 'public' : (r.access ?? 'public'));
+        } catch (error) {
+          if (error instanceof ApiError && r.accessHint)
+            throw new ApiError(
+              error.status,
+              error.code,
+              `${error.message}: ${r.accessHint}`,
+              error.field,
+              error.place,
+            );
+          throw error;
+        }
         const params = r.params.safeParse(request.params ?? {});
         if (!params.success) throw invalidInput(params.error, 'path');
         const query = r.query.safeParse(request.query ?? {});
         if (!query.success) throw invalidInput(query.error, 'query');
-        const result = await r.handler({ params: params.data, query: query.data, request, reply });
+        const body = r.json ? parseJsonBody(r.json, request.body) : undefined;
+        const result = await r.handler({
+          params: params.data,
+          query: query.data,
+          body,
+          principal,
+          request,
+          reply,
+        });
         if (r.method === 'HEAD') return reply.send();
         return result;
       },
@@ -133,6 +216,16 @@ export function openApiDocument(routes: readonly ApiRoute[], info: { version: st
       summary: r.summary,
       tags: [r.tag],
       parameters: [...parametersOf(r.params, 'path'), ...parametersOf(r.query, 'query')],
+      ...((r.access ?? 'public') !== 'public' && {
+        security: [{ bearer: [] }],
+        description: `needs a${r.access === 'admin' ? 'n admin' : ' read or admin'} token (Authorization: Bearer …)${r.accessHint ? `: ${r.accessHint}` : ''}`,
+      }),
+      ...(r.json && {
+        requestBody: {
+          required: true,
+          content: { 'application/json': { schema: jsonSchema(r.json, 'input') } },
+        },
+      }),
       ...(r.body && {
         requestBody: {
           description: r.body.description,
@@ -146,6 +239,7 @@ export function openApiDocument(routes: readonly ApiRoute[], info: { version: st
   return {
     openapi: '3.1.0',
     info: { title: 'hashwire api', version: info.version },
+    components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
     paths,
   };
 }

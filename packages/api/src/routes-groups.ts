@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { ApiError } from './errors.js';
 import { type ApiRoute, noQuery, route } from './route.js';
 import { groupName, memberName } from './schemas.js';
+import { isServiceGroup, readServiceGroup, refuseServiceMember } from './service-groups.js';
 
 /** Membership groups over HTTP (seeds/002), on the registry's `Membership` (state in Redis only). */
 
@@ -27,7 +28,9 @@ const groupBody = z.object({
   endpoints: z.array(z.string()).describe('the live api instances (base URLs)'),
   active_members: z
     .array(z.record(z.string(), value.nullable()))
-    .describe('joined members and their configs'),
+    .describe(
+      "joined members and their configs; in a group named after a service kind, also the pool's live services of that kind (read-only, pool_service: true)",
+    ),
   inactive_members: z
     .array(z.record(z.string(), value))
     .describe('members with a config that are not joined'),
@@ -91,7 +94,28 @@ function byName<T extends { id: string }>(members: T[]): T[] {
 export interface GroupContext {
   redis: RedisClient;
   keys: KeyBuilder;
+  /** Anyone may write (join, heartbeat, leave, set configs), from anywhere. @defaultValue false */
+  openGroups?: boolean;
+  /**
+   * The api listens on loopback only: a write straight from loopback (no `X-Forwarded-For` or
+   * `Forwarded`: not relayed by a proxy) needs no token. Every other write needs a read or
+   * admin token. Reading a group is public. @defaultValue false
+   */
+  loopbackOnly?: boolean;
 }
+
+const LOOPBACK_PEERS = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
+
+/** A request from this machine that no proxy relayed (a proxy adds X-Forwarded-For or Forwarded). */
+export function directFromLoopback(request: FastifyRequest): boolean {
+  const headers = request.headers;
+  if (headers['x-forwarded-for'] !== undefined || headers.forwarded !== undefined) return false;
+  return LOOPBACK_PEERS.has(request.socket.remoteAddress ?? '');
+}
+
+/** Why a membership write was refused off loopback, naming the setting that opens it. */
+export const GROUP_WRITE_HINT =
+  'membership writes from off loopback need a read or admin token (or the api setting openGroups: true)';
 
 export function groupRoutes(ctx: GroupContext): ApiRoute[] {
   const membership = new Membership(ctx.redis, ctx.keys);
@@ -100,20 +124,35 @@ export function groupRoutes(ctx: GroupContext): ApiRoute[] {
       .filter((s) => s.state === 'up' && s.api)
       .map((s) => s.api as string)
       .sort();
+  // A group named after a service kind also lists the pool's live services of that kind; its
+  // version counts their changes too (the higher of the two reads has both).
+  const services = async (group: string) =>
+    isServiceGroup(group) ? await readServiceGroup(ctx.redis, ctx.keys, group) : null;
   const answer = async (reply: FastifyReply, group: string, view: GroupView) => {
-    reply.header(GROUP_VERSION_HEADER, String(view.version));
+    const pool = await services(group);
+    const version = Math.max(view.version, pool?.version ?? 0);
+    reply.header(GROUP_VERSION_HEADER, String(version));
+    const served = [...(pool?.members ?? [])].map(([id, member]) => ({ id, member }));
+    const joined = view.active
+      .filter((m) => !pool?.members.has(m.id))
+      .map((m) => ({ id: m.id, member: shown(m.config) }));
     return {
       group,
-      version: view.version,
+      version,
       config: shown(view.config),
       endpoints: await endpoints(),
-      active_members: byName(view.active).map((m) => ({ [m.id]: shown(m.config) })),
+      active_members: byName([...served, ...joined]).map((m) => ({ [m.id]: m.member })),
       inactive_members: byName(view.inactive).map((m) => ({ [m.id]: shown(m.config) })),
     };
   };
+  /** 409 for a write to a member that is one of the pool's services. */
+  const writable = (group: string, member: string, what: string) =>
+    refuseServiceMember(ctx.redis, ctx.keys, group, member, what);
   const heartbeat = async (reply: FastifyReply, group: string, member: string) => {
+    await writable(group, member, 'heartbeated');
     try {
-      const version = await membership.heartbeat(group, member);
+      const pool = await services(group);
+      const version = Math.max(await membership.heartbeat(group, member), pool?.version ?? 0);
       reply.header(GROUP_VERSION_HEADER, String(version));
       return version;
     } catch (error) {
@@ -129,7 +168,17 @@ export function groupRoutes(ctx: GroupContext): ApiRoute[] {
       );
     }
   };
-  const notMember = { 404: 'not an active member (expired or left): join again' };
+  const poolService = { 409: "the member is one of the pool's services: read-only" };
+  const notMember = { 404: 'not an active member (expired or left): join again', ...poolService };
+  // Closed by default: a write needs a token unless the groups are opened on purpose, or it
+  // comes straight from this machine to an api that listens on loopback only.
+  const write = ctx.openGroups
+    ? ({ access: 'public' } as const)
+    : ({
+        access: 'read',
+        accessHint: GROUP_WRITE_HINT,
+        ...(ctx.loopbackOnly && { publicWhen: directFromLoopback }),
+      } as const);
   return [
     route({
       method: 'GET',
@@ -147,6 +196,7 @@ export function groupRoutes(ctx: GroupContext): ApiRoute[] {
       url: '/v1/groups/:group/config',
       summary: 'Sets the group config (an empty body removes it)',
       tag: 'groups',
+      ...write,
       params: groupParams,
       query: noQuery,
       body: { description: 'the group config, opaque' },
@@ -160,13 +210,16 @@ export function groupRoutes(ctx: GroupContext): ApiRoute[] {
       url: '/v1/groups/:group/:member',
       summary: 'Joins the group (creating it); the body, if any, is the member’s metadata',
       tag: 'groups',
+      ...write,
       params: memberParams,
       query: joinQuery,
       body: { description: 'opaque member metadata (kept as its persistent config)' },
       response: groupBody,
       headers: versionHeader,
+      errors: poolService,
       handler: async ({ params, query, request, reply }) => {
         const config = bodyText(request);
+        await writable(params.group, params.member, 'joined');
         const view = await membership.join(params.group, params.member, {
           timeoutMs: Math.max(1, Math.round(query.timeout * 1000)),
           ...(config !== undefined && { config }),
@@ -179,6 +232,7 @@ export function groupRoutes(ctx: GroupContext): ApiRoute[] {
       url: '/v1/groups/:group/:member',
       summary: 'Heartbeat: extends the session; x-group-version tells whether the group changed',
       tag: 'groups',
+      ...write,
       params: memberParams,
       query: noQuery,
       headers: versionHeader,
@@ -192,6 +246,7 @@ export function groupRoutes(ctx: GroupContext): ApiRoute[] {
       url: '/v1/groups/:group/:member',
       summary: 'Heartbeat that also returns the group',
       tag: 'groups',
+      ...write,
       params: memberParams,
       query: noQuery,
       response: groupBody,
@@ -207,29 +262,38 @@ export function groupRoutes(ctx: GroupContext): ApiRoute[] {
       url: '/v1/groups/:group/:member',
       summary: 'Leaves the group (its config stays: it is listed inactive)',
       tag: 'groups',
+      ...write,
       params: memberParams,
       query: noQuery,
       response: groupBody,
       headers: versionHeader,
-      handler: async ({ params, reply }) =>
-        answer(reply, params.group, await membership.leave(params.group, params.member)),
+      errors: poolService,
+      handler: async ({ params, reply }) => {
+        await writable(params.group, params.member, 'removed');
+        return answer(reply, params.group, await membership.leave(params.group, params.member));
+      },
     }),
     route({
       method: 'PUT',
       url: '/v1/groups/:group/:member/config',
       summary: 'Sets a member’s persistent config, joined or not (an empty body removes it)',
       tag: 'groups',
+      ...write,
       params: memberParams,
       query: noQuery,
       body: { description: 'the member config, opaque' },
       response: groupBody,
       headers: versionHeader,
-      handler: async ({ params, request, reply }) =>
-        answer(
+      errors: poolService,
+      handler: async ({ params, request, reply }) => {
+        const config = bodyText(request) ?? null;
+        await writable(params.group, params.member, 'configured');
+        return answer(
           reply,
           params.group,
-          await membership.setMemberConfig(params.group, params.member, bodyText(request) ?? null),
-        ),
+          await membership.setMemberConfig(params.group, params.member, config),
+        );
+      },
     }),
   ];
 }

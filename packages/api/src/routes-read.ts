@@ -1,15 +1,26 @@
-import { type KeyBuilder, SERVICE_KINDS } from '@hashwire/protocol';
-import { type RedisClient, listServices } from '@hashwire/registry';
+import type { KeyBuilder } from '@hashwire/protocol';
+import type { RedisClient } from '@hashwire/registry';
 import { readRound } from '@hashwire/reporter';
 import { z } from 'zod';
+import { requireAccount } from './auth.js';
 import { ApiError } from './errors.js';
+import {
+  balanceResponse,
+  earningItem,
+  paymentItem,
+  readBalance,
+  readEarnings,
+  readPayments,
+} from './read-payouts.js';
 import {
   type ApiChain,
   readAccount,
   readAccountWorkers,
   readBlock,
   readBlockPage,
+  readHistory,
   readPool,
+  readServices,
 } from './read.js';
 import { type ApiRoute, noQuery, route } from './route.js';
 import {
@@ -47,7 +58,44 @@ const pool = z.object({
     accounts: z.number(),
     totalDiff: z.number().describe('difficulty credited in the current round'),
   }),
+  shares: z
+    .object({
+      accepted: z.number(),
+      stale: z.number().describe('for a job no longer current'),
+      duplicate: z.number().describe('submitted before (by any server)'),
+      lowdiff: z.number().describe('below the share difficulty'),
+      invalid: z.number().describe('malformed, unknown job, bad time or version'),
+    })
+    .describe('shares of the whole chain by result, since the pool began counting them; each credited once'),
 });
+
+const historyPoint = z.object({
+  t: z.number().describe('start of the interval, epoch ms'),
+  hashrate: z
+    .number()
+    .describe('hashes per second over the interval (its elapsed part, for the current one)'),
+});
+
+const history = z.object({
+  chain: z.string(),
+  account: z.string().optional(),
+  at: z.number().describe('when it was read, epoch ms'),
+  fiveMinutes: z
+    .array(historyPoint)
+    .describe('every 5 minutes from the start of the previous hour to now, oldest first'),
+  hours: z.array(historyPoint).describe('every hour of the last 24 and the current one, oldest first'),
+});
+
+const historyQuery = z
+  .object({
+    since: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe('epoch ms: only the points whose interval starts at or after it'),
+  })
+  .strict();
 
 const service = z.object({
   kind: z.string(),
@@ -106,6 +154,37 @@ export function readRoutes(ctx: ReadContext): ApiRoute[] {
     }),
     route({
       method: 'GET',
+      url: '/v1/chains/:chain/hashrate/history',
+      summary:
+        'The chain’s stored hashrate history: 5-minute points over the last hour or two, hourly over 24 h',
+      tag: 'pool',
+      params: chainParams,
+      query: historyQuery,
+      response: history,
+      errors: { 404: 'no such chain' },
+      handler: async ({ params, query }) =>
+        readHistory(redis, keys, chainOf(params.chain), { since: query.since }),
+    }),
+    route({
+      method: 'GET',
+      url: '/v1/chains/:chain/accounts/:account/hashrate/history',
+      summary:
+        'An account’s stored hashrate history: 5-minute points over the last hour or two, hourly over 24 h',
+      tag: 'accounts',
+      params: accountParams,
+      query: historyQuery,
+      response: history,
+      errors: { 403: 'an account token asking for another account', 404: 'no such chain' },
+      handler: async ({ params, query, principal }) => {
+        requireAccount(principal, params.account);
+        return readHistory(redis, keys, chainOf(params.chain), {
+          account: params.account,
+          since: query.since,
+        });
+      },
+    }),
+    route({
+      method: 'GET',
       url: '/v1/chains/:chain/accounts/:account',
       summary: 'An account: hashrate, workers, credited difficulty this round, recent blocks found',
       tag: 'accounts',
@@ -119,8 +198,11 @@ export function readRoutes(ctx: ReadContext): ApiRoute[] {
         workers: z.number().describe('workers it ever had counted (list: …/workers)'),
         recentBlocks: z.array(block).describe('blocks it found among the chain’s last 100'),
       }),
-      errors: { 404: 'no such chain' },
-      handler: async ({ params }) => readAccount(redis, keys, chainOf(params.chain), params.account),
+      errors: { 403: 'an account token asking for another account', 404: 'no such chain' },
+      handler: async ({ params, principal }) => {
+        requireAccount(principal, params.account);
+        return readAccount(redis, keys, chainOf(params.chain), params.account);
+      },
     }),
     route({
       method: 'GET',
@@ -130,9 +212,54 @@ export function readRoutes(ctx: ReadContext): ApiRoute[] {
       params: accountParams,
       query: pageQuery,
       response: page(workerCounters).extend({ total: z.number() }),
-      errors: { 404: 'no such chain' },
-      handler: async ({ params, query }) =>
-        readAccountWorkers(redis, keys, chainOf(params.chain), params.account, query),
+      errors: { 403: 'an account token asking for another account', 404: 'no such chain' },
+      handler: async ({ params, query, principal }) => {
+        requireAccount(principal, params.account);
+        return readAccountWorkers(redis, keys, chainOf(params.chain), params.account, query);
+      },
+    }),
+    route({
+      method: 'GET',
+      url: '/v1/chains/:chain/accounts/:account/balance',
+      summary: 'An account’s balance (credited, not yet paid), what it was paid, and what is being paid now',
+      tag: 'accounts',
+      params: accountParams,
+      query: noQuery,
+      response: balanceResponse,
+      errors: { 403: 'an account token asking for another account', 404: 'no such chain' },
+      handler: async ({ params, principal }) => {
+        requireAccount(principal, params.account);
+        const c = chainOf(params.chain);
+        return readBalance(redis, keys, c.chain, params.account, c.payments ?? null);
+      },
+    }),
+    route({
+      method: 'GET',
+      url: '/v1/chains/:chain/accounts/:account/payments',
+      summary: 'An account’s payments with their txids, newest first',
+      tag: 'accounts',
+      params: accountParams,
+      query: pageQuery,
+      response: page(paymentItem),
+      errors: { 403: 'an account token asking for another account', 404: 'no such chain' },
+      handler: async ({ params, query, principal }) => {
+        requireAccount(principal, params.account);
+        return readPayments(redis, keys, chainOf(params.chain).chain, params.account, query);
+      },
+    }),
+    route({
+      method: 'GET',
+      url: '/v1/chains/:chain/accounts/:account/earnings',
+      summary: 'What each matured block credited to an account, newest first',
+      tag: 'accounts',
+      params: accountParams,
+      query: pageQuery,
+      response: page(earningItem),
+      errors: { 403: 'an account token asking for another account', 404: 'no such chain' },
+      handler: async ({ params, query, principal }) => {
+        requireAccount(principal, params.account);
+        return readEarnings(redis, keys, chainOf(params.chain).chain, params.account, query);
+      },
     }),
     route({
       method: 'GET',
@@ -200,29 +327,11 @@ export function readRoutes(ctx: ReadContext): ApiRoute[] {
       params: z.object({}),
       query: noQuery,
       response: z.object({ services: z.array(service) }),
-      handler: async () => {
-        const lists = await Promise.all(SERVICE_KINDS.map((kind) => listServices(redis, keys, kind)));
-        return {
-          services: lists.flat().map((s) => {
-            const endpoints: Record<string, string> = {};
-            for (const field of ['rpc', 'http', 'stratum', 'agent', 'api'] as const) {
-              const value = s[field];
-              if (value) endpoints[field] = value;
-            }
-            return {
-              kind: s.kind,
-              id: s.id,
-              chain: s.chain,
-              state: s.state,
-              version: s.version,
-              startedAt: s.startedAt,
-              load: s.load,
-              loadFigures: s.loadFigures ?? {},
-              endpoints,
-            };
-          }),
-        };
-      },
+      handler: async ({ principal }) => ({
+        services: await readServices(redis, keys, {
+          internal: principal.kind === 'admin' || principal.kind === 'read',
+        }),
+      }),
     }),
   ];
 }

@@ -1,7 +1,7 @@
 import { createLogger } from '@hashwire/core';
 import { connectRedis } from '@hashwire/registry';
 import { createReporter } from '@hashwire/reporter';
-import { startRedisCluster } from '@hashwire/testkit';
+import { startRedisCluster, waitFor } from '@hashwire/testkit';
 import { describe, expect, it } from 'vitest';
 import { batch, client, share, testKeys, wire } from '../../reporter/test/helpers.js';
 import { createApiService } from '../src/index.js';
@@ -75,6 +75,71 @@ describe('api on Redis Cluster', () => {
       await api.close();
       await reporter.close();
       redis.disconnect();
+      await cluster.stop();
+    }
+  });
+
+  it('keeps tokens, revocation, the audit trail and the rate limit working', async () => {
+    const cluster = await startRedisCluster({ masters: 3 });
+    const keys = testKeys();
+    const quiet = createLogger({ name: 'api-test', level: 'silent' });
+    const adminToken = 'cluster-admin-token-0123456789';
+    const clients = [connectRedis({ cluster: cluster.nodes }), connectRedis({ cluster: cluster.nodes })];
+    const [a, b] = await Promise.all(
+      clients.map((redis, i) =>
+        createApiService({
+          id: `api-${i}`,
+          redis,
+          keys,
+          chains: [{ chain: 'ltc', algorithm: 'scrypt' }],
+          port: 0,
+          httpPortRange: [0, 0],
+          adminToken,
+          rateLimit: { max: 20, windowMs: 60_000 },
+          logger: quiet,
+        }),
+      ),
+    );
+    try {
+      await a!.start();
+      await b!.start();
+      const auth = (token: string) => ({ authorization: `Bearer ${token}` });
+      const made = await call(`${a!.url}/v1/tokens`, {
+        method: 'POST',
+        headers: { ...auth(adminToken), 'content-type': 'application/json' },
+        body: JSON.stringify({ kind: 'account', name: 'c', account: 'acctA' }),
+      });
+      expect(made.status).toBe(201);
+      expect(
+        (await call(`${b!.url}/v1/chains/ltc/accounts/acctA`, { headers: auth(made.body.token) })).status,
+      ).toBe(200);
+      expect(
+        (await call(`${b!.url}/v1/chains/ltc/accounts/acctZ`, { headers: auth(made.body.token) })).status,
+      ).toBe(403);
+      const revokedAt = performance.now();
+      expect(
+        (await call(`${a!.url}/v1/tokens/${made.body.id}`, { method: 'DELETE', headers: auth(adminToken) }))
+          .status,
+      ).toBe(200);
+      await waitFor(
+        async () => (await call(`${b!.url}/v1/pool`, { headers: auth(made.body.token) })).status === 401,
+        { timeoutMs: 1000 },
+      );
+      expect(performance.now() - revokedAt).toBeLessThan(1000);
+      const trail = await call(`${b!.url}/v1/audit`, { headers: auth(adminToken) });
+      expect(trail.body.items.map((e: { type: string }) => e.type)).toEqual([
+        'admin.token.revoke',
+        'admin.token.create',
+      ]);
+      // The two instances share one budget per address: 20 in all, then 429 on either.
+      const statuses: number[] = [];
+      for (let i = 0; i < 24; i++) statuses.push((await call(`${(i % 2 ? a : b)!.url}/v1/pool`)).status);
+      expect(statuses.filter((s) => s === 429).length).toBeGreaterThan(0);
+      expect(statuses.slice(-2)).toEqual([429, 429]);
+    } finally {
+      await a!.close();
+      await b!.close();
+      for (const redis of clients) redis.disconnect();
       await cluster.stop();
     }
   });

@@ -2,7 +2,7 @@ import { createLogger } from '@hashwire/core';
 import { JobStore } from '@hashwire/jobmanager';
 import type { KeyBuilder, RpcMethods, Share } from '@hashwire/protocol';
 import { type RedisClient, connectRedis } from '@hashwire/registry';
-import { type Reporter, createReporter } from '@hashwire/reporter';
+import { type Reporter, createReporter, readShareLog } from '@hashwire/reporter';
 import type { RpcClient } from '@hashwire/rpc';
 import { type RedisServer, startRedis } from '@hashwire/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,6 +23,7 @@ let redis: RedisClient;
 let keys: KeyBuilder;
 let api: ApiService;
 let reporter: Reporter;
+const ADMIN = 'read-test-admin-token';
 let base: string;
 const closers: (() => Promise<unknown> | unknown)[] = [];
 
@@ -69,6 +70,7 @@ beforeAll(async () => {
     port: 0,
     httpPortRange: [0, 0],
     logger: quiet,
+    adminToken: ADMIN,
   });
   closers.push(() => api.close());
   await api.start();
@@ -129,8 +131,72 @@ describe('read API v1', () => {
     expect(body.round).toEqual({ accounts: 2, totalDiff: diff });
     expect(body.network.height).toBe(321);
     expect(body.network.difficulty).toBeCloseTo(0.000244140625, 12); // 1e0ffff0: litecoin's minimum
+    // The chain's share counts by result: what the two requests credited, as the share log has them.
+    expect(body.shares).toEqual({ accepted: 7, stale: 1, duplicate: 1, lowdiff: 0, invalid: 1 });
+    const logged = { accepted: 0, stale: 0, duplicate: 0, lowdiff: 0, invalid: 0 };
+    for await (const entry of readShareLog(redis, keys, CHAIN))
+      for (const k of Object.keys(logged) as (keyof typeof logged)[]) logged[k] += entry.counts[k];
+    expect(body.shares).toEqual(logged);
     const all = await call(`${base}/v1/pool`);
     expect(all.body.chains.map((c: { chain: string }) => c.chain)).toEqual([CHAIN]);
+    expect(all.body.chains[0].shares).toEqual(logged);
+  });
+
+  it('serves the stored hashrate history of the chain and of an account', async () => {
+    const SLOT = 300_000;
+    const HOUR = 3_600_000;
+    type Point = { t: number; hashrate: number };
+    // Each point is the average over its interval (the elapsed part, for the current one): the
+    // points times their seconds give back the difficulty credited.
+    const credited = (points: Point[], size: number, at: number) =>
+      points.reduce(
+        (sum, p) => sum + (p.hashrate / SCRYPT) * (Math.max(1, Math.min(size, at - p.t)) / 1000),
+        0,
+      );
+    for (const [path, diff] of [
+      [`/v1/chains/${CHAIN}/hashrate/history`, 3 * 8 + 2 * 16 + 4 + 64],
+      [`/v1/chains/${CHAIN}/accounts/acctA/hashrate/history`, 60],
+    ] as const) {
+      const { status, body } = await call(`${base}${path}`);
+      expect(status).toBe(200);
+      const hour = Math.floor(body.at / HOUR);
+      // 5-minute points from the start of the previous hour to now; hourly points over 24 h and the current hour.
+      expect(body.fiveMinutes[0].t).toBe((hour - 1) * HOUR);
+      expect(body.fiveMinutes.at(-1).t).toBe(Math.floor(body.at / SLOT) * SLOT);
+      expect(body.hours).toHaveLength(25);
+      expect(body.hours.at(-1).t).toBe(hour * HOUR);
+      expect(credited(body.fiveMinutes, SLOT, body.at)).toBeCloseTo(diff, 9);
+      expect(credited(body.hours, HOUR, body.at)).toBeCloseTo(diff, 9);
+      // `since` keeps the points starting at or after it.
+      const since = body.fiveMinutes.at(-2).t;
+      const later = await call(`${base}${path}?since=${since}`);
+      expect(later.status).toBe(200);
+      expect(later.body.fiveMinutes.map((p: Point) => p.t)).toEqual(
+        body.fiveMinutes.filter((p: Point) => p.t >= since).map((p: Point) => p.t),
+      );
+      expect(later.body.hours.every((p: Point) => p.t >= since)).toBe(true);
+    }
+    const bad = await call(`${base}/v1/chains/${CHAIN}/hashrate/history?since=yesterday`);
+    expect(bad.status).toBe(400);
+    expect(bad.body.error).toMatchObject({ field: 'since', in: 'query' });
+    const unknown = await call(`${base}/v1/chains/${CHAIN}/hashrate/history?from=1`);
+    expect(unknown.status).toBe(400);
+    expect(unknown.body.error).toMatchObject({ field: 'from', in: 'query' });
+    const openapi = (await call(`${base}/v1/openapi.json`)).body;
+    const historyRoute = openapi.paths['/v1/chains/{chain}/accounts/{account}/hashrate/history'].get;
+    expect(historyRoute.parameters.find((p: { name: string }) => p.name === 'since')).toMatchObject({
+      in: 'query',
+      required: false,
+    });
+    const poolSchema =
+      openapi.paths['/v1/chains/{chain}'].get.responses['200'].content['application/json'].schema;
+    expect(Object.keys(poolSchema.properties.shares.properties).sort()).toEqual([
+      'accepted',
+      'duplicate',
+      'invalid',
+      'lowdiff',
+      'stale',
+    ]);
   });
 
   it('serves an account: hashrate, credited difficulty this round, workers with their counts', async () => {
@@ -225,13 +291,21 @@ describe('read API v1', () => {
     expect(account.body.roundDiff).toBe(0);
   });
 
-  it('lists the services in discovery, itself included with its api URL', async () => {
+  it('lists the services in discovery, itself included with its api URL; internal ports only with a token', async () => {
     const { body } = await call(`${base}/v1/services`);
     const kinds = body.services.map((s: { kind: string; id: string }) => `${s.kind}/${s.id}`).sort();
     expect(kinds).toEqual(['api/api-1', 'reporter/r1']);
     const self = body.services.find((s: { kind: string }) => s.kind === 'api');
     expect(self.endpoints.api).toBe(base);
-    expect(self.endpoints.http).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    // Public: where clients connect, never the RPC or status ports.
+    expect(self.endpoints.http).toBeUndefined();
+    const reporterEntry = body.services.find((s: { kind: string }) => s.kind === 'reporter');
+    expect(reporterEntry.endpoints.rpc).toBeUndefined();
+    const withToken = await call(`${base}/v1/services`, { headers: { authorization: `Bearer ${ADMIN}` } });
+    const selfSeen = withToken.body.services.find((s: { kind: string }) => s.kind === 'api');
+    expect(selfSeen.endpoints.http).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    const reporterSeen = withToken.body.services.find((s: { kind: string }) => s.kind === 'reporter');
+    expect(reporterSeen.endpoints.rpc).toMatch(/^tcp:\/\//);
   });
 
   it('serves an OpenAPI document made from the schemas that validate', async () => {

@@ -53,6 +53,8 @@ export interface CoinbaseTemplate {
   /** Size of the non-witness serialization. */
   readonly size: number;
   readonly outputs: readonly { readonly script: Buffer; readonly valueSat: number }[];
+  /** Offset in `coinb2` of the first output (after the pool tag, the sequence and the output count). */
+  readonly outputsAt: number;
 }
 
 /** Coinbase scriptSig length limits (consensus: `bad-cb-length`). */
@@ -167,6 +169,7 @@ export function buildCoinbase(options: CoinbaseOptions): CoinbaseTemplate {
   coinb2.set(tail, 0);
   at = coinb2.writeUInt32LE(0xffffffff, tail.length); // sequence
   at = writeVarInt(coinb2, at, outputs.length);
+  const outputsAt = at;
   for (const o of outputs) {
     at = coinb2.writeBigUInt64LE(BigInt(o.valueSat), at);
     at = writeVarInt(coinb2, at, o.script.length);
@@ -183,6 +186,7 @@ export function buildCoinbase(options: CoinbaseOptions): CoinbaseTemplate {
     hasWitness: options.witnessCommitment !== undefined,
     size: coinb1.length + extranonce1Size + extranonce2Size + coinb2.length,
     outputs,
+    outputsAt,
   };
 }
 

@@ -22,6 +22,7 @@ export * from './merkle.js';
 export * from './header.js';
 export * from './target.js';
 export * from './coinbase.js';
+export * from './solo.js';
 export * from './block.js';
 export {
   type BlockTemplate,

@@ -3,6 +3,7 @@ import { type CoinbasePayout, type CoinbaseTemplate, buildCoinbaseForTemplate } 
 import { ChainError } from './errors.js';
 import { stratumPrevhashFromDisplay } from './header.js';
 import type { ChainParams } from './params.js';
+import { type SoloFee, buildSoloCoinbaseEnd } from './solo.js';
 import { type BlockTemplate, templateMerkleBranch } from './template.js';
 
 export interface JobBuildOptions {
@@ -25,6 +26,8 @@ export interface JobBuildOptions {
   readonly ntime?: number;
   /** @defaultValue `Date.now()` */
   readonly createdAt?: number;
+  /** The chain pays SOLO: the job also carries the coinbase end cut around the finder's output (`Job.solo`). */
+  readonly solo?: SoloFee;
 }
 
 /** A job plus the binary parts it was made of, which block assembly needs again. */
@@ -69,6 +72,16 @@ export function buildJob(options: JobBuildOptions): BuiltJob {
     ...(options.poolTag !== undefined && { poolTag: options.poolTag }),
   });
   const branch = templateMerkleBranch(template);
+  const solo =
+    options.solo === undefined
+      ? undefined
+      : buildSoloCoinbaseEnd(template, {
+          params: options.params,
+          extranonce1Size: options.extranonce1Size,
+          extranonce2Size: options.extranonce2Size,
+          fee: options.solo,
+          ...(options.poolTag !== undefined && { poolTag: options.poolTag }),
+        });
   const job: Job = {
     chain: options.chain,
     epoch: options.epoch,
@@ -85,6 +98,13 @@ export function buildJob(options: JobBuildOptions): BuiltJob {
     cleanJobs: options.cleanJobs,
     target: template.target.toLowerCase(),
     createdAt: options.createdAt ?? Date.now(),
+    ...(solo && {
+      solo: {
+        coinb2Head: solo.head.toString('hex'),
+        finderValueSat: solo.finderValueSat,
+        coinb2Tail: solo.tail.toString('hex'),
+      },
+    }),
   };
   return { job, coinbase, branch };
 }

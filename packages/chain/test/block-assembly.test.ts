@@ -46,17 +46,22 @@ function realCoinbase(block: RealBlock, extranonce1Size: number): CoinbaseTempla
   const extranonce = Buffer.from(block.coinbaseExtranonceHex, 'hex');
   const at = stripped.indexOf(extranonce);
   expect(at).toBeGreaterThan(0);
+  const coinb2 = stripped.subarray(at + extranonce.length);
+  const outputs = block.coinbaseOutputs.map((o) => ({
+    script: Buffer.from(o.scriptHex, 'hex'),
+    valueSat: o.valueSat,
+  }));
+  // The outputs end 4 bytes (the lock time) before coinb2 does; each is value, length, script.
+  const outputsSize = outputs.reduce((n, o) => n + 8 + (o.script.length < 0xfd ? 1 : 3) + o.script.length, 0);
   return {
     coinb1: stripped.subarray(0, at),
-    coinb2: stripped.subarray(at + extranonce.length),
+    coinb2,
     extranonce1Size,
     extranonce2Size: extranonce.length - extranonce1Size,
     hasWitness: true,
     size: stripped.length,
-    outputs: block.coinbaseOutputs.map((o) => ({
-      script: Buffer.from(o.scriptHex, 'hex'),
-      valueSat: o.valueSat,
-    })),
+    outputs,
+    outputsAt: coinb2.length - 4 - outputsSize,
   };
 }
 

@@ -8,7 +8,7 @@ import {
   loadPoolConfig,
   poolConfigReference,
 } from '@hashwire/core';
-import { SERVICE_RUN_KINDS, redisLabel, serviceConfigs } from './pool.js';
+import { SERVICE_RUN_KINDS, instanceCount, redisLabel, serviceConfigs } from './pool.js';
 
 export const configUsage = `usage: hashwire config check|show|reference [--config FILE] [--set PATH=VALUE ...]
 
@@ -82,13 +82,16 @@ export async function withPool(
 /** `config OK: …`: what the pool will run. */
 export function configSummary(pool: PoolConfig): string {
   const chains = pool.chains.length;
-  const counts = SERVICE_RUN_KINDS.map((kind) => {
-    const n = pool[kind].count * chains;
-    const name = kind === 'stratum' ? 'stratum server' : kind;
-    return `${n} ${name}${n === 1 ? '' : 's'}`;
+  const names: Record<string, string> = { stratum: 'stratum server', api: 'api instance', payouts: 'payer' };
+  const counts = SERVICE_RUN_KINDS.flatMap((kind) => {
+    const n = instanceCount(pool, kind);
+    // Payers only when a chain pays (chains[].payments).
+    if (kind === 'payouts' && n === 0) return [];
+    return [`${n} ${names[kind] ?? kind}${n === 1 ? '' : 's'}`];
   });
   const fronts = chainFronts(pool).map((f) => (pool.chains.length > 1 ? `${f.bind} (${f.chain})` : f.bind));
-  const front = pool.haproxy.enabled ? `HAProxy on ${fronts.join(', ')}` : 'no HAProxy';
+  const apiFront = pool.api.count > 0 ? `, api on ${pool.api.bind}` : '';
+  const front = pool.haproxy.enabled ? `HAProxy on ${fronts.join(', ')}${apiFront}` : 'no HAProxy';
   return `config OK: ${chains} chain${chains === 1 ? '' : 's'} (${pool.chains.map((c) => c.id).join(', ')}), ${counts.join(', ')}, ${front}, Redis ${redisLabel(pool)} prefix ${pool.redis.keyPrefix}`;
 }
 

@@ -79,6 +79,8 @@ const CHAIN = 'litecoin-regtest';
 const MINERS = 20;
 /** The public stratum port, as in a real deployment. */
 const HAPROXY_PORT = 3333;
+/** The API at HAProxy, as `api.bind` has it by default. */
+const API_PORT = 8080;
 /** All miners together; about a fifth of what two cores can scrypt, so the machine stays usable. */
 const HASHES_PER_SECOND = 4_000;
 /**
@@ -130,7 +132,6 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   };
 
   write('hashwire demo: a whole pool on this machine, litecoin regtest, embedded defaults');
-  write('not built yet, so not started: the api and the dashboard');
   checkBinsBuilt();
   const logDir = await mkdtemp(join(tmpdir(), 'hashwire-demo-'));
   write(`logs: ${logDir}`);
@@ -144,6 +145,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   let miningMs = 0;
   let sample: (() => Promise<PoolSample>) | undefined;
   let haproxyPort = HAPROXY_PORT;
+  let apiPort = API_PORT;
   let backend = 'stratum';
   const keys = createKeyBuilder();
   try {
@@ -179,6 +181,10 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
         `127.0.0.1:${HAPROXY_PORT} is taken (another demo?): HAProxy listens on 127.0.0.1:${haproxyPort} instead`,
       );
     }
+    if (!(await portFree('127.0.0.1', API_PORT))) {
+      apiPort = await getFreePort();
+      write(`127.0.0.1:${API_PORT} is taken: HAProxy serves the api on 127.0.0.1:${apiPort} instead`);
+    }
     const configFile = join(logDir, 'pool.json');
     const keyDir = join(logDir, 'keys');
     const input = demoPoolConfig({
@@ -189,6 +195,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       dir: logDir,
       haproxyPort,
       haproxyStatsPort: await getFreePort(),
+      apiPort,
       shareDiff: SHARE_DIFF,
     });
     await writeFile(configFile, `${JSON.stringify(input, null, 2)}\n`);
@@ -204,7 +211,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     const haproxy = pool.haproxy;
     if (!haproxy) throw new Error('the demo config runs HAProxy, but it did not start');
     write(
-      `[3/4] pool: HAProxy 127.0.0.1:${haproxyPort}, 2 jobmanagers, 2 reporters, 2 stratum servers (config ${configFile}); RPC with CURVE on, keys in ${keyDir}${took(stepStarted)}`,
+      `[3/4] pool: HAProxy 127.0.0.1:${haproxyPort}, 2 jobmanagers, 2 reporters, 2 stratum servers, 1 api instance (config ${configFile}); RPC with CURVE on, keys in ${keyDir}${took(stepStarted)}`,
     );
 
     // 3. Sim miners through HAProxy, once both stratum servers are in its backend. Each miner
@@ -216,9 +223,12 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       async () => {
         checkStop();
         const up = (await haproxy.runtime.serverStats(backend)).filter((s) => s.status.startsWith('UP'));
-        return up.length === 2;
+        const api = (await haproxy.runtime.serverStats(poolConfig.api.backend)).filter((s) =>
+          s.status.startsWith('UP'),
+        );
+        return up.length === 2 && api.length === 1;
       },
-      { timeoutMs: 20_000, what: 'both stratum servers UP in HAProxy' },
+      { timeoutMs: 20_000, what: 'both stratum servers and the api instance UP in HAProxy' },
     );
     demo.miners = await startSimMiners({
       host: '127.0.0.1',
@@ -238,6 +248,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     for (const line of await whereToLook({
       registry: pool.registry,
       haproxyPort,
+      apiUrl: `http://127.0.0.1:${apiPort}`,
       haproxyStats: poolConfig.haproxy.statsBind,
       haproxySocket: poolConfig.haproxy.statsSocket,
       example,

@@ -102,6 +102,8 @@ export interface DemoPoolInput {
   dir: string;
   haproxyPort: number;
   haproxyStatsPort: number;
+  /** Where HAProxy serves the api (one api instance behind it). */
+  apiPort: number;
   /** Stratum difficulty of every miner (vardiff off). */
   shareDiff: number;
   /** Throwaway keys of this demo (`generatePoolKeys`): RPC runs with CURVE as off loopback. */
@@ -110,7 +112,8 @@ export interface DemoPoolInput {
 
 /**
  * The demo's pool: 2 jobmanagers (one leads), 2 reporters, 2 stratum servers on 127.0.0.1 with a
- * fixed low difficulty, HAProxy on `haproxyPort` with its stats page, short drain and stop
+ * fixed low difficulty, an api instance, HAProxy on `haproxyPort` (miners) and `apiPort` (the
+ * api) with its stats page, short drain and stop
  * deadlines so Ctrl-C is quick. RPC uses CURVE with the demo's own keys, although it binds
  * loopback, so the demo runs the way a multi-host pool must; POST /drain needs its token.
  */
@@ -143,18 +146,20 @@ export function demoPoolConfig(input: DemoPoolInput): PoolConfigInput {
       drain: { graceMs: 5_000 },
       flushTimeoutMs: 15_000,
     },
+    api: { count: 1, bind: `127.0.0.1:${input.apiPort}` },
     haproxy: {
       enabled: true,
       bind: `127.0.0.1:${input.haproxyPort}`,
       statsBind: `127.0.0.1:${input.haproxyStatsPort}`,
       statsSocket: join(input.dir, 'haproxy.sock'),
+      masterSocket: join(input.dir, 'haproxy-master.sock'),
       configFile: join(input.dir, 'haproxy.cfg'),
       checkIntervalMs: 1_000,
       rise: 1,
     },
     // Between SIGTERM and SIGKILL: a stratum server drains and hands its spool to a reporter, a
     // reporter finishes the batches it is writing, a jobmanager only hands over its lease.
-    circus: { gracefulTimeoutS: { stratum: 20, reporter: 10, jobmanager: 5 } },
+    circus: { gracefulTimeoutS: { stratum: 20, reporter: 10, jobmanager: 5, api: 5 } },
     log: { level: 'info' },
   };
 }

@@ -172,6 +172,8 @@ export function formatSummary(s: PoolSample, leftBehind: string): string {
 export interface WhereToLookInput {
   registry: Registry;
   haproxyPort: number;
+  /** `http://host:port` of the API at HAProxy. */
+  apiUrl: string;
   /** `host:port` of HAProxy's stats page, if it has one. */
   haproxyStats: string | undefined;
   haproxySocket: string;
@@ -206,6 +208,13 @@ export async function whereToLook(input: WhereToLookInput): Promise<string[]> {
   return [
     `miners      stratum+tcp://127.0.0.1:${input.haproxyPort} (HAProxy, balance source over ${stratum.map((s) => `${s.id} ${s.endpoints.stratum ?? '?'}`).join(', ')})`,
     `your miner  any scrypt miner there, username a regtest address (e.g. ${input.example}.rig1), any password; every share is a regtest block`,
+    `api         ${input.apiUrl} (HAProxy over ${services
+      .filter((s) => s.kind === 'api')
+      .map((s) => `${s.id} ${s.endpoints.api ?? '?'}`)
+      .join(
+        ', ',
+      )}): ${input.apiUrl}/v1/pool, ${input.apiUrl}/v1/chains/${input.chain}/accounts/<address>, ${input.apiUrl}/v1/openapi.json`,
+    `dashboard   ${input.apiUrl}/ (the pool) · ${input.apiUrl}/account/<address> (a miner) · ${input.apiUrl}/operator (drain buttons with an admin token: ./hashwire tokens create --kind admin --name NAME --config ${input.configFile})`,
     `haproxy     ${input.haproxyStats ? `stats page http://${input.haproxyStats}/ · ` : ''}runtime API ${input.haproxySocket} (e.g. echo "show stat" | socat - ${input.haproxySocket})`,
     'services    /healthz, /stats and /metrics of each:',
     ...services.map((s) => `  ${s.id.padEnd(width)}  ${s.endpoints.http}/stats  ${s.endpoints.http}/metrics`),

@@ -10,7 +10,7 @@ front of 2 stratum servers, 2 jobmanagers and 2 reporters (each its own process,
 the same engine as "hashwire up", logs in a temporary directory), and 20 simulated miners that
 mine through HAProxy. Prints a status line every few seconds; a service that exits is started
 again (try "hashwire drain <id>"); Ctrl-C (or SIGTERM) stops every process it started in order.
-Not built yet, so not part of it: the api and the dashboard.
+The api (behind HAProxy) serves the dashboard: its URL is printed once the pool is up.
 
   --duration SECONDS  stop after mining this long (default: until Ctrl-C or SIGTERM)
   --interval SECONDS  between two status lines (default 5)

@@ -38,11 +38,19 @@ function withMargin(seconds: number): number {
  * Seconds between SIGTERM and SIGKILL per kind: the configured deadline (`circus.gracefulTimeoutS`)
  * and, for stratum servers, at least the whole drain; each with a margin.
  */
-export function stopTimeoutsS(pool: PoolConfig): { jobmanager: number; reporter: number; stratum: number } {
+export function stopTimeoutsS(pool: PoolConfig): {
+  jobmanager: number;
+  reporter: number;
+  stratum: number;
+  api: number;
+  payouts: number;
+} {
   const configured = pool.circus.gracefulTimeoutS;
   return {
     jobmanager: withMargin(configured.jobmanager),
+    payouts: withMargin(configured.payouts),
     reporter: withMargin(configured.reporter),
+    api: withMargin(configured.api),
     stratum: withMargin(Math.max(configured.stratum, stratumDrainS(pool))),
   };
 }
@@ -80,7 +88,17 @@ export function circusDeployInput(pool: PoolConfig, paths: CircusPaths): CircusR
   const extra: CircusWatcher[] = [
     {
       kind: 'haproxy',
-      cmd: [resolveProgram(pool.haproxy.binary), '-db', '-f', pool.haproxy.configFile]
+      // Master-worker with its master CLI: a reload (`reload` there, or SIGUSR2 to the
+      // watcher's process, the master) keeps every connection and refuses none.
+      cmd: [
+        resolveProgram(pool.haproxy.binary),
+        '-W',
+        '-db',
+        '-S',
+        `${pool.haproxy.masterSocket},mode,600`,
+        '-f',
+        pool.haproxy.configFile,
+      ]
         .map(shellWord)
         .join(' '),
       numprocesses: 1,
@@ -124,7 +142,7 @@ export function systemdRenderInput(pool: PoolConfig, paths: SystemdPaths): Syste
   ];
   const services: SystemdService[] = instances.map((s) => ({
     name: unitOf(s.id),
-    description: `hashwire ${s.kind} ${s.id} (chain ${s.chain})`,
+    description: `hashwire ${s.kind} ${s.id} (${s.chain ? `chain ${s.chain}` : 'every chain'})`,
     exec: [
       node,
       paths.cli,
@@ -143,7 +161,8 @@ export function systemdRenderInput(pool: PoolConfig, paths: SystemdPaths): Syste
   if (follower) {
     services.unshift({
       name: FOLLOWER_UNIT,
-      description: "hashwire HAProxy follower (keeps HAProxy's stratum backends equal to the registry)",
+      description:
+        "hashwire HAProxy follower (keeps HAProxy's stratum and api backends equal to the registry)",
       exec: [node, paths.cli, 'follow-haproxy', '--config', paths.config, ...sets],
       timeoutStopSec: withMargin(5),
       afterExternal: ['redis-server.service', 'haproxy.service'],

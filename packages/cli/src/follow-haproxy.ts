@@ -8,7 +8,8 @@ import { type Registry, RegistryUnreachableError, openRegistry } from './status.
 export const followHaproxyUsage = `usage: hashwire follow-haproxy [--config FILE] [--set PATH=VALUE ...] [--chain ID] [--socket PATH]
 
 Keeps HAProxy's stratum backend of each chain equal to the live stratum servers in the
-registry, through HAProxy's runtime API (haproxy.statsSocket), as its own process: what
+registry, and its api backend (with api.count) equal to the live api instances, through
+HAProxy's runtime API (haproxy.statsSocket), as its own process: what
 \`hashwire up\` does inside, for HAProxy run by Circus, systemd or by hand. New servers are
 added, draining ones set to drain, gone ones put in maintenance and deleted once their last
 connection closed; established miner connections are never touched. HAProxy or Redis away
@@ -17,7 +18,7 @@ an unreachable Redis at start exits 1.
 
   --config FILE     the pool config: redis, haproxy.statsSocket, haproxy.backend, chains
   --set PATH=VALUE  override one key (repeatable)
-  --chain ID        follow this chain's backend only (default: every chain's)
+  --chain ID        follow this chain's backend only (default: every chain's, and the api's)
   --socket PATH     HAProxy's runtime socket (default haproxy.statsSocket of the config)`;
 
 /** `hashwire follow-haproxy`: runs until SIGINT/SIGTERM. */
@@ -81,7 +82,9 @@ export async function followHaproxyCommand(argv: string[]): Promise<number> {
         () => {
           for (const { chain, backend } of running.followers)
             write(
-              `backend ${backend} follows the stratum servers of chain ${chain} (in step with the registry)`,
+              chain === ''
+                ? `backend ${backend} follows the api instances (in step with the registry)`
+                : `backend ${backend} follows the stratum servers of chain ${chain} (in step with the registry)`,
             );
         },
         () => {},

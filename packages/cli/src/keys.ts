@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { generateAdminToken, writeSecretFile } from '@hashwire/core';
 import { curveKeyPair } from '@hashwire/rpc';
-import { SERVICE_RUN_KINDS, type ServiceRunKind } from './pool.js';
+import { RPC_KINDS, type RpcKind } from './pool.js';
 
 export const keysUsage = `usage: hashwire keys [jobmanager|stratum|reporter|admin ...] [--dir DIR] [--force]
 
@@ -20,7 +20,7 @@ docs/operations.md, "Security").
               taken from the config file's folder, so run this there)
   --force     replace files that exist`;
 
-export const KEY_NAMES = [...SERVICE_RUN_KINDS, 'admin'] as const;
+export const KEY_NAMES = [...RPC_KINDS, 'admin'] as const;
 export type KeyName = (typeof KEY_NAMES)[number];
 
 /** A bad `hashwire keys` command line (one line, exit code 2). */
@@ -30,7 +30,7 @@ export class KeysUsageError extends Error {
 
 export interface PoolKeys {
   /** Per kind made: its public key and the file of its secret key. */
-  curve: Partial<Record<ServiceRunKind, { publicKey: string; secretKeyFile: string }>>;
+  curve: Partial<Record<RpcKind, { publicKey: string; secretKeyFile: string }>>;
   /** The admin token file, when made. */
   adminTokenFile?: string;
 }
@@ -72,7 +72,7 @@ const tomlString = (text: string) => JSON.stringify(text);
 /** The pool config sections (TOML) that use the keys made. */
 export function keysConfigSnippet(keys: PoolKeys): string {
   const lines: string[] = [];
-  const kinds = SERVICE_RUN_KINDS.filter((kind) => keys.curve[kind]);
+  const kinds = RPC_KINDS.filter((kind) => keys.curve[kind]);
   if (kinds.length > 0) {
     lines.push('[rpc.curve]');
     for (const kind of kinds) {
@@ -112,7 +112,7 @@ export async function keysCommand(argv: string[]): Promise<number> {
     return 1;
   }
   const made = [
-    ...SERVICE_RUN_KINDS.flatMap((k) => (keys.curve[k] ? [keys.curve[k].secretKeyFile] : [])),
+    ...RPC_KINDS.flatMap((k) => (keys.curve[k] ? [keys.curve[k].secretKeyFile] : [])),
     ...(keys.adminTokenFile ? [keys.adminTokenFile] : []),
   ];
   process.stdout.write(

@@ -51,9 +51,27 @@ const commands: Record<string, { summary: string; run: (argv: string[]) => Promi
       'make the CURVE key pairs of the services and the admin token (0600 files) and print the config that uses them',
     run: async (argv) => (await import('./keys.js')).keysCommand(argv),
   },
+  payouts: {
+    summary: 'payments of a chain: status, audit (the books to the satoshi), pay-now, run (the payer)',
+    run: async (argv) => (await import('./payouts.js')).payoutsCommand(argv),
+  },
   drain: {
     summary: 'drain one live service the way its kind needs and follow it until it left',
     run: async (argv) => (await import('./drain.js')).drainCommand(argv),
+  },
+  upgrade: {
+    summary:
+      'replace the stratum code of a running stratum service without closing a miner connection (upgrade stratum <id>)',
+    run: async (argv) => (await import('./upgrade.js')).upgradeCommand(argv),
+  },
+  reload: {
+    summary:
+      'reload HAProxy without closing or refusing a connection: haproxy.cfg from the registry, then the master CLI (reload haproxy)',
+    run: async (argv) => (await import('./reload.js')).reloadCommand(argv),
+  },
+  tokens: {
+    summary: 'make, list and revoke api tokens (admin, read, account) in Redis; a token is printed once',
+    run: async (argv) => (await import('./tokens.js')).tokensCommand(argv),
   },
 };
 

@@ -4,7 +4,9 @@ import {
   type CircusRenderInput,
   type HaproxyRenderInput,
   type HaproxyServer,
+  apiServerOf,
   haproxyServerFromService,
+  haproxyServerName,
 } from '@hashwire/confgen';
 import {
   type ChainConfig,
@@ -21,16 +23,39 @@ import { type RedisConfig, type ServiceInfo, describeRedisConfig } from '@hashwi
  * instance (what `hashwire run` hands to a bin), and the inputs of the HAProxy and Circus renderers.
  */
 
-export const SERVICE_RUN_KINDS = ['jobmanager', 'stratum', 'reporter'] as const;
+export const SERVICE_RUN_KINDS = ['jobmanager', 'stratum', 'reporter', 'api', 'payouts'] as const;
 export type ServiceRunKind = (typeof SERVICE_RUN_KINDS)[number];
+/** The kinds that speak ZeroMQ RPC, each with its own CURVE key pair under `rpc.curve`. */
+export const RPC_KINDS = ['jobmanager', 'stratum', 'reporter'] as const;
+export type RpcKind = (typeof RPC_KINDS)[number];
+/** The kinds with `count` instances per chain; the others (the api) have `count` for the whole pool. */
+const PER_CHAIN = new Set<ServiceRunKind>(RPC_KINDS);
+
+/** The chains that pay (`chains[].payments`): each gets `payer.count` payers. */
+export function payingChains(pool: PoolConfig): ChainConfig[] {
+  return pool.chains.filter((chain) => chain.payments !== undefined);
+}
+
+/**
+ * How many instances of `kind` the pool runs: `count` per chain, `count` per paying chain (the
+ * payers), or `count` for a pool-wide kind.
+ */
+export function instanceCount(pool: PoolConfig, kind: ServiceRunKind): number {
+  if (kind === 'payouts') return pool.payer.count * payingChains(pool).length;
+  return pool[kind].count * (PER_CHAIN.has(kind) ? pool.chains.length : 1);
+}
 
 /** One service instance of the pool and the JSON config its bin reads. */
 export interface ServiceConfig {
   kind: ServiceRunKind;
-  /** `<kind>-<chain>-<k>`, k from 1 within the chain: stable for the instance across restarts. */
+  /**
+   * `<kind>-<chain>-<k>`, k from 1 within the chain (`api-<k>` for the pool-wide api): stable
+   * for the instance across restarts.
+   */
   id: string;
-  /** 1 to `count × chains` within the kind, chain by chain (Circus's `$(circus.wid)`). */
+  /** 1 to `count × chains` within the kind, chain by chain (Circus's `$(circus.wid)`); 1 to `count` for the api. */
   instance: number;
+  /** '' for the api, which serves every chain. */
   chain: string;
   config: Record<string, unknown>;
 }
@@ -85,6 +110,24 @@ export function checkPoolForServices(pool: PoolConfig): PoolConfigIssue[] {
         });
       }
     });
+    const payments = chain.payments;
+    if (payments?.scheme === 'solo') {
+      // Paid in the coinbase: the fee output needs an address of the chain, not an account.
+      if (payments.feeAddress === undefined) {
+        if (payments.feePercent > 0) {
+          issues.push({
+            path: `chains[${i}].payments.feeAddress`,
+            message: 'SOLO pays the pool fee in the coinbase: give the address it goes to',
+          });
+        }
+      } else {
+        try {
+          addressToScript(payments.feeAddress, params);
+        } catch (error) {
+          issues.push({ path: `chains[${i}].payments.feeAddress`, message: (error as Error).message });
+        }
+      }
+    }
   });
   return issues;
 }
@@ -119,7 +162,7 @@ export function allowedClientKeys(pool: PoolConfig): string[] {
  * A service's CURVE settings from `rpc.curve`: its kind's public key, the file of its secret key
  * and, for the RPC servers (jobmanager, reporter), the keys they let in. None without `rpc.curve`.
  */
-function curveFields(pool: PoolConfig, kind: ServiceRunKind): Record<string, unknown> {
+function curveFields(pool: PoolConfig, kind: RpcKind): Record<string, unknown> {
   const curve = pool.rpc.curve;
   if (!curve) return {};
   const own = curve[kind];
@@ -137,6 +180,7 @@ export function checkPoolSecrets(pool: PoolConfig, kinds: readonly ServiceRunKin
   const curve = pool.rpc.curve;
   if (!curve) return [];
   return kinds
+    .filter((kind): kind is RpcKind => PER_CHAIN.has(kind))
     .filter((kind) => pool[kind].count > 0 && curve[kind].secretKeyFile === undefined)
     .map((kind) => ({
       path: `rpc.curve.${kind}.secretKeyFile`,
@@ -158,6 +202,12 @@ function jobmanagerConfig(pool: PoolConfig, chain: ChainConfig, id: string): Rec
     daemons: daemons(chain),
     payouts: chain.payouts.map((p) => ({ ...p })),
     poolTag: chain.poolTag,
+    ...(chain.payments?.scheme === 'solo' && {
+      solo: {
+        feePercent: chain.payments.feePercent,
+        ...(chain.payments.feeAddress !== undefined && { feeAddress: chain.payments.feeAddress }),
+      },
+    }),
     extranonce1Size: stratum.extranonce1Size,
     extranonce2Size: stratum.extranonce2Size,
     ...redisFields(pool),
@@ -190,6 +240,7 @@ function stratumConfig(pool: PoolConfig, chain: ChainConfig, id: string): Record
     chain: chain.id,
     coin: chain.coin,
     network: chain.network,
+    ...(chain.payments?.scheme === 'solo' && { solo: true }),
     ...redisFields(pool),
     // Per instance, so a restart of the same instance replays what it left.
     spoolDir: join(s.spoolDir, id),
@@ -248,6 +299,7 @@ function reporterConfig(pool: PoolConfig, chain: ChainConfig, id: string): Recor
     shareLogMaxBatches: r.shareLogMaxBatches,
     shareLogRetentionS: r.shareLogRetentionS,
     eventsMaxLen: r.eventsMaxLen,
+    shareWindow: chain.payments?.scheme === 'pplns',
     replication: { replicas: r.replicas, timeoutMs: r.replicaWaitMs },
     host: rpc.host,
     rpcPortRange: rpc.portRange,
@@ -262,8 +314,85 @@ function reporterConfig(pool: PoolConfig, chain: ChainConfig, id: string): Recor
   };
 }
 
+/** What an api instance runs with: every chain (with its algorithm), its own listener, the pool's Redis. */
+function apiConfig(pool: PoolConfig, id: string): Record<string, unknown> {
+  const { api } = pool;
+  return {
+    id,
+    chains: pool.chains.map((chain) => ({
+      chain: chain.id,
+      algorithm: getChainParams(chain.coin, chain.network).algorithm,
+      payments: chain.payments
+        ? { scheme: chain.payments.scheme, minimumPayoutSat: chain.payments.minimumPayoutSat }
+        : null,
+    })),
+    ...redisFields(pool),
+    host: api.host,
+    port: api.portRange,
+    advertiseHost: api.advertiseHost,
+    openGroups: api.openGroups,
+    trustProxy: api.trustedProxies,
+    maxBodyBytes: api.maxBodyBytes,
+    tokenCacheMs: api.tokenCacheMs,
+    rateLimit: api.rateLimit.enabled ? { max: api.rateLimit.max, windowMs: api.rateLimit.windowMs } : false,
+    watches: api.watches,
+    stream: api.stream,
+    serviceTtlMs: pool.discovery.serviceTtlMs,
+    httpPortRange: pool.http.portRange,
+    httpHost: pool.http.host,
+    adminTokenFile: pool.http.adminTokenFile,
+    ...(pool.haproxy.statsSocket !== undefined && { haproxyStatsSocket: pool.haproxy.statsSocket }),
+    // What the dashboard tells miners: HAProxy's public stratum addresses, when HAProxy runs.
+    ...(pool.haproxy.enabled && {
+      stratumFronts: chainFronts(pool).flatMap((f) => [
+        { chain: f.chain, scheme: 'stratum+tcp', bind: f.bind },
+        ...(f.tlsBind !== undefined ? [{ chain: f.chain, scheme: 'stratum+ssl', bind: f.tlsBind }] : []),
+      ]),
+    }),
+    logLevel: api.logLevel ?? pool.log.level,
+    ...statsd(pool),
+  };
+}
+
+/**
+ * The payer's JSON config (`packages/payouts/dist/bin.js`) for a chain with `payments`: its
+ * wallet is `payments.wallet` on daemon `payments.walletDaemon`; a block's reward is what its
+ * coinbase pays to the chain's `payouts` addresses.
+ */
+export function payoutsConfig(
+  pool: PoolConfig,
+  chain: ChainConfig,
+  id = `payouts-${chain.id}-1`,
+): Record<string, unknown> | null {
+  const p = chain.payments;
+  if (!p) return null;
+  const daemon = chain.daemons[p.walletDaemon] ?? chain.daemons[0];
+  if (!daemon) return null;
+  const base = daemon.url.endsWith('/') ? daemon.url : `${daemon.url}/`;
+  const { walletDaemon: _d, wallet, leaseTtlMs, ...payments } = p;
+  return {
+    id,
+    chain: chain.id,
+    coin: chain.coin,
+    network: chain.network,
+    ...redisFields(pool),
+    wallet: { ...daemon, url: wallet ? `${base}wallet/${wallet}` : daemon.url },
+    payments,
+    rewardAddresses: chain.payouts.map((o) => o.address),
+    leaseTtlMs,
+    maturityPollMs: pool.reporter.blockPollMs,
+    eventsMaxLen: pool.reporter.eventsMaxLen,
+    serviceTtlMs: pool.discovery.serviceTtlMs,
+    httpPortRange: pool.http.portRange,
+    httpHost: pool.http.host,
+    adminTokenFile: pool.http.adminTokenFile,
+    logLevel: pool.log.level,
+    ...statsd(pool),
+  };
+}
+
 const BUILDERS: Record<
-  ServiceRunKind,
+  RpcKind,
   (pool: PoolConfig, chain: ChainConfig, id: string) => Record<string, unknown>
 > = {
   jobmanager: jobmanagerConfig,
@@ -272,14 +401,15 @@ const BUILDERS: Record<
 };
 
 /**
- * Every service instance of the pool: for each kind, `count` per chain, numbered chain by chain.
+ * Every service instance of the pool: for each kind, `count` per chain, numbered chain by chain;
+ * payers (`payer.count`) only for the chains with `payments`, numbered among those.
  * Throws ConfigError when a chain's coin, network or payout address is wrong, or Redis is not a URL.
  */
 export function serviceConfigs(pool: PoolConfig): ServiceConfig[] {
   const issues = checkPoolForServices(pool);
   if (issues.length > 0) throw new ConfigError(issues);
   const services: ServiceConfig[] = [];
-  for (const kind of SERVICE_RUN_KINDS) {
+  for (const kind of RPC_KINDS) {
     const count = pool[kind].count;
     pool.chains.forEach((chain, c) => {
       for (let k = 1; k <= count; k++) {
@@ -293,6 +423,18 @@ export function serviceConfigs(pool: PoolConfig): ServiceConfig[] {
         });
       }
     });
+  }
+  payingChains(pool).forEach((chain, c) => {
+    const count = pool.payer.count;
+    for (let k = 1; k <= count; k++) {
+      const id = `payouts-${chain.id}-${k}`;
+      const config = payoutsConfig(pool, chain, id);
+      if (config) services.push({ kind: 'payouts', id, instance: c * count + k, chain: chain.id, config });
+    }
+  });
+  for (let k = 1; k <= pool.api.count; k++) {
+    const id = `api-${k}`;
+    services.push({ kind: 'api', id, instance: k, chain: '', config: apiConfig(pool, id) });
   }
   return services;
 }
@@ -311,10 +453,35 @@ export function haproxyBackends(pool: PoolConfig): { chain: string; backend: str
   }));
 }
 
+/** `http://host:port` of the API at HAProxy (`api.bind`; a wildcard or empty host shown as 127.0.0.1). */
+export function apiPublicUrl(pool: PoolConfig): string {
+  const { bind, port } = bindOf(pool.api.bind);
+  const host = bind === '' || bind === '0.0.0.0' || bind === '::' ? '127.0.0.1' : bind;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+/** The api's HTTP frontend and backend at HAProxy, with the live api instances that take requests. */
+export function haproxyApiRoute(
+  pool: PoolConfig,
+  liveServices: readonly ServiceInfo[],
+): NonNullable<HaproxyRenderInput['api']> {
+  const h = pool.haproxy;
+  const front = bindOf(pool.api.bind);
+  return {
+    frontend: { name: 'api_in', bind: front.bind, port: front.port },
+    backend: { name: pool.api.backend, check: { intervalMs: h.checkIntervalMs, rise: h.rise, fall: h.fall } },
+    servers: liveServices
+      .filter((s) => s.kind === 'api' && s.state !== 'draining')
+      .map((s) => apiServerOf(s, haproxyServerName(s.id)))
+      .filter((s) => s !== null),
+  };
+}
+
 /**
  * The HAProxy render input: per chain, a frontend on the chain's public addresses and a
  * backend of that chain's stratum servers among `liveServers` that take miners (draining ones
- * do not). The first chain keeps the unnamed defaults (`stratum_in`, `haproxy.backend`).
+ * do not). The first chain keeps the unnamed defaults (`stratum_in`, `haproxy.backend`). With
+ * api instances (`api.count`), the api's HTTP frontend on `api.bind` and its backend.
  */
 export function haproxyRenderInput(
   pool: PoolConfig,
@@ -353,6 +520,7 @@ export function haproxyRenderInput(
     ...(h.maxconn !== undefined && { maxconn: h.maxconn }),
     ...(first && { frontend: first.frontend, backend: first.backend, servers: first.servers }),
     ...(more.length > 0 && { routes: more }),
+    ...(pool.api.count > 0 && { api: haproxyApiRoute(pool, liveServers) }),
     ...(h.statsBind && { statsPage: bindOf(h.statsBind) }),
   };
 }
@@ -373,7 +541,10 @@ function shellWord(word: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'"'"'`)}'`;
 }
 
-/** The Circus render input: a watcher per kind, `count × chains` processes of `hashwire run`. */
+/**
+ * The Circus render input: a watcher per kind, `count × chains` processes of `hashwire run`
+ * (payers: `payer.count` × the chains with payments, no watcher when none pays).
+ */
 export function circusRenderInput(pool: PoolConfig, paths: CircusPaths): CircusRenderInput {
   const sets = (paths.sets ?? []).flatMap((set) => ['--set', set]);
   return {
@@ -381,14 +552,17 @@ export function circusRenderInput(pool: PoolConfig, paths: CircusPaths): CircusR
     // watcher's, so a relative path would depend on where circusd was started.
     workingDir: resolve(pool.circus.workingDir),
     logDir: resolve(pool.circus.logDir),
-    watchers: SERVICE_RUN_KINDS.map((kind) => ({
-      kind,
-      cmd: [paths.node ?? process.execPath, paths.cli, 'run', kind, '--config', paths.config, ...sets]
-        .map(shellWord)
-        .concat('--instance', '$(circus.wid)')
-        .join(' '),
-      numprocesses: pool[kind].count * pool.chains.length,
-      gracefulTimeoutSec: pool.circus.gracefulTimeoutS[kind],
-    })),
+    // A pool without a chain that pays has no payer watcher (rather than one of 0 processes).
+    watchers: SERVICE_RUN_KINDS.filter((kind) => kind !== 'payouts' || instanceCount(pool, kind) > 0).map(
+      (kind) => ({
+        kind,
+        cmd: [paths.node ?? process.execPath, paths.cli, 'run', kind, '--config', paths.config, ...sets]
+          .map(shellWord)
+          .concat('--instance', '$(circus.wid)')
+          .join(' '),
+        numprocesses: instanceCount(pool, kind),
+        gracefulTimeoutSec: pool.circus.gracefulTimeoutS[kind],
+      }),
+    ),
   };
 }

@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { renderCircus, renderHaproxy, renderSystemd } from '@hashwire/confgen';
@@ -14,7 +14,8 @@ import { openRegistry } from './status.js';
 
 export const renderUsage = `usage: hashwire render haproxy|circus|systemd|blocknotify [--config FILE] [--set PATH=VALUE ...] [--out FILE] [--offline] [--out-dir DIR] [--user USER]
 
-  haproxy      haproxy.cfg from the config and the stratum servers live in the registry now;
+  haproxy      haproxy.cfg from the config and the stratum servers and api instances live in the
+               registry now (with api.count, an HTTP frontend on api.bind for the api);
                when Redis cannot be reached it says so, renders with no servers and exits 1
   circus       circus.ini: one watcher per service kind running "hashwire run <kind> --instance N"
                with this --config (required) and these --set flags and, with haproxy.enabled,
@@ -46,12 +47,15 @@ function output(text: string, out: string | undefined): void {
   process.stderr.write(`render: wrote ${out}\n`);
 }
 
-async function liveStratumServers(pool: PoolConfig): Promise<ServiceInfo[] | Error> {
+export async function liveStratumServers(pool: PoolConfig): Promise<ServiceInfo[] | Error> {
   try {
     const target = { redis: poolRedis(pool), label: redisLabel(pool), prefix: pool.redis.keyPrefix };
     const registry = await openRegistry(target, 'hashwire-render');
     try {
-      return await listServices(registry.redis, registry.keys, 'stratum');
+      return [
+        ...(await listServices(registry.redis, registry.keys, 'stratum')),
+        ...(await listServices(registry.redis, registry.keys, 'api')),
+      ];
     } finally {
       registry.close();
     }
@@ -121,6 +125,12 @@ export async function renderCommand(argv: string[]): Promise<number> {
       // circusd opens every watcher's log file when it loads the file and refuses the watcher
       // (FileNotFoundError) when the directory is missing: make it now.
       mkdirSync(input.logDir, { recursive: true });
+      // HAProxy binds its master CLI and stats socket at start and exits when their folder is missing.
+      if (pool.haproxy.enabled) {
+        for (const socket of [pool.haproxy.masterSocket, pool.haproxy.statsSocket]) {
+          mkdirSync(dirname(socket), { recursive: true });
+        }
+      }
       if (pool.haproxy.enabled && !existsSync(pool.haproxy.configFile)) {
         process.stderr.write(
           `render: the haproxy watcher runs ${pool.haproxy.configFile}, which does not exist yet: hashwire render haproxy --offline --out ${pool.haproxy.configFile}\n`,

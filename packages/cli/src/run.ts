@@ -5,18 +5,23 @@ import { ConfigError, StartupError, ensureAdminTokenFile } from '@hashwire/core'
 import { PoolUsageError, configErrorText, poolArgOptions, withPool } from './config-cmd.js';
 import { SERVICE_RUN_KINDS, type ServiceRunKind, checkPoolSecrets, serviceConfigs } from './pool.js';
 
-export const runUsage = `usage: hashwire run jobmanager|stratum|reporter --instance N [--config FILE] [--set PATH=VALUE ...]
+export const runUsage = `usage: hashwire run jobmanager|stratum|reporter|api|payouts --instance N [--config FILE] [--set PATH=VALUE ...]
 
 Runs one service instance of the pool in this process, with the options the pool config gives
 it: instances are numbered from 1 within a kind, chain after chain (count per chain × chains);
-the id is <kind>-<chain>-<k>. This is what Circus and "hashwire up" execute. SIGTERM or SIGINT
+the id is <kind>-<chain>-<k>. The api serves every chain: api.count instances, ids api-<k>.
+Payers (payouts) run only for the chains with a payments section: payer.count per such chain,
+numbered among them. This is what Circus and "hashwire up" execute. SIGTERM or SIGINT
 stop it the way its kind needs (drain, hand over, flush) and exit 0.`;
 
 /** Each kind's built bin, found beside this package (`src/` under vitest, `dist/` when built). */
 export const SERVICE_BINS: Record<ServiceRunKind, string> = {
   jobmanager: fileURLToPath(new URL('../../jobmanager/dist/bin.js', import.meta.url)),
-  stratum: fileURLToPath(new URL('../../stratum/dist/bin.js', import.meta.url)),
+  // The stratum master: it runs the stratum bin as its worker, replaced by `hashwire upgrade stratum`.
+  stratum: fileURLToPath(new URL('../../stratum/dist/master-bin.js', import.meta.url)),
   reporter: fileURLToPath(new URL('../../reporter/dist/bin.js', import.meta.url)),
+  api: fileURLToPath(new URL('../../api/dist/bin.js', import.meta.url)),
+  payouts: fileURLToPath(new URL('../../payouts/dist/bin.js', import.meta.url)),
 };
 
 /** The variable each bin reads its JSON config from. */
@@ -24,6 +29,8 @@ export const SERVICE_CONFIG_ENV: Record<ServiceRunKind, string> = {
   jobmanager: 'HASHWIRE_JOBMANAGER_CONFIG',
   stratum: 'HASHWIRE_STRATUM_CONFIG',
   reporter: 'HASHWIRE_REPORTER_CONFIG',
+  api: 'HASHWIRE_API_CONFIG',
+  payouts: 'HASHWIRE_PAYOUTS_CONFIG',
 };
 
 function isKind(kind: string | undefined): kind is ServiceRunKind {

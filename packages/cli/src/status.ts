@@ -19,7 +19,8 @@ uptime, pid), sorted by kind. VERSION of a stratum server or reporter names the 
 speaks: stratum servers send shares only to reporters of their own (see the rolling upgrade in
 docs/operations.md). LOAD is what each service measured at its last registry refresh:
 sessions and connections (stratum), batches and shares per second (reporter), subscribed
-stratum servers and jobs per minute (jobmanager), rates over the last minute. For each stratum
+stratum servers and jobs per minute (jobmanager), rates over the last minute; a payer (payouts)
+shows "paying" when it holds its chain's payer lease, "standby" otherwise. For each stratum
 server, QUARANTINE is what its /stats says its spool holds in quarantine (share sub-batches
 reporters refused as malformed, or too old to resend): 0, "N (S shares)", or ? when /stats did
 not answer; see docs/operations.md. Exit 1 when Redis cannot be reached.
@@ -220,13 +221,19 @@ const LOAD_UNITS: Record<string, string> = {
   sharesPerS: 'shares/s',
   subscribers: 'subscribers',
   jobsPerMin: 'jobs/min',
+  requestsPerS: 'req/s',
 };
 
 /** `120 sessions, 131 conns`; a service that publishes no figures (an older version): its `load`. */
 export function formatLoad(info: Pick<ServiceInfo, 'load' | 'loadFigures'>): string {
   const figures = Object.entries(info.loadFigures ?? {});
   if (figures.length === 0) return String(info.load);
-  return figures.map(([name, value]) => `${value} ${LOAD_UNITS[name] ?? name}`).join(', ');
+  return figures
+    .map(([name, value]) =>
+      // A payer: 1 on the one holding its chain's lease.
+      name === 'leader' ? (value === 1 ? 'paying' : 'standby') : `${value} ${LOAD_UNITS[name] ?? name}`,
+    )
+    .join(', ');
 }
 
 /** One Prometheus file_sd target group. */

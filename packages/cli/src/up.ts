@@ -9,12 +9,14 @@ import {
   type PoolConfig,
   chainFronts,
   ensureAdminTokenFile,
+  haproxyProcesses,
   loadPoolConfig,
 } from '@hashwire/core';
 import { listServices } from '@hashwire/registry';
 import { type HaproxyFollowers, startHaproxyFollowers } from './haproxy-followers.js';
 import {
   SERVICE_RUN_KINDS,
+  apiPublicUrl,
   checkPoolSecrets,
   haproxyBackends,
   haproxyRenderInput,
@@ -28,11 +30,13 @@ import { type ProcessSpec, ProcessStartError, type Supervised, Supervisor, pidAl
 export const upUsage = `usage: hashwire up [--config FILE] [--set key=value ...] [--log-dir DIR]
 
 Runs the pool of the config file on this machine: HAProxy (when haproxy.enabled) with its
-backend kept equal to the live stratum servers, and the configured number of jobmanagers,
-reporters and stratum servers, each a child process (\`hashwire run <kind> --instance N\`) with
-its log in DIR. A child that crashes is restarted with a backoff; one that exits 0 on its own
-(after \`hashwire drain\`) is restarted at once. SIGINT/SIGTERM stop everything in order:
-stratum servers drain, reporters flush, jobmanagers hand over, then HAProxy. A bad config
+backends kept equal to the live stratum servers and api instances, and the configured number of
+jobmanagers, reporters, stratum servers, api instances and payers (payer.count for each chain
+with payments), each a child process (\`hashwire run <kind> --instance N\`) with its log in DIR. A child that crashes is restarted with a backoff; one
+that exits 0 on its own (after \`hashwire drain\`) is restarted at once. SIGINT/SIGTERM stop
+everything in order: stratum servers drain, api instances and payers leave (a payment under way
+is recorded first), reporters flush,
+jobmanagers hand over, then HAProxy. A bad config
 names every bad key and starts nothing (exit 1).
 
   --config FILE    the pool config (.toml, .yaml, .json); env HASHWIRE_A__B and --set override it
@@ -42,8 +46,11 @@ names every bad key and starts nothing (exit 1).
 /** The built CLI entry the children run (`src/` under vitest and `dist/` both resolve here). */
 const CLI_BIN = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
 
-/** Stop order; each kind's time between the stop signal and SIGKILL is `circus.gracefulTimeoutS`. */
-const STOP_ORDER = ['stratum', 'reporter', 'jobmanager', 'haproxy'] as const;
+/**
+ * Stop order, a step at a time; each kind's time between the stop signal and SIGKILL is
+ * `circus.gracefulTimeoutS`. The first step goes while HAProxy still follows the registry.
+ */
+const STOP_STEPS = [['stratum', 'api', 'payouts'], ['reporter'], ['jobmanager'], ['haproxy']] as const;
 
 export interface StartPoolOptions {
   pool: PoolConfig;
@@ -70,7 +77,7 @@ export interface RunningPool {
 }
 
 /** `haproxy -c` on the rendered file, so a bad one is refused with HAProxy's own words before anything starts. */
-async function checkHaproxyConfig(binary: string, file: string): Promise<void> {
+export async function checkHaproxyConfig(binary: string, file: string): Promise<void> {
   const output = await new Promise<string | undefined>((done) => {
     execFile(binary, ['-c', '-f', file], (error, stdout, stderr) =>
       done(error ? `${stdout}${stderr}`.trim() || error.message : undefined),
@@ -86,24 +93,38 @@ async function startHaproxy(
   readyTimeoutMs: number,
 ): Promise<{ process: Supervised; runtime: HaproxyRuntime; configFile: string }> {
   const { haproxy } = pool;
-  // Stratum servers already registered (other machines, or an earlier run) are rendered in;
-  // the follower adds the rest as they come.
-  const live = await listServices(registry.redis, registry.keys, 'stratum');
+  // Stratum servers and api instances already registered (other machines, or an earlier run)
+  // are rendered in; the followers add the rest as they come.
+  const live = [
+    ...(await listServices(registry.redis, registry.keys, 'stratum')),
+    ...(await listServices(registry.redis, registry.keys, 'api')),
+  ];
   const configFile = haproxy.configFile;
   await mkdir(dirname(configFile), { recursive: true });
   await mkdir(dirname(haproxy.statsSocket), { recursive: true });
   await writeFile(configFile, renderHaproxy(haproxyRenderInput(pool, live)));
   await checkHaproxyConfig(haproxy.binary, configFile);
   const runtime = new HaproxyRuntime({ socketPath: haproxy.statsSocket });
+  const masterSocket = haproxy.masterSocket;
+  await mkdir(dirname(masterSocket), { recursive: true });
   const spec: ProcessSpec = {
     name: 'haproxy',
     kind: 'haproxy',
     command: haproxy.binary,
-    args: ['-db', '-f', configFile],
-    // Its own pid on the socket: not an older haproxy's answer on a leftover socket.
-    ready: async (pid) => new RegExp(`^Pid: ${pid}$`, 'm').test(await runtime.command('show info')),
+    // Master-worker: the supervised process is the master, which stays across reloads
+    // (`reload` on the master CLI); its worker serves the listeners and the stats socket.
+    args: ['-W', '-db', '-S', `${masterSocket},mode,600`, '-f', configFile],
+    // This master (not an older one's leftover socket) runs a worker, and that worker answers
+    // on the stats socket with its own pid.
+    ready: async (pid) => {
+      const { master, workers } = await haproxyProcesses(masterSocket);
+      const worker = workers[0];
+      if (master.pid !== pid || !worker) return false;
+      return new RegExp(`^Pid: ${worker.pid}$`, 'm').test(await runtime.command('show info'));
+    },
     readyTimeoutMs,
-    // A soft stop: it closes its listeners and exits 0 once its last connection is gone.
+    // A soft stop: the master passes it to its workers, which close their listeners and exit
+    // once their last connection is gone; the master follows its last worker.
     stopSignal: 'SIGUSR1',
     stopDeadlineMs: 5_000,
   };
@@ -139,13 +160,14 @@ export async function startPool(options: StartPoolOptions): Promise<RunningPool>
   const started: Supervised[] = [];
 
   const stop = async () => {
-    const [first, ...rest] = STOP_ORDER;
+    const [first, ...rest] = STOP_STEPS;
     // Stratum servers drain while HAProxy still follows the registry (their state turns
-    // `draining` and HAProxy stops sending them miners), then the follower goes, then HAProxy.
-    await supervisor.stopKinds([first]);
+    // `draining` and HAProxy stops sending them miners), api instances leave it (HAProxy stops
+    // sending them requests), then the follower goes, then the rest, HAProxy last.
+    await supervisor.stopKinds(first);
     await followers?.close();
     followers = undefined;
-    await supervisor.stopKinds(rest);
+    for (const step of rest) await supervisor.stopKinds(step);
     registry.close();
   };
 
@@ -169,6 +191,8 @@ export async function startPool(options: StartPoolOptions): Promise<RunningPool>
           `haproxy: ${which}stratum+tcp on ${front?.bind}${tls}, backend ${backend} follows the registry`,
         );
       }
+      if (pool.api.count > 0)
+        write(`haproxy: api on ${apiPublicUrl(pool)}, backend ${pool.api.backend} follows the registry`);
     }
     const spec = (s: (typeof services)[number]): ProcessSpec => ({
       name: s.id,
@@ -187,8 +211,9 @@ export async function startPool(options: StartPoolOptions): Promise<RunningPool>
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw failed.reason;
     };
-    // Jobs and share intake exist before the first miner can arrive.
-    await startKinds(['jobmanager', 'reporter']);
+    // Jobs and share intake exist before the first miner can arrive. The api needs only Redis;
+    // the payers Redis and their wallet's daemon.
+    await startKinds(['jobmanager', 'reporter', 'api', 'payouts']);
     await startKinds(['stratum']);
   } catch (error) {
     await stop();
@@ -266,13 +291,18 @@ export async function upCommand(argv: string[]): Promise<number> {
       process.stderr.write(`hashwire up: ${(error as Error).message}\n`);
       return 1;
     }
-    const counts = ['jobmanager', 'reporter', 'stratum']
-      .map((kind) => `${running.services.filter((s) => s.spec.kind === kind).length} ${kind}`)
-      .join(', ');
+    const count = (kind: string) => running.services.filter((s) => s.spec.kind === kind).length;
+    const payers = count('payouts');
+    const counts = [
+      ...['jobmanager', 'reporter', 'stratum', 'api'].map((kind) => `${count(kind)} ${kind}`),
+      // Only a pool with a chain that pays has payers (chains[].payments).
+      ...(payers > 0 ? [`${payers} payer${payers === 1 ? '' : 's'} (payouts)`] : []),
+    ].join(', ');
     const where = chainFronts(pool)
       .map((f) => `stratum+tcp://${f.bind}${pool.chains.length > 1 ? ` (${f.chain})` : ''}`)
       .join(', ');
-    write(`pool up: ${counts}${running.haproxy ? `; miners connect to ${where}` : ''}; Ctrl-C stops`);
+    const api = running.haproxy && pool.api.count > 0 ? `; the API is at ${apiPublicUrl(pool)}` : '';
+    write(`pool up: ${counts}${running.haproxy ? `; miners connect to ${where}` : ''}${api}; Ctrl-C stops`);
     if (!stopRequested.signal.aborted) {
       await new Promise((resolveStop) =>
         stopRequested.signal.addEventListener('abort', resolveStop, { once: true }),

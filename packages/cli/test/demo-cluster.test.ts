@@ -98,7 +98,7 @@ describe('hashwire demo --redis cluster', () => {
       const m = l.match(/^ {2}(\S+) started \(pid (\d+)\)/);
       return m ? [Number(m[2])] : [];
     });
-    expect(servicePids).toHaveLength(7);
+    expect(servicePids).toHaveLength(8);
     const litecoindPids = [...output.out.matchAll(/node\d http:\/\/\S+ \(pid (\d+)\)/g)].map((m) =>
       Number(m[1]),
     );

@@ -25,9 +25,15 @@ const STATUS =
 const SUMMARY =
   /^demo done after \d+ s: 20 miners · shares (\d+) accepted, (\d+) stale.* · credited (\d+) · blocks (\d+) found, (\d+) accepted.* · height (\d+) · (.*)$/;
 
-const SERVICES = ['jobmanager', 'reporter', 'stratum'].flatMap((kind) =>
-  [1, 2].map((k) => `${kind}-litecoin-regtest-${k}`),
-);
+const SERVICES = [
+  'api-1',
+  ...['jobmanager', 'reporter', 'stratum'].flatMap((kind) =>
+    [1, 2].map((k) => `${kind}-litecoin-regtest-${k}`),
+  ),
+];
+/** The API's address at HAProxy, as the demo prints it. */
+const API_LINE =
+  /^ {2}api {9}(http:\/\/127\.0\.0\.1:\d+) \(HAProxy over api-1 http:\/\/127\.0\.0\.1:\d+\): /m;
 
 /** The pids of HAProxy and the services, from the supervisor's start lines. */
 function servicePids(): number[] {
@@ -57,7 +63,7 @@ function logDir(): string {
 }
 
 function expectNothingLeft(pids: number[]): void {
-  expect(pids).toHaveLength(7);
+  expect(pids).toHaveLength(8);
   expect(liveProcesses()).toEqual([]);
   expect(pids.filter(alive)).toEqual([]);
 }
@@ -66,7 +72,12 @@ describe('hashwire demo', () => {
   it('starts the pool step by step, mines, credits and finds blocks, and stops by itself with nothing left', async () => {
     expect(await main(['demo', '--duration', '8', '--interval', '2'])).toBe(0);
 
-    expect(output.out).toContain('not built yet, so not started: the api and the dashboard');
+    // The dashboard, served by the api at HAProxy's address.
+    expect(output.out).toMatch(
+      /^ {2}dashboard {3}http:\/\/127\.0\.0\.1:\d+\/ \(the pool\) · http:\/\/127\.0\.0\.1:\d+\/account\/<address> \(a miner\) · http:\/\/127\.0\.0\.1:\d+\/operator /m,
+    );
+    // The api's URL at HAProxy (8080 unless taken).
+    expect(output.out).toMatch(API_LINE);
     // One line per start step, in order.
     const steps = lines().filter((l) => /^\[\d\/4\]/.test(l));
     expect(steps.map((l) => l.slice(0, 5))).toEqual(['[1/4]', '[2/4]', '[3/4]', '[4/4]']);
@@ -137,6 +148,7 @@ describe('hashwire demo', () => {
       .map((l) => l.replace(/ in [\d.]+ s$/, ''));
     expect(stops).toEqual([
       '  stopped stratum-litecoin-regtest-1 (exit 0), stratum-litecoin-regtest-2 (exit 0)',
+      '  stopped api-1 (exit 0)',
       '  stopped reporter-litecoin-regtest-1 (exit 0), reporter-litecoin-regtest-2 (exit 0)',
       '  stopped jobmanager-litecoin-regtest-1 (exit 0), jobmanager-litecoin-regtest-2 (exit 0)',
       '  stopped haproxy (exit 0)',
@@ -174,6 +186,13 @@ describe('hashwire demo', () => {
         throw new Error(`demo ended (exit ${code}) before its first status line:\n${output.out}`);
       }),
     ]);
+    // The printed API address answers while the pool runs: the pool's chain, its miners online.
+    const apiUrl = output.out.match(API_LINE)?.[1];
+    expect(apiUrl, output.out).toBeDefined();
+    const response = await fetch(`${apiUrl}/v1/pool`);
+    expect(response.status).toBe(200);
+    const pool = (await response.json()) as { chains: { chain: string }[] };
+    expect(pool.chains.map((c) => c.chain)).toEqual(['litecoin-regtest']);
     process.kill(process.pid, 'SIGINT');
     expect(await run).toBe(0);
     logDir();

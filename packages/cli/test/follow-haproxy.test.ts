@@ -75,10 +75,11 @@ function runFollower(args: string[]): Run {
 }
 
 /** A pool config file whose HAProxy socket is `socket`, and HAProxy started from its render. */
-async function poolWithHaproxy(name: string, startIt = true) {
+async function poolWithHaproxy(name: string, startIt = true, api: string[] = []) {
   const socket = join(dir, `${name}.sock`);
   const file = join(dir, `${name}.toml`);
   const port = await getFreePort();
+  const apiPort = await getFreePort();
   writeFileSync(
     file,
     [
@@ -94,6 +95,9 @@ async function poolWithHaproxy(name: string, startIt = true) {
       `bind = "127.0.0.1:${port}"`,
       `statsSocket = "${socket}"`,
       'checkIntervalMs = 200',
+      '[api]',
+      `bind = "127.0.0.1:${apiPort}"`,
+      ...api,
       '',
     ].join('\n'),
   );
@@ -106,6 +110,7 @@ async function poolWithHaproxy(name: string, startIt = true) {
   return {
     file,
     socket,
+    apiUrl: `http://127.0.0.1:${apiPort}`,
     backend: pool.haproxy.backend,
     runtime: new HaproxyRuntime({ socketPath: socket }),
     start,
@@ -150,7 +155,94 @@ async function serverIn(
   return (await runtime.serversState(backend)).find((s) => s.name === name);
 }
 
+/** `hashwire run api --instance N` as up and Circus run it; resolves once it printed its ready line. */
+async function runApi(file: string, instance: number): Promise<{ child: ChildProcess; url: string }> {
+  let output = '';
+  const child = spawn(
+    process.execPath,
+    [CLI_BIN, 'run', 'api', '--instance', String(instance), '--config', file],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  child.stdout?.on('data', (chunk: Buffer) => {
+    output += chunk.toString('utf8');
+  });
+  child.stderr?.on('data', (chunk: Buffer) => {
+    output += chunk.toString('utf8');
+  });
+  const exit = new Promise((resolve) => child.once('exit', resolve));
+  cleanups.push(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exit;
+  });
+  const ready = await waitFor(
+    () => {
+      if (child.exitCode !== null) throw new Error(`api ${instance} exited: ${output}`);
+      const line = output.split('\n').find((l) => l.startsWith('{"ready":true'));
+      return line ? (JSON.parse(line) as { url: string }) : undefined;
+    },
+    { timeoutMs: 30_000, what: `api ${instance} ready` },
+  );
+  return { child, url: ready.url };
+}
+
 describe('hashwire follow-haproxy', () => {
+  it('fronts the api instances on api.bind: requests reach them, and go on through the other when one is killed', async () => {
+    const front = await poolWithHaproxy('api', true, ['count = 2']);
+    const run = runFollower(['--config', front.file]);
+    const api1 = await runApi(front.file, 1);
+    const api2 = await runApi(front.file, 2);
+    expect(api1.url).not.toBe(api2.url);
+    // Both added by the follower, each checked on its status server's /healthz, and UP.
+    await waitFor(
+      async () =>
+        (await front.runtime.serverStats('api')).filter((s) => s.status.startsWith('UP')).length === 2,
+      { timeoutMs: 20_000, what: `api-1 and api-2 UP in HAProxy; follower output:\n${run.output()}` },
+    );
+    expect(run.output()).toMatch(/^follow-haproxy: backend api follows the api instances/m);
+    expect(run.output()).toMatch(/^follow-haproxy: add server api\/api-1 127\.0\.0\.1:\d+$/m);
+    const states = await front.runtime.serversState('api');
+    expect(states.map((s) => `${s.name} ${s.address}:${s.port}`).sort()).toEqual(
+      [api1, api2].map((a, i) => `api-${i + 1} ${new URL(a.url).host}`),
+    );
+    expect(states.every((s) => s.checkPort > 0 && s.checkPort !== s.port)).toBe(true);
+
+    // A request through the frontend reaches an api instance: the services it lists are the pool's.
+    const read = async () => {
+      const response = await fetch(`${front.apiUrl}/v1/services`);
+      return {
+        status: response.status,
+        body: (await response.json()) as { services?: { id: string; kind: string }[] },
+      };
+    };
+    const first = await read();
+    expect(first.status).toBe(200);
+    expect(
+      first.body.services
+        ?.filter((s) => s.kind === 'api')
+        .map((s) => s.id)
+        .sort(),
+    ).toEqual(['api-1', 'api-2']);
+
+    // api-1 killed outright (still registered until its TTL): every request still succeeds,
+    // before HAProxy's checks have marked it down — a refused connection is sent to api-2.
+    api1.child.kill('SIGKILL');
+    await new Promise((resolve) => api1.child.once('exit', resolve));
+    const statuses: number[] = [];
+    for (let i = 0; i < 20; i++) statuses.push((await read()).status);
+    expect(statuses).toEqual(Array(20).fill(200));
+    await waitFor(
+      async () =>
+        (await front.runtime.serverStats('api')).find((s) => s.name === 'api-1')?.status.startsWith('DOWN'),
+      { timeoutMs: 20_000, what: 'api-1 DOWN by its health check' },
+    );
+    expect((await read()).status).toBe(200);
+
+    run.child.kill('SIGTERM');
+    expect(await run.exit).toBe(0);
+  }, 90_000);
+
   it('adds, drains and removes stratum servers as the registry says, and stops cleanly on SIGTERM', async () => {
     const front = await poolWithHaproxy('main');
     const first = await fakeStratum('stratum-a', '127.0.0.3');

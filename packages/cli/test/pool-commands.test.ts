@@ -51,7 +51,7 @@ describe('hashwire config check', () => {
       await main(['config', 'check', '--config', file, '--set', 'redis.url=redis://:hunter2@10.1.2.3:6380']),
     ).toBe(0);
     expect(output.out).toBe(
-      'config OK: 2 chains (litecoin-regtest, second), 4 jobmanagers, 6 stratum servers, 4 reporters, HAProxy on :3333 (litecoin-regtest), :3335 (second), Redis redis://:***@10.1.2.3:6380 prefix hw:\n',
+      'config OK: 2 chains (litecoin-regtest, second), 4 jobmanagers, 6 stratum servers, 4 reporters, 1 api instance, HAProxy on :3333 (litecoin-regtest), :3335 (second), api on 127.0.0.1:8080, Redis redis://:***@10.1.2.3:6380 prefix hw:\n',
     );
     expect(output.err).toBe('');
   });
@@ -96,7 +96,7 @@ describe('hashwire config check', () => {
     const payout = `chains[0].payouts[0].address=${MAIN_ADDRESS}`;
     expect(await main(['config', 'check', '--config', example, '--set', payout])).toBe(0);
     expect(output.out).toBe(
-      'config OK: 1 chain (ltc), 2 jobmanagers, 2 stratum servers, 2 reporters, HAProxy on :3333, Redis redis://:***@127.0.0.1:6379/0 prefix ltc:\n',
+      'config OK: 1 chain (ltc), 2 jobmanagers, 2 stratum servers, 2 reporters, 2 api instances, HAProxy on :3333, api on 127.0.0.1:8080, Redis redis://:***@127.0.0.1:6379/0 prefix ltc:\n',
     );
     // Its commented second chain works as written, on its own HAProxy port.
     const twoChains = join(dir, 'two-chains.toml');
@@ -111,7 +111,7 @@ describe('hashwire config check', () => {
     );
     expect(await main(['config', 'check', '--config', twoChains, '--set', payout])).toBe(0);
     expect(output.out).toContain(
-      'config OK: 2 chains (ltc, btc), 4 jobmanagers, 4 stratum servers, 4 reporters, HAProxy on :3333 (ltc), :3335 (btc),',
+      'config OK: 2 chains (ltc, btc), 4 jobmanagers, 4 stratum servers, 4 reporters, 2 api instances, HAProxy on :3333 (ltc), :3335 (btc),',
     );
   });
 
@@ -132,7 +132,7 @@ describe('hashwire run', () => {
     expect(await main(['run', 'stratum', '--instance', '7', '--config', file])).toBe(1);
     expect(output.err).toBe('run: no stratum instance 7 in this pool; instances: 1 to 6\n');
     await expect(main(['run', 'miner', '--instance', '1'])).rejects.toThrow(
-      'run needs one service kind: jobmanager, stratum, reporter, got "miner"',
+      'run needs one service kind: jobmanager, stratum, reporter, api, payouts, got "miner"',
     );
     await expect(main(['run', 'reporter', '--instance', 'x'])).rejects.toThrow(
       '--instance must be a whole number from 1, got "x"',
@@ -178,6 +178,7 @@ describe('hashwire render', () => {
     const second = await standIn('second', 'stratum-second-1');
     const front = await getFreePort();
     const secondFront = await getFreePort();
+    const apiFront = await getFreePort();
     const cfg = join(dir, 'haproxy.cfg');
     try {
       const sets = [
@@ -185,6 +186,7 @@ describe('hashwire render', () => {
         `redis.keyPrefix=${prefix}`,
         `haproxy.bind=127.0.0.1:${front}`,
         `chains[1].bind=127.0.0.1:${secondFront}`,
+        `api.bind=127.0.0.1:${apiFront}`,
         `haproxy.statsSocket=${join(dir, 'haproxy.sock')}`,
       ].flatMap((set) => ['--set', set]);
       expect(await main(['render', 'haproxy', '--config', file, ...sets, '--out', cfg])).toBe(0);
@@ -193,6 +195,10 @@ describe('hashwire render', () => {
       expect(text).toContain(`server stratum-second-1 127.0.0.1:${second.port}`);
       expect(text).toContain(`bind 127.0.0.1:${front}`);
       expect(text).toContain(`bind 127.0.0.1:${secondFront}`);
+      // The api's HTTP frontend, on api.bind (its instances come from the registry as they start).
+      expect(text).toMatch(
+        new RegExp(`frontend api_in\\n    mode http\\n    bind 127\\.0\\.0\\.1:${apiFront}\\n`),
+      );
       expect(output.err).toBe(`render: wrote ${cfg}\n`);
 
       // startHaproxy runs `haproxy -c` on it first, then the real thing.

@@ -75,6 +75,7 @@ describe('hashwire render systemd', () => {
     expect(render.code, render.output).toBe(0);
     const files = readdirSync(out).sort();
     expect(files).toEqual([
+      'hashwire-api-1.service',
       'hashwire-follow-haproxy.service',
       'hashwire-jobmanager-litecoin-regtest-1.service',
       'hashwire-jobmanager-ltc-1.service',
@@ -107,6 +108,12 @@ describe('hashwire render systemd', () => {
     expect(field(stratum, 'KillMode')).toEqual(['mixed']);
     const jobmanager = readFileSync(join(out, 'hashwire-jobmanager-ltc-1.service'), 'utf8');
     expect(Number(field(jobmanager, 'TimeoutStopSec')[0])).toBeGreaterThanOrEqual(15);
+    // The api: one instance for the whole pool, stopped before the stratum servers' drain ends.
+    const api = readFileSync(join(out, 'hashwire-api-1.service'), 'utf8');
+    expect(field(api, 'ExecStart')).toEqual([
+      `${process.execPath} ${CLI_BIN} run api --instance 1 --config "${config.replace('%', '%%')}"`,
+    ]);
+    expect(Number(field(api, 'TimeoutStopSec')[0])).toBeGreaterThanOrEqual(10);
     const follower = readFileSync(join(out, 'hashwire-follow-haproxy.service'), 'utf8');
     expect(field(follower, 'ExecStart')[0]).toMatch(/ follow-haproxy --config /);
     const target = readFileSync(join(out, 'hashwire.target'), 'utf8');

@@ -245,6 +245,7 @@ describe('hashwire status', () => {
         id: string,
         http: string,
         measureLoad?: () => Record<string, number>,
+        chain = 'ltc',
       ) =>
         registrations.push(
           await registerService({
@@ -252,7 +253,7 @@ describe('hashwire status', () => {
             keys,
             kind,
             id,
-            chain: 'ltc',
+            chain,
             http,
             ...(measureLoad ? { measureLoad } : {}),
           }),
@@ -264,6 +265,8 @@ describe('hashwire status', () => {
       await register('stratum', 'st-1', 'http://10.0.0.5:29001', () => ({ sessions: 40, connections: 41 }));
       // Registered without an HTTP endpoint: nothing to scrape.
       await register('jobmanager', 'jm-1', '');
+      // The api serves every chain: no chain of its own.
+      await register('api', 'api-1', 'http://10.0.0.8:29005', () => ({ requestsPerS: 12.5 }), '');
       writeFileSync(file, 'an old list');
 
       expect(await main(['status', ...flags, '--prometheus-sd', file])).toBe(0);
@@ -271,11 +274,12 @@ describe('hashwire status', () => {
       expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual([
         { targets: ['10.0.0.5:29001'], labels: { service: 'stratum', chain: 'ltc', id: 'st-1' } },
         { targets: ['10.0.0.7:29003'], labels: { service: 'reporter', chain: 'ltc', id: 'rep-1' } },
+        { targets: ['10.0.0.8:29005'], labels: { service: 'api', chain: '', id: 'api-1' } },
       ]);
       expect(readdirSync(dir)).toEqual(['targets.json']);
 
       expect(await main(['status', ...flags, '--prometheus-sd', '-'])).toBe(0);
-      expect(JSON.parse(output.out)).toHaveLength(2);
+      expect(JSON.parse(output.out)).toHaveLength(3);
 
       // The LOAD column: each kind's figures with their units.
       output.out = '';
@@ -284,6 +288,9 @@ describe('hashwire status', () => {
       expect(rows.find((r) => r.startsWith('stratum '))).toMatch(/ up +40 sessions, 41 conns +0\.0\.0 /);
       expect(rows.find((r) => r.startsWith('reporter '))).toMatch(
         / up +2\.5 batches\/s, 1250 shares\/s +0\.0\.0 /,
+      );
+      expect(rows.find((r) => r.startsWith('api '))).toMatch(
+        /^api +api-1 +- +http=\S+ +up +12\.5 req\/s +0\.0\.0 /,
       );
 
       output.err = '';

@@ -44,7 +44,7 @@ afterAll(async () => {
 });
 
 async function liveServices(): Promise<ServiceInfo[]> {
-  const kinds = ['jobmanager', 'reporter', 'stratum'];
+  const kinds = ['jobmanager', 'reporter', 'stratum', 'api'];
   return (await Promise.all(kinds.map((kind) => listServices(redis, keys, kind)))).flat();
 }
 
@@ -121,11 +121,12 @@ describe('hashwire up', () => {
     expect(up.output()).not.toMatch(/started \(pid/);
   });
 
-  it('runs HAProxy and every configured service, restarts a drained one, and on SIGTERM stops them all in order', async () => {
+  it('runs HAProxy and every configured service, restarts a drained one, upgrades a stratum server with no miner disconnected, and on SIGTERM stops them all in order', async () => {
     const [node0, node1] = regtest.nodes;
     const payout = await node0!.rpc.call<string>('getnewaddress', ['', 'bech32']);
     const account = await node1!.rpc.call<string>('getnewaddress', ['', 'bech32']);
     const haproxyPort = await getFreePort();
+    const apiPort = await getFreePort();
     const socket = join(dir, 'haproxy.sock');
     const file = join(dir, 'pool.json');
     writeFileSync(
@@ -151,6 +152,7 @@ describe('hashwire up', () => {
           drain: { graceMs: 5000, waveIntervalMs: 1000 },
           flushTimeoutMs: 10_000,
         },
+        api: { count: 1, bind: `127.0.0.1:${apiPort}` },
         haproxy: {
           bind: `127.0.0.1:${haproxyPort}`,
           statsSocket: socket,
@@ -166,17 +168,35 @@ describe('hashwire up', () => {
     const pids = new Set<number>();
     try {
       // Every service registers; HAProxy has both stratum servers in its backend.
-      const live = await liveWhenUp(up, 4, 'jobmanager, reporter and 2 stratum servers in the registry');
+      const live = await liveWhenUp(
+        up,
+        5,
+        'jobmanager, reporter, 2 stratum servers and the api in the registry',
+      );
       for (const s of live) pids.add(s.pid);
       expect(live.map((s) => s.id).sort()).toEqual([
+        'api-1',
         'jobmanager-litecoin-regtest-1',
         'reporter-litecoin-regtest-1',
         STRATUM_1,
         'stratum-litecoin-regtest-2',
       ]);
-      await waitFor(() => /pool up: 1 jobmanager, 1 reporter, 2 stratum/.test(up.output()), {
+      await waitFor(() => /pool up: 1 jobmanager, 1 reporter, 2 stratum, 1 api;/.test(up.output()), {
         what: 'the "pool up" line',
       });
+      expect(up.output()).toContain(`the API is at http://127.0.0.1:${apiPort}`);
+      // The api through HAProxy's HTTP frontend, once its health check passed: it reads the pool.
+      await waitFor(
+        async () => {
+          const stat = await runtimeCommand(socket, 'show stat');
+          return /^api,api-1,.*,UP,/m.test(stat);
+        },
+        { timeoutMs: 20_000, what: 'api-1 UP in HAProxy' },
+      );
+      const services = (await (await fetch(`http://127.0.0.1:${apiPort}/v1/services`)).json()) as {
+        services: { id: string }[];
+      };
+      expect(services.services.map((s) => s.id)).toContain('stratum-litecoin-regtest-2');
       const haproxyPid = Number(up.output().match(/^haproxy started \(pid (\d+)\)/m)?.[1]);
       expect(pidAlive(haproxyPid)).toBe(true);
       pids.add(haproxyPid);
@@ -262,6 +282,40 @@ describe('hashwire up', () => {
         timeoutMs: 30_000,
         what: 'shares accepted after the jobmanager restart',
       });
+
+      // `hashwire upgrade stratum` on the server the miners are on now: its master (the process
+      // up supervises) moves them to a new worker; they stay connected and mine on.
+      const disconnects: unknown[] = [];
+      miners.on('disconnect', (event) => disconnects.push(event));
+      const other = live.find((s) => s.kind === 'stratum' && s.id !== target)!;
+      const upgradeOutput = captureOutput({ stderr: false });
+      let upgradeCode: number;
+      try {
+        upgradeCode = await main(['upgrade', 'stratum', other.id, '--config', file, '--json']);
+      } finally {
+        upgradeOutput.restore();
+      }
+      expect(upgradeCode, upgradeOutput.out).toBe(0);
+      const upgraded = JSON.parse(upgradeOutput.out) as {
+        ok: boolean;
+        moved: number;
+        fromPid: number;
+        toPid: number;
+      };
+      expect(upgraded.ok).toBe(true);
+      expect(upgraded.moved).toBeGreaterThanOrEqual(2);
+      expect(upgraded.toPid).not.toBe(upgraded.fromPid);
+      // The service keeps its pid (the master's) and up restarts nothing.
+      const stillThere = (await liveServices()).find((x) => x.id === other.id)!;
+      expect(stillThere.pid).toBe(other.pid);
+      expect(up.output()).not.toMatch(new RegExp(`^${other.id} (exited|restarted)`, 'm'));
+      const acceptedAfterUpgrade = miners.stats().total.accepted;
+      await waitFor(() => miners!.stats().total.accepted > acceptedAfterUpgrade, {
+        timeoutMs: 30_000,
+        what: 'shares accepted after the upgrade',
+      });
+      expect(disconnects).toEqual([]);
+      expect(miners.stats().total.connected).toBe(2);
       await miners.stop();
       miners = undefined;
 
@@ -271,6 +325,7 @@ describe('hashwire up', () => {
       const stops = out.split('\n').filter((l) => l.startsWith('stopped '));
       expect(stops.map((l) => l.replace(/ in [\d.]+ s$/, ''))).toEqual([
         `stopped ${STRATUM_1} (exit 0), stratum-litecoin-regtest-2 (exit 0)`,
+        'stopped api-1 (exit 0)',
         'stopped reporter-litecoin-regtest-1 (exit 0)',
         'stopped jobmanager-litecoin-regtest-1 (exit 0)',
         'stopped haproxy (exit 0)',
@@ -282,7 +337,7 @@ describe('hashwire up', () => {
       await miners?.stop();
       killLeftovers(up, pids);
     }
-  }, 150_000);
+  }, 210_000);
 
   it("fronts two chains with one HAProxy: each chain's miners reach that chain's stratum server on its own port", async () => {
     const [node0, node1] = regtest.nodes;
@@ -315,6 +370,8 @@ describe('hashwire up', () => {
           // moment, which at worst delays that miner's first accepted share.
           vardiff: { enabled: false, initialDifficulty: 2 ** -5 },
         },
+        // The api is the first test's; here the chains' own backends.
+        api: { count: 0 },
         haproxy: {
           statsSocket: socket,
           configFile: join(dir, 'haproxy-two.cfg'),

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { compileTemplate, oneLine, parseInput, positiveInt, word } from './input.js';
 
-export const SERVICE_KINDS = ['jobmanager', 'reporter', 'stratum', 'api'] as const;
+export const SERVICE_KINDS = ['jobmanager', 'reporter', 'stratum', 'api', 'payouts'] as const;
 export type ServiceKind = (typeof SERVICE_KINDS)[number];
 /** What a Circus watcher runs: a service kind, HAProxy, or the follower keeping HAProxy's backend. */
 export const CIRCUS_WATCHER_KINDS = [...SERVICE_KINDS, 'haproxy', 'follower'] as const;
@@ -32,6 +32,11 @@ export const CIRCUS_KIND_DEFAULTS: Record<
     stopNote: 'miners sent away in waves, spool flushed to reporters',
   },
   api: { gracefulTimeoutSec: 10, priority: 5, stopNote: 'stops taking requests' },
+  payouts: {
+    gracefulTimeoutSec: 30,
+    priority: 15,
+    stopNote: 'a payment under way is recorded, the payer lease is given up',
+  },
 };
 
 /** One Circus watcher: `numprocesses` copies of one service kind. */

@@ -1,9 +1,17 @@
-import type { KeyBuilder } from '@hashwire/protocol';
+import type { KeyBuilder, ServiceKind } from '@hashwire/protocol';
 import { type RedisClient, type ServiceInfo, type ServiceWatcher, watchServices } from '@hashwire/registry';
+import {
+  type ApiCheckOptions,
+  apiServerCheckKeywords,
+  apiServerKeywords,
+  apiServerOf,
+} from './haproxy-api.js';
 import {
   type HaproxyServer,
   type ServerCheckOptions,
   backendServerOf,
+  haproxyServerName,
+  haproxyTime,
   serverAgentKeywords,
   serverKeywords,
 } from './haproxy-render.js';
@@ -36,6 +44,24 @@ export interface FollowStratumServersOptions {
   resyncMs?: number;
   /** Passed to the registry watcher. @defaultValue 1000 */
   reconcileMs?: number;
+}
+
+/** A backend server the follower keeps: a stratum server's, or an api instance's. */
+interface FollowedServer extends HaproxyServer {
+  /** Port of an HTTP health check other than the server's own (an api instance's /healthz). */
+  checkPort?: number;
+  checkAddress?: string;
+}
+
+/** What differs between the kinds of backend the follower keeps. */
+interface BackendKind {
+  kind: ServiceKind;
+  /** The server of a registered service; null when it published no address for this backend. */
+  serverOf(service: ServiceInfo): FollowedServer | null;
+  /** Words every server of the backend gets (`add server` does not inherit `default-server`). */
+  keywords: string;
+  /** Words of one server on top of `keywords`. */
+  ownKeywords(server: FollowedServer): string;
 }
 
 /** What the follower has done, counted since it started. */
@@ -71,7 +97,7 @@ export interface StratumFollower {
 }
 
 interface Wanted {
-  server: HaproxyServer;
+  server: FollowedServer;
   draining: boolean;
   /** Which process registered it: a new one clears the old one's drain. */
   instance: string;
@@ -86,6 +112,37 @@ interface Wanted {
  * (rendered into the file) are adopted. Nothing is removed before the registry was read once.
  */
 export function followStratumServers(options: FollowStratumServersOptions): StratumFollower {
+  return followBackend(options, {
+    kind: 'stratum',
+    serverOf: backendServerOf,
+    keywords: serverKeywords(options.check),
+    ownKeywords: serverAgentKeywords,
+  });
+}
+
+export interface FollowApiServersOptions extends Omit<FollowStratumServersOptions, 'chain' | 'check'> {
+  /** The check settings the file was rendered with (`api.backend.check`). */
+  check?: ApiCheckOptions;
+}
+
+/**
+ * Keeps HAProxy's api backend equal to the live api instances of the registry, the way
+ * `followStratumServers` keeps a stratum backend: an instance is added with an HTTP check on its
+ * status server's `/healthz`, a draining one set to drain, a gone one removed once idle.
+ */
+export function followApiServers(options: FollowApiServersOptions): StratumFollower {
+  return followBackend(options, {
+    kind: 'api',
+    serverOf: (service) => apiServerOf(service, haproxyServerName(service.id)),
+    keywords: apiServerKeywords(options.check ?? {}, haproxyTime),
+    ownKeywords: apiServerCheckKeywords,
+  });
+}
+
+function followBackend(
+  options: Omit<FollowStratumServersOptions, 'check'>,
+  backendKind: BackendKind,
+): StratumFollower {
   const { runtime, backend, logger } = options;
   if (!/^[A-Za-z0-9_.:-]+$/.test(backend)) {
     throw new RenderInputError('follower', [
@@ -95,7 +152,7 @@ export function followStratumServers(options: FollowStratumServersOptions): Stra
       },
     ]);
   }
-  const keywords = serverKeywords(options.check);
+  const { keywords } = backendKind;
   const stats: FollowerStats = {
     syncs: 0,
     added: 0,
@@ -133,7 +190,7 @@ export function followStratumServers(options: FollowStratumServersOptions): Stra
     const w = watchServices({
       redis: options.redis,
       keys: options.keys,
-      kind: 'stratum',
+      kind: backendKind.kind,
       ...(options.reconcileMs !== undefined && { reconcileMs: options.reconcileMs }),
     });
     watcher = w;
@@ -158,7 +215,7 @@ export function followStratumServers(options: FollowStratumServersOptions): Stra
     const result = new Map<string, Wanted>();
     for (const service of watcher?.services.values() ?? []) {
       if (options.chain !== undefined && service.chain !== options.chain) continue;
-      const server = backendServerOf(service);
+      const server = backendKind.serverOf(service);
       if (server)
         result.set(server.name, {
           server,
@@ -177,16 +234,16 @@ export function followStratumServers(options: FollowStratumServersOptions): Stra
 
   const add = async (name: string, want: Wanted) => {
     const { server } = want;
-    const agent = serverAgentKeywords(server);
+    const own = backendKind.ownKeywords(server);
     await act(
       'added',
       name,
-      `add server ${backend}/${name} ${server.address}:${server.port} ${keywords}${agent ? ` ${agent}` : ''}`,
+      `add server ${backend}/${name} ${server.address}:${server.port} ${keywords}${own ? ` ${own}` : ''}`,
       /^New server registered/,
     );
     // A new server starts in maintenance with its checks off.
     await act(null, name, `enable health ${backend}/${name}`);
-    if (agent) await act(null, name, `enable agent ${backend}/${name}`);
+    if (server.agentPort !== undefined) await act(null, name, `enable agent ${backend}/${name}`);
     await act(null, name, `enable server ${backend}/${name}`);
   };
 
@@ -203,6 +260,9 @@ export function followStratumServers(options: FollowStratumServersOptions): Stra
     }
     if (server.agentPort !== undefined && have.agentPort !== server.agentPort) {
       await act('moved', name, `set server ${backend}/${name} agent-port ${server.agentPort}`);
+    }
+    if (server.checkPort !== undefined && have.checkPort !== server.checkPort) {
+      await act('moved', name, `set server ${backend}/${name} check-port ${server.checkPort}`);
     }
     if ((server.agentAddress ?? '') !== have.agentAddress && server.agentAddress) {
       await act('moved', name, `set server ${backend}/${name} agent-addr ${server.agentAddress}`);

@@ -1,6 +1,12 @@
 import { createHash } from 'node:crypto';
 import type { ServiceInfo } from '@hashwire/registry';
 import { z } from 'zod';
+import {
+  type HaproxyApiRoute,
+  apiRouteSchema,
+  apiServerCheckKeywords,
+  apiServerKeywords,
+} from './haproxy-api.js';
 import { compileTemplate, oneLine, parseInput, port, positiveInt, word } from './input.js';
 
 /** Health and agent checks of every stratum server (rendered ones and those added at runtime). */
@@ -59,7 +65,7 @@ export interface HaproxyRoute {
 
 /** Everything `renderHaproxy` needs; a plain object the CLI maps the pool config into. */
 export interface HaproxyRenderInput {
-  /** Path of the runtime API socket (admin level, `expose-fd listeners` for hitless reloads). */
+  /** Path of the runtime API socket (admin level): the current worker's, in master-worker mode. */
   statsSocket: string;
   /**
    * Connection limit of the process and of the stratum frontend. Omitted, HAProxy derives it from
@@ -93,6 +99,8 @@ export interface HaproxyRenderInput {
    * route's and from each other's.
    */
   routes?: HaproxyRoute[];
+  /** The api's HTTP frontend and backend; none when omitted. */
+  api?: HaproxyApiRoute;
   /** HAProxy's HTML stats page. */
   statsPage?: {
     /** @defaultValue '127.0.0.1' */
@@ -185,6 +193,7 @@ const inputSchema = z
       .default({ connectMs: 5000, clientMs: 900_000, serverMs: 900_000, tunnelMs: 3_600_000, checkMs: 3000 }),
     servers: z.array(serverSchema).default([]),
     routes: z.array(routeSchema).default([]),
+    api: apiRouteSchema.optional(),
     statsPage: z
       .object({
         bind: bindAddress.default('127.0.0.1'),
@@ -243,6 +252,14 @@ const inputSchema = z
       if (f.tls && f.tls.port !== f.port)
         claim(ports, f.tls.port, [...at, 'frontend', 'tls', 'port'], `port ${f.tls.port}`);
     }
+    if (input.api) {
+      const { frontend, backend } = input.api;
+      claim(frontends, frontend.name, ['api', 'frontend', 'name'], `frontend name ${frontend.name}`);
+      claim(backends, backend.name, ['api', 'backend', 'name'], `backend name ${backend.name}`);
+      claim(ports, frontend.port, ['api', 'frontend', 'port'], `port ${frontend.port}`);
+    }
+    if (input.statsPage)
+      claim(ports, input.statsPage.port, ['statsPage', 'port'], `port ${input.statsPage.port}`);
   });
 
 /** HAProxy's time syntax, in the largest unit that keeps it whole (`90s`, `15m`, `1500ms`). */
@@ -358,6 +375,29 @@ export function renderHaproxy(input: HaproxyRenderInput): string {
         keywords: serverAgentKeywords(s),
       })),
     })),
+    api: v.api
+      ? {
+          frontend: v.api.frontend,
+          backend: {
+            name: v.api.backend.name,
+            retries: v.api.backend.retries,
+            defaultServer: apiServerKeywords(v.api.backend.check, haproxyTime),
+          },
+          timeouts: {
+            client: haproxyTime(v.api.timeouts.clientMs),
+            server: haproxyTime(v.api.timeouts.serverMs),
+            httpRequest: haproxyTime(v.api.timeouts.httpRequestMs),
+            httpKeepAlive: haproxyTime(v.api.timeouts.httpKeepAliveMs),
+            tunnel: haproxyTime(v.api.timeouts.tunnelMs),
+          },
+          servers: v.api.servers.map((s) => ({
+            name: s.name,
+            address: s.address,
+            port: s.port,
+            keywords: apiServerCheckKeywords(s),
+          })),
+        }
+      : null,
     statsPage: v.statsPage ? { ...v.statsPage, name: 'stats', refresh: `${v.statsPage.refreshSec}s` } : null,
   });
 }

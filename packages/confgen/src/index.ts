@@ -36,9 +36,17 @@ export {
   runtimeCommand,
 } from './runtime.js';
 export {
+  type ApiCheckOptions,
+  type HaproxyApiRoute,
+  type HaproxyApiServer,
+  apiServerOf,
+} from './haproxy-api.js';
+export {
+  type FollowApiServersOptions,
   type FollowStratumServersOptions,
   type FollowerLogger,
   type FollowerStats,
   type StratumFollower,
+  followApiServers,
   followStratumServers,
 } from './follow.js';

@@ -44,6 +44,8 @@ export interface ServerState {
   agentPort: number;
   /** Empty when the agent talks on the server's address. */
   agentAddress: string;
+  /** Port of the health check (the server's own port when it has no `port` of its own). */
+  checkPort: number;
 }
 
 /** One server row of `show stat`. */
@@ -133,7 +135,7 @@ export class HaproxyRuntime {
       throw new HaproxyRuntimeError(`haproxy refused "${line}": ${reply.trim()}`, line, reply.trim());
     const columns = header.slice(2).split(' ');
     const at = (name: string) => columns.indexOf(name);
-    const [iName, iBackend, iAddr, iPort, iOp, iAdmin, iAgentAddr, iAgentPort] = [
+    const [iName, iBackend, iAddr, iPort, iOp, iAdmin, iAgentAddr, iAgentPort, iCheckPort] = [
       'srv_name',
       'be_name',
       'srv_addr',
@@ -142,6 +144,7 @@ export class HaproxyRuntime {
       'srv_admin_state',
       'srv_agent_addr',
       'srv_agent_port',
+      'srv_check_port',
     ].map(at) as number[];
     // The first line is the format version; servers follow the header.
     return lines
@@ -163,6 +166,7 @@ export class HaproxyRuntime {
           drain: (admin & DRAIN_FLAGS) !== 0,
           agentPort: Number(field(iAgentPort)) || 0,
           agentAddress: agentAddress === '-' ? '' : agentAddress,
+          checkPort: Number(field(iCheckPort)) || 0,
         };
       });
   }

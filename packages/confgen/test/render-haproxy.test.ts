@@ -70,6 +70,21 @@ const variants: Record<string, HaproxyRenderInput> = {
       },
     ],
   },
+  // The api's HTTP frontend beside the miners': instances checked on their status port's
+  // /healthz (one on another address), logging on.
+  'haproxy-api.cfg': {
+    statsSocket: SOCKET,
+    servers: [three[0]!],
+    log: 'stderr format raw local0 info',
+    api: {
+      frontend: { bind: '0.0.0.0', port: 8080 },
+      backend: { check: { intervalMs: 1000, rise: 1, fall: 2 } },
+      servers: [
+        { name: 'api-1', address: '127.0.0.1', port: 24000, checkPort: 29004 },
+        { name: 'api-2', address: '10.0.0.8', port: 24000, checkPort: 29004, checkAddress: '10.0.1.8' },
+      ],
+    },
+  },
 };
 
 describe('renderHaproxy', () => {
@@ -109,6 +124,24 @@ describe('renderHaproxy', () => {
       const result = await run('haproxy', ['-dW', '-c', '-f', file]).catch((error) => error);
       expect(`${name}: ${result.stdout}${result.stderr}`.trim()).toBe(`${name}: Configuration file is valid`);
     }
+  });
+
+  it('fronts the api over HTTP: /healthz checks on the status port, a retry elsewhere, WebSocket-long tunnels', () => {
+    const text = renderHaproxy(variants['haproxy-api.cfg']!);
+    const api = text.slice(text.indexOf('frontend api_in'));
+    expect(api).toMatch(/^frontend api_in\n {4}mode http\n {4}bind 0\.0\.0\.0:8080\n/);
+    expect(api).toContain('    option httpchk GET /healthz\n    http-check expect status 200\n');
+    expect(api).toContain('    option redispatch 1\n');
+    expect(api.match(/ {4}timeout tunnel 1h\n/g)).toHaveLength(1);
+    expect(api).toContain('    default-server check inter 1s rise 1 fall 2\n');
+    expect(api).toContain('    server api-2 10.0.0.8:24000 port 29004 addr 10.0.1.8\n');
+    // No PROXY protocol towards the api: it is HTTP, with X-Forwarded-For.
+    expect(api).not.toContain('send-proxy');
+    expect(api).toContain('    option forwardfor\n');
+    // One port for one frontend.
+    expect(() => renderHaproxy({ statsSocket: SOCKET, api: { frontend: { port: 3333 } } })).toThrow(
+      /api\.frontend\.port: port 3333 also used by frontend\.port/,
+    );
   });
 
   it('sends the unique-id TLV, hashes consistently and checks every server with an agent', () => {

@@ -4,6 +4,7 @@ export {
   BLOCK_STATES,
   createMetrics,
   PROMETHEUS_NAMES,
+  PAYOUT_RUNS,
   QUARANTINE_REASONS,
   SHARE_RESULTS,
   STATSD_NAMES,
@@ -11,6 +12,7 @@ export {
   type BlockStateLabel,
   type Metrics,
   type MetricsOptions,
+  type PayoutRunLabel,
   type QuarantineReasonLabel,
   type ShareResultLabel,
   type StatsdOptions,
@@ -23,6 +25,14 @@ export {
   startStatusServer,
 } from './http.js';
 export { readJsonConfig, type ReadJsonConfigOptions, StartupError } from './config.js';
+export {
+  type BinConfig,
+  type BinContext,
+  type BinRedis,
+  type BinService,
+  runServiceBin,
+  type ServiceBinOptions,
+} from './service-bin.js';
 export {
   ensureAdminTokenFile,
   generateAdminToken,
@@ -47,4 +57,14 @@ export {
 } from './pool-config-schema.js';
 export { poolConfigReference } from './pool-config-docs.js';
 export { socketCommand } from './socket-command.js';
+export {
+  type HaproxyProcess,
+  type HaproxyProcesses,
+  type HaproxyReload,
+  HaproxyReloadError,
+  type HaproxyReloadOptions,
+  haproxyProcesses,
+  parseHaproxyProcesses,
+  reloadHaproxy,
+} from './haproxy-master.js';
 export { gitCommit, packageVersion } from './version.js';

@@ -96,6 +96,20 @@ export const BATCH_OUTCOMES: readonly BatchOutcomeLabel[] = [
 /** Why a stratum server quarantined a share sub-batch. */
 export type QuarantineReasonLabel = 'refused' | 'expired';
 export const QUARANTINE_REASONS: readonly QuarantineReasonLabel[] = ['refused', 'expired'];
+/**
+ * What one payment run of a payer ended with (`PayResult.outcome` of `@hashwire/payouts`), or
+ * `error` when the run itself failed (Redis, the daemon, the lease lost).
+ */
+export type PayoutRunLabel = 'sent' | 'reconciled' | 'failed' | 'ambiguous' | 'held' | 'nothing' | 'error';
+export const PAYOUT_RUNS: readonly PayoutRunLabel[] = [
+  'sent',
+  'reconciled',
+  'failed',
+  'ambiguous',
+  'held',
+  'nothing',
+  'error',
+];
 
 /**
  * The documented hashwire series (docs/metrics.md). Each call feeds the Prometheus registry and,
@@ -145,6 +159,26 @@ export interface Metrics {
    * the last template a daemon gave).
    */
   templateHealth(healthy: boolean, ageSeconds: number): void;
+  /**
+   * One HTTP request the api answered: `hashwire_api_requests_total{method, route, status}` (status
+   * class `2xx`…`5xx`) and `hashwire_api_request_seconds{method, route}` / statsd `api_requests`
+   * (c) and `api_request` (ms), tags the same. `route` is the route's pattern
+   * (`/v1/chains/:chain`), never the path itself, so the series stay few.
+   */
+  apiRequest(method: string, route: string, statusCode: number, seconds: number): void;
+  /**
+   * One run of the payer that held its chain's lease: `hashwire_payout_runs_total{outcome}` /
+   * statsd `payout_runs` (tag `outcome`), `hashwire_payout_paid_sat_total` / statsd
+   * `payout_paid_sat` (the satoshis a `sent` or `reconciled` batch paid) and
+   * `hashwire_payout_last_run_timestamp_seconds` / statsd gauge `payout_last_run` (when it ended).
+   */
+  payoutRun(outcome: PayoutRunLabel, paidSat: number, atSeconds: number): void;
+  /**
+   * `hashwire_payout_owed_sat` / statsd gauge `payout_owed_sat` (the chain's balances not yet
+   * paid, the pool's own `@` accounts left out) and `hashwire_payout_held_accounts` / statsd
+   * gauge `payout_held_accounts` (accounts whose payments are held).
+   */
+  payoutOwed(owedSat: number, heldAccounts: number): void;
   /** The Prometheus text exposition of everything in the registry. */
   text(): Promise<string>;
   /** Flushes and closes the statsd socket; the registry stays readable. */
@@ -171,6 +205,13 @@ const SERIES = {
   acceptedDifficulty: 'hashwire_accepted_difficulty_total',
   info: 'hashwire_info',
   hashesPerDiff: 'hashwire_hashes_per_diff',
+  apiRequests: 'hashwire_api_requests_total',
+  apiRequestSeconds: 'hashwire_api_request_seconds',
+  payoutRuns: 'hashwire_payout_runs_total',
+  payoutPaidSat: 'hashwire_payout_paid_sat_total',
+  payoutLastRun: 'hashwire_payout_last_run_timestamp_seconds',
+  payoutOwedSat: 'hashwire_payout_owed_sat',
+  payoutHeldAccounts: 'hashwire_payout_held_accounts',
 } as const;
 
 /** Statsd names (after the prefix) of the same series. */
@@ -190,6 +231,13 @@ export const STATSD_NAMES = {
   templateHealthy: 'template_healthy',
   templateAge: 'template_age',
   acceptedDifficulty: 'accepted_difficulty',
+  apiRequests: 'api_requests',
+  apiRequestSeconds: 'api_request',
+  payoutRuns: 'payout_runs',
+  payoutPaidSat: 'payout_paid_sat',
+  payoutLastRun: 'payout_last_run',
+  payoutOwedSat: 'payout_owed_sat',
+  payoutHeldAccounts: 'payout_held_accounts',
 } as const;
 
 export const PROMETHEUS_NAMES = SERIES;
@@ -330,12 +378,53 @@ export function createMetrics(options: MetricsOptions): Metrics {
     registers: [registry],
   });
   hashesPerDiff.set(options.hashesPerDiff ?? 0);
+  const apiRequests = new Counter({
+    name: SERIES.apiRequests,
+    help: 'HTTP requests the api answered, by method, route pattern and status class (2xx, 3xx, 4xx, 5xx)',
+    labelNames: ['method', 'route', 'status'],
+    registers: [registry],
+  });
+  const apiRequestSeconds = new Histogram({
+    name: SERIES.apiRequestSeconds,
+    help: 'Seconds from an api request received to its answer sent, by method and route pattern',
+    labelNames: ['method', 'route'],
+    buckets: LATENCY_BUCKETS_S,
+    registers: [registry],
+  });
+
+  const payoutRuns = new Counter({
+    name: SERIES.payoutRuns,
+    help: 'Payment runs of the payer holding the lease, by outcome (sent, reconciled, failed, ambiguous, held, nothing, error)',
+    labelNames: ['outcome'],
+    registers: [registry],
+  });
+  const payoutPaidSat = new Counter({
+    name: SERIES.payoutPaidSat,
+    help: 'Satoshis paid by the batches this payer sent or found sent in the wallet',
+    registers: [registry],
+  });
+  const payoutLastRun = new Gauge({
+    name: SERIES.payoutLastRun,
+    help: 'When the last payment run of this payer ended, Unix seconds; 0 before any',
+    registers: [registry],
+  });
+  const payoutOwedSat = new Gauge({
+    name: SERIES.payoutOwedSat,
+    help: "Satoshis the chain owes its miners: the sum of the balances not yet paid (the pool's @ accounts left out)",
+    registers: [registry],
+  });
+  const payoutHeldAccounts = new Gauge({
+    name: SERIES.payoutHeldAccounts,
+    help: 'Accounts whose payments are held (an address the daemon refused)',
+    registers: [registry],
+  });
 
   // Every documented label value starts at 0, so dashboards and alerts see the series at once.
   for (const result of SHARE_RESULTS) shares.inc({ result }, 0);
   for (const state of BLOCK_STATES) blocks.inc({ state }, 0);
   for (const outcome of BATCH_OUTCOMES) batches.inc({ outcome }, 0);
   for (const reason of QUARANTINE_REASONS) quarantined.inc({ reason }, 0);
+  for (const outcome of PAYOUT_RUNS) payoutRuns.inc({ outcome }, 0);
 
   let statsd: StatsD | null = null;
   if (options.statsd) {
@@ -394,6 +483,13 @@ export function createMetrics(options: MetricsOptions): Metrics {
       blocks.inc({ state }, value);
       statsd?.increment(STATSD_NAMES.blocks, value, { state });
     },
+    apiRequest(method, route, statusCode, seconds) {
+      const status = `${Math.min(5, Math.max(1, Math.floor(statusCode / 100)))}xx`;
+      apiRequests.inc({ method, route, status });
+      apiRequestSeconds.observe({ method, route }, seconds);
+      statsd?.increment(STATSD_NAMES.apiRequests, 1, { method, route, status });
+      statsd?.timing(STATSD_NAMES.apiRequestSeconds, seconds * 1000, { method, route });
+    },
     rpc(method, seconds) {
       rpc.observe({ method }, seconds);
       statsd?.timing(STATSD_NAMES.rpc, seconds * 1000, { method });
@@ -431,6 +527,22 @@ export function createMetrics(options: MetricsOptions): Metrics {
       templateAge.set(ageSeconds);
       statsd?.gauge(STATSD_NAMES.templateHealthy, healthy ? 1 : 0);
       statsd?.gauge(STATSD_NAMES.templateAge, ageSeconds);
+    },
+    payoutRun(outcome, paidSat, atSeconds) {
+      payoutRuns.inc({ outcome });
+      statsd?.increment(STATSD_NAMES.payoutRuns, 1, { outcome });
+      if (paidSat > 0) {
+        payoutPaidSat.inc(paidSat);
+        statsd?.increment(STATSD_NAMES.payoutPaidSat, paidSat);
+      }
+      payoutLastRun.set(atSeconds);
+      statsd?.gauge(STATSD_NAMES.payoutLastRun, atSeconds);
+    },
+    payoutOwed(owedSat, heldAccounts) {
+      payoutOwedSat.set(owedSat);
+      payoutHeldAccounts.set(heldAccounts);
+      statsd?.gauge(STATSD_NAMES.payoutOwedSat, owedSat);
+      statsd?.gauge(STATSD_NAMES.payoutHeldAccounts, heldAccounts);
     },
     text: () => registry.metrics(),
     close() {

@@ -84,6 +84,8 @@ const chain = z.strictObject({
   id: z
     .string()
     .regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'must be 1-64 of a-z 0-9 . _ - starting with a letter or digit')
+    // events:{pool} is the pool-wide event stream: a chain named pool would share it.
+    .refine((id) => id !== 'pool', '"pool" is reserved (the pool-wide event stream); choose another chain id')
     .optional()
     .describe('chain id in keys, jobs and service ids; default <coin>-<network>'),
   coin: z.enum(['litecoin', 'bitcoin']).default('litecoin').describe('coin'),
@@ -135,6 +137,60 @@ const chain = z.strictObject({
     .default([])
     .describe('ZMQ hashblock endpoints of daemons built with ZMQ'),
   confirmations: int(1, 10_000, 100, 'confirmations after which a block counts as confirmed'),
+  payments: z
+    .strictObject({
+      scheme: z
+        .enum(['pplns', 'prop', 'solo'])
+        .default('pplns')
+        .describe(
+          "pplns: the last N of difficulty before the block; prop: the block's round; solo: the finder's address in the coinbase (less the fee output), not in the ledger",
+        ),
+      pplnsFactor: z
+        .number()
+        .min(0.0001)
+        .max(1000)
+        .default(2)
+        .describe('PPLNS window N = pplnsFactor × the network difficulty when the block was found'),
+      feePercent: z
+        .number()
+        .min(0)
+        .max(100)
+        .refine((v) => Math.abs(Math.round(v * 100) - v * 100) < 1e-6, 'at most two decimals')
+        .default(0)
+        .describe(
+          'pool fee in percent (at most two decimals), credited to feeAddress (solo: a coinbase output to feeAddress)',
+        ),
+      feeAddress: z
+        .string()
+        .min(1)
+        .optional()
+        .describe(
+          'account paid the fee and the rounding remainders; default: kept by the pool (@pool), never paid; solo: the address of the coinbase fee output, required with a fee',
+        ),
+      minimumPayoutSat: z
+        .number()
+        .int()
+        .min(1)
+        .max(Number.MAX_SAFE_INTEGER)
+        .default(10_000_000)
+        .describe('an account is paid once its balance reaches this (satoshis)'),
+      intervalS: int(1, 2 ** 31 - 1, 3600, 'seconds between two payment runs'),
+      maturity: int(
+        1,
+        10_000,
+        100,
+        "confirmations before a block's reward is shared out (coinbase maturity)",
+      ),
+      walletDaemon: int(0, 63, 0, 'index in daemons of the daemon whose wallet pays'),
+      wallet: z
+        .string()
+        .regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1-64 of A-Z a-z 0-9 . _ -')
+        .optional()
+        .describe('wallet name on that daemon, when it has several loaded'),
+      leaseTtlMs: ms(10_000, 'lease of the one payer of the chain'),
+    })
+    .optional()
+    .describe('how miners are paid (the payer, `hashwire payouts`); none: the pool pays nobody'),
 });
 
 const curveKey = z
@@ -385,6 +441,18 @@ const stratum = section(
   'stratum servers: miner sessions, share validation, spool',
 );
 
+const payer = section(
+  {
+    count: int(
+      0,
+      16,
+      1,
+      'payers per chain with payments: one pays at a time (a lease), the others stand by to take over',
+    ),
+  },
+  'the payer processes (`hashwire run payouts`); a chain without `payments` gets none',
+);
+
 const reporter = section(
   {
     count: int(0, 64, 2, 'reporters per chain'),
@@ -419,6 +487,117 @@ const reporter = section(
   'reporters: share accounting, rounds, block lifecycle',
 );
 
+/*
+ * The api service: one section for everything about it, so the options of its later parts
+ * (rate limits, watches, the stream) sit beside these as sub-sections.
+ */
+const api = section(
+  {
+    count: int(
+      0,
+      64,
+      1,
+      'api instances (ids api-1 … api-N; the api is pool-wide, not per chain); 0 runs none',
+    ),
+    host: z
+      .string()
+      .min(1)
+      .default('127.0.0.1')
+      .describe(
+        'address the API binds; off loopback, membership writes need an API token (or api.openGroups)',
+      ),
+    advertiseHost: z
+      .string()
+      .min(1)
+      .default('127.0.0.1')
+      .describe('address registered (and used by HAProxy) when api.host is a wildcard'),
+    portRange: portRange(24000, 24999, 'API ports'),
+    bind: z
+      .string()
+      .regex(/^[^:]*:\d{1,5}$/, 'must be host:port or :port')
+      .default('127.0.0.1:8080')
+      .describe(
+        'public HTTP address of the API at HAProxy (with haproxy.enabled): one frontend for every api instance',
+      ),
+    backend: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]+$/, 'must be letters, digits, _ . -')
+      .default('api')
+      .describe('HAProxy backend name of the api instances'),
+    maxBodyBytes: int(1, 16_777_216, 65_536, 'largest request body (bytes); a larger one gets 413'),
+    openGroups: z
+      .boolean()
+      .default(false)
+      .describe(
+        'let membership writes (join, heartbeat, leave, configs) through without an API token, for a trusted network; off by default',
+      ),
+    trustedProxies: z
+      .array(z.string().min(1))
+      .default(['127.0.0.1', '::1'])
+      .describe(
+        "addresses whose X-Forwarded-For the API trusts for the client address its rate limit counts by (HAProxy's)",
+      ),
+    logLevel: z
+      .enum(LOG_LEVELS as [string, ...string[]])
+      .optional()
+      .describe('log level of the api instances; default log.level'),
+    tokenCacheMs: ms(
+      5000,
+      'how long an instance remembers a looked-up API token; a revocation still applies everywhere within 1 s',
+    ),
+    rateLimit: section(
+      {
+        enabled: z
+          .boolean()
+          .default(true)
+          .describe('limit requests per token (or per client address without one)'),
+        max: int(1, 1_000_000_000, 600, 'requests per window per token or client address; more get 429'),
+        windowMs: ms(60_000, 'the rate limit window'),
+      },
+      'request rate limit, counted in Redis and shared by every api instance',
+    ),
+    watches: section(
+      {
+        deliver: z.boolean().default(true).describe('deliver watches from these instances'),
+        retryWindowMs: ms(14_400_000, 'how long a failing endpoint is retried before its watch is removed'),
+        retryBaseMs: ms(1000, 'first retry delay, doubled after each failure'),
+        retryMaxDelayMs: ms(600_000, 'longest delay between two attempts'),
+        leaseMs: int(
+          300,
+          2 ** 31 - 1,
+          10_000,
+          "a watch's delivery lease; a dead instance's watches move after it (ms)",
+        ),
+        deliveryTimeoutMs: ms(10_000, "one delivery's time limit (connect and answer)"),
+        outboxMaxLen: int(1, 100_000_000, 10_000, "entries a ws watch's outbox stream keeps (approximately)"),
+      },
+      'watches (POST /v1/watches): delivery, retries, leases',
+    ),
+    stream: section(
+      {
+        maxBufferedBytes: int(
+          1,
+          2 ** 31 - 1,
+          4_194_304,
+          'bytes unsent to one WebSocket before it is closed as too slow',
+        ),
+        maxPendingEvents: int(
+          1,
+          10_000_000,
+          10_000,
+          'events held for one connection during catch-up before it is closed',
+        ),
+        maxTopicsPerConnection: int(1, 1_000_000, 1000, 'topics one connection may subscribe to'),
+        checkpointMs: ms(1000, 'how often a client is told its positions moved'),
+        pingMs: ms(30_000, 'WebSocket ping interval'),
+        maxMessageBytes: int(1, 16_777_216, 65_536, 'largest message a client may send (bytes)'),
+      },
+      'the live stream (GET /v1/stream, WebSocket): limits per connection',
+    ),
+  },
+  'the api service: the HTTP read API, membership groups, tokens, watches and the live stream, behind HAProxy',
+);
+
 const haproxy = section(
   {
     enabled: z.boolean().default(true).describe('run HAProxy in front of the stratum servers (hashwire up)'),
@@ -440,6 +619,11 @@ const haproxy = section(
       .optional()
       .describe('TLS termination (stratum+ssl)'),
     statsSocket: z.string().min(1).default('var/haproxy.sock').describe('runtime API socket'),
+    masterSocket: z
+      .string()
+      .min(1)
+      .default('var/haproxy-master.sock')
+      .describe('master CLI socket (haproxy -W -S): show proc, and reload without dropping a connection'),
     statsBind: z
       .string()
       .regex(/^[^:]*:\d{1,5}$/, 'must be host:port or :port')
@@ -502,6 +686,8 @@ const circus = section(
         jobmanager: int(1, 3600, 15, 'jobmanager stop deadline (s)'),
         stratum: int(1, 3600, 90, 'stratum stop deadline (s): drain waves, grace and spool flush'),
         reporter: int(1, 3600, 30, 'reporter stop deadline (s)'),
+        api: int(1, 3600, 10, 'api stop deadline (s)'),
+        payouts: int(1, 3600, 30, 'payer stop deadline (s): a payment under way is recorded first'),
       },
       'how long Circus waits after SIGTERM before SIGKILL',
     ),
@@ -519,6 +705,8 @@ export const poolConfigSchema = z
     jobmanager,
     stratum,
     reporter,
+    payer,
+    api,
     haproxy,
     log,
     statsd,

@@ -250,6 +250,7 @@ function frontChecks(config: PoolConfig): PoolConfigIssue[] {
       claim(front.tlsBind, front.tlsBindPath);
   }
   if (config.haproxy.statsBind) claim(config.haproxy.statsBind, 'haproxy.statsBind');
+  if (config.api.count > 0) claim(config.api.bind, 'api.bind');
   return issues;
 }
 
@@ -268,6 +269,7 @@ function crossChecks(config: PoolConfig): PoolConfigIssue[] {
     'rpc.portRange': config.rpc.portRange,
     'http.portRange': config.http.portRange,
     'stratum.portRange': config.stratum.portRange,
+    'api.portRange': config.api.portRange,
   };
   for (const [path, range] of Object.entries(ranges)) {
     if (range && range[0] > range[1]) {
@@ -335,6 +337,7 @@ function resolvePaths(config: PoolConfig, baseDir: string): void {
   const at = (path: string) => (isAbsolute(path) ? path : resolve(baseDir, path));
   config.stratum.spoolDir = at(config.stratum.spoolDir);
   config.haproxy.statsSocket = at(config.haproxy.statsSocket);
+  config.haproxy.masterSocket = at(config.haproxy.masterSocket);
   config.haproxy.configFile = at(config.haproxy.configFile);
   if (config.haproxy.tls) config.haproxy.tls.certFile = at(config.haproxy.tls.certFile);
   config.circus.workingDir = at(config.circus.workingDir);

@@ -187,6 +187,14 @@ enabled = "yes"
     ]);
   });
 
+  it('refuses a chain named pool: events:{pool} is the pool-wide event stream', () => {
+    const issues = issuesOf({ file: write(`${CHAIN}id = "pool"\n`), env: {} });
+    expect(issues.map((i) => `${i.path}: ${i.message}`)).toEqual([
+      'chains[0].id: "pool" is reserved (the pool-wide event stream); choose another chain id',
+    ]);
+    expect(() => loadPoolConfig({ file: write(`${CHAIN}id = "pool-2"\n`), env: {} })).not.toThrow();
+  });
+
   it('suggests the allowed value nearest to a misspelt one', () => {
     const [issue] = issuesOf({ file: write(`${CHAIN}network = "regtes"\n`), env: {} });
     expect(issue).toEqual({

@@ -1,4 +1,12 @@
-import { type ChainParams, type DaemonPool, assembleTemplateBlock } from '@hashwire/chain';
+import {
+  AddressError,
+  type ChainParams,
+  type CoinbasePayout,
+  type DaemonPool,
+  addressToScript,
+  assembleTemplateBlock,
+  soloPayouts,
+} from '@hashwire/chain';
 import type { Logger, Metrics } from '@hashwire/core';
 import { RpcErrorCode, type RpcMethods } from '@hashwire/protocol';
 import { RpcError } from '@hashwire/rpc';
@@ -48,6 +56,44 @@ function hexBytes(field: string, hex: string, size: number): Buffer {
     throw new RpcError(RpcErrorCode.BadRequest, `${field} must be ${size * 2} hex digits`);
   }
   return Buffer.from(hex, 'hex');
+}
+
+/**
+ * The finder a stratum server named, for the block record: kept only when it looks like one (a
+ * bad label must never cost a block, so it is dropped rather than refused).
+ */
+function finderOf(req: SubmitRequest): { account?: string; worker?: string } {
+  const label = (value: unknown): value is string => typeof value === 'string' && value.length <= 256;
+  if (!label(req.account) || req.account === '') return {};
+  return { account: req.account, ...(label(req.worker) && { worker: req.worker }) };
+}
+
+/**
+ * The coinbase outputs of a block on `stored`: the pool's `payouts`, or on a SOLO job the
+ * finder's address the stratum server names (the coinbase its miner hashed), less the fee.
+ * A stratum server that does not know SOLO names none, and sent the pool's coinbase.
+ */
+function coinbasePayouts(
+  stored: StoredJob,
+  req: SubmitRequest,
+  params: ChainParams,
+): { payouts: readonly CoinbasePayout[]; payoutAddress?: string } {
+  if (!stored.solo || req.payoutAddress === undefined) return { payouts: stored.payouts };
+  const address = req.payoutAddress;
+  if (typeof address !== 'string' || address.length === 0 || address.length > 128) {
+    throw new RpcError(RpcErrorCode.BadRequest, 'payoutAddress must be an address of this chain');
+  }
+  try {
+    addressToScript(address, params);
+  } catch (error) {
+    if (error instanceof AddressError)
+      throw new RpcError(RpcErrorCode.BadRequest, `payoutAddress: ${error.message}`);
+    throw error;
+  }
+  return {
+    payouts: soloPayouts({ address }, stored.template.coinbasevalue, stored.solo),
+    payoutAddress: address,
+  };
 }
 
 /**
@@ -107,10 +153,11 @@ export function createBlockSubmitter(options: BlockSubmitterOptions): BlockSubmi
       throw new RpcError(RpcErrorCode.BadRequest, `this jobmanager serves ${chain}, not ${req.chain}`);
     const stored = localJobs.get(req.jobId) ?? (await load(req.jobId));
     if (!stored) throw new RpcError(RpcErrorCode.BadRequest, `job ${req.jobId} is unknown or expired`);
+    const coinbase = coinbasePayouts(stored, req, params);
     const assembled = assembleTemplateBlock({
       template: stored.template,
       params,
-      payouts: stored.payouts,
+      payouts: coinbase.payouts,
       poolTag: stored.poolTag,
       extranonce1: hexBytes('extranonce1', req.extranonce1, stored.extranonce1Size),
       extranonce2: hexBytes('extranonce2', req.extranonce2, stored.extranonce2Size),
@@ -129,6 +176,8 @@ export function createBlockSubmitter(options: BlockSubmitterOptions): BlockSubmi
       jobId: req.jobId,
       jmId: id,
       shareId: req.shareId,
+      ...finderOf(req),
+      ...(coinbase.payoutAddress !== undefined && { payoutAddress: coinbase.payoutAddress }),
       submittedAt: Date.now(),
     };
     metrics.blocks('submitted');

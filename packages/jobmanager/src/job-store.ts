@@ -1,6 +1,6 @@
-import type { BlockTemplate, CoinbasePayout } from '@hashwire/chain';
+import type { BlockTemplate, CoinbasePayout, SoloFee } from '@hashwire/chain';
 import type { Job, KeyBuilder } from '@hashwire/protocol';
-import type { RedisClient } from '@hashwire/registry';
+import { type RedisClient, defineLuaScripts } from '@hashwire/registry';
 
 type Pipeline = ReturnType<RedisClient['pipeline']>;
 
@@ -12,6 +12,8 @@ export interface StoredJob {
   poolTag: string;
   extranonce1Size: number;
   extranonce2Size: number;
+  /** A SOLO job: the fee its coinbases take (a block on it pays the finder's `payoutAddress`). */
+  solo?: SoloFee;
 }
 
 /** `stale`: valid, but its parent was no longer the tip when it was submitted (see `PoolSubmitResult`). */
@@ -24,11 +26,23 @@ export interface BlockRecord {
   jobId: string;
   jmId: string;
   shareId: string;
+  /** The finder (the share's account and worker name, '' for none), when the stratum server sent them. */
+  account?: string;
+  worker?: string;
+  /** A SOLO block: the address its coinbase pays (the finder's); absent when it pays the pool's `payouts`. */
+  payoutAddress?: string;
   state: BlockState;
   reason?: string;
   submittedAt: number;
   updatedAt: number;
 }
+
+/** The jobmanager's Lua scripts in `lua/`, with their key counts. */
+const runScript = defineLuaScripts(
+  new URL('../lua/', import.meta.url),
+  { 'record-block': 3 },
+  'hw_jobmanager',
+);
 
 /** Bound on the events stream: enough for watchers to catch up after a pause. */
 const EVENTS_MAX_LEN = 100_000;
@@ -59,6 +73,7 @@ export class JobStore {
       poolTag: stored.poolTag,
       extranonce1Size: stored.extranonce1Size,
       extranonce2Size: stored.extranonce2Size,
+      ...(stored.solo && { solo: JSON.stringify(stored.solo) }),
     });
     pipeline.pexpire(jobKey, this.ttlMs);
     pipeline.set(this.keys.latestJob(this.chain), JSON.stringify(job), 'PX', this.ttlMs);
@@ -94,6 +109,7 @@ export class JobStore {
       poolTag: hash.poolTag ?? '',
       extranonce1Size: Number(hash.extranonce1Size),
       extranonce2Size: Number(hash.extranonce2Size),
+      ...(hash.solo && { solo: JSON.parse(hash.solo) as SoloFee }),
     };
   }
 
@@ -131,15 +147,19 @@ export class JobStore {
     this.sequenceChecked = true;
   }
 
-  /** The record, its index entry and its `block.<state>` event, in one transaction (one slot). */
-  async recordBlock(record: BlockRecord): Promise<void> {
-    const multi = this.redis
-      .multi()
-      .hset(this.keys.blocks(this.chain), record.hash, JSON.stringify(record))
-      .zadd(this.keys.blocksIndex(this.chain), record.height, record.hash);
-    this.queueEvent(multi, `block.${record.state}`, record);
-    const results = (await multi.exec()) ?? [];
-    for (const [error] of results) if (error) throw error;
+  /**
+   * The record, its index entry and its `block.<state>` event, in one step (one slot), when the
+   * record takes that state (`lua/record-block.lua`): each state once, never back. False when
+   * nothing changed (the same state again, or a record already further along).
+   */
+  async recordBlock(record: BlockRecord): Promise<boolean> {
+    const written = await runScript(
+      this.redis,
+      'record-block',
+      [this.keys.blocks(this.chain), this.keys.blocksIndex(this.chain), this.keys.events(this.chain)],
+      [record.hash, JSON.stringify(record), record.state, record.height, EVENTS_MAX_LEN, Date.now()],
+    );
+    return written === 1;
   }
 
   async getBlock(hash: string): Promise<BlockRecord | null> {

@@ -1,10 +1,8 @@
-import { createHash } from 'node:crypto';
-import { type BlockTemplate, DaemonPool, HashblockListener, buildJob } from '@hashwire/chain';
+import { DaemonPool } from '@hashwire/chain';
 import { createLogger, createMetrics, isWildcardHost, startStatusServer } from '@hashwire/core';
 import {
   BLOCK_SUBMIT_TIMEOUT_MS,
   type Job,
-  type JobmanagerHealth,
   RpcErrorCode,
   type RpcMethods,
   type RpcPushes,
@@ -13,6 +11,7 @@ import {
   type Leadership,
   type RedisClient,
   type ServiceRegistration,
+  checkServiceIdFree,
   createRateMeter,
   leaseLeadership,
   listServices,
@@ -28,13 +27,16 @@ import {
   serverCurveOf,
 } from '@hashwire/rpc';
 import { BlockLog } from './block-log.js';
+import { type BlockSignals, listenForBlocks } from './block-signals.js';
 import { createBlockSubmitter } from './block-submit.js';
 import { followDaemons } from './daemon-log.js';
-import { JobStore, type StoredJob } from './job-store.js';
+import { firstAlive } from './handover.js';
+import { startHealthReports } from './health.js';
+import { JobStore } from './job-store.js';
 import { type JobManagerOptions, type ResolvedOptions, resolveOptions } from './options.js';
+import { createPublisher } from './publishing.js';
 import { TemplateSource } from './template-source.js';
 
-const BLOCK_HASH = /^[0-9a-f]{64}$/;
 /** How long `jm.subscribe` waits for the group's latest job in Redis before answering without one. */
 const SUBSCRIBE_REDIS_WAIT_MS = 1000;
 
@@ -81,45 +83,6 @@ export interface JobManager {
 type JmMethods = Pick<RpcMethods, 'jm.subscribe' | 'jm.submitBlock' | 'svc.status' | 'svc.drain'>;
 type JmPushes = Pick<RpcPushes, 'job' | 'health'>;
 
-function templateId(template: BlockTemplate): string {
-  const h = createHash('sha256');
-  h.update(template.previousblockhash);
-  h.update(String(template.curtime));
-  h.update(template.longpollid ?? '');
-  for (const tx of template.transactions) h.update(tx.hash ?? tx.txid);
-  h.update(template.mweb ?? '');
-  return h.digest('hex').slice(0, 24);
-}
-
-/** The id of the first jobmanager (in the given order) that answers `svc.status` as itself within 300 ms. */
-async function firstAlive(
-  candidates: { id: string; rpc: string; curveKey?: string }[],
-  curve: ServiceCurve | undefined,
-): Promise<string | null> {
-  for (const candidate of candidates) {
-    let clientCurve: ReturnType<typeof clientCurveFor>;
-    try {
-      clientCurve = clientCurveFor(curve, candidate.curveKey, `jobmanager ${candidate.id}`);
-    } catch {
-      continue; // CURVE on one side only: it could not answer us anyway
-    }
-    const client = createRpcClient<JmMethods>(candidate.rpc, {
-      timeoutMs: 300,
-      ...(clientCurve ? { curve: clientCurve } : {}),
-    });
-    try {
-      // Its port may have been taken over by another process since it registered.
-      const status = (await client.request('svc.status', {})) as { id?: string };
-      if (status.id === candidate.id) return candidate.id;
-    } catch {
-      // silent: dead or stalled, try the next
-    } finally {
-      await client.close();
-    }
-  }
-  return null;
-}
-
 /**
  * A jobmanager of one chain's group. Every member polls the daemons and holds a ready
  * template; only the lease holder publishes. Stratum servers subscribe to every member
@@ -141,6 +104,9 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
   });
   const logger = input.logger ?? createLogger({ name: 'jobmanager', level: 'silent' });
   const log = logger.child({ id, chain });
+  // Before anything else: a second process under a live jobmanager's id would take its lease as
+  // its own (one epoch, two leaders).
+  await checkServiceIdFree(redis, keys, 'jobmanager', id);
   const daemons = new DaemonPool(options.daemons);
   followDaemons(daemons, log);
   const source = new TemplateSource({
@@ -176,16 +142,8 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
     // The daemon has a new tip: get the next template now rather than at the next poll.
     onAccepted: () => source.notify('submitted'),
   });
-  const templateIds = new WeakMap<BlockTemplate, string>();
-  const jobRate = createRateMeter(() => jobsPublished);
-  let lastJob: Job | null = null;
-  let jobsPublished = 0;
-  let closed = false;
-  let publishing: Promise<void> = Promise.resolve();
-  let blocknotify: RedisClient | null = null;
-  const blocknotifyCounts = { received: 0, ignored: 0 };
+  const jobRate = createRateMeter(() => publisher.jobsPublished);
   const blocknotifyChannel = options.blocknotify ? keys.blocknotifyChannel(chain) : null;
-  const hashblock: HashblockListener[] = [];
 
   try {
     await source.start();
@@ -202,52 +160,16 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
     holder: id,
     ttlMs: options.leaseTtlMs,
   });
-
-  const publish = (template: BlockTemplate, cleanJobs: boolean): Promise<void> => {
-    const requestedAt = performance.now();
-    publishing = publishing.then(async () => {
-      if (closed || !leadership.isLeader()) return;
-      const epoch = leadership.epoch as number;
-      const jobId = await store.nextJobId();
-      const built = buildJob({
-        template,
-        params,
-        chain,
-        payouts: options.payouts,
-        poolTag: options.poolTag,
-        extranonce1Size: options.extranonce1Size,
-        extranonce2Size: options.extranonce2Size,
-        epoch,
-        jobId,
-        jmId: id,
-        cleanJobs,
-      });
-      const stored: StoredJob = {
-        job: built.job,
-        template,
-        payouts: options.payouts,
-        poolTag: options.poolTag,
-        extranonce1Size: options.extranonce1Size,
-        extranonce2Size: options.extranonce2Size,
-      };
-      let tplId = templateIds.get(template);
-      if (!tplId) {
-        tplId = templateId(template);
-        templateIds.set(template, tplId);
-      }
-      // In Redis before any stratum server can see it: a block on it can be submitted by anyone.
-      await store.save(stored, tplId);
-      blocks.remember(stored);
-      // Fencing: a lease lost while we stored the job means this job must not go out.
-      if (!leadership.isLeader() || leadership.epoch !== epoch) return;
-      lastJob = built.job;
-      jobsPublished++;
-      rpc.push(chain, 'job', built.job);
-      metrics.jobPush((performance.now() - requestedAt) / 1000);
-    });
-    publishing = publishing.catch(() => {});
-    return publishing;
-  };
+  const publisher = createPublisher({
+    options,
+    store,
+    leadership,
+    blocks,
+    metrics,
+    push: (job) => rpc.push(chain, 'job', job),
+  });
+  let signals: BlockSignals | null = null;
+  let closed = false;
 
   const stats = (): JobManagerStats => {
     const health = daemons.health();
@@ -261,8 +183,8 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
       leader: leadership.isLeader(),
       epoch: leadership.epoch,
       height: template?.height ?? null,
-      jobsPublished,
-      lastJobId: lastJob?.jobId ?? null,
+      jobsPublished: publisher.jobsPublished,
+      lastJobId: publisher.lastJob?.jobId ?? null,
       subscribers: rpc.stats().subscribers,
       blocksSubmitted: blocks.stats().blocksSubmitted,
       blocksAccepted: blocks.stats().blocksAccepted,
@@ -275,7 +197,8 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
       unhealthyReason: fresh.reason,
       templateAgeMs: now - fresh.lastTemplateAt,
       blockRecords: blockLog.stats(),
-      blocknotify: blocknotifyChannel ? { channel: blocknotifyChannel, ...blocknotifyCounts } : null,
+      blocknotify:
+        blocknotifyChannel && signals ? { channel: blocknotifyChannel, ...signals.blocknotify } : null,
     };
   };
 
@@ -291,7 +214,8 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
           throw new RpcError(RpcErrorCode.BadRequest, `this jobmanager serves ${chain}, not ${req.chain}`);
         }
         ctx.subscribe(chain);
-        if (lastJob) return { job: lastJob };
+        const lastJob = publisher.lastJob;
+        if (lastJob) return { job: lastJob, earlier: [...publisher.earlierJobs] };
         // A standby has no job of its own: the group's latest, unless Redis is away (frozen);
         // then none, and the leader's next job comes as a push on this subscription.
         let timer: NodeJS.Timeout | undefined;
@@ -331,39 +255,17 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
     // A new block at info on every member; the leader's periodic refreshes (new transactions) at debug.
     if (newBlock) log.info(fields, 'jobmanager: new block template');
     else log.debug(fields, 'jobmanager: template refreshed');
-    void publish(template, newBlock);
+    void publisher.publish(template, newBlock);
   });
-  // Daemon health goes to every subscriber (leader or not): stratum servers decide from the
-  // whole group whether miners still have real work (see JobFeed `unhealthy`).
-  let lastHealthy: boolean | null = null;
-  let healthBeats = 0;
-  const pushHealth = () => {
-    const now = Date.now();
-    const health = source.health(now);
-    const templateAgeMs = now - health.lastTemplateAt;
-    metrics.templateHealth(health.healthy, templateAgeMs / 1000);
-    healthBeats++;
-    const changed = health.healthy !== lastHealthy;
-    if (changed && !health.healthy) {
-      log.error({ reason: health.reason, templateAgeMs }, `jobmanager: unhealthy: ${health.reason}`);
-    } else if (changed && lastHealthy !== null) {
-      log.info({ templateAgeMs }, 'jobmanager: healthy again: a daemon gives templates');
-    }
-    if (!changed && healthBeats % 4 !== 0) return;
-    lastHealthy = health.healthy;
-    const push: JobmanagerHealth = {
-      jmId: id,
-      chain,
-      healthy: health.healthy,
-      lastOkAt: health.lastOkAt,
-      lastError: health.healthy ? health.lastError : (health.reason ?? health.lastError),
-      lastTemplateAt: health.lastTemplateAt,
-      templateAgeMs,
-    };
-    rpc.push(chain, 'health', push);
-  };
-  const healthTimer = setInterval(pushHealth, Math.min(options.pollIntervalMs, 1000));
-  healthTimer.unref();
+  const health = startHealthReports({
+    id,
+    chain,
+    source,
+    metrics,
+    log,
+    intervalMs: Math.min(options.pollIntervalMs, 1000),
+    push: (report) => rpc.push(chain, 'health', report),
+  });
   metrics.leader(false, 0);
   metrics.draining(false);
   leadership.on('elected', (epoch: number) => {
@@ -384,37 +286,16 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
   leadership.on('deposed', () => source.setActive(false));
   leadership.on('elected', () => {
     const template = source.template;
-    if (!template) return;
-    // A new leader sends clean_jobs only if the block changed since the group's last job.
-    void store.latest().then(
-      (latest) => publish(template, !latest || latest.height !== template.height),
-      () => publish(template, true),
-    );
+    if (template) void publisher.publishAsNewLeader(template);
   });
   await leadership.start();
 
-  if (blocknotifyChannel) {
-    // Its own connection: a subscribed one can send nothing else. ioredis subscribes again
-    // after a reconnect.
-    blocknotify = redis.duplicate();
-    // Redis trouble shows on the main connection (registry, lease); this one only reconnects.
-    blocknotify.on('error', () => {});
-    blocknotify.on('message', (channel: string, message: string) => {
-      if (channel !== blocknotifyChannel) return;
-      if (!BLOCK_HASH.test(message.trim())) {
-        blocknotifyCounts.ignored++;
-        return;
-      }
-      blocknotifyCounts.received++;
-      source.notify('blocknotify');
-    });
-    await blocknotify.subscribe(blocknotifyChannel);
-  }
-  for (const endpoint of options.zmqHashblock) {
-    const listener = new HashblockListener({ endpoint });
-    listener.on('block', () => source.notify('hashblock'));
-    hashblock.push(listener);
-  }
+  signals = await listenForBlocks({
+    redis,
+    blocknotifyChannel,
+    zmqHashblock: options.zmqHashblock,
+    onBlock: (reason) => source.notify(reason),
+  });
 
   const http = await startStatusServer({
     portRange: options.httpPortRange,
@@ -424,10 +305,7 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
     stats,
     ...(input.onDrain ? { onDrain: input.onDrain } : {}),
     ...(input.adminToken ? { adminToken: input.adminToken } : {}),
-    health: () => {
-      const health = source.health();
-      return health.healthy ? { ok: true } : { ok: false, reasons: [health.reason as string] };
-    },
+    health: () => health.status(),
   });
 
   const registration: ServiceRegistration = await registerService({
@@ -454,7 +332,7 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
     endpoint: rpc.endpoint,
     leadership,
     blocknotifyChannel,
-    currentJob: () => lastJob,
+    currentJob: () => publisher.lastJob,
     stats,
     drain() {
       draining ??= (async () => {
@@ -483,9 +361,9 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
     async close() {
       if (closed) return;
       closed = true;
-      clearInterval(healthTimer);
+      health.stop();
       source.close();
-      await publishing;
+      await publisher.close();
       await leadership.close().catch(() => {});
       // Blocks already handed to us are submitted and answered before we leave the registry
       // (stratum servers drop their client to a jobmanager that left, and the answer with it).
@@ -496,8 +374,7 @@ export async function createJobManager(input: JobManagerOptions): Promise<JobMan
       }
       blockLog.close();
       await registration.close().catch(() => {});
-      for (const l of hashblock) l.close();
-      blocknotify?.disconnect();
+      signals?.close();
       await rpc.close();
       await http.close();
       await metrics.close();

@@ -2,6 +2,7 @@ import {
   type ChainParams,
   type CoinbasePayout,
   type DaemonClientOptions,
+  type SoloFee,
   addressToScript,
   getChainParams,
 } from '@hashwire/chain';
@@ -41,6 +42,13 @@ export interface JobManagerOptions {
   payouts: PayoutOption[];
   /** @defaultValue '/hashwire/' */
   poolTag?: string;
+  /**
+   * The chain pays SOLO (`payments.scheme: "solo"`): every job also carries the coinbase end cut
+   * around the finder's output, and a block is built paying the finder's address, less
+   * `feePercent` (at most two decimals) to `feeAddress`. `payouts` stays the coinbase of work sent
+   * by stratum servers that do not know SOLO.
+   */
+  solo?: { feePercent?: number; feeAddress?: string };
   /** @defaultValue 4 */
   extranonce1Size?: number;
   /** @defaultValue 4 */
@@ -111,9 +119,10 @@ export interface ResolvedOptions
   extends Required<
     Omit<
       JobManagerOptions,
-      'payouts' | 'zmqHashblock' | 'statsd' | 'onDrain' | 'adminToken' | 'curve' | 'logger'
+      'payouts' | 'zmqHashblock' | 'statsd' | 'onDrain' | 'adminToken' | 'curve' | 'logger' | 'solo'
     >
   > {
+  solo?: SoloFee;
   statsd?: StatsdOptions;
   curve?: ServiceCurve;
   params: ChainParams;
@@ -166,6 +175,7 @@ export function resolveOptions(options: JobManagerOptions): ResolvedOptions {
   });
   if (remainders > 1)
     throw new ConfigError('payouts', 'at most one payout may leave out valueSat (it gets the rest)');
+  const solo = options.solo === undefined ? undefined : resolveSolo(options.solo, params);
   const host = options.host ?? '127.0.0.1';
   // These name the field themselves (`curve is required: host … is not loopback`).
   const curve = options.curve ? checkServiceCurve('curve', options.curve) : undefined;
@@ -179,6 +189,7 @@ export function resolveOptions(options: JobManagerOptions): ResolvedOptions {
     payouts,
     params,
     poolTag: options.poolTag ?? '/hashwire/',
+    ...(solo && { solo }),
     extranonce1Size: positiveInteger('extranonce1Size', options.extranonce1Size, 4, 16),
     extranonce2Size: positiveInteger('extranonce2Size', options.extranonce2Size, 4, 16),
     redis: options.redis,
@@ -201,4 +212,31 @@ export function resolveOptions(options: JobManagerOptions): ResolvedOptions {
     httpHost: options.httpHost ?? '127.0.0.1',
     ...(options.statsd ? { statsd: options.statsd } : {}),
   };
+}
+
+/** The SOLO fee in basis points, and its address checked for the chain. */
+function resolveSolo(solo: { feePercent?: number; feeAddress?: string }, params: ChainParams): SoloFee {
+  const percent = solo.feePercent ?? 0;
+  const feeBasisPoints = Math.round(percent * 100);
+  if (
+    typeof percent !== 'number' ||
+    !(percent >= 0 && percent <= 100) ||
+    Math.abs(feeBasisPoints - percent * 100) > 1e-6
+  ) {
+    throw new ConfigError('solo.feePercent', `must be 0 to 100 with at most two decimals, got ${percent}`);
+  }
+  if (solo.feeAddress === undefined) {
+    if (feeBasisPoints > 0)
+      throw new ConfigError(
+        'solo.feeAddress',
+        'a SOLO pool fee is paid in the coinbase: give the fee address',
+      );
+    return { feeBasisPoints };
+  }
+  try {
+    addressToScript(solo.feeAddress, params);
+  } catch (error) {
+    throw new ConfigError('solo.feeAddress', (error as Error).message);
+  }
+  return { feeBasisPoints, feeAddress: solo.feeAddress };
 }

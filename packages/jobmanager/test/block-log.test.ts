@@ -64,4 +64,45 @@ describe('BlockLog', () => {
     });
     expect(events.map(([, f]) => f[f.indexOf('type') + 1])).toEqual(['block.submitted', 'block.accepted']);
   });
+
+  it('records each state of a block once and never moves it back when a second jobmanager submits it again', async () => {
+    const keys = createKeyBuilder({ prefix: `t${randomBytes(4).toString('hex')}:` });
+    const store = new JobStore(redis, keys, 'ltc', 60_000);
+    const base = {
+      hash: 'cd'.repeat(32),
+      chain: 'ltc',
+      height: 601,
+      jobId: '20',
+      shareId: 's-2',
+      submittedAt: Date.now(),
+      updatedAt: Date.now(),
+    };
+    const write = (jmId: string, state: BlockRecord['state']) => store.recordBlock({ ...base, jmId, state });
+    expect(await write('jm-1', 'submitted')).toBe(true);
+    expect(await write('jm-1', 'accepted')).toBe(true);
+    // The reporter closes the round on it: the record gets its round.
+    const blocksKey = keys.blocks('ltc');
+    const closed = { ...JSON.parse((await redis.hget(blocksKey, base.hash))!), round: { totalDiff: 5 } };
+    await redis.hset(blocksKey, base.hash, JSON.stringify(closed));
+    // A stratum server's submit timed out on jm-1 and went to jm-2, which submits it again.
+    expect(await write('jm-2', 'submitted')).toBe(false);
+    expect(await write('jm-2', 'accepted')).toBe(false);
+    const record = JSON.parse((await redis.hget(blocksKey, base.hash))!);
+    expect(record).toMatchObject({ state: 'accepted', jmId: 'jm-1', round: { totalDiff: 5 } });
+    const types = async () =>
+      (await redis.xrange(keys.events('ltc'), '-', '+')).map(([, f]) => f[f.indexOf('type') + 1]);
+    expect(await types()).toEqual(['block.submitted', 'block.accepted']);
+
+    // A verdict of rejected or stale gives way to accepted (a retry or another daemon took it).
+    const other = { ...base, hash: 'ce'.repeat(32) };
+    await store.recordBlock({ ...other, jmId: 'jm-1', state: 'submitted' });
+    await store.recordBlock({ ...other, jmId: 'jm-1', state: 'stale', reason: 'inconclusive' });
+    expect(await store.recordBlock({ ...other, jmId: 'jm-2', state: 'accepted' })).toBe(true);
+    expect(await store.recordBlock({ ...other, jmId: 'jm-2', state: 'rejected' })).toBe(false);
+    expect(JSON.parse((await redis.hget(blocksKey, other.hash))!)).toMatchObject({
+      state: 'accepted',
+      jmId: 'jm-2',
+    });
+    expect((await types()).slice(2)).toEqual(['block.submitted', 'block.stale', 'block.accepted']);
+  });
 });

@@ -1,5 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { getChainParams, prevHashFromStratum } from '@hashwire/chain';
+import {
+  addressToScript,
+  getChainParams,
+  prevHashFromStratum,
+  soloCoinb2,
+  soloFeeSat,
+} from '@hashwire/chain';
 import { ConfigError, type JobManager, type JobManagerOptions, createJobManager } from '@hashwire/jobmanager';
 import {
   type Job,
@@ -237,6 +243,17 @@ describe('jobmanager', () => {
     expect(yGauges).toMatchObject({ leader: 1, draining: 0 });
     expect(yGauges.epoch).toBe(y.leadership.epoch);
     expect(yGauges.epoch).toBeGreaterThan(xEpoch);
+    // The pool's event stream says so: jm-x up, draining, then down once drained (jm-y only up).
+    const poolEvents = (await redis.xrange(opts.keys.poolEvents(), '-', '+')).map(([, fields]) => {
+      const data = JSON.parse(fields[fields.indexOf('data') + 1]!) as { id: string; chain?: string };
+      return [fields[fields.indexOf('type') + 1], data.id, data.chain];
+    });
+    expect(poolEvents).toEqual([
+      ['service.jobmanager.up', 'jm-x', 'litecoin-regtest'],
+      ['service.jobmanager.up', 'jm-y', 'litecoin-regtest'],
+      ['service.jobmanager.draining', 'jm-x', 'litecoin-regtest'],
+      ['service.jobmanager.down', 'jm-x', 'litecoin-regtest'],
+    ]);
   });
 
   it('a block built on a parent that was no longer the tip is recorded stale, not orphaned, at once', async () => {
@@ -279,6 +296,62 @@ describe('jobmanager', () => {
     expect(record).toMatchObject({ state: 'stale', shareId: 'share-race', reason: reply.reason });
   });
 
+  it('SOLO: a block pays the finder’s payoutAddress, less the fee output; a payoutAddress of another chain is refused', async () => {
+    const finder = await ltc.rpc[1]!.call<string>('getnewaddress', ['', 'bech32']);
+    const feeAddress = await ltc.rpc[1]!.call<string>('getnewaddress', ['', 'legacy']);
+    await expect(
+      createJobManager({ ...baseOptions('jm-solo-bad'), solo: { feePercent: 1 } }),
+    ).rejects.toThrow(/^solo\.feeAddress: /);
+    const opts = { ...baseOptions('jm-solo'), solo: { feePercent: 2.5, feeAddress } };
+    const jm = await start(opts);
+    await waitFor(() => jm.leadership.isLeader(), { timeoutMs: 5000, what: 'the SOLO jobmanager to lead' });
+    const job = (await subscriber(jm.endpoint)).first!;
+    const solo = job.solo!;
+    // What a stratum server sends the finder's sessions.
+    const coinb2 = soloCoinb2(
+      {
+        head: Buffer.from(solo.coinb2Head, 'hex'),
+        finderValueSat: solo.finderValueSat,
+        tail: Buffer.from(solo.coinb2Tail, 'hex'),
+      },
+      addressToScript(finder, params),
+    ).toString('hex');
+    const minerJob = { ...job, coinb2 };
+    const client = createRpcClient<RpcMethods>(jm.endpoint, { heartbeatIntervalMs: 100 });
+    cleanups.push(() => client.close());
+    await expect(
+      client.request('jm.submitBlock', {
+        ...blockSubmission(minerJob, '0a0b0c0e', '00000001', 'share-s0'),
+        payoutAddress: 'ltc1qpyysjzgfpyysjzgfpyysjzgfpyysjzgf0asqjy',
+      }),
+    ).rejects.toThrow(/payoutAddress: .*expected litecoin regtest/);
+    const reply = await client.request('jm.submitBlock', {
+      ...blockSubmission(minerJob, '0a0b0c0e', '00000002', 'share-s1'),
+      account: finder,
+      worker: 'rig1',
+      payoutAddress: finder,
+    });
+    expect(reply).toEqual({ accepted: true, hash: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    const block = await ltc.rpc[0]!.call<{
+      tx: {
+        vout: { value: number; scriptPubKey: { type: string; address?: string; addresses?: string[] } }[];
+      }[];
+    }>('getblock', [reply.hash, 2]);
+    const paying = block.tx[0]!.vout.filter((o) => o.scriptPubKey.type !== 'nulldata');
+    expect(paying.map((o) => o.scriptPubKey.address ?? o.scriptPubKey.addresses?.[0])).toEqual([
+      finder,
+      feeAddress,
+    ]);
+    const sat = (v: number) => Math.round(v * 1e8);
+    const total = sat(paying[0]!.value) + sat(paying[1]!.value);
+    expect(sat(paying[1]!.value)).toBe(soloFeeSat(total, 250));
+    expect(sat(paying[0]!.value)).toBe(solo.finderValueSat);
+    expect(await blockRecord(opts.keys, reply.hash, 'accepted')).toMatchObject({
+      account: finder,
+      payoutAddress: finder,
+    });
+  });
+
   it('any member submits a block for a job issued by another, even after the issuer is gone', async () => {
     const opts = {
       ...baseOptions('jm-issuer'),
@@ -293,10 +366,11 @@ describe('jobmanager', () => {
 
     const client = createRpcClient<RpcMethods>(other.endpoint, { heartbeatIntervalMs: 100 });
     cleanups.push(() => client.close());
-    const reply = await client.request(
-      'jm.submitBlock',
-      blockSubmission(job, '0a0b0c0d', '00000001', 'share-1'),
-    );
+    const reply = await client.request('jm.submitBlock', {
+      ...blockSubmission(job, '0a0b0c0d', '00000001', 'share-1'),
+      account: 'finder-address',
+      worker: 'rig1',
+    });
     expect(reply).toEqual({ accepted: true, hash: expect.stringMatching(/^[0-9a-f]{64}$/) });
     expect(await ltc.rpc[0]!.getBestBlockHash()).toBe(reply.hash);
     const record = await blockRecord(opts.keys, reply.hash, 'accepted');
@@ -305,10 +379,23 @@ describe('jobmanager', () => {
       jobId: job.jobId,
       jmId: 'jm-other',
       shareId: 'share-1',
+      account: 'finder-address',
+      worker: 'rig1',
     });
     const events = await redis.xrange(opts.keys.events('litecoin-regtest'), '-', '+');
     const types = events.map(([, fields]) => fields[fields.indexOf('type') + 1]);
     expect(types).toEqual(expect.arrayContaining(['job.new', 'block.submitted', 'block.accepted']));
+    // The finder is in every block event from the submission on: what `account.<addr>.*` watches match.
+    const blockEvents = events
+      .map(([, fields]) => ({
+        type: fields[fields.indexOf('type') + 1]!,
+        data: JSON.parse(fields[fields.indexOf('data') + 1]!) as Record<string, unknown>,
+      }))
+      .filter((e) => e.type.startsWith('block.') && e.data.hash === reply.hash);
+    expect(blockEvents.map((e) => [e.type, e.data.account, e.data.worker])).toEqual([
+      ['block.submitted', 'finder-address', 'rig1'],
+      ['block.accepted', 'finder-address', 'rig1'],
+    ]);
 
     // A share that does not meet the network target is not sent to the daemon.
     const weak = await client.request(

@@ -80,6 +80,14 @@ export class LineFramer {
     return lines;
   }
 
+  /**
+   * A copy of the unfinished line held now (empty when none): what another framer, in another
+   * process, must be fed first to carry on where this one stopped.
+   */
+  unfinished(): Buffer {
+    return Buffer.concat(this.pending, this.pendingBytes);
+  }
+
   /** Drop any unfinished line (on disconnect). */
   reset(): void {
     this.pending = [];

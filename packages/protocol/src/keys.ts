@@ -115,11 +115,69 @@ export function createKeyBuilder(options: KeyBuilderOptions = {}) {
     onlineWorkers: (chain: string) => `${prefix}online:{${part('chain', chain)}}:workers`,
     /** Zset account → time (epoch ms) of its latest accepted share, trimmed to the online window. */
     onlineAccounts: (chain: string) => `${prefix}online:{${part('chain', chain)}}:accounts`,
+    /**
+     * The chain's share counts by result over its lifetime, pool-wide (a string
+     * `accepted stale duplicate lowdiff invalid`), added to by the credit script with each request.
+     */
+    shareCounts: (chain: string) => `${prefix}sharecounts:{${part('chain', chain)}}`,
     /** The current round's credited difficulty, summed (a string); absent until the round's first credit. */
     roundTotal: (chain: string) => `${prefix}roundtotal:{${part('chain', chain)}}`,
     /** Hash worker → credited difficulty in one bucket of `windowMin` minutes starting at `bucket × windowMin`. */
     hashrate: (chain: string, windowMin: number, bucket: number) =>
       `${prefix}hr:{${part('chain', chain)}}:${part('windowMin', windowMin)}m:${part('bucket', bucket)}`,
+    /**
+     * The PPLNS share window (payouts): a stream, one entry per credit request, `p` the chain's
+     * cumulative credited difficulty after it and `a` its accounts' difficulties; written by
+     * the credit script when the window is on, trimmed past the largest window.
+     */
+    shareWindow: (chain: string) => `${prefix}pplnswin:{${part('chain', chain)}}`,
+    /** The share window's cumulative credited difficulty (a float string). */
+    shareWindowTotal: (chain: string) => `${prefix}pplnswin:{${part('chain', chain)}}:total`,
+    /** Hash block hash → `<window entry id> <position>`: where a block was found in the window. */
+    shareWindowFound: (chain: string) => `${prefix}pplnswin:{${part('chain', chain)}}:found`,
+    /** Zset block hash → position: found blocks not yet shared out, whose windows the trim keeps. */
+    shareWindowPending: (chain: string) => `${prefix}pplnswin:{${part('chain', chain)}}:pending`,
+    /** The difficulty the trim keeps behind the newest entry (and behind each pending block); set by the payer. */
+    shareWindowKeep: (chain: string) => `${prefix}pplnswin:{${part('chain', chain)}}:keep`,
+    /** Hash account → balance in satoshis (integer string): the sum of its ledger entries. */
+    balances: (chain: string) => `${prefix}bal:{${part('chain', chain)}}`,
+    /** Stream, append-only: every credit, debit, fee and remainder, in satoshis. */
+    ledger: (chain: string) => `${prefix}ledger:{${part('chain', chain)}}`,
+    /** Hash block hash → JSON of its share-out (or `orphaned`): written once per block. */
+    payoutBlocks: (chain: string) => `${prefix}payout:{${part('chain', chain)}}:blocks`,
+    /** Hash account → satoshis credited by one block (the earnings of that block per account). */
+    payoutBlockCredits: (chain: string, blockHash: string) => {
+      if (!BLOCK_HASH.test(blockHash)) {
+        throw new TypeError(`block hash ${JSON.stringify(blockHash)} is not 64 hex digits`);
+      }
+      return `${prefix}payout:{${part('chain', chain)}}:credits:${blockHash}`;
+    },
+    /** Hash batch id → JSON of a payment batch (intent, sent, failed). */
+    payoutBatches: (chain: string) => `${prefix}payout:{${part('chain', chain)}}:batches`,
+    /** Zset batch id → creation time (ms): the batches in order. */
+    payoutBatchIndex: (chain: string) => `${prefix}payout:{${part('chain', chain)}}:batchidx`,
+    /** String: the batch id recorded as intent and not yet settled (at most one). */
+    payoutOpenBatch: (chain: string) => `${prefix}payout:{${part('chain', chain)}}:open`,
+    /** String: the highest payer fencing epoch that wrote; a lower one is refused. */
+    payoutFence: (chain: string) => `${prefix}payout:{${part('chain', chain)}}:fence`,
+    /** Hash account → why its payments are held (an address the daemon refuses). */
+    payoutHeld: (chain: string) => `${prefix}payout:{${part('chain', chain)}}:held`,
+    /** String, short TTL: asks the running payer to pay now (`hashwire payouts pay-now`). */
+    payoutPayNow: (chain: string) => `${prefix}payout:{${part('chain', chain)}}:paynow`,
+    /**
+     * Zset, score 0, read by lexical range: one member per ledger credit, fee or remainder,
+     * `<account>|<ts ms, 13 digits>|<block hash>|<type>|<satoshis>`: an account's earnings per
+     * block, newest first, in O(log N + its page). Written with the ledger (`share-out.lua`).
+     */
+    payoutEarningsIndex: (chain: string) => `${prefix}payout:{${part('chain', chain)}}:earnidx`,
+    /**
+     * Zset, score 0, read by lexical range: one member per payment,
+     * `<account>|<ts ms, 13 digits>|<batch id>|<txid>|<satoshis>`. Written with the ledger
+     * (`pay-record.lua`).
+     */
+    payoutPaymentsIndex: (chain: string) => `${prefix}payout:{${part('chain', chain)}}:payidx`,
+    /** String: the ledger entry id up to which the two indexes above were filled from the ledger. */
+    payoutIndexed: (chain: string) => `${prefix}payout:{${part('chain', chain)}}:indexed`,
     /** Stream, one entry per credited batch, with every accepted share. */
     shareLog: (chain: string) => `${prefix}sharelog:{${part('chain', chain)}}`,
     blocks: (chain: string) => `${prefix}blocks:{${part('chain', chain)}}`,
@@ -131,6 +189,18 @@ export function createKeyBuilder(options: KeyBuilderOptions = {}) {
      * the scripts that change a round or a block emit their event in the same atomic step.
      */
     events: (chain: string) => `${prefix}events:{${part('chain', chain)}}`,
+    /** The pool-wide event stream (`service.*`, `admin.*`, `watch.*`): events of no one chain. */
+    poolEvents: () => `${prefix}events:{pool}`,
+    /**
+     * Hash `<kind> <id>` → `<state> <entry id>`: what the pool stream last said of each service
+     * still announced (up or draining), in the stream's slot, so a script compares and emits at once.
+     */
+    announcedServices: () => `${prefix}announced:{pool}`,
+    /**
+     * Who looks for expired registrations this round: one SET NX PX lease per refresh interval,
+     * so one service of the pool sweeps `announced:{pool}` per interval, not every one of them.
+     */
+    serviceSweep: () => `${prefix}announced:{pool}:sweep`,
     /**
      * A tiny write a reporter makes before WAIT when its script wrote nothing (a batch already
      * credited): the WAIT then covers every earlier write of the chain's node, that batch's too.
@@ -140,8 +210,32 @@ export function createKeyBuilder(options: KeyBuilderOptions = {}) {
     blocknotifyChannel: (chain: string) => `${prefix}ev:blocknotify:${part('chain', chain)}`,
     /** Membership group keys share the group's hash tag. */
     group: (group: string, sub: string) => `${prefix}grp:{${part('group', group)}}:${part('sub', sub)}`,
-    watch: (id: string) => `${prefix}watch:${part('id', id)}`,
-    token: (sha256Hex: string) => `${prefix}token:${part('sha256', sha256Hex)}`,
+    /**
+     * A watch: its definition, delivery cursors, lease and retry state in one hash. The watch's
+     * keys share its id as hash tag, so one script can deliver into its outbox and move its cursor.
+     */
+    watch: (id: string) => `${prefix}watch:{${part('id', id)}}`,
+    /** Set of every watch id (single-key operations only: it is in a slot of its own). */
+    watchIndex: () => `${prefix}watches`,
+    /** Zset of the api processes delivering watches, by last heartbeat (epoch ms): who shares them. */
+    watchWorkers: () => `${prefix}watchworkers`,
+    /**
+     * Stream a watch with the `ws` endpoint delivers into; live-stream clients subscribe to it as
+     * the topic `watch:<id>` (same sequence numbers and resume as the event streams).
+     */
+    watchOutbox: (id: string) => `${prefix}watchout:{${part('id', id)}}`,
+    /**
+     * An api token's record, by the SHA-256 of the token (the token itself is never stored).
+     * Every token key shares the `{tokens}` hash tag: one slot, so create and revoke are atomic
+     * on Redis Cluster too.
+     */
+    token: (sha256Hex: string) => `${prefix}token:{tokens}:${part('sha256', sha256Hex)}`,
+    /** Hash of every token id → its SHA-256: what `GET /v1/tokens` lists and revoke looks up. */
+    tokenIndex: () => `${prefix}token:{tokens}:index`,
+    /** Prefix of the api's rate-limit counters (one key per token id or client address, with a TTL). */
+    rateLimitPrefix: () => `${prefix}ratelimit:`,
+    /** Channel a revoked token's id is published on; every api instance drops it within 1 s. */
+    tokenRevokedChannel: () => `${prefix}ev:token-revoked`,
   } as const;
 }
 

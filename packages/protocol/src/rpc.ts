@@ -54,6 +54,20 @@ export interface Job {
   /** Network target, 64 hex digits, big-endian. */
   target: string;
   createdAt: number;
+  /**
+   * Present when the chain pays SOLO: the coinbase pays the finder. A stratum server writes each
+   * session's coinb2 as `coinb2Head ‖ finderValueSat (8 bytes LE) ‖ varint ‖ the session's payout
+   * script ‖ coinb2Tail` (hex, wire order) and submits its blocks with `payoutAddress`. `coinb2`
+   * stays the pool's own coinbase end (what a server that does not know `solo` sends).
+   */
+  solo?: SoloJobEnd;
+}
+
+/** The coinbase end of a SOLO job, cut around the finder's output (see `Job.solo`). */
+export interface SoloJobEnd {
+  coinb2Head: string;
+  finderValueSat: number;
+  coinb2Tail: string;
 }
 
 export const ShareResult = {
@@ -149,7 +163,15 @@ export const BLOCK_SUBMIT_TIMEOUT_MS = 5_000;
 
 /** Method names and their request/reply types, so clients and servers are typed from one map. */
 export interface RpcMethods {
-  'jm.subscribe': { req: { stratumId: string; chain: string }; rep: { job: Job | null } };
+  'jm.subscribe': {
+    req: { stratumId: string; chain: string };
+    /**
+     * `job`: the current job. `earlier`: jobs published before it on the same tip since the last
+     * clean job, oldest first, that miners may still submit shares on (absent from jobmanagers of
+     * releases before it, and from a standby, which answers with the group's latest job only).
+     */
+    rep: { job: Job | null; earlier?: Job[] };
+  };
   'jm.submitBlock': {
     req: {
       chain: string;
@@ -160,6 +182,18 @@ export interface RpcMethods {
       nonce: string;
       version: string;
       shareId: string;
+      /**
+       * The finder: the share's account and worker name (as the miner gave it, '' for none).
+       * Carried into the block record and its `block.*` events; optional, so a stratum server of an
+       * earlier release still submits.
+       */
+      account?: string;
+      worker?: string;
+      /**
+       * SOLO jobs: the payout address whose coinbase the miner hashed (the session's address, as
+       * the stratum server canonicalised it). The jobmanager builds the coinbase for it.
+       */
+      payoutAddress?: string;
     };
     /**
      * `stale`: valid, but its parent was no longer the tip when it was submitted (the work had
@@ -199,7 +233,7 @@ export interface RpcPushes {
   health: JobmanagerHealth;
 }
 
-export const SERVICE_KINDS = ['jobmanager', 'stratum', 'reporter', 'api'] as const;
+export const SERVICE_KINDS = ['jobmanager', 'stratum', 'reporter', 'api', 'payouts'] as const;
 export type ServiceKind = (typeof SERVICE_KINDS)[number];
 
 /** Default port ranges: each service binds the first free port of its range and registers it. */

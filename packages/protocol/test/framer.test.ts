@@ -22,6 +22,20 @@ describe('LineFramer', () => {
     }
   });
 
+  it('hands an unfinished line to another framer, split at every byte: the line comes out once, there', () => {
+    const text = '{"id":7,"method":"mining.submit","params":["w","j","e2","nt","nn"]}\r\n';
+    const bytes = Buffer.from(`{"id":1}\n${text}`);
+    for (let at = 0; at <= bytes.length; at++) {
+      const old = new LineFramer();
+      const first = old.push(bytes.subarray(0, at));
+      const next = new LineFramer();
+      expect(next.push(old.unfinished())).toEqual([]);
+      const rest = next.push(bytes.subarray(at));
+      expect([...first, ...rest]).toEqual(['{"id":1}', text.trimEnd()]);
+    }
+    expect(new LineFramer().unfinished()).toEqual(Buffer.alloc(0));
+  });
+
   it('yields a line fed one byte at a time', () => {
     const framer = new LineFramer();
     const bytes = Buffer.from(`${subscribe}\r\n`);

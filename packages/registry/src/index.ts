@@ -21,6 +21,7 @@ export {
   duplicateRedis,
   type RedisClient,
   type RedisConfig,
+  openServiceRedis,
   serviceRedisConfig,
 } from './redis.js';
 export {
@@ -36,10 +37,13 @@ export {
   createRateMeter,
   DEFAULT_SERVICE_TTL_MS,
   getService,
+  checkServiceIdFree,
   listServices,
   registerService,
+  ServiceIdInUseError,
   ServiceNotFoundError,
   serviceEndpointResolver,
+  sweepServiceEvents,
   watchServices,
   type RegisterServiceOptions,
   type ServiceEvent,
@@ -49,3 +53,4 @@ export {
   type ServiceWatcher,
   type WatchServicesOptions,
 } from './services.js';
+export { EVENTS_MAX_LEN, appendEvent } from './events.js';

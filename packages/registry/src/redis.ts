@@ -81,3 +81,24 @@ export function describeRedisConfig(config: RedisConfig): string {
   }
   return `${config.host ?? '127.0.0.1'}:${config.port ?? 6379}`;
 }
+
+/**
+ * A service's Redis from its JSON config (see `serviceRedisConfig`), connected and answering:
+ * one PING before anything else is opened, so an unreachable Redis is reported at start
+ * (`redis: cannot reach <where>: <why>`) rather than as a hang. Throws a TypeError naming the
+ * field for a bad config; the connection is closed again when the PING fails.
+ */
+export async function openServiceRedis(
+  record: { redis?: unknown; redisUrl?: unknown },
+  connectionName: string,
+): Promise<RedisClient> {
+  const config = serviceRedisConfig(record);
+  const client = connectRedis(config, connectionName);
+  try {
+    await client.ping();
+  } catch (error) {
+    client.disconnect();
+    throw new Error(`redis: cannot reach ${describeRedisConfig(config)}: ${(error as Error).message}`);
+  }
+  return client;
+}

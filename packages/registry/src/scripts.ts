@@ -100,6 +100,7 @@ export const runScript = defineLuaScripts(
     group: 5,
     'extranonce-slot-renew': 1,
     'extranonce-slot-release': 1,
+    'service-event': 2,
   },
   'hw',
 );

@@ -1,5 +1,7 @@
 import { EventEmitter } from 'node:events';
-import type { KeyBuilder } from '@hashwire/protocol';
+import { hostname } from 'node:os';
+import type { KeyBuilder, ServiceEventData, ServiceState as ServiceEventState } from '@hashwire/protocol';
+import { EVENTS_MAX_LEN } from './events.js';
 import { type RedisClient, duplicateRedis } from './redis.js';
 import { runScript } from './scripts.js';
 
@@ -40,6 +42,8 @@ export interface ServiceInfo {
    * from reporters of releases before it; stratum servers send only to reporters of their own wire.
    */
   sharesWire?: number;
+  /** The host the process runs on (`os.hostname()`); absent from releases before it. */
+  host?: string;
 }
 
 export interface RegisterServiceOptions {
@@ -74,18 +78,38 @@ export interface RegisterServiceOptions {
   ttlMs?: number;
   /** Called when a refresh fails (Redis away); the registration keeps trying. */
   onError?: (error: Error) => void;
+  /**
+   * The service's process id, as its supervisor knows it (a stratum worker registers its
+   * master's). @defaultValue process.pid
+   */
+  pid?: number;
 }
 
 export interface ServiceRegistration {
   readonly info: Readonly<ServiceInfo>;
-  /** Change state or load; announced to watchers at once. */
+  /**
+   * Change state or load; announced to watchers at once. A change to `draining` also emits
+   * `service.<kind>.draining` into the pool's event stream.
+   */
   update(
     change: Partial<Pick<ServiceInfo, 'state' | 'load' | 'rpc' | 'http' | 'stratum' | 'agent' | 'api'>>,
   ): Promise<void>;
+  /** `update({ state: 'draining' })`, saying why in the `service.<kind>.draining` event. */
+  drain(reason?: string): Promise<void>;
   /** Refresh now (also done on a timer and whenever the Redis connection comes back). */
   refresh(): Promise<void>;
-  /** Remove the hash at once and announce `down`. */
-  close(): Promise<void>;
+  /**
+   * Remove the hash at once and announce `down`, to watchers and as `service.<kind>.down` in
+   * the pool's event stream with `reason`.
+   * @defaultValue reason 'closed'
+   */
+  close(reason?: string): Promise<void>;
+  /**
+   * Stops refreshing without removing the hash or announcing anything: the next process of the
+   * same id (a stratum master's next worker) registers over it before its TTL runs out.
+   * Resolves once a write already under way is done, so nothing of this process lands after it.
+   */
+  release(): Promise<void>;
 }
 
 export const DEFAULT_SERVICE_TTL_MS = 60_000;
@@ -124,6 +148,51 @@ function roundFigure(value: number): number {
   return Number.isInteger(value) ? value : Number(value.toPrecision(3));
 }
 
+/** Another live process is registered under the id a service was started with. */
+export class ServiceIdInUseError extends Error {
+  override readonly name = 'ServiceIdInUseError';
+}
+
+/** Whether a process of this host is alive (signal 0: EPERM means it exists, as another user's). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Refuses to start a second process under a live service's id: two jobmanagers of one id would
+ * both hold its lease (one epoch, two sets of jobs), two payers would both pay. The id is free
+ * when nothing is registered under it, when the registration is this process's (`pid`: a stratum
+ * worker registers its master's, which an upgrade's new worker shares), or when its process, on
+ * this host, is gone (a restart after a crash need not wait for the TTL). A registration from
+ * another host holds the id until its TTL lapses.
+ */
+export async function checkServiceIdFree(
+  redis: RedisClient,
+  keys: KeyBuilder,
+  kind: string,
+  id: string,
+  pid: number = process.pid,
+): Promise<void> {
+  const [host, registeredPid] = await redis.hmget(keys.service(kind, id), 'host', 'pid');
+  const other = Number(registeredPid);
+  // Nothing there, this process, or a release that did not record its host (no way to tell).
+  if (!registeredPid || other === pid || !host) return;
+  if (host === hostname()) {
+    if (!processAlive(other)) return;
+    throw new ServiceIdInUseError(
+      `${kind} ${id} is already running (pid ${other} on this host): each process needs its own id`,
+    );
+  }
+  throw new ServiceIdInUseError(
+    `${kind} ${id} is registered by pid ${other} on host ${host}: each process needs its own id (a registration whose process is gone lapses after the service TTL)`,
+  );
+}
+
 /** Registers a service and keeps its TTL hash alive until `close()`. */
 export async function registerService(options: RegisterServiceOptions): Promise<ServiceRegistration> {
   const { redis, keys, kind, id } = options;
@@ -133,7 +202,8 @@ export async function registerService(options: RegisterServiceOptions): Promise<
     id,
     rpc: options.rpc ?? '',
     http: options.http ?? '',
-    pid: process.pid,
+    pid: options.pid ?? process.pid,
+    host: hostname(),
     version: options.version ?? '0.0.0',
     chain: options.chain ?? '',
     state: 'up',
@@ -145,10 +215,44 @@ export async function registerService(options: RegisterServiceOptions): Promise<
     ...(options.curveKey !== undefined && { curveKey: options.curveKey }),
     ...(options.sharesWire !== undefined && { sharesWire: options.sharesWire }),
   };
+  await checkServiceIdFree(redis, keys, kind, id, info.pid);
   const serviceKey = keys.service(kind, id);
   const indexKey = keys.serviceIndex(kind);
   const channel = keys.serviceChannel();
   let closed = false;
+  // What the pool stream last said of this registration (the announced hash's value), and
+  // whether it still has to hear `up`: at the first write, and whenever the hash had to be
+  // created again (it expired or Redis lost it: the stream said or will say `down`).
+  let announced = '';
+  let upPending = true;
+  // Writes and announcements one at a time (the timer, a reconnect and a caller's update may
+  // overlap): the stream gets each change once and in order.
+  let queue: Promise<unknown> = Promise.resolve();
+  const serial = <T>(step: () => Promise<T>): Promise<T> => {
+    const run = queue.then(step, step);
+    queue = run.catch(() => {});
+    return run;
+  };
+  const announce = async (state: ServiceEventState, reason?: string): Promise<void> => {
+    const data = (why?: string): ServiceEventData => ({
+      kind,
+      id,
+      version: info.version,
+      ...(info.chain !== '' && { chain: info.chain }),
+      ...(why !== undefined && { reason: why }),
+    });
+    const value = await emitServiceEvent(
+      redis,
+      keys,
+      kind,
+      id,
+      state,
+      announced,
+      data(reason),
+      data(GONE_REASON),
+    );
+    if (value !== null) announced = value;
+  };
 
   const write = async (announceChange: boolean) => {
     if (options.measureLoad) {
@@ -162,17 +266,29 @@ export async function registerService(options: RegisterServiceOptions): Promise<
         // a failing measurement must not stop the registration: the last figures stay
       }
     }
-    await runScript(
+    const created = await runScript(
       redis,
       'register',
       [serviceKey, indexKey],
       [id, ttlMs, channel, kind, announceChange ? '1' : '0', ...toFields(info)],
     );
+    if (created === 1) upPending = true;
+    if (upPending && !closed) {
+      await announce('up');
+      upPending = false;
+      if (info.state === 'draining') await announce('draining');
+    }
   };
+  const refreshMs = Math.max(10, Math.floor(ttlMs / 3));
   const refresh = async () => {
     if (closed) return;
     try {
-      await write(false);
+      await serial(() => write(false));
+      // One live service per round (whichever refreshes first once the last round's second is
+      // up) looks for registrations that expired without closing: at most one sweep a second for
+      // the pool, however many services, instead of one per service per refresh.
+      if ((await redis.set(keys.serviceSweep(), id, 'PX', SWEEP_EVERY_MS, 'NX')) === 'OK')
+        await sweepServiceEvents(redis, keys);
     } catch (error) {
       options.onError?.(error as Error);
     }
@@ -181,25 +297,121 @@ export async function registerService(options: RegisterServiceOptions): Promise<
   // than waiting up to ttlMs/3 for the timer.
   const onReady = () => void refresh();
   redis.on('ready', onReady);
-  const timer = setInterval(refresh, Math.max(10, Math.floor(ttlMs / 3)));
+  const timer = setInterval(refresh, refreshMs);
   timer.unref();
-  await write(false);
+  await serial(() => write(false));
+
+  const update = (change: Parameters<ServiceRegistration['update']>[0], reason?: string) =>
+    serial(async () => {
+      const wasDraining = info.state === 'draining';
+      Object.assign(info, change);
+      await write(true);
+      if (!wasDraining && info.state === 'draining') await announce('draining', reason);
+    });
 
   return {
     info,
     refresh,
-    async update(change) {
-      Object.assign(info, change);
-      await write(true);
+    update: (change) => update(change),
+    drain: (reason) => update({ state: 'draining' }, reason),
+    async release() {
+      closed = true;
+      clearInterval(timer);
+      redis.off('ready', onReady);
+      await serial(async () => {});
     },
-    async close() {
+    async close(reason = 'closed') {
       if (closed) return;
       closed = true;
       clearInterval(timer);
       redis.off('ready', onReady);
-      await runScript(redis, 'deregister', [serviceKey, indexKey], [id, channel, kind]);
+      // The event first: if this process dies before the hash is gone, whoever finds the hash
+      // expired sees `down` already said and says nothing.
+      await serial(async () => {
+        try {
+          await announce('down', reason);
+        } finally {
+          await runScript(redis, 'deregister', [serviceKey, indexKey], [id, channel, kind]);
+        }
+      });
     },
   };
+}
+
+/** One sweep for expired registrations per this long for the whole pool (`keys.serviceSweep`). */
+const SWEEP_EVERY_MS = 1000;
+/** The reason of the `down` emitted for a registration nobody saw go before it registered again. */
+const GONE_REASON = 'went without closing';
+/** The reason of the `down` emitted for a registration found expired. */
+export const EXPIRED_REASON = 'ttl expired';
+
+/**
+ * Emits `service.<kind>.<state>` into the pool's stream (`service-event.lua`) when what the
+ * stream last said of the service is `expected` (not checked for `up`); returns the new
+ * announced value, or null when it emitted nothing.
+ */
+async function emitServiceEvent(
+  redis: RedisClient,
+  keys: KeyBuilder,
+  kind: string,
+  id: string,
+  state: ServiceEventState,
+  expected: string,
+  data: ServiceEventData,
+  goneData: ServiceEventData | null = null,
+): Promise<string | null> {
+  const value = await runScript(
+    redis,
+    'service-event',
+    [keys.announcedServices(), keys.poolEvents()],
+    [
+      `${kind} ${id}`,
+      kind,
+      state,
+      expected,
+      Date.now(),
+      EVENTS_MAX_LEN,
+      JSON.stringify(data),
+      goneData ? JSON.stringify(goneData) : '',
+    ],
+  );
+  return typeof value === 'string' ? value : null;
+}
+
+/**
+ * Emits `service.<kind>.down` (reason `ttl expired`) for every service the pool stream still
+ * has up or draining whose registration expired without closing (a SIGKILLed process). Any
+ * number of processes may sweep at once: each `down` is emitted once (a compare-and-set on
+ * what the stream last said). A registration sweeps at its refresh when no service of the pool
+ * swept in the last second (the `serviceSweep` lease). The EXISTS go out together. Returns how many
+ * `down` events this call emitted.
+ */
+export async function sweepServiceEvents(redis: RedisClient, keys: KeyBuilder): Promise<number> {
+  // Each field once: '<kind> <id>' with its service key (fields this module did not write are skipped).
+  const announced = Object.entries(await redis.hgetall(keys.announcedServices())).flatMap(
+    ([field, value]) => {
+      const space = field.indexOf(' ');
+      const kind = field.slice(0, space);
+      const id = field.slice(space + 1);
+      try {
+        return [{ kind, id, value, serviceKey: keys.service(kind, id) }];
+      } catch {
+        return [];
+      }
+    },
+  );
+  const gone = await Promise.all(announced.map(async (a) => (await redis.exists(a.serviceKey)) === 0));
+  let downs = 0;
+  for (const [i, { kind, id, value }] of announced.entries()) {
+    if (!gone[i]) continue;
+    const emitted = await emitServiceEvent(redis, keys, kind, id, 'down', value, {
+      kind,
+      id,
+      reason: EXPIRED_REASON,
+    });
+    if (emitted !== null) downs++;
+  }
+  return downs;
 }
 
 function loadFiguresOf(hash: Record<string, string>): { loadFigures?: Record<string, number> } {
@@ -234,6 +446,7 @@ function parseInfo(hash: Record<string, string>): ServiceInfo | null {
     ...(hash.api && { api: hash.api }),
     ...(hash.curveKey && { curveKey: hash.curveKey }),
     ...sharesWireOf(hash.sharesWire),
+    ...(hash.host && { host: hash.host }),
   };
 }
 

@@ -37,6 +37,14 @@ describe('a Redis restart while services run', () => {
     const membership = new Membership(serviceSide, keys);
     const member = await membership.member('pool', 's1', { timeoutMs: 1500 });
 
+    // The member rejoins on its next heartbeat: listened for from before the restart, since that
+    // heartbeat may come before the re-registration below is seen.
+    const rejoined = nextEvent(
+      member,
+      'changed',
+      (v: { active: { id: string }[] }) => v.active.some((a) => a.id === 's1'),
+      20_000,
+    );
     // The test redis keeps nothing on disk: after the restart every key is gone.
     await server.restart();
     expect(watcher.services.has('s1')).toBe(true);
@@ -46,13 +54,7 @@ describe('a Redis restart while services run', () => {
       async () => (await watcherSide.exists(keys.service('stratum', 's1')).catch(() => 0)) === 1,
       { timeoutMs: 10_000, what: 're-registration' },
     );
-    // The member rejoins on its next heartbeat.
-    await nextEvent(
-      member,
-      'changed',
-      (v: { active: { id: string }[] }) => v.active.some((a) => a.id === 's1'),
-      10_000,
-    );
+    await rejoined;
     // The leader either kept or retook the lease; a leader exists again.
     await waitFor(async () => (await watcherSide.get(keys.lease('jm:ltc')).catch(() => null)) !== null, {
       timeoutMs: 10_000,

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import {
   type RedisClient,
   type ServiceEvent,
+  ServiceIdInUseError,
   ServiceNotFoundError,
   connectRedis,
   createRateMeter,
@@ -223,6 +224,40 @@ describe('service discovery', () => {
     // Gone within its TTL (1.5 s), give or take a reconcile period and a loaded machine.
     expect(Date.now() - killedAt).toBeLessThan(1500 + 1500);
     expect(await listServices(redis, keys, 'stratum')).toEqual([]);
+  });
+
+  it('refuses a second process under a live service id, and takes the id of a dead one at once', async () => {
+    const keys = testKeys();
+    const child: ChildProcess = spawn(
+      process.execPath,
+      [childScript, server.url, keys.prefix, 'service', 'twin', '60000'],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    cleanups.push(() => child.kill('SIGKILL'));
+    await once(child.stdout!, 'data');
+    const register = () => registerService({ redis, keys, kind: 'stratum', id: 'twin', ttlMs: 60_000 });
+    await expect(register()).rejects.toThrow(
+      new ServiceIdInUseError(
+        `stratum twin is already running (pid ${child.pid} on this host): each process needs its own id`,
+      ),
+    );
+    expect(await redis.hget(keys.service('stratum', 'twin'), 'pid')).toBe(String(child.pid));
+    // SIGKILLed: its hash lives on for a minute, but its process is gone: a restart need not wait.
+    child.kill('SIGKILL');
+    await once(child, 'exit');
+    const reg = await register();
+    cleanups.push(() => reg.close());
+    expect(await redis.hget(keys.service('stratum', 'twin'), 'pid')).toBe(String(process.pid));
+    // A registration from another host holds the id until its TTL lapses.
+    await redis.hset(keys.service('stratum', 'far'), {
+      kind: 'stratum',
+      id: 'far',
+      pid: '1',
+      host: 'elsewhere',
+    });
+    await expect(registerService({ redis, keys, kind: 'stratum', id: 'far', ttlMs: 60_000 })).rejects.toThrow(
+      /stratum far is registered by pid 1 on host elsewhere: each process needs its own id/,
+    );
   });
 
   it('keeps the hash alive by refreshing it every TTL/3', async () => {

@@ -47,6 +47,12 @@ export interface CreditSettings {
   shareLogMaxLen: number;
   /** Share log entries older than this are deleted. */
   shareLogRetentionS: number;
+  /** The chain, named in the `worker.online` events the credit emits. */
+  chain: string;
+  /** Entries kept in the chain's events stream (approximate). */
+  eventsMaxLen: number;
+  /** Append each credit to the PPLNS share window (payouts). @defaultValue false */
+  shareWindow?: boolean;
   now: number;
 }
 
@@ -58,10 +64,21 @@ export function accountField(account: string): string {
 export const CHAIN_FIELD = '|';
 
 const HOUR_MS = 3_600_000;
+/** The 5-minute slots of an hour bucket (`hr:{chain}:60m:<hour>`) hold the hashrate history's 5-minute points. */
+export const SLOT_MS = 300_000;
+
+/**
+ * Field of the hour bucket holding the credited difficulty of one 5-minute slot (0–11) of the
+ * hour: of an account (`|<slot>|<account>`), or of the chain (`|<slot>|`). No worker name has a
+ * `|`, and no account either, so it never meets a worker's or `|<account>` field.
+ */
+export function slotField(slot: number, account = ''): string {
+  return `|${slot}|${account}`;
+}
 /** A worker or account is online while its latest accepted share is at most this old. */
 export const ONLINE_WINDOW_MS = 600_000;
 /** Keys every credit script call has, before the seen keys (see `credit-batch.lua`). */
-const FIXED_KEYS = 9;
+const FIXED_KEYS = 11;
 /** Hour buckets of accounts and the chain are kept this many hours from their start (24 h + the partial one + slack). */
 export const ACCOUNT_HOURS_KEPT = 26;
 
@@ -211,8 +228,11 @@ export function planCredit(
       // A share stamped in the future (clock skew) counts now; one older than its bucket's
       // lifetime (a spool replayed after an outage) no longer moves any hashrate window.
       const ts = Math.min(share.ts, now);
-      latest(onlineWorkers, name, ts);
-      latest(onlineAccounts, share.account, ts);
+      // A share older than the online window (a replayed spool) does not bring anyone online.
+      if (ts >= now - ONLINE_WINDOW_MS) {
+        latest(onlineWorkers, name, ts);
+        latest(onlineAccounts, share.account, ts);
+      }
       for (let w = 0; w < HASHRATE_WINDOWS_MIN.length; w++) {
         const sizeMs = HASHRATE_WINDOWS_MIN[w]! * 60_000;
         const bucket = Math.floor(ts / sizeMs);
@@ -228,6 +248,12 @@ export function planCredit(
           // The account and the chain in the worker hash: no command more per request.
           add(fields, accountField(share.account), diff);
           add(fields, CHAIN_FIELD, diff);
+        } else if (HASHRATE_WINDOWS_MIN[w] === 60) {
+          // The account and the chain per 5-minute slot of the hour, kept as long as the hour
+          // bucket (its hour and the next): the 5-minute history (`readHashrateHistory`), no command more.
+          const slot = Math.floor((ts % HOUR_MS) / SLOT_MS);
+          add(fields, slotField(slot, share.account), diff);
+          add(fields, slotField(slot), diff);
         }
       }
       const hour = Math.floor(ts / HOUR_MS);
@@ -271,6 +297,8 @@ export function planCredit(
     keys.workerIndex,
     keys.onlineWorkers,
     keys.onlineAccounts,
+    keys.events,
+    keys.shareCounts,
   ];
   const seenShares: string[] = [];
   const seenArgs: (string | number)[] = [];
@@ -329,6 +357,10 @@ export function planCredit(
   for (const [name, ms] of onlineWorkers) args.push(name, ms);
   args.push(onlineAccounts.size);
   for (const [account, ms] of onlineAccounts) args.push(account, ms);
+  args.push(settings.chain, settings.eventsMaxLen);
+  // The PPLNS share window's keys go last; the last argument says how many there are.
+  if (settings.shareWindow) scriptKeys.push(...keys.shareWindow);
+  args.push(settings.shareWindow ? keys.shareWindow.length : 0);
   let acceptedDiff = 0;
   for (const diff of accounts.values()) acceptedDiff += diff;
   return { keys: scriptKeys, args, credits, counts, acceptedDiff, candidates, seenShares };

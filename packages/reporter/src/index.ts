@@ -11,9 +11,12 @@ export {
   accountField,
   CHAIN_FIELD,
   ONLINE_WINDOW_MS,
+  SLOT_MS,
+  slotField,
   shareIdentity,
   workerName,
 } from './credit.js';
+export { sweepOfflineWorkers, type OnlineSweepOptions } from './online-sweep.js';
 export { HASHRATE_WINDOWS_MIN, type HashrateWindow, reporterKeys, type ReporterKeys } from './keys.js';
 export {
   hashesPerDiff,
@@ -22,13 +25,18 @@ export {
   readAccountHashrate,
   readChainHashrate,
   readHashrate,
+  readHashrateHistory,
+  readShareCounts,
   readAccountWorkerNames,
   readOnline,
   readRound,
   readRoundTotal,
   readShareLog,
   readWorkers,
+  type HashrateHistory,
+  type HistoryPoint,
   type LoggedShare,
+  type ShareCounts,
   type SeriesWindow,
   type ShareLogEntry,
   type WorkerCounters,

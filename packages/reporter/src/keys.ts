@@ -32,6 +32,8 @@ export function reporterKeys(keys: KeyBuilder, chain: string) {
     /** Zsets worker / account → latest accepted share (ms), trimmed to the online window. */
     onlineWorkers: keys.onlineWorkers(chain),
     onlineAccounts: keys.onlineAccounts(chain),
+    /** The chain's lifetime share counts by result, packed `accepted stale duplicate lowdiff invalid`. */
+    shareCounts: keys.shareCounts(chain),
     /** The current round's credited difficulty, summed; absent until its first credit. */
     roundTotal: keys.roundTotal(chain),
     /** Hash worker → credited difficulty in one bucket of `windowMin` minutes starting at `bucket × windowMin`. */
@@ -47,6 +49,14 @@ export function reporterKeys(keys: KeyBuilder, chain: string) {
     /** Hash block hash → the share that found it, until its block record settles the round. */
     candidates: keys.candidates(chain),
     events: keys.events(chain),
+    /** The PPLNS share window's keys, in the order `credit-batch.lua` takes them last. */
+    shareWindow: [
+      keys.shareWindow(chain),
+      keys.shareWindowTotal(chain),
+      keys.shareWindowFound(chain),
+      keys.shareWindowPending(chain),
+      keys.shareWindowKeep(chain),
+    ] as readonly string[],
   } as const;
 }
 

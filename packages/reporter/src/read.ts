@@ -1,6 +1,13 @@
 import type { KeyBuilder } from '@hashwire/protocol';
 import type { RedisClient } from '@hashwire/registry';
-import { CHAIN_FIELD, ONLINE_WINDOW_MS, accountField } from './credit.js';
+import {
+  ACCOUNT_HOURS_KEPT,
+  CHAIN_FIELD,
+  ONLINE_WINDOW_MS,
+  SLOT_MS,
+  accountField,
+  slotField,
+} from './credit.js';
 import { HASHRATE_WINDOWS_MIN, type HashrateWindow, reporterKeys } from './keys.js';
 
 /** Readers of what reporters write, for the API, the CLI and tests. */
@@ -269,6 +276,91 @@ export async function readChainHashrate(
   now = Date.now(),
 ): Promise<Record<SeriesWindow, number>> {
   return (await readSeries(redis, keys, chain, [CHAIN_FIELD], now))[0]!;
+}
+
+/** Share counts by result. */
+export interface ShareCounts {
+  accepted: number;
+  stale: number;
+  duplicate: number;
+  lowdiff: number;
+  invalid: number;
+}
+
+/**
+ * The chain's share counts by result over its lifetime, pool-wide, in O(1): the sum the credit
+ * script keeps with every credited request (counted once however often a request is delivered).
+ */
+export async function readShareCounts(
+  redis: RedisClient,
+  keys: KeyBuilder,
+  chain: string,
+): Promise<ShareCounts> {
+  const packed = await redis.get(reporterKeys(keys, chain).shareCounts);
+  const [accepted = 0, stale = 0, duplicate = 0, lowdiff = 0, invalid = 0] = (packed ?? '')
+    .split(' ')
+    .filter((v) => v !== '')
+    .map(Number);
+  return { accepted, stale, duplicate, lowdiff, invalid };
+}
+
+/** One point of a hashrate history: credited difficulty per second over `[t, t + step)` (so far, for the current one). */
+export interface HistoryPoint {
+  /** Start of the interval, epoch ms. */
+  t: number;
+  /** Credited difficulty per second (× `hashesPerDiff` for a hashrate). */
+  rate: number;
+}
+
+export interface HashrateHistory {
+  /** Every 5 minutes from the start of the previous hour (what the hour buckets of workers keep) to now, oldest first. */
+  fiveMinutes: HistoryPoint[];
+  /** Every hour of the last 24 and the current one, oldest first. */
+  hours: HistoryPoint[];
+}
+
+/**
+ * The stored hashrate history of an account (or of the chain, `account` absent): 5-minute
+ * points from the 5-minute slots of the hour buckets `hr:{chain}:60m:<hour>` (kept for their hour
+ * and the next), hourly points from `hra:{chain}:60m:<hour>` (kept 26 h). An interval with no
+ * credit is 0; the current interval is averaged over its elapsed part. One pipeline of 27 reads.
+ */
+export async function readHashrateHistory(
+  redis: RedisClient,
+  keys: KeyBuilder,
+  chain: string,
+  account?: string,
+  now = Date.now(),
+): Promise<HashrateHistory> {
+  const k = reporterKeys(keys, chain);
+  const hour = Math.floor(now / HOUR_MS);
+  const slots = HOUR_MS / SLOT_MS;
+  const slotFields = Array.from({ length: slots }, (_, slot) => slotField(slot, account));
+  const hourField = account === undefined ? CHAIN_FIELD : accountField(account);
+  const pipeline = redis.pipeline();
+  pipeline.hmget(k.hashrate(60, hour - 1), ...slotFields);
+  pipeline.hmget(k.hashrate(60, hour), ...slotFields);
+  const hoursBack = Math.min(24, ACCOUNT_HOURS_KEPT - 1);
+  for (let i = hoursBack; i >= 0; i--) pipeline.hmget(k.accountHashrate(hour - i), hourField);
+  const results = ((await pipeline.exec()) ?? []).map(([error, value]) => {
+    if (error) throw error;
+    return (value as (string | null)[]).map((v) => Number(v ?? 0));
+  });
+  // Seconds of [start, start + size) already past (at least 1, so a just-begun interval is finite).
+  const seconds = (start: number, size: number) => Math.max(1, Math.min(size, now - start)) / 1000;
+  const fiveMinutes: HistoryPoint[] = [];
+  for (let h = 0; h < 2; h++) {
+    const start = (hour - 1 + h) * HOUR_MS;
+    results[h]!.forEach((diff, slot) => {
+      const t = start + slot * SLOT_MS;
+      if (t <= now) fiveMinutes.push({ t, rate: diff / seconds(t, SLOT_MS) });
+    });
+  }
+  const hours: HistoryPoint[] = results.slice(2).map(([diff = 0], i) => {
+    const t = (hour - hoursBack + i) * HOUR_MS;
+    return { t, rate: diff / seconds(t, HOUR_MS) };
+  });
+  return { fiveMinutes, hours };
 }
 
 /** Hashes a miner does on average per share of difficulty 1 (scrypt pools use diff1 × 65536). */

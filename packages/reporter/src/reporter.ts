@@ -41,6 +41,7 @@ import {
 import { BlockWatcher, type BlockWatcherStats } from './blocks.js';
 import { type CreditRun, ShareStoreError, creditRequest } from './credit-request.js';
 import { reporterKeys } from './keys.js';
+import { createOnlineSweeper, sweepOfflineWorkers } from './online-sweep.js';
 import { ReplicaCount, type ReplicationOptions, resolveReplication } from './replication.js';
 import { type ValidRequest, validateRequest } from './validate.js';
 import { createWire1Refusal, isWire1Request } from './wire1.js';
@@ -95,8 +96,19 @@ export interface ReporterOptions {
   shareLogMaxBatches?: number;
   /** Share log entries older than this are deleted. @defaultValue 600 */
   shareLogRetentionS?: number;
+  /**
+   * Write the PPLNS share window with each credit (pool config: the chain pays by PPLNS).
+   * @defaultValue false
+   */
+  shareWindow?: boolean;
   /** Entries kept in the chain's `events:{chain}` stream (approximate). @defaultValue 100000 */
   eventsMaxLen?: number;
+  /**
+   * How often the reporter takes workers past the online window out of the online set, emitting
+   * their `worker.offline` (every reporter of the chain sweeps; each event is emitted once).
+   * @defaultValue 5000
+   */
+  onlineSweepMs?: number;
   /**
    * Replicas that must have a credit (and a round close or block state change) before it is
    * acknowledged: see `ReplicationOptions`. @defaultValue { replicas: 1, timeoutMs: 1000 }
@@ -171,6 +183,11 @@ export interface Reporter {
   stats(): ReporterStats;
   /** Settle rounds and poll the daemons now; resolves when that pass is done. */
   pollBlocks(): Promise<void>;
+  /**
+   * Takes workers with no accepted share within the online window before `now` offline now
+   * (`worker.offline`); resolves with how many went. Also done every `onlineSweepMs`.
+   */
+  sweepOnline(now?: number): Promise<number>;
 }
 
 /**
@@ -210,6 +227,7 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
   const shareLogMaxLen = positiveInt('shareLogMaxBatches', options.shareLogMaxBatches, 100_000);
   const shareLogRetentionS = positiveInt('shareLogRetentionS', options.shareLogRetentionS, 600);
   const eventsMaxLen = positiveInt('eventsMaxLen', options.eventsMaxLen, 100_000);
+  const onlineSweepMs = positiveInt('onlineSweepMs', options.onlineSweepMs, 5000);
   const candidateMaxAgeMs = positiveInt('candidateMaxAgeMs', options.candidateMaxAgeMs, 3_600_000);
   const settleSubmittedMs = positiveInt('settleSubmittedMs', options.settleSubmittedMs, 30_000);
   const replication = resolveReplication(options.replication);
@@ -268,6 +286,16 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
     metrics,
   });
 
+  const sweep = { redis, keys, chain, eventsMaxLen };
+  const sweeper = createOnlineSweeper({
+    ...sweep,
+    intervalMs: onlineSweepMs,
+    onError: (error) => {
+      metrics.redisError();
+      logger.warn({ err: error }, 'reporter: online sweep failed');
+    },
+  });
+
   let state: ReporterStats['state'] = 'created';
   let rpc: RpcServer<ReporterMethods> | null = null;
   let http: StatusServer | null = null;
@@ -291,7 +319,15 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
       run = await creditRequest(
         redis,
         keys,
-        { batchTtlS, seenTtlS, shareLogMaxLen, shareLogRetentionS },
+        {
+          batchTtlS,
+          seenTtlS,
+          shareLogMaxLen,
+          shareLogRetentionS,
+          chain,
+          eventsMaxLen,
+          shareWindow: options.shareWindow === true,
+        },
         request,
         { replicas, timeoutMs: replication.timeoutMs, probeKey: keyBuilder.replicationProbe(chain) },
       );
@@ -492,6 +528,7 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
         },
       });
       watcher.start();
+      sweeper.start();
       logger.info({ endpoint: rpc.endpoint, curve: curve !== undefined }, 'reporter: up');
     },
     drain() {
@@ -502,6 +539,7 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
         await registration?.update({ state: 'draining' }).catch(() => {});
         while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
         await watcher.stop();
+        await sweeper.stop();
         await registration?.close().catch(() => {});
         registration = null;
         logger.info({ batches: batches.credited, credited }, 'reporter: drained');
@@ -513,6 +551,7 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
         await reporter.drain();
         state = 'closed';
         await watcher.stop();
+        await sweeper.stop();
         await rpc?.close();
         await http?.close();
         if (ownMetrics) await metrics.close();
@@ -526,6 +565,7 @@ export async function createReporter(options: ReporterOptions): Promise<Reporter
       await watcher.idle();
       await watcher.poll();
     },
+    sweepOnline: (now) => sweepOfflineWorkers(sweep, now),
   };
   return reporter;
 }

@@ -243,7 +243,10 @@ export function useReporterBed(): ReporterBed {
       return server!.url;
     },
     cleanups,
-    /** A started reporter of CHAIN on `redis` (or `redisClient`), no block poll in the way of command counts. */
+    /**
+     * A started reporter of CHAIN on `redis` (or `redisClient`), no block poll or online sweep in
+     * the way of command counts (tests sweep with `sweepOnline`).
+     */
     async startReporter(
       keys: KeyBuilder,
       extra: Partial<ReporterOptions> = {},
@@ -256,6 +259,7 @@ export function useReporterBed(): ReporterBed {
         keys,
         logger: quiet,
         blockPollMs: 3_600_000,
+        onlineSweepMs: 3_600_000,
         ...extra,
       });
       cleanups.push(() => reporter.close());

@@ -11,9 +11,11 @@ import {
   type ReporterOptions,
   createReporter,
   readHashrate,
+  readHashrateHistory,
   readOnline,
   readRound,
   readRoundTotal,
+  readShareCounts,
   readShareLog,
   readWorkers,
   reporterKeys,
@@ -102,6 +104,13 @@ describe('reporter.shares', () => {
       stratumId: 'stratum-1',
       counts: { accepted: 4, stale: 1, duplicate: 1, lowdiff: 1, invalid: 1 },
     });
+    expect(await readShareCounts(redis, keys, CHAIN)).toEqual({
+      accepted: 4,
+      stale: 1,
+      duplicate: 1,
+      lowdiff: 1,
+      invalid: 1,
+    });
     expect(log[0]!.shares).toEqual(
       shares
         .filter((s) => s.result === 'accepted')
@@ -163,6 +172,62 @@ describe('reporter.shares', () => {
     const [sa, sb] = [a.stats().batches, b.stats().batches];
     expect(sa.credited + sb.credited).toBe(1);
     expect(sa.duplicate + sb.duplicate).toBe(15);
+    // The chain's share counts by result: the request's, once.
+    expect(await readShareCounts(redis, keys, CHAIN)).toEqual(log[0]!.counts);
+    expect((await readShareCounts(redis, keys, CHAIN)).accepted).toBe(accepted.length);
+  });
+
+  it('keeps a hashrate history: 5-minute points over the previous and current hour, hourly points over 24 h', async () => {
+    const keys = testKeys();
+    const c = rpc(await startReporter(keys));
+    const HOUR = 3_600_000;
+    const SLOT = 300_000;
+    const now = Date.now();
+    const hour = Math.floor(now / HOUR);
+    const earlier = (hour - 1) * HOUR + 7 * SLOT + 1_000; // slot 7 of the previous hour
+    const hoursAgo = now - 5 * HOUR; // only in the hour buckets (26 h)
+    await send(
+      c,
+      batch([
+        share({ account: 'alice', worker: 'rig1', diff: 8, ts: earlier }),
+        share({ account: 'alice', worker: 'rig2', diff: 16, ts: hoursAgo }),
+        share({ account: 'alice', worker: 'rig1', diff: 4, ts: now }),
+        share({ account: 'bob', worker: '', diff: 2, ts: now }),
+        share({ account: 'bob', worker: '', diff: 64, ts: now, result: 'stale' }),
+      ]),
+    );
+    const alice = await readHashrateHistory(redis, keys, CHAIN, 'alice', now);
+    const pool = await readHashrateHistory(redis, keys, CHAIN, undefined, now);
+    const slotNow = Math.floor(now / SLOT) * SLOT;
+    const elapsed = (from: number, size: number) => Math.max(1, Math.min(size, now - from)) / 1000;
+    for (const [history, current] of [
+      [alice, 4],
+      [pool, 6],
+    ] as const) {
+      // Every slot from the start of the previous hour to the current one, oldest first.
+      expect(history.fiveMinutes.map((p) => p.t)).toEqual(
+        Array.from(
+          { length: (slotNow - (hour - 1) * HOUR) / SLOT + 1 },
+          (_, i) => (hour - 1) * HOUR + i * SLOT,
+        ),
+      );
+      const at = (t: number) => history.fiveMinutes.find((p) => p.t === t)!.rate;
+      expect(at((hour - 1) * HOUR + 7 * SLOT)).toBeCloseTo(8 / 300, 12);
+      expect(at(slotNow)).toBeCloseTo(current / elapsed(slotNow, SLOT), 12);
+      const credited = history.fiveMinutes.filter((p) => p.rate > 0).map((p) => p.t);
+      expect(credited).toEqual([(hour - 1) * HOUR + 7 * SLOT, slotNow]);
+      // The last 24 hours and the current one.
+      expect(history.hours.map((p) => p.t)).toEqual(
+        Array.from({ length: 25 }, (_, i) => (hour - 24 + i) * HOUR),
+      );
+      expect(history.hours[19]!.rate).toBeCloseTo(16 / 3600, 12);
+      expect(history.hours[23]!.rate).toBeCloseTo(8 / 3600, 12);
+      expect(history.hours[24]!.rate).toBeCloseTo(current / elapsed(hour * HOUR, HOUR), 12);
+      expect(history.hours.filter((p) => p.rate > 0)).toHaveLength(3);
+    }
+    // An account with no share has a history of zeros.
+    const nobody = await readHashrateHistory(redis, keys, CHAIN, 'carol', now);
+    expect([...nobody.fiveMinutes, ...nobody.hours].every((p) => p.rate === 0)).toBe(true);
   });
 
   it('keeps round totals equal to the sum over the share log, share by share', async () => {
@@ -232,6 +297,15 @@ describe('reporter.shares', () => {
       const w = workers.get(name)!;
       expect(w.accepted + w.stale + w.duplicate + w.lowdiff + w.invalid).toBe(total);
     }
+    // The chain's share counts by result: every share sent counted once (10 requests were
+    // delivered twice), and the same as the workers' counters summed.
+    const byResult = { accepted: 0, stale: 0, duplicate: 0, lowdiff: 0, invalid: 0 };
+    for (const s of sent) byResult[s.result]++;
+    expect(await readShareCounts(redis, keys, CHAIN)).toEqual(byResult);
+    const summed = { accepted: 0, stale: 0, duplicate: 0, lowdiff: 0, invalid: 0 };
+    for (const w of workers.values())
+      for (const k of Object.keys(summed) as (keyof typeof summed)[]) summed[k] += w[k];
+    expect(summed).toEqual(byResult);
   });
 
   it('runs a constant handful of Redis commands per request: far below one per share (INFO commandstats)', async () => {
@@ -239,8 +313,18 @@ describe('reporter.shares', () => {
     // Its registry refresh (a script, on a timer) out of the counted span, as the block poll is.
     const reporter = await startReporter(keys, { serviceTtlMs: 3_600_000 });
     const c = rpc(reporter, { quietHeartbeat: true });
-    const requests = Array.from({ length: 20 }, (_, i) => batch(mixedShares(1000, 50, 4, 500 + i)));
-    await send(c, batch(mixedShares(10, 2, 2))); // scripts loaded
+    // Every share at one time, so no request's shares straddle a bucket boundary (that costs a
+    // bucket more): the count below is exact.
+    const ts = Date.now();
+    const requests = Array.from({ length: 20 }, (_, i) =>
+      batch(mixedShares(1000, 50, 4, 500 + i).map((s) => ({ ...s, ts }))),
+    );
+    // Scripts loaded, and every worker of the requests online already: a worker's first
+    // accepted share costs a ZRANGEBYSCORE and an XADD more (its worker.online), once.
+    const everyWorker = Array.from({ length: 200 }, (_, i) =>
+      share({ account: `acct${Math.floor(i / 4)}`, worker: `w${i % 4}` }),
+    );
+    await send(c, batch(everyWorker));
     const before = await commandCalls(redis);
     for (const r of requests) await send(c, r);
     const delta = callsBetween(before, await commandCalls(redis));
@@ -262,13 +346,13 @@ describe('reporter.shares', () => {
     // HSET, with 4 EXPIREAT and one EXPIRE; the spool's acknowledgements are ZSCORE +
     // ZRANGEBYSCORE to check, ZREMRANGEBYSCORE + ZADD + EXPIRE to record; one XADD and one XRANGE
     // for the share log's age; GET + SET of the round's total; one ZADD of every worker into the
-    // worker index; ZADD + ZREMRANGEBYSCORE for each of the online workers and online accounts;
-    // and the EVALSHA: 34, whatever the number of shares (more only when the shares' times
-    // straddle a bucket boundary: a bucket more).
-    expect(
-      total / requests.length,
-      `commands by name: ${JSON.stringify(Object.fromEntries(delta))}`,
-    ).toBeLessThanOrEqual(34);
+    // worker index; ZADD NX (new ones, for their worker.online) + ZADD of the online workers;
+    // ZADD + ZREMRANGEBYSCORE of the online accounts; GET + SET of the chain's share counts by
+    // result; and the EVALSHA: 36, whatever the number of shares (more only when a request's
+    // shares straddle a bucket boundary: a bucket more).
+    expect(total / requests.length, `commands by name: ${JSON.stringify(Object.fromEntries(delta))}`).toBe(
+      36,
+    );
     expect(perShare).toBeLessThan(0.05);
   });
 });

@@ -9,6 +9,8 @@ import { type ChainParams, addressToScript, decodeAddress } from '@hashwire/chai
 export class PayoutAddressCache {
   /** As the miner wrote it → canonical. */
   readonly #valid = new Map<string, string>();
+  /** Canonical → output script. */
+  readonly #scripts = new Map<string, Buffer>();
 
   /** @param maxEntries addresses kept; the cache starts over when it is full */
   constructor(
@@ -31,5 +33,19 @@ export class PayoutAddressCache {
     if (this.#valid.size >= this.maxEntries) this.#valid.clear();
     this.#valid.set(address, canonical);
     return canonical;
+  }
+
+  /**
+   * The output script a coinbase pays `address` (canonical, as {@link canonical} gave it) with.
+   * @throws AddressError when it is no address of this chain
+   */
+  script(address: string): Buffer {
+    let script = this.#scripts.get(address);
+    if (script === undefined) {
+      script = addressToScript(address, this.params);
+      if (this.#scripts.size >= this.maxEntries) this.#scripts.clear();
+      this.#scripts.set(address, script);
+    }
+    return script;
   }
 }

@@ -154,6 +154,8 @@ export class BlockSubmitter {
     if (entry.running) return;
     entry.running = true;
     entry.attempts++;
+    // Whether this is the last try a job on another parent gives (started after it arrived).
+    const lastTry = entry.moved;
     let answered: SubmitReply | null = null;
     let finalError: unknown = null;
     try {
@@ -189,6 +191,12 @@ export class BlockSubmitter {
     if (finalError) {
       this.settle(entry);
       entry.reject(finalError as Error);
+      return;
+    }
+    if (entry.moved && !lastTry) {
+      // The other parent arrived while this attempt was still waiting on jobmanagers it knew
+      // before (a dead one's deadline): the last try goes to the ones there are now.
+      void this.attempt(entry);
       return;
     }
     if (entry.moved) {

@@ -22,7 +22,9 @@ export type CloseReason =
   | 'drained'
   | 'drain-timeout'
   | 'suspended'
-  | 'server-closed';
+  | 'server-closed'
+  /** A SOLO job, and the session's payout address is none of this chain's (a session resumed from elsewhere). */
+  | 'bad-payout-address';
 
 /**
  * The live side of one miner connection: its socket, its line framer, and the plain

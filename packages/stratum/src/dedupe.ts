@@ -9,6 +9,8 @@ export type DedupeOutcome = 'added' | 'duplicate' | 'full';
  */
 export class ShareDedupe {
   #seen = new Set<string>();
+  /** Told of every key added (a stratum server handing its sessions to another; see `JobBook.watchAccepted`). */
+  onAdded: ((key: string) => void) | null = null;
 
   /** @param maxEntries most shares remembered for the job */
   constructor(readonly maxEntries: number) {}
@@ -25,7 +27,12 @@ export class ShareDedupe {
     if (this.#seen.has(key)) return 'duplicate';
     if (this.#seen.size >= this.maxEntries) return 'full';
     this.#seen.add(key);
+    this.onAdded?.(key);
     return 'added';
+  }
+
+  keys(): IterableIterator<string> {
+    return this.#seen.values();
   }
 
   clear(): void {

@@ -30,8 +30,21 @@ export {
   difficultyForJob,
   recordJobSent,
 } from './difficulty.js';
-export { JobError, type PrepareJobOptions, type PreparedJob, prepareJob } from './job.js';
-export { type JobAddOutcome, JobBook, type JobBookOptions, type JobBookStats } from './job-book.js';
+export {
+  JobError,
+  type PrepareJobOptions,
+  type PreparedJob,
+  SoloJob,
+  type SoloWork,
+  prepareJob,
+} from './job.js';
+export {
+  type HandedJob,
+  type JobAddOutcome,
+  JobBook,
+  type JobBookOptions,
+  type JobBookStats,
+} from './job-book.js';
 export {
   type ShareCheck,
   type ShareContext,
@@ -52,6 +65,22 @@ export {
 export { judgeWork, type WorkVerdict } from './work-health.js';
 export { followDaemonHealth, type Suspendable } from './suspend.js';
 export { createStratumServer } from './create.js';
+export {
+  HANDED_SESSION,
+  HANDOFF_WAVE_SIZE,
+  type HandedSession,
+  type IpcChannel,
+  receiveOverIpc,
+  relayOverIpc,
+  type SessionReceiver,
+  sendOverIpc,
+} from './handover.js';
+export {
+  checkStratumServiceOptions,
+  createStratumService,
+  type StratumService,
+  type StratumServiceOptions,
+} from './service.js';
 export {
   StratumServer,
   type DisconnectEvent,
@@ -97,3 +126,14 @@ export {
   agentWordFor,
   startAgentCheck,
 } from './agent.js';
+export {
+  startStratumMaster,
+  controlSocketPath,
+  workerBin,
+  UpgradeError,
+  type StratumMaster,
+  type StratumMasterOptions,
+  type UpgradeResult,
+} from './master.js';
+export type { Spread, SwitchCost } from './worker.js';
+export type { StratumWorkerControl } from './service.js';

@@ -12,6 +12,15 @@ export interface JobBookOptions extends PrepareJobOptions {
   readonly maxJobs?: number;
 }
 
+/**
+ * A job of one stratum server on its way to another (the next version of it, during an upgrade):
+ * the job as the jobmanager sent it and whether a new prevhash made it stale. Plain JSON.
+ */
+export interface HandedJob {
+  readonly job: Job;
+  readonly stale: boolean;
+}
+
 /** What {@link JobBook.add} did with a job. */
 export type JobAddOutcome =
   | {
@@ -50,6 +59,9 @@ export class JobBook {
   #current: PreparedJob | undefined;
   #highestEpoch = -1;
   #prepare: PrepareJobOptions;
+  /** Jobs taken from another server's book (`adopt`) that this one's feed has not sent yet. */
+  #adopted = new Set<PreparedJob>();
+  #watch: ((jobId: string, key: string) => void) | null = null;
 
   constructor(options: JobBookOptions) {
     const maxJobs = options.maxJobs ?? 32;
@@ -97,7 +109,8 @@ export class JobBook {
       return { status: 'fenced', highestEpoch: this.#highestEpoch };
     }
     const held = this.#jobs.get(job.jobId);
-    if (held && held.epoch === job.epoch) {
+    // An adopted job arriving from the feed is new here: it becomes current and goes to miners.
+    if (held && held.epoch === job.epoch && !this.#adopted.has(held)) {
       this.stats.known++;
       return { status: 'known', job: held };
     }
@@ -115,7 +128,16 @@ export class JobBook {
       }
       this.stats.staled += staled;
     }
-    if (held) this.#drop(held);
+    if (held) {
+      // Shares the other server credited on an adopted job stay duplicates.
+      if (this.#adopted.has(held) && held.epoch === job.epoch) {
+        for (const key of held.dedupe.keys()) prepared.dedupe.add(key);
+      }
+      this.#drop(held);
+    }
+    this.#watchJob(prepared);
+    // Only the current job is sent: older SOLO jobs keep their coinbases, not their notify lines.
+    this.#current?.solo?.dropLines();
     this.#jobs.set(prepared.jobId, prepared);
     this.#current = prepared;
     this.stats.added++;
@@ -127,8 +149,72 @@ export class JobBook {
     return { status: 'added', job: prepared, clean: prepared.job.cleanJobs, staled };
   }
 
+  /** Every job held, oldest first, as another server's book takes them (`adopt`). */
+  handed(): HandedJob[] {
+    return [...this.#jobs.values()].map((p) => ({ job: p.job, stale: p.stale }));
+  }
+
+  /**
+   * Takes the jobs of another server's book (`handed()` of the version this one replaces), so
+   * the shares its miners still submit on earlier jobs are judged here as they were there. Each
+   * job this book does not hold goes in before its own (older), never as the current job: a
+   * handed job this book's feed sends later is added then as any new job. Stale when it was
+   * there or its prevhash is not the current one's. Returns how many were taken.
+   */
+  adopt(handed: readonly HandedJob[]): number {
+    const taken: PreparedJob[] = [];
+    for (const { job, stale } of handed) {
+      if (job.chain !== this.chain || this.#jobs.has(job.jobId)) continue;
+      let prepared: PreparedJob;
+      try {
+        prepared = prepareJob(job, this.#prepare, job.cleanJobs);
+      } catch (error) {
+        if (error instanceof JobError) continue;
+        throw error;
+      }
+      prepared.stale = stale || (this.#current !== undefined && this.#current.prevhash !== prepared.prevhash);
+      this.#watchJob(prepared);
+      this.#adopted.add(prepared);
+      taken.push(prepared);
+    }
+    if (taken.length === 0) return 0;
+    const own = [...this.#jobs.values()];
+    this.#jobs.clear();
+    for (const job of [...taken, ...own]) this.#jobs.set(job.jobId, job);
+    while (this.#jobs.size > this.maxJobs) {
+      this.#drop(this.#jobs.values().next().value as PreparedJob);
+      this.stats.evicted++;
+    }
+    return taken.length;
+  }
+
+  /**
+   * Tells `listener` of every share key the jobs' duplicate detection takes from now on (with
+   * `acceptedKeys` for those it holds already), until the returned function is called.
+   */
+  watchAccepted(listener: (jobId: string, key: string) => void): () => void {
+    this.#watch = listener;
+    for (const job of this.#jobs.values()) this.#watchJob(job);
+    return () => {
+      this.#watch = null;
+      for (const job of this.#jobs.values()) job.dedupe.onAdded = null;
+    };
+  }
+
+  /** Every share key held for duplicate detection, with its job. */
+  *acceptedKeys(): Generator<[jobId: string, key: string]> {
+    for (const job of this.#jobs.values()) for (const key of job.dedupe.keys()) yield [job.jobId, key];
+  }
+
+  #watchJob(job: PreparedJob): void {
+    const listener = this.#watch;
+    job.dedupe.onAdded = listener ? (key) => listener(job.jobId, key) : null;
+  }
+
   #drop(job: PreparedJob): void {
     this.#jobs.delete(job.jobId);
+    this.#adopted.delete(job);
+    job.dedupe.onAdded = null;
     job.dedupe.clear();
   }
 }

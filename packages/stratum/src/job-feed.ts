@@ -186,8 +186,9 @@ export class JobFeed extends EventEmitter<{
     this.watcher.on('event', (event) => this.onService(event));
     this.watcher.on('error', (error) => this.report(error));
     await this.watcher.ready;
+    // The watcher's first reconcile may have announced them already ('up' events).
     for (const service of this.watcher.services.values()) {
-      if (service.chain === chain) this.connect(service);
+      if (service.chain === chain && !this.members.has(service.id)) this.connect(service);
     }
     this.healthTimer = setInterval(() => this.tick(), 250);
     this.healthTimer.unref();
@@ -257,7 +258,7 @@ export class JobFeed extends EventEmitter<{
       member.pid !== service.pid ||
       member.startedAt !== service.startedAt ||
       member.curveKey !== service.curveKey;
-    if (type === 'up' || restarted) this.connect(service);
+    if (restarted) this.connect(service);
   }
 
   private connect(service: ServiceInfo): void {
@@ -298,12 +299,22 @@ export class JobFeed extends EventEmitter<{
       .subscribe('jm.subscribe', { stratumId: this.options.stratumId, chain: this.options.chain }, (reply) =>
         this.onSubscribed(member, reply),
       )
-      .catch((error: Error) => this.report(error));
+      .catch((error: Error) => {
+        // A client closed because its jobmanager went down or restarted is no error of ours.
+        if (this.members.get(id) === member) this.report(error);
+      });
   }
 
   private onSubscribed(member: Member, reply: RpcMethods['jm.subscribe']['rep']): void {
     this.heard(member);
-    if (reply.job) this.deliver(reply.job);
+    if (!reply.job) return;
+    // The jobs before the current one that miners may still work on (a server that just started
+    // would call their shares unknown), oldest first, so the current job ends up current. Not
+    // when the current job came first (a push): an earlier one must not take its place.
+    if (Array.isArray(reply.earlier) && !this.seen.has(`${reply.job.epoch}:${reply.job.jobId}`)) {
+      for (const job of reply.earlier) this.deliver(job);
+    }
+    this.deliver(reply.job);
   }
 
   private heard(member: Member): void {

@@ -2,7 +2,9 @@ import {
   type ChainParams,
   HEADER_SIZE,
   type PowAlgorithm,
+  type SoloCoinbaseEnd,
   prevHashFromStratum,
+  soloCoinb2,
   targetFromHex,
   targetToBuffer,
 } from '@hashwire/chain';
@@ -36,6 +38,11 @@ export interface PrepareJobOptions {
   readonly maxSharesPerJob?: number;
   /** Share targets by difficulty; one cache per chain is enough. @defaultValue a new cache */
   readonly targets?: ShareTargetCache;
+  /**
+   * The output script of a payout address (canonical, as sessions hold it), for SOLO jobs.
+   * @defaultValue none: a job carrying `solo` is refused
+   */
+  readonly payoutScript?: (address: string) => Buffer;
 }
 
 /**
@@ -77,18 +84,113 @@ export interface PreparedJob {
   readonly dedupe: ShareDedupe;
   /** Scratch for the duplicate key: extranonce1 ‖ extranonce2 ‖ ntime ‖ nonce ‖ version. */
   readonly keyScratch: Buffer;
+  /** A SOLO job (`Job.solo`): each payout address's coinbase end, built once per address. */
+  readonly solo: SoloJob | null;
   /** Set when a job on a new prevhash superseded this one: its shares are stale. */
   stale: boolean;
 }
 
+/** What one payout address gets of a SOLO job. */
+export interface SoloWork {
+  /** coinb1 ‖ extranonce1 ‖ extranonce2 ‖ this address's coinb2: validation scratch, like `PreparedJob.coinbase`. */
+  readonly coinbase: Buffer;
+  /** This address's coinb2 as hex (what its `mining.notify` carries). */
+  readonly coinb2Hex: string;
+  /** The `mining.notify` lines, built when first sent ([job's flag, clean]); dropped with {@link SoloJob.dropLines}. */
+  lines: [Buffer | null, Buffer | null];
+}
+
+/**
+ * The coinbases of a SOLO job, one per payout address, built on first use and kept with the
+ * job: ten sessions of one address share one coinb2, one coinbase scratch and one notify line
+ * per job, so a job costs one serialisation per address, not per session.
+ */
+export class SoloJob {
+  readonly #byAddress = new Map<string, SoloWork>();
+  /** The notify line cut around coinb2: [job's own clean_jobs flag, clean_jobs=true]. */
+  readonly #cut: readonly [readonly [string, string], readonly [string, string]];
+
+  constructor(
+    readonly end: SoloCoinbaseEnd,
+    readonly coinb1: Buffer,
+    readonly extranonceSize: number,
+    readonly payoutScript: (address: string) => Buffer,
+    job: Job,
+  ) {
+    this.#cut = [cutNotify(job, job.cleanJobs), cutNotify(job, true)];
+  }
+
+  /** Addresses with a coinbase end built for this job. */
+  get addresses(): number {
+    return this.#byAddress.size;
+  }
+
+  /**
+   * The work of one payout address (canonical spelling).
+   * @throws AddressError when it is no address of the chain (sessions only hold checked ones)
+   */
+  work(address: string): SoloWork {
+    let work = this.#byAddress.get(address);
+    if (work === undefined) {
+      const coinb2 = soloCoinb2(this.end, this.payoutScript(address));
+      const coinbase = Buffer.alloc(this.coinb1.length + this.extranonceSize + coinb2.length);
+      this.coinb1.copy(coinbase, 0);
+      coinb2.copy(coinbase, this.coinb1.length + this.extranonceSize);
+      work = { coinbase, coinb2Hex: coinb2.toString('hex'), lines: [null, null] };
+      this.#byAddress.set(address, work);
+    }
+    return work;
+  }
+
+  /** The `mining.notify` line for one payout address; `clean` forces clean_jobs=true. */
+  notifyLine(address: string, clean: boolean): Buffer {
+    const work = this.work(address);
+    const i = clean ? 1 : 0;
+    let line = work.lines[i];
+    if (line === null) {
+      const [before, after] = this.#cut[i]!;
+      line = Buffer.from(before + work.coinb2Hex + after, 'latin1');
+      work.lines[i] = line;
+    }
+    return line;
+  }
+
+  /** Frees the notify lines (the job is no longer sent); the coinbases stay for its shares. */
+  dropLines(): void {
+    for (const work of this.#byAddress.values()) work.lines = [null, null];
+  }
+}
+
+/** Marks coinb2 in a notify line: `#` is in no hex field and no job id. */
+const COINB2_MARK = '#coinb2#';
+
+function cutNotify(job: Job, cleanJobs: boolean): [string, string] {
+  const text = notifyLine({ ...job, coinb2: COINB2_MARK }, cleanJobs).toString('latin1');
+  const at = text.indexOf(COINB2_MARK);
+  return [text.slice(0, at), text.slice(at + COINB2_MARK.length)];
+}
+
 const HEX_RE = /^(?:[0-9a-f]{2})*$/i;
 
-function hexField(job: Job, field: 'coinb1' | 'coinb2'): Buffer {
-  const value = job[field];
+function hexField(job: Job, field: string, value: unknown): Buffer {
   if (typeof value !== 'string' || !HEX_RE.test(value)) {
     throw new JobError('bad-job', `job ${job.jobId}: ${field} must be an even-length hex string`);
   }
   return Buffer.from(value, 'hex');
+}
+
+function soloEnd(job: Job): SoloCoinbaseEnd {
+  const solo = job.solo as Partial<NonNullable<Job['solo']>> | null;
+  if (typeof solo !== 'object' || solo === null) {
+    throw new JobError('bad-job', `job ${job.jobId}: solo must be an object`);
+  }
+  const value = solo.finderValueSat;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw new JobError('bad-job', `job ${job.jobId}: solo.finderValueSat must be a non-negative integer`);
+  }
+  const head = hexField(job, 'solo.coinb2Head', solo.coinb2Head);
+  const tail = hexField(job, 'solo.coinb2Tail', solo.coinb2Tail);
+  return { head, finderValueSat: value, tail };
 }
 
 function fixedHex(job: Job, field: 'prevhash' | 'target', digits: number): void {
@@ -160,12 +262,22 @@ export function prepareJob(job: Job, options: PrepareJobOptions, cleanJobs = job
   }
   fixedHex(job, 'prevhash', 64);
   fixedHex(job, 'target', 64);
-  const coinb1 = hexField(job, 'coinb1');
-  const coinb2 = hexField(job, 'coinb2');
+  const coinb1 = hexField(job, 'coinb1', job.coinb1);
+  const coinb2 = hexField(job, 'coinb2', job.coinb2);
   const version = word(job, 'version');
   const nbits = word(job, 'nbits');
   const ntime = word(job, 'ntime');
   const branch = packBranch(job);
+  let solo: SoloJob | null = null;
+  if (job.solo !== undefined) {
+    if (options.payoutScript === undefined) {
+      throw new JobError('bad-job', `job ${job.jobId}: a SOLO job, and this server has no payout addresses`);
+    }
+    solo = new SoloJob(soloEnd(job), coinb1, extranonce1Size + extranonce2Size, options.payoutScript, {
+      ...job,
+      cleanJobs,
+    });
+  }
 
   const coinbase = Buffer.alloc(coinb1.length + extranonce1Size + extranonce2Size + coinb2.length);
   coinbase.set(coinb1, 0);
@@ -200,6 +312,7 @@ export function prepareJob(job: Job, options: PrepareJobOptions, cleanJobs = job
     notifyLineClean: cleanJobs ? line : notifyLine(job, true),
     dedupe: new ShareDedupe(options.maxSharesPerJob ?? 1_000_000),
     keyScratch: Buffer.alloc(extranonce1Size + extranonce2Size + 12),
+    solo,
     stale: false,
   };
 }

@@ -20,6 +20,8 @@ export interface MethodHost {
   readonly payoutAddresses: PayoutAddressCache;
   /** Version bits the pool lets miners roll now (may change at runtime). */
   readonly versionMask: number;
+  /** The current job pays SOLO (carries `solo`), whatever the server's `solo` option says. */
+  readonly soloJob: boolean;
   /** The live connection holding `sessionId` in this process, if any. */
   liveSession(sessionId: string): Connection | undefined;
   /** `conn` now holds its session id (after subscribe). */
@@ -221,6 +223,14 @@ export function handleAuthorize(host: MethodHost, conn: Connection, req: Stratum
     throw new StratumError(
       StratumErrorCode.Unauthorized,
       'worker name may hold only letters, digits and _ . @ + - (at most 64 characters)',
+    );
+  }
+  if ((host.options.solo || host.soloJob) && state.account !== '' && account !== state.account) {
+    // SOLO: the connection's coinbase pays one address, the first one authorized. Also when the
+    // server was not told (`solo` option) but its jobs pay SOLO: a block must pay its finder.
+    throw new StratumError(
+      StratumErrorCode.Unauthorized,
+      'this pool pays SOLO in the coinbase: one connection mines for one payout address, the one authorized first; connect again for another address',
     );
   }
   if (!authorizedWorker(state, username)) {

@@ -140,6 +140,14 @@ export interface StratumServerOptions {
    */
   spoolRejectedShares?: boolean;
   /**
+   * The chain pays SOLO (`payments.scheme: "solo"`): a connection mines for one payout address
+   * (a worker naming another address than the first one is refused at authorize). Jobs that
+   * carry `solo` get each session a coinbase paying its own address, and one address per
+   * connection, whatever this says.
+   * @defaultValue false
+   */
+  solo?: boolean;
+  /**
    * How often timeouts, idle vardiff and bans are checked.
    * @defaultValue 1000
    */
@@ -164,8 +172,15 @@ export interface ResolvedStratumOptions {
   trustedProxies: readonly string[];
   sessionTtlMs: number;
   spoolRejectedShares: boolean;
+  solo: boolean;
   sweepIntervalMs: number;
   logger: StratumLogger;
+}
+
+function checkBoolean(field: string, value: unknown): boolean {
+  if (typeof value !== 'boolean')
+    throw new TypeError(`${field} must be true or false, got ${JSON.stringify(value)}`);
+  return value;
 }
 
 function positiveInt(field: string, value: number): number {
@@ -242,6 +257,7 @@ export function resolveStratumOptions(options: StratumServerOptions): ResolvedSt
     trustedProxies: [...(options.trustedProxies ?? [])],
     sessionTtlMs: positiveInt('sessionTtlMs', options.sessionTtlMs ?? 600_000),
     spoolRejectedShares: options.spoolRejectedShares ?? true,
+    solo: checkBoolean('solo', options.solo ?? false),
     sweepIntervalMs: positiveInt('sweepIntervalMs', options.sweepIntervalMs ?? 1000),
     logger: options.logger ?? silentStratumLogger,
   };

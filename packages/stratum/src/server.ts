@@ -17,15 +17,24 @@ import { DEFAULT_JOB_DIFFICULTIES, createJobDifficulties } from './difficulty.js
 import { type DispatchHost, dispatchLine } from './dispatch.js';
 import { drainConnections } from './drain.js';
 import type { ExtranonceAllocator } from './extranonce.js';
+import {
+  HANDOFF_WAVE_SIZE,
+  type HandedSession,
+  type SessionReceiver,
+  handedSession,
+  startReading,
+  stopReading,
+} from './handover.js';
 import { type IntakeHost, plainAddress, readChunk, releaseHeld } from './intake.js';
-import { JobBook } from './job-book.js';
+import { type HandedJob, JobBook } from './job-book.js';
 import { JobError, type PreparedJob } from './job.js';
 import { AddressLimiter } from './limits.js';
 import { listenOnRange } from './listen.js';
 import { newSessionId } from './methods.js';
 import type { BlockSink, JobSource, ResolvedStratumOptions, ShareSink, StratumLogger } from './options.js';
 import { isTrustedProxy, trustedProxies } from './proxy-protocol.js';
-import { SessionStore, isSavedCurrent, savedSession } from './session-store.js';
+import { SessionKeeper } from './session-keeper.js';
+import { SessionStore } from './session-store.js';
 import { type SessionState, beforeJobSent, isResumable, newSessionState } from './session.js';
 import { type BlockEvent, type ShareHost, SharePipeline } from './shares.js';
 import type { ShareBatch, ShareSpool, SpoolStats } from './spool.js';
@@ -94,12 +103,6 @@ export interface StratumServerParts {
   allocator: ExtranonceAllocator;
 }
 
-/**
- * A session whose stored copy is current keeps the TTL it got when written if that was at
- * most this share of the TTL ago (6 s of the default 10 min); older ones get a fresh TTL at
- * the disconnect.
- */
-const TTL_SLACK = 0.01;
 /** After a last error line, how long a miner has to read it before the socket is destroyed. */
 const LINGER_MS = 2000;
 /**
@@ -117,29 +120,33 @@ const LINGER: ReadonlySet<CloseReason> = new Set([
   'suspended',
 ]);
 
-export class StratumServer
-  extends EventEmitter<StratumServerEvents>
-  implements DispatchHost, IntakeHost, ShareHost
-{
+/** What the connection, method and share code call back into: the server's private context. */
+type ServerHost = DispatchHost & IntakeHost & ShareHost;
+
+export class StratumServer extends EventEmitter<StratumServerEvents> {
   readonly id: string;
   readonly chain: string;
-  readonly options: ResolvedStratumOptions;
-  readonly store: SessionStore;
+  /** Holds this server's extranonce1 claims (read-only use: tests, tools). */
   readonly allocator: ExtranonceAllocator;
+  /** The jobs sent to miners and still answerable (read-only use: tests, tools). */
   readonly book: JobBook;
-  readonly validator: ShareValidator;
-  readonly shareSink: ShareSink;
-  readonly blockSink: BlockSink;
+  private readonly options: ResolvedStratumOptions;
+  private readonly store: SessionStore;
+  private readonly keeper: SessionKeeper;
+  private readonly validator: ShareValidator;
+  private readonly shareSink: ShareSink;
+  private readonly blockSink: BlockSink;
   /** The default share spool (null when a custom share sink was given). */
   readonly spool: ShareSpool | null;
-  readonly logger: StratumLogger;
-  readonly payoutAddresses: PayoutAddressCache;
-  readonly spoolRejected: boolean;
-  versionMask: number;
+  private readonly logger: StratumLogger;
+  private readonly payoutAddresses: PayoutAddressCache;
+  private readonly spoolRejected: boolean;
+  private mask: number;
   private readonly jobs: JobSource;
   private readonly trusted: BlockList;
   private readonly limiter: AddressLimiter;
-  readonly pipeline: SharePipeline;
+  private readonly host: ServerHost;
+  private readonly pipeline: SharePipeline;
   private readonly connections = new Set<Connection>();
   private readonly bySession = new Map<string, Connection>();
   private readonly mining = new Set<Connection>();
@@ -154,10 +161,10 @@ export class StratumServer
   private connSeq = 0;
   private drainDone: Promise<void> | null = null;
   private closeDone: Promise<void> | null = null;
+  /** Sessions were handed to another server (`handOffSessions`). */
+  private handedOff = false;
   private readonly limitLogged = new Map<string, number>();
   private emptyWaiters: (() => void)[] = [];
-  /** Claims being detached after their connection left, awaited on close. */
-  private readonly detaching = new Set<Promise<void>>();
   private readonly shareCounts = {
     accepted: 0,
     stale: 0,
@@ -176,7 +183,7 @@ export class StratumServer
     this.id = options.id;
     this.chain = options.chain;
     this.logger = options.logger;
-    this.versionMask = options.versionMask;
+    this.mask = options.versionMask;
     this.spoolRejected = options.spoolRejectedShares;
     this.jobs = parts.jobs;
     this.shareSink = parts.shareSink;
@@ -190,17 +197,25 @@ export class StratumServer
       stratumId: options.id,
       ttlMs: options.sessionTtlMs,
     });
+    this.payoutAddresses = new PayoutAddressCache(options.params);
     this.book = new JobBook({
       chain: options.chain,
       params: options.params,
       extranonce1Size: options.extranonce1Size,
       extranonce2Size: options.extranonce2Size,
+      payoutScript: (address) => this.payoutAddresses.script(address),
     });
-    this.payoutAddresses = new PayoutAddressCache(options.params);
+    this.keeper = new SessionKeeper({
+      store: this.store,
+      allocator: this.allocator,
+      logger: this.logger,
+      sessionTtlMs: options.sessionTtlMs,
+    });
     this.validator = new ShareValidator({ ntimeMaxAheadSec: options.ntimeMaxAheadSeconds });
     this.trusted = trustedProxies(options.trustedProxies);
     this.limiter = new AddressLimiter(options.limits);
-    this.pipeline = new SharePipeline(this);
+    this.host = this.privateContext();
+    this.pipeline = new SharePipeline(this.host);
     this.spool?.on('batch', (batch) => this.emit('batch', batch));
     this.spool?.on('error', (error) => this.report(error));
     this.allocator.on('error', (error) => this.report(error));
@@ -212,21 +227,42 @@ export class StratumServer
     return this.boundPort;
   }
 
-  /** Binds the first free port of the range, takes jobs, starts the timers. */
-  async start(): Promise<void> {
+  /** Version bits miners may roll now (see `setVersionMask`). */
+  get versionMask(): number {
+    return this.mask;
+  }
+
+  /** Resolves once every share received so far is answered (tests, tools). */
+  settleShares(): Promise<void> {
+    return this.pipeline.settle();
+  }
+
+  /**
+   * Binds the first free port of the range, takes jobs, starts the timers. With `accepted`
+   * (a worker under a stratum master) nothing is bound: the master owns the miner port
+   * (`accepted.port`) and passes each connection to `acceptSocket`.
+   */
+  async start(accepted?: { port: number }): Promise<void> {
     if (this.phase !== 'created') throw new Error(`stratum server ${this.id} was already started`);
-    const listener = createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 });
-    listener.on('connection', (socket) => this.onConnection(socket));
-    listener.on('error', (error) => this.report(error));
-    this.boundPort = await listenOnRange(listener, this.options.host, this.options.ports);
-    this.listener = listener;
+    if (accepted) {
+      this.boundPort = accepted.port;
+    } else {
+      const listener = createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 });
+      listener.on('connection', (socket) => this.onConnection(socket));
+      listener.on('error', (error) => this.report(error));
+      this.boundPort = await listenOnRange(listener, this.options.host, this.options.ports);
+      this.listener = listener;
+    }
     this.phase = 'running';
     const current = this.jobs.current();
     if (current) this.takeJob(current);
     this.unsubscribe = this.jobs.onJob((job) => this.takeJob(job));
     this.sweepTimer = setInterval(() => this.sweep(), this.options.sweepIntervalMs);
     this.sweepTimer.unref();
-    this.refreshTimer = setInterval(() => this.refreshSessions(), Math.floor(this.options.sessionTtlMs / 3));
+    this.refreshTimer = setInterval(
+      () => this.keeper.refresh(this.connections),
+      Math.floor(this.options.sessionTtlMs / 3),
+    );
     this.refreshTimer.unref();
     this.logger.info({ stratumId: this.id, port: this.boundPort, chain: this.chain }, 'stratum: listening');
   }
@@ -258,7 +294,116 @@ export class StratumServer
     return [...this.connections].filter((c) => c.state.subscribed).map((c) => c.state);
   }
 
+  /**
+   * The context the connection, method and share code work through: the server's internals,
+   * reachable there and nowhere else.
+   */
+  private privateContext(): ServerHost {
+    const server = this;
+    return {
+      get chain() {
+        return server.chain;
+      },
+      get options() {
+        return server.options;
+      },
+      get store() {
+        return server.store;
+      },
+      get allocator() {
+        return server.allocator;
+      },
+      get book() {
+        return server.book;
+      },
+      get validator() {
+        return server.validator;
+      },
+      get shareSink() {
+        return server.shareSink;
+      },
+      get blockSink() {
+        return server.blockSink;
+      },
+      get spoolRejected() {
+        return server.spoolRejected;
+      },
+      get logger() {
+        return server.logger;
+      },
+      get payoutAddresses() {
+        return server.payoutAddresses;
+      },
+      get soloJob() {
+        return server.book.current?.solo != null;
+      },
+      get versionMask() {
+        return server.mask;
+      },
+      get pipeline() {
+        return server.pipeline;
+      },
+      get suspended() {
+        return server.suspension !== null;
+      },
+      get maxSubmitsInFlight() {
+        return server.options.limits.maxSubmitsInFlight;
+      },
+      admit: (conn, now) => server.admit(conn, now),
+      dispatch: (conn, line) => server.dispatch(conn, line),
+      releaseHeld: (conn) => server.releaseHeld(conn),
+      fail: (conn, error, what) => server.fail(conn, error, what),
+      reply: (conn, id, result, error) => server.reply(conn, id, result, error),
+      liveSession: (sessionId) => server.liveSession(sessionId),
+      bindSession: (conn) => server.bindSession(conn),
+      saveSession: (conn) => server.saveSession(conn),
+      startMining: (conn) => server.startMining(conn),
+      closeConnection: (conn, reason, detail) => server.closeConnection(conn, reason, detail),
+      judged: (conn, verdict, now) => server.judged(conn, verdict, now),
+      refusedSubmit: (conn, now) => server.refusedSubmit(conn, now),
+      unspoolable: (share, problem) => server.unspoolable(share, problem),
+      shareEvent: (share) => server.shareEvent(share),
+      blockEvent: (event) => server.blockEvent(event),
+    };
+  }
+
   // ---- connections -------------------------------------------------------------------
+
+  /**
+   * A connection another process accepted on this server's behalf (a stratum master, which
+   * never reads it): taken as if this server's own listener had accepted it. Refused (closed)
+   * unless the server is running.
+   */
+  /**
+   * Accepts from a listening socket this process was given (a stratum master's miner port, shared
+   * with it): each connection as one accepted here. Drain, hand-off and close stop it as they stop
+   * the server's own listener.
+   */
+  useListener(listener: Server): void {
+    if (this.phase !== 'running') {
+      listener.close();
+      return;
+    }
+    listener.on('connection', (socket) => this.acceptSocket(socket));
+    listener.on('error', (error) => this.report(error));
+    this.listener?.close();
+    this.listener = listener;
+  }
+
+  /** Lets go of the listening socket (to send on, then close) and returns it, or null. */
+  releaseListener(): Server | null {
+    // Still accepting until the caller closes it: what comes until then is a session of this
+    // server like any other (handed over with the rest).
+    const listener = this.listener;
+    this.listener = null;
+    return listener;
+  }
+
+  acceptSocket(socket: Socket): void {
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 60_000);
+    this.onConnection(socket);
+  }
 
   private onConnection(socket: Socket): void {
     if (this.phase !== 'running') {
@@ -293,13 +438,13 @@ export class StratumServer
       }
     }
     this.connections.add(conn);
-    socket.on('data', (chunk: Buffer) => readChunk(this, conn, chunk, trusted));
+    socket.on('data', (chunk: Buffer) => readChunk(this.host, conn, chunk, trusted));
     socket.on('error', () => this.closeConnection(conn, 'socket-error'));
     socket.on('close', () => this.onClosed(conn));
   }
 
   /** Counts the connection against its address; the reason (logged) when it is refused. */
-  admit(conn: Connection, now: number): 'banned' | 'per-ip-limit' | 'server-full' | null {
+  private admit(conn: Connection, now: number): 'banned' | 'per-ip-limit' | 'server-full' | null {
     const refused = this.limiter.admit(conn.state.ip, now);
     if (refused === null) {
       conn.counted = true;
@@ -317,22 +462,22 @@ export class StratumServer
     return refused;
   }
 
-  dispatch(conn: Connection, line: string): void {
-    dispatchLine(this, conn, line);
+  private dispatch(conn: Connection, line: string): void {
+    dispatchLine(this.host, conn, line);
   }
 
-  releaseHeld(conn: Connection): void {
-    releaseHeld(this, conn);
+  private releaseHeld(conn: Connection): void {
+    releaseHeld(this.host, conn);
   }
 
-  fail(conn: Connection, error: unknown, what: string): void {
+  private fail(conn: Connection, error: unknown, what: string): void {
     this.logger.error(
       { err: error, sessionId: conn.state.sessionId, connId: conn.state.connId, what },
       'stratum: request failed',
     );
   }
 
-  reply(
+  private reply(
     conn: Connection,
     id: StratumRequest['id'],
     result: unknown,
@@ -341,57 +486,18 @@ export class StratumServer
     if (!conn.write(formatResponse(id, result, error))) this.closeConnection(conn, 'output-overflow');
   }
 
-  liveSession(sessionId: string): Connection | undefined {
+  private liveSession(sessionId: string): Connection | undefined {
     return this.bySession.get(sessionId);
   }
 
-  bindSession(conn: Connection): void {
+  private bindSession(conn: Connection): void {
     conn.extranonce1 = Buffer.from(conn.state.extranonce1, 'hex');
     this.bySession.set(conn.state.sessionId, conn);
   }
 
   /** Writes the session to Redis when what resume needs changed since this connection last wrote it. */
-  saveSession(conn: Connection): void {
-    if (!isResumable(conn.state) || isSavedCurrent(conn.state, conn.saved)) return;
-    this.persist(conn).catch((error: unknown) => {
-      this.logger.warn({ err: error, sessionId: conn.state.sessionId }, 'stratum: session not saved');
-    });
-  }
-
-  /** Writes the session to Redis now (a resumable one), remembering what was written. */
-  private async persist(conn: Connection): Promise<void> {
-    const state = conn.state;
-    if (!isResumable(state)) return;
-    const saved = savedSession(state);
-    const now = Date.now();
-    conn.saved = saved;
-    conn.ttlStartedAt = now;
-    try {
-      await this.store.save(state, now);
-    } catch (error) {
-      // Written again at the next change or the disconnect.
-      if (conn.saved === saved) conn.saved = null;
-      throw error;
-    }
-  }
-
-  /**
-   * At a disconnect: the session is written if it changed, otherwise only its TTL restarted
-   * (so it stays resumable `sessionTtlMs` after the disconnect) — and not even that when it
-   * was written a moment ago, as for a miner that handshakes and leaves.
-   */
-  private keepResumable(conn: Connection): void {
-    const state = conn.state;
-    if (!isSavedCurrent(state, conn.saved)) {
-      this.saveSession(conn);
-      return;
-    }
-    const now = Date.now();
-    if (now - conn.ttlStartedAt <= this.options.sessionTtlMs * TTL_SLACK) return;
-    conn.ttlStartedAt = now;
-    this.store.refresh([state]).catch((error: unknown) => {
-      this.logger.warn({ err: error, sessionId: state.sessionId }, 'stratum: session not refreshed');
-    });
+  private saveSession(conn: Connection): void {
+    this.keeper.save(conn);
   }
 
   /**
@@ -416,34 +522,12 @@ export class StratumServer
       clearTimeout(timer);
     }
     this.closeConnection(conn, 'replaced', 'session taken over by another server');
-    await this.persist(conn).catch((error: unknown) => {
+    await this.keeper.persist(conn).catch((error: unknown) => {
       this.logger.warn({ err: error, sessionId }, 'stratum: session not saved before takeover');
     });
   }
 
-  /** The connection holding a resumable session left: its extranonce1 stays claimed, held by nobody. */
-  private detachClaim(state: SessionState): void {
-    const detached = this.allocator.detach(state.extranonce1, state.sessionId).catch((error: unknown) => {
-      // The claim then names this process until its TTL; a resume elsewhere asks here first.
-      this.logger.debug(
-        { err: error, sessionId: state.sessionId },
-        'stratum: extranonce1 claim not detached',
-      );
-    });
-    this.detaching.add(detached);
-    void detached.finally(() => this.detaching.delete(detached));
-  }
-
-  private discardSession(state: SessionState): void {
-    Promise.all([
-      this.store.discard(state.sessionId),
-      this.allocator.release(state.extranonce1, state.sessionId),
-    ]).catch((error: unknown) => {
-      this.logger.debug({ err: error, sessionId: state.sessionId }, 'stratum: unused session not discarded');
-    });
-  }
-
-  startMining(conn: Connection): void {
+  private startMining(conn: Connection): void {
     const state = conn.state;
     if (conn.closed || !state.subscribed || state.workers.length === 0 || this.mining.has(conn)) return;
     if (this.suspension) return; // being sent away: no work to give
@@ -453,8 +537,19 @@ export class StratumServer
   }
 
   private sendJob(conn: Connection, job: PreparedJob, first: boolean): void {
+    let line: Buffer;
+    if (job.solo) {
+      // SOLO: the coinbase pays this session's address (one line per address per job).
+      try {
+        line = job.solo.notifyLine(conn.state.account, first);
+      } catch (error) {
+        this.closeConnection(conn, 'bad-payout-address', (error as Error).message);
+        return;
+      }
+    } else {
+      line = first ? job.notifyLineClean : job.notifyLine;
+    }
     const announce = beforeJobSent(conn.state, job.jobId, DEFAULT_JOB_DIFFICULTIES);
-    const line = first ? job.notifyLineClean : job.notifyLine;
     let ok: boolean;
     if (announce === null) {
       ok = conn.write(line);
@@ -467,7 +562,7 @@ export class StratumServer
     if (!ok) this.closeConnection(conn, 'output-overflow');
   }
 
-  closeConnection(conn: Connection, reason: CloseReason, detail?: string): void {
+  private closeConnection(conn: Connection, reason: CloseReason, detail?: string): void {
     if (conn.closed) return;
     conn.closed = true;
     conn.held = null;
@@ -526,11 +621,11 @@ export class StratumServer
       if (!isResumable(state)) {
         // Never mined: nothing worth resuming. Give its extranonce1 back at once, so a flood
         // of subscribe-and-leave connections does not fill the space for ten minutes.
-        this.discardSession(state);
+        this.keeper.discard(state);
       } else {
         // (On close() every session was saved already.)
-        if (this.phase !== 'closed') this.keepResumable(conn);
-        this.detachClaim(state);
+        if (this.phase !== 'closed') this.keeper.keepResumable(conn);
+        this.keeper.detachClaim(state);
       }
     }
     this.emit('disconnect', {
@@ -578,7 +673,7 @@ export class StratumServer
     this.emit('job', prepared);
   }
 
-  judged(conn: Connection, verdict: ShareVerdict, now: number): void {
+  private judged(conn: Connection, verdict: ShareVerdict, now: number): void {
     const state = conn.state;
     const counters = state.counters;
     counters[verdict.result]++;
@@ -593,20 +688,16 @@ export class StratumServer
     this.scoreSubmit(conn, verdict.result !== 'accepted', now);
   }
 
-  refusedSubmit(conn: Connection, now: number): void {
+  private refusedSubmit(conn: Connection, now: number): void {
     this.scoreSubmit(conn, true, now);
   }
 
-  unspoolable(share: Share, problem: string): void {
+  private unspoolable(share: Share, problem: string): void {
     this.shareCounts.unspoolable++;
     this.logger.error(
       { sessionId: share.sessionId, result: share.result, problem },
       'stratum: share fails the share schema, not spooled',
     );
-  }
-
-  get maxSubmitsInFlight(): number {
-    return this.options.limits.maxSubmitsInFlight;
   }
 
   /** One submit toward the address's ban window; a full window with too many bad ones bans the address. */
@@ -631,11 +722,11 @@ export class StratumServer
     }
   }
 
-  shareEvent(share: Share): void {
+  private shareEvent(share: Share): void {
     if (this.listenerCount('share') > 0) this.emit('share', share);
   }
 
-  blockEvent(event: BlockEvent): void {
+  private blockEvent(event: BlockEvent): void {
     this.emit('block', event);
   }
 
@@ -660,18 +751,6 @@ export class StratumServer
     for (const [key, until] of this.limitLogged) if (until < now) this.limitLogged.delete(key);
   }
 
-  private refreshSessions(): void {
-    const now = Date.now();
-    const states: SessionState[] = [];
-    for (const conn of this.connections) {
-      if (conn.saved !== null) conn.ttlStartedAt = now;
-      states.push(conn.state);
-    }
-    this.store.refresh(states).catch((error: unknown) => {
-      this.logger.warn({ err: error }, 'stratum: sessions not refreshed');
-    });
-  }
-
   // ---- runtime changes -----------------------------------------------------------------
 
   /**
@@ -682,11 +761,11 @@ export class StratumServer
     if (!Number.isInteger(mask) || mask < 0 || mask > 0xffffffff) {
       throw new RangeError(`version mask must be a 32-bit unsigned integer, got ${mask}`);
     }
-    this.versionMask = mask >>> 0;
+    this.mask = mask >>> 0;
     for (const conn of this.connections) {
       const state = conn.state;
       if (state.minerVersionMask === 0) continue;
-      const next = (state.minerVersionMask & this.versionMask) >>> 0;
+      const next = (state.minerVersionMask & this.mask) >>> 0;
       if (next === state.versionMask) continue;
       state.versionMask = next;
       const line = formatNotification(ServerMethod.SetVersionMask, [next.toString(16).padStart(8, '0')]);
@@ -731,7 +810,7 @@ export class StratumServer
     const conn = this.bySession.get(sessionId);
     if (!conn) return false;
     // Saved first, so the server the miner lands on resumes the newest state.
-    await this.persist(conn);
+    await this.keeper.persist(conn);
     if (conn.closed) return false;
     this.reconnect(conn);
     return true;
@@ -799,6 +878,210 @@ export class StratumServer
     );
   }
 
+  // ---- handover to another process -----------------------------------------------------
+
+  /**
+   * Hands every session, with its open TCP connection, to another stratum server (the next
+   * version of this one), `waveSize` sessions moving at a time: each connection stops reading at
+   * once (what the miner sends from then on waits in the kernel), the answers to its requests
+   * in flight and what it had written go out, its extranonce1 claim is detached, and `receive`
+   * gets the session and the socket. New connections are refused from the start. Resolves with
+   * the number of sessions handed over; close the server afterwards. A session `receive`
+   * fails on is closed: its miner reconnects and resumes as after any disconnect.
+   */
+  async handOffSessions(receive: SessionReceiver, waveSize = HANDOFF_WAVE_SIZE): Promise<number> {
+    if (this.phase !== 'running') throw new Error(`stratum server ${this.id} is ${this.phase}, not running`);
+    this.phase = 'draining';
+    this.handedOff = true;
+    this.listener?.close();
+    // Each session takes the share keys credited to its extranonce1 (the key's first bytes), so a
+    // share it sent here is a duplicate there too: those held now, and those taken until it leaves.
+    const e1Size = this.options.extranonce1Size;
+    const accepted = new Map<string, [jobId: string, key: string][]>();
+    const note = (jobId: string, key: string) => {
+      const e1 = key.slice(0, e1Size);
+      const list = accepted.get(e1);
+      if (list) list.push([jobId, key]);
+      else accepted.set(e1, [[jobId, key]]);
+    };
+    for (const [jobId, key] of this.book.acceptedKeys()) note(jobId, key);
+    const unwatch = this.book.watchAccepted(note);
+    let moved = 0;
+    try {
+      moved = await this.handOffWaves(receive, waveSize, accepted);
+    } finally {
+      unwatch();
+    }
+    this.logger.info({ stratumId: this.id, moved }, 'stratum: sessions handed over');
+    return moved;
+  }
+
+  /**
+   * Moves the sessions `waveSize` at a time, each on its own: when one has gone the next stops
+   * reading, so a session waits for the few moving beside it, never for a whole wave's slowest.
+   */
+  private async handOffWaves(
+    receive: SessionReceiver,
+    waveSize: number,
+    accepted: Map<string, [jobId: string, key: string][]>,
+  ): Promise<number> {
+    let moved = 0;
+    const moving = new Set<Connection>();
+    const next = (): Connection | undefined => {
+      for (const conn of this.connections) if (!conn.closed && !moving.has(conn)) return conn;
+      return undefined;
+    };
+    const lane = async () => {
+      for (let conn = next(); conn; conn = next()) {
+        moving.add(conn);
+        if (await this.handOffOne(conn, receive, accepted)) moved++;
+        moving.delete(conn);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, waveSize) }, lane));
+    return moved;
+  }
+
+  /** Stops one connection at a line boundary and hands it over; false when it was closed instead. */
+  private async handOffOne(
+    conn: Connection,
+    receive: SessionReceiver,
+    accepted: Map<string, [jobId: string, key: string][]>,
+  ): Promise<boolean> {
+    const stoppedAt = Date.now();
+    this.mining.delete(conn);
+    stopReading(conn.socket);
+    await this.settleWave([conn]);
+    const flushed = await written(conn.socket, TAKEOVER_SETTLE_MS);
+    if (conn.closed) return false;
+    if (conn.held !== null) {
+      // A subscribe that Redis did not answer in time: the miner resumes after a reconnect.
+      this.closeConnection(conn, 'replaced', 'handed over before its subscribe was answered');
+      return false;
+    }
+    if (!flushed) {
+      this.closeConnection(conn, 'output-overflow');
+      return false;
+    }
+    const keys = accepted.get(conn.extranonce1.toString('latin1')) ?? [];
+    const session = handedSession(conn, keys, stoppedAt);
+    this.letGo(conn);
+    const state = conn.state;
+    try {
+      if (state.subscribed && state.extranonce1) {
+        await this.allocator.detach(state.extranonce1, state.sessionId);
+      }
+      session.sentAt = Date.now();
+      await receive(session, conn.socket);
+      return true;
+    } catch (error) {
+      this.logger.warn({ err: error, sessionId: state.sessionId }, 'stratum: session not handed over');
+      conn.socket.destroy();
+      return false;
+    }
+  }
+
+  /**
+   * Waits for the answers to a wave's shares in flight and for subscribes being answered (at
+   * most TAKEOVER_SETTLE_MS). Only the wave's: the other miners keep submitting meanwhile, so
+   * the whole pipeline may never be idle.
+   */
+  private async settleWave(wave: Connection[]): Promise<void> {
+    const deadline = Date.now() + TAKEOVER_SETTLE_MS;
+    const busy = () => wave.some((c) => !c.closed && (c.inFlight > 0 || c.held !== null));
+    while (busy() && Date.now() < deadline) {
+      // Answers come from Redis and the spool: look again on the next turns of the loop.
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+  }
+
+  /** Drops a connection handed to another server without closing its socket or its session. */
+  private letGo(conn: Connection): void {
+    conn.closed = true;
+    conn.held = null;
+    for (const event of ['data', 'error', 'close'] as const) conn.socket.removeAllListeners(event);
+    this.connections.delete(conn);
+    this.mining.delete(conn);
+    if (conn.counted) this.limiter.release(conn.state.ip);
+    if (this.bySession.get(conn.state.sessionId) === conn) this.bySession.delete(conn.state.sessionId);
+    if (this.connections.size === 0) {
+      const waiters = this.emptyWaiters;
+      this.emptyWaiters = [];
+      for (const resolve of waiters) resolve();
+    }
+  }
+
+  /** The jobs a miner may still submit on (current and stale), for the server taking over (`adoptJobs`). */
+  handedJobs(): HandedJob[] {
+    return this.book.handed();
+  }
+
+  /**
+   * Takes the jobs of the server whose sessions this one is about to adopt (its `handedJobs()`),
+   * so a share on an earlier job those miners still work on is judged as it was there. Returns
+   * how many jobs were new here.
+   */
+  adoptJobs(jobs: readonly HandedJob[]): number {
+    return this.book.adopt(jobs);
+  }
+
+  /**
+   * Takes over a session another server handed off (`handOffSessions`) on its open socket:
+   * claims its extranonce1 (which the old owner detached), reads on after the unfinished line
+   * the old owner had read, and sends the current job if the miner does not have it yet. False
+   * (and the socket closed: the miner reconnects and resumes) when the claim went to another
+   * connection meanwhile, or this server is not running.
+   */
+  async adoptSession(socket: Socket, session: HandedSession): Promise<boolean> {
+    const state = session.state;
+    if (this.phase !== 'running') {
+      socket.destroy();
+      return false;
+    }
+    const conn = new Connection(
+      socket,
+      state,
+      this.options.limits.maxLineBytes,
+      this.options.limits.maxOutputBytes,
+    );
+    conn.headerDone = session.headerDone;
+    conn.preamble = session.preamble ? Buffer.from(session.preamble, 'base64') : null;
+    conn.saved = session.saved;
+    conn.ttlStartedAt = session.ttlStartedAt;
+    if (state.subscribed && state.extranonce1) {
+      const claim = await this.allocator.reclaim(state.extranonce1, state.sessionId).catch(() => 'error');
+      if (claim !== 'held') {
+        this.logger.warn({ sessionId: state.sessionId, claim }, 'stratum: handed session not adopted');
+        socket.destroy();
+        return false;
+      }
+      this.bindSession(conn);
+    }
+    if (session.counted) this.admit(conn, Date.now());
+    for (const [jobId, key] of session.accepted ?? []) {
+      this.book.get(jobId)?.dedupe.add(Buffer.from(key, 'base64').toString('latin1'));
+    }
+    const unfinished = Buffer.from(session.unfinished, 'base64');
+    if (unfinished.length > 0) conn.framer.push(unfinished);
+    const trusted =
+      this.options.trustedProxies.length > 0 && isTrustedProxy(this.trusted, socket.remoteAddress);
+    this.connections.add(conn);
+    socket.on('data', (chunk: Buffer) => readChunk(this.host, conn, chunk, trusted));
+    socket.on('error', () => this.closeConnection(conn, 'socket-error'));
+    socket.on('close', () => this.onClosed(conn));
+    if (socket.destroyed) {
+      this.onClosed(conn);
+      return false;
+    }
+    if (state.subscribed && state.workers.length > 0 && !this.suspension) {
+      this.mining.add(conn);
+      const job = this.book.current;
+      if (job && !state.jobDiffs.jobIds.includes(job.jobId)) this.sendJob(conn, job, false);
+    }
+    startReading(socket);
+    return true;
+  }
+
   // ---- lifecycle ---------------------------------------------------------------------
 
   /**
@@ -815,7 +1098,7 @@ export class StratumServer
       this.logger.info({ stratumId: this.id, sessions: this.connections.size }, 'stratum: draining');
       await drainConnections({
         connections: () => [...this.connections].filter((c) => !c.closed),
-        save: (conn) => this.persist(conn),
+        save: (conn) => this.keeper.persist(conn),
         reconnect: (conn) => this.reconnect(conn),
         waitEmpty: () => this.waitEmpty(),
         closeRest: (conn) => this.closeConnection(conn, 'drain-timeout'),
@@ -845,14 +1128,17 @@ export class StratumServer
       if (this.refreshTimer) clearInterval(this.refreshTimer);
       const listener = this.listener;
       this.listener = null;
-      const saves = [...this.connections].map((conn) => this.persist(conn).catch(() => {}));
+      const saves = [...this.connections].map((conn) => this.keeper.persist(conn).catch(() => {}));
       for (const conn of [...this.connections]) this.closeConnection(conn, 'server-closed');
       await Promise.all(saves);
-      await Promise.all([...this.detaching]);
+      await this.keeper.settle();
       await this.pipeline.settle();
       await this.shareSink.close?.();
       await this.allocator.close();
-      if (listener) await new Promise<void>((resolve) => listener.close(() => resolve()));
+      // After a handover the sockets live on elsewhere, still counted by this listener, which
+      // would wait for them: it is closed without waiting.
+      if (listener && this.handedOff) listener.close();
+      else if (listener) await new Promise<void>((resolve) => listener.close(() => resolve()));
       this.logger.info({ stratumId: this.id }, 'stratum: closed');
     })();
     return this.closeDone;
@@ -862,4 +1148,17 @@ export class StratumServer
     if (this.listenerCount('error') > 0) this.emit('error', error);
     else this.logger.error({ err: error }, 'stratum: background error');
   }
+}
+
+/** Resolves true once what was written to the socket left this process, false after `timeoutMs`. */
+function written(socket: Socket, timeoutMs: number): Promise<boolean> {
+  if (socket.writableLength === 0) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), timeoutMs);
+    // Writes complete in order: this one's callback runs once everything before it is out.
+    socket.write(Buffer.alloc(0), () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
 }

@@ -30,6 +30,8 @@ interface Queued {
   jobId: string;
   job: PreparedJob | undefined;
   check: ShareCheck;
+  /** A SOLO job: the address whose coinbase the session was sent (its blocks pay it). */
+  payoutAddress?: string;
 }
 
 export interface BlockEvent {
@@ -122,6 +124,15 @@ export class SharePipeline {
     // A job this session was never sent is as unknown to it as one long gone; while the server
     // is suspended every job is (its work is stale: nothing more is credited on it).
     const job = diff === undefined || this.host.suspended ? undefined : this.host.book.get(jobId);
+    // SOLO: the share is hashed with the coinbase this session was sent, paying its address.
+    let coinbase: Buffer | undefined;
+    if (job?.solo) {
+      try {
+        coinbase = job.solo.work(state.account).coinbase;
+      } catch {
+        this.refuse(conn, StratumErrorCode.Unauthorized, 'the payout address is not one of this chain');
+      }
+    }
     this.queue.push({
       conn,
       id: req.id,
@@ -134,9 +145,11 @@ export class SharePipeline {
           extranonce1: conn.extranonce1,
           diff: diff ?? state.difficulty,
           versionMask: state.versionMask,
+          ...(coinbase && { coinbase }),
         },
         submission: { extranonce2, ntime, nonce, ...(versionBits !== undefined && { versionBits }) },
       },
+      ...(coinbase && { payoutAddress: state.account }),
     });
     conn.inFlight++;
     this.schedule();
@@ -217,7 +230,7 @@ export class SharePipeline {
     if (problem !== null) {
       this.host.unspoolable(share, problem);
       // A block is worth more than the share's record.
-      if (accepted && verdict.blockCandidate) this.submitBlock(share, q.job!);
+      if (accepted && verdict.blockCandidate) this.submitBlock(share, q.job!, q.payoutAddress);
       conn.inFlight--;
       this.host.reply(
         conn,
@@ -241,7 +254,7 @@ export class SharePipeline {
       this.host.shareEvent(share);
       return;
     }
-    if (verdict.blockCandidate) this.submitBlock(share, q.job!);
+    if (verdict.blockCandidate) this.submitBlock(share, q.job!, q.payoutAddress);
     this.track(this.host.shareSink.append(share)).then(
       () => {
         conn.inFlight--;
@@ -263,7 +276,7 @@ export class SharePipeline {
     );
   }
 
-  private submitBlock(share: Share, job: PreparedJob): void {
+  private submitBlock(share: Share, job: PreparedJob, payoutAddress: string | undefined): void {
     const request: SubmitBlockRequest = {
       chain: this.host.chain,
       jobId: share.jobId,
@@ -273,6 +286,9 @@ export class SharePipeline {
       nonce: share.nonce,
       version: share.version,
       shareId: share.shareId,
+      account: share.account,
+      worker: share.worker,
+      ...(payoutAddress !== undefined && { payoutAddress }),
     };
     this.host.logger.info(
       {
@@ -281,6 +297,7 @@ export class SharePipeline {
         hash: share.blockHash,
         worker: share.worker,
         account: share.account,
+        ...(payoutAddress !== undefined && { payoutAddress }),
       },
       'stratum: block candidate',
     );

@@ -28,6 +28,12 @@ export interface ShareContext {
   readonly diff: number;
   /** Negotiated BIP310 version-rolling mask; 0 when none. */
   readonly versionMask: number;
+  /**
+   * The session's own coinbase scratch on a SOLO job (`SoloJob.work(address).coinbase`, same
+   * layout as `job.coinbase`): the merkle root is computed from the coinbase this miner was sent.
+   * @defaultValue `job.coinbase`
+   */
+  readonly coinbase?: Buffer;
 }
 
 export interface ShareVerdict {
@@ -260,7 +266,8 @@ export class ShareValidator {
       return reject(ShareResult.Stale, StratumErrorCode.JobNotFound, ShareRejectReason.Stale, diff);
     // Before anything else, so a bad difficulty (a caller bug) throws before any state changes.
     const shareTarget = job.targets.get(diff);
-    const { coinbase, header, extranonce1Offset, extranonce2Offset, extranonce2Size } = job;
+    const { header, extranonce1Offset, extranonce2Offset, extranonce2Size } = job;
+    const coinbase = context.coinbase ?? job.coinbase;
     if (context.extranonce1.length !== job.extranonce1Size) {
       return reject(ShareResult.Invalid, StratumErrorCode.Other, ShareRejectReason.Extranonce1, diff);
     }

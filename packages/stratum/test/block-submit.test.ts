@@ -84,6 +84,35 @@ describe('BlockSubmitter', () => {
     expect(s.stats).toMatchObject({ unanswered: 2, staleUnanswered: 2 });
   });
 
+  it('a job on another parent while an attempt still waits on a dead jobmanager: the last try goes to the one there now', async () => {
+    // Every jobmanager was killed and came back under the same id: the candidate's attempt still
+    // waits on the dead one's deadline when the restarted group publishes a job on the new tip
+    // (that attempt has tried jm-1 already, so it does not ask the restarted jm-1).
+    let timeOut: (error: Error) => void = () => {};
+    const dead = target(
+      'jm-1',
+      () =>
+        new Promise<Reply>((_, reject) => {
+          timeOut = reject;
+        }),
+    );
+    let targets: BlockTarget[] = [dead];
+    const s = submitter(() => targets, { j1: 'parent-a' });
+    const reply = s.submit(request('j1'));
+    await new Promise((r) => setImmediate(r));
+    expect(dead.calls).toEqual(['j1']);
+    const back = target('jm-1', (req) =>
+      Promise.resolve({ accepted: false, hash: `h-${req.jobId}`, stale: true }),
+    );
+    targets = [back];
+    s.tipChanged('parent-b');
+    timeOut(new RpcError(RpcErrorCode.Timeout, 'no answer within 5000 ms'));
+    // Judged by the restarted jobmanager (which records it), not given up unanswered.
+    await expect(reply).resolves.toEqual({ accepted: false, hash: 'h-j1', stale: true });
+    expect(back.calls).toEqual(['j1']);
+    expect(s.stats).toMatchObject({ unanswered: 0, staleUnanswered: 0 });
+  });
+
   it("errors from a jobmanager we do not hear from are no verdict (its port may be another process's); from one we hear, BadRequest is final", async () => {
     const badRequest = () =>
       Promise.reject(new RpcError(RpcErrorCode.BadRequest, 'job j1 is unknown or expired'));

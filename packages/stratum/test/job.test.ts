@@ -136,6 +136,52 @@ describe('JobBook', () => {
     const jobs = book();
     expect(() => jobs.add({ ...makeJob(), chain: 'ltc-main' })).toThrow(/ltc-main/);
   });
+
+  it("adopts another server's jobs as older ones: never current, stale on another prevhash, sent when its own feed delivers one", () => {
+    const old = book();
+    old.add(makeJob({ jobId: 'p1', template: newTip }));
+    old.add(makeJob({ jobId: 'a' }));
+    old.add(makeJob({ jobId: 'b', cleanJobs: false }));
+    old.add(makeJob({ jobId: 'c', cleanJobs: false }));
+    // The new server subscribed when b was current; c is still on its way to it.
+    const next = book();
+    next.add(makeJob({ jobId: 'b', cleanJobs: false }));
+    expect(next.adopt(old.handed())).toBe(3);
+    expect(next.current!.jobId).toBe('b');
+    expect(next.get('a')!.stale).toBe(false);
+    expect(next.get('p1')!.stale).toBe(true);
+    expect(next.get('c')!.stale).toBe(false);
+    // A share the old server credited on c, handed with its session, stays a duplicate when the
+    // feed delivers c here; c is new here, so it becomes current and goes to the miners.
+    next.get('c')!.dedupe.add('key-1');
+    expect(next.add(makeJob({ jobId: 'c', cleanJobs: false }))).toMatchObject({ status: 'added' });
+    expect(next.current!.jobId).toBe('c');
+    expect(next.get('c')!.dedupe.has('key-1')).toBe(true);
+    // A second delivery of c is a replay as always.
+    expect(next.add(makeJob({ jobId: 'c', cleanJobs: false })).status).toBe('known');
+    // Adopted jobs are the oldest: the bounded history drops them first.
+    const small = book(2);
+    small.add(makeJob({ jobId: 'c', cleanJobs: false }));
+    expect(small.adopt(old.handed())).toBe(3);
+    expect([small.get('b'), small.get('c')].every(Boolean)).toBe(true);
+    expect(small.get('a')).toBeUndefined();
+  });
+
+  it('tells a watcher of every share key it takes until unwatched, and lists those it holds', () => {
+    const jobs = book();
+    jobs.add(makeJob({ jobId: 'a' }));
+    jobs.get('a')!.dedupe.add('k1');
+    expect([...jobs.acceptedKeys()]).toEqual([['a', 'k1']]);
+    const seen: string[] = [];
+    const unwatch = jobs.watchAccepted((jobId, key) => seen.push(`${jobId}/${key}`));
+    jobs.get('a')!.dedupe.add('k2');
+    jobs.add(makeJob({ jobId: 'b', cleanJobs: false }));
+    jobs.get('b')!.dedupe.add('k3');
+    jobs.get('b')!.dedupe.add('k3');
+    unwatch();
+    jobs.get('b')!.dedupe.add('k4');
+    expect(seen).toEqual(['a/k2', 'b/k3']);
+  });
 });
 
 describe('job difficulties (a difficulty change applies to jobs sent after it)', () => {

@@ -143,6 +143,11 @@ describe('with real litecoind regtest (MWEB active)', () => {
       const paid = block.tx[0]!.vout.flatMap((o) => o.scriptPubKey.address ?? o.scriptPubKey.addresses ?? []);
       expect(paid).toContain(payout);
       expect(event.share).toMatchObject({ result: 'accepted', blockHash: event.reply!.hash });
+      // The finder goes with the block to the jobmanager (its record and block.* events carry it).
+      expect(event.request).toMatchObject({
+        account: minerAddress,
+        worker: expect.stringMatching(/^sim[01]$/),
+      });
     }
     expect(tip).toMatch(/^[0-9a-f]{64}$/);
     expect(miners.stats().total.rejectedByCode[20] ?? 0).toBe(0);

@@ -2,6 +2,7 @@ import {
   BITCOIN_MAIN,
   type BlockTemplate,
   type ChainParams,
+  type SoloFee,
   bitsToTarget,
   buildJob,
   hashFromDisplayHex,
@@ -52,6 +53,8 @@ export interface JobFixtureOptions {
   readonly txCount?: number;
   readonly template?: Partial<BlockTemplate>;
   readonly params?: ChainParams;
+  /** A SOLO job (`Job.solo`) with this fee. */
+  readonly solo?: SoloFee;
 }
 
 /** A job as the jobmanager would push it (chain's buildJob), 4-byte extranonce1, 8-byte extranonce2. */
@@ -68,6 +71,7 @@ export function makeJob(options: JobFixtureOptions = {}): Job {
     jmId: 'jm-test',
     cleanJobs: options.cleanJobs ?? true,
     createdAt: 1_700_000_000_000,
+    ...(options.solo && { solo: options.solo }),
   }).job;
 }
 

@@ -1,8 +1,14 @@
 import { execFile } from 'node:child_process';
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { socketCommand } from '@hashwire/core';
-import { type ManagedProcess, makeTempDir, spawnManaged } from './process.js';
+import {
+  type HaproxyProcesses,
+  type HaproxyReload,
+  haproxyProcesses,
+  reloadHaproxy,
+  socketCommand,
+} from '@hashwire/core';
+import { makeTempDir, spawnManaged } from './process.js';
 import { StopWaiting, waitFor } from './wait.js';
 
 export interface HaproxyOptions {
@@ -13,17 +19,27 @@ export interface HaproxyOptions {
 }
 
 export interface HaproxyInstance {
-  /** Pid of the current haproxy process (changes on `reload`). */
+  /** Pid of the current worker (changes on `reload`). */
   pid: number;
-  /** Admin-level stats socket (runtime API): the config's own, or one the testkit added to `global`. */
+  /** Pid of the master (`-W`): the process started, the same across reloads. */
+  masterPid: number;
+  /** Admin-level stats socket (runtime API of the current worker): the config's own, or one the testkit added to `global`. */
   statsSocket: string;
+  /** The master CLI (`-S`): `show proc`, `reload`, `@!<pid> <command>` to any worker. */
+  masterSocket: string;
   configFile: string;
   logFile: string;
-  /** Sends one runtime API command and returns the answer. */
+  /** Sends one runtime API command to the current worker and returns the answer. */
   command(line: string): Promise<string>;
-  /** Hitless reload (`-sf <old pid> -x <stats socket>`) with a new config, or the same one. */
-  reload(configText?: string): Promise<void>;
-  /** Stops every haproxy process of this instance and removes its directory. */
+  /** The master CLI's `show proc`: the master, the current worker, old workers still serving. */
+  processes(): Promise<HaproxyProcesses>;
+  /**
+   * Master-worker reload (`reload` on the master CLI) with a new config, or the same one;
+   * resolves once the new worker answers on the stats socket. Throws HaproxyReloadError when
+   * the master could not load it (the previous worker keeps serving).
+   */
+  reload(configText?: string): Promise<HaproxyReload>;
+  /** Stops the master, which stops every worker, old ones included; removes its directory. */
   stop(): Promise<void>;
 }
 
@@ -46,58 +62,73 @@ export function runtimeCommand(socketPath: string, line: string): Promise<string
 const STATS_SOCKET = /^\s*stats\s+socket\s+(\S+)/m;
 
 /**
- * Checks `configText` with `haproxy -c`, then runs haproxy in the foreground. A `global`
- * section gets an admin stats socket (with `expose-fd listeners`, for reloads) when the
- * config has none. Bind the listeners to ports from `getFreePort()`.
+ * Checks `configText` with `haproxy -c`, then runs haproxy in the foreground in master-worker
+ * mode (`-W -db -S <master socket>`), as the pool runs it. A `global` section gets an admin
+ * stats socket when the config has none. Bind the listeners to ports from `getFreePort()`.
  */
 export async function startHaproxy(
   configText: string,
   options: HaproxyOptions = {},
 ): Promise<HaproxyInstance> {
   const binary = options.binary ?? 'haproxy';
+  const timeoutMs = options.startTimeoutMs ?? 10_000;
   const dir = await makeTempDir('haproxy');
   const logFile = path.join(dir, 'haproxy.log');
   const configFile = path.join(dir, 'haproxy.cfg');
+  const masterSocket = path.join(dir, 'master.sock');
   const withSocket = (text: string) => ensureStatsSocket(text, path.join(dir, 'admin.sock'));
-  let text = withSocket(configText);
+  const text = withSocket(configText);
   const statsSocket = (text.match(STATS_SOCKET)?.[1] as string).replace(/^unix@/, '');
   await writeChecked(binary, configFile, text);
 
-  const procs: ManagedProcess[] = [];
-  const launch = async (extra: string[]) => {
-    const proc = await spawnManaged('haproxy', binary, ['-db', '-f', configFile, ...extra], { logFile });
-    procs.push(proc);
-    await waitFor(
-      async () => {
-        if (!proc.running) throw new StopWaiting('haproxy exited');
-        const info = await runtimeCommand(statsSocket, 'show info');
-        return new RegExp(`^Pid: ${proc.pid}$`, 'm').test(info);
-      },
-      { timeoutMs: options.startTimeoutMs ?? 10_000, intervalMs: 20, what: 'haproxy stats socket' },
-    ).catch(async (err: Error) => {
-      await proc.stop({ deadlineMs: 2_000 });
-      throw new Error(`haproxy did not start (${err.message}); log ${logFile}:\n${await proc.logTail(20)}`);
-    });
-    return proc;
-  };
-  let current = await launch([]);
+  // The stats socket answers with the worker's own pid: not an older worker's, nor a leftover socket's.
+  const workerServes = async (pid: number) =>
+    new RegExp(`^Pid: ${pid}$`, 'm').test(await runtimeCommand(statsSocket, 'show info'));
+  const master = await spawnManaged(
+    'haproxy',
+    binary,
+    ['-W', '-db', '-S', `${masterSocket},mode,600`, '-f', configFile],
+    { logFile },
+  );
+  let worker = 0;
+  await waitFor(
+    async () => {
+      if (!master.running) throw new StopWaiting('haproxy exited');
+      const procs = await haproxyProcesses(masterSocket);
+      const current = procs.workers[0];
+      if (procs.master.pid !== master.pid || !current) return false;
+      worker = current.pid;
+      return workerServes(worker);
+    },
+    { timeoutMs, intervalMs: 20, what: 'haproxy master and worker' },
+  ).catch(async (err: Error) => {
+    await master.stop({ deadlineMs: 2_000 });
+    throw new Error(`haproxy did not start (${err.message}); log ${logFile}:\n${await master.logTail(20)}`);
+  });
 
   const instance: HaproxyInstance = {
-    pid: current.pid,
+    pid: worker,
+    masterPid: master.pid,
     statsSocket,
+    masterSocket,
     configFile,
     logFile,
     command: (line) => runtimeCommand(statsSocket, line),
+    processes: () => haproxyProcesses(masterSocket),
     async reload(newText?: string) {
-      if (newText !== undefined) {
-        text = withSocket(newText);
-        await writeChecked(binary, configFile, text);
-      }
-      current = await launch(['-sf', String(current.pid), '-x', statsSocket]);
-      instance.pid = current.pid;
+      if (newText !== undefined) await writeChecked(binary, configFile, withSocket(newText));
+      const reloaded = await reloadHaproxy(masterSocket, { timeoutMs });
+      // The new worker answers its master; the stats socket path is its own once it has bound it.
+      await waitFor(() => workerServes(reloaded.workerPid), {
+        timeoutMs,
+        intervalMs: 20,
+        what: `haproxy worker ${reloaded.workerPid} on the stats socket`,
+      });
+      instance.pid = reloaded.workerPid;
+      return reloaded;
     },
     async stop() {
-      await Promise.all(procs.map((p) => p.stop({ deadlineMs: 5_000 })));
+      await master.stop({ deadlineMs: 5_000 });
       await rm(dir, { recursive: true, force: true });
     },
   };
@@ -106,7 +137,7 @@ export async function startHaproxy(
 
 function ensureStatsSocket(configText: string, socketPath: string): string {
   if (STATS_SOCKET.test(configText)) return configText;
-  const line = `    stats socket ${socketPath} mode 600 level admin expose-fd listeners`;
+  const line = `    stats socket ${socketPath} mode 600 level admin`;
   if (/^global\b.*$/m.test(configText)) return configText.replace(/^global\b.*$/m, (g) => `${g}\n${line}`);
   return `global\n${line}\n\n${configText}`;
 }

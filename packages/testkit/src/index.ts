@@ -67,3 +67,4 @@ export {
   hostileValue,
 } from './hostile-params.js';
 export { type RpcCounter, startRpcCounter } from './rpc-counter.js';
+export { CHROMIUM_PATH, type HeadlessChromium, launchChromium } from './chromium.js';

@@ -93,20 +93,63 @@ describe('startHaproxy', () => {
     expect((err as Error).message).toMatch(/no_such_keyword/);
   });
 
-  it('reloads hitlessly: a new process takes over and the old one leaves', async () => {
+  it('reloads through the master: same master, a new worker; the old one leaves once its connection closes', async () => {
     const front = await getFreePort();
     const haproxy = await start(config(front, await echoServer()));
-    const oldPid = haproxy.pid;
-    await haproxy.reload();
-    expect(haproxy.pid).not.toBe(oldPid);
-    await waitFor(() => !isAlive(oldPid), { timeoutMs: 10_000, what: 'the old haproxy to exit' });
+    const { masterPid, pid: oldWorker } = haproxy;
+    const held = net.connect(front, '127.0.0.1');
+    await once(held, 'connect');
+    held.write('held');
+    await once(held, 'data');
+    const reload = await haproxy.reload();
+    expect([reload.masterPid, reload.previousWorkers]).toEqual([masterPid, [oldWorker]]);
+    expect(haproxy.pid).toBe(reload.workerPid);
+    expect(haproxy.pid).not.toBe(oldWorker);
+    // The old worker keeps the connection it had, and only that.
+    expect((await haproxy.processes()).oldWorkers.map((w) => w.pid)).toEqual([oldWorker]);
+    held.write('still');
+    expect(String((await once(held, 'data'))[0])).toBe('echo:still');
     expect(await roundTrip(front, 'again')).toBe('echo:again');
+    expect(await haproxy.command('show info')).toMatch(new RegExp(`^Pid: ${haproxy.pid}$`, 'm'));
+    held.destroy();
+    await waitFor(() => !isAlive(oldWorker), { timeoutMs: 10_000, what: 'the old worker to exit' });
+    expect((await haproxy.processes()).oldWorkers).toEqual([]);
+    expect(isAlive(masterPid)).toBe(true);
   });
 
-  it('stop leaves no haproxy process', async () => {
-    const haproxy = await startHaproxy(config(await getFreePort(), await echoServer()));
-    const pid = haproxy.pid;
+  it('keeps the current worker when the new config does not load', async () => {
+    const front = await getFreePort();
+    const haproxy = await start(config(front, await echoServer()));
+    const worker = haproxy.pid;
+    // Valid for `haproxy -c`, refused by the re-executed master: the port is taken by another process.
+    const taken = await getFreePort();
+    const blocker = net.createServer().listen(taken, '127.0.0.1');
+    await once(blocker, 'listening');
+    cleanups.push(() => new Promise((resolve) => blocker.close(() => resolve())));
+    const err = await haproxy.reload(config(taken, 1)).catch((e: unknown) => e);
+    expect((err as Error).name).toBe('HaproxyReloadError');
+    expect((err as Error).message).toMatch(/did not load/);
+    expect(haproxy.pid).toBe(worker);
+    expect(await roundTrip(front, 'unchanged')).toBe('echo:unchanged');
+  });
+
+  it('stop leaves no haproxy process, old workers included', async () => {
+    const front = await getFreePort();
+    const haproxy = await startHaproxy(config(front, await echoServer()));
+    const held = net.connect(front, '127.0.0.1');
+    cleanups.push(async () => {
+      held.destroy();
+    });
+    await once(held, 'connect');
+    held.write('x');
+    await once(held, 'data');
+    const first = haproxy.pid;
+    await haproxy.reload();
+    const pids = [haproxy.masterPid, first, haproxy.pid];
     await haproxy.stop();
-    expect(isAlive(pid)).toBe(false);
+    await waitFor(() => pids.every((p) => !isAlive(p)), {
+      timeoutMs: 5_000,
+      what: 'every haproxy process gone',
+    });
   });
 });

@@ -1,0 +1,43 @@
+import type { PoolEvent, StreamClient } from '@hashwire/client';
+import WebSocket from 'ws';
+
+/** ws's WebSocket, remembering every socket opened so a test can cut them as a network would. */
+export class CuttableWebSocket extends WebSocket {
+  static opened: CuttableWebSocket[] = [];
+  constructor(url: string) {
+    super(url);
+    CuttableWebSocket.opened.push(this);
+  }
+  /** Destroys the TCP connection of every open socket at once: no close handshake. */
+  static cutAll(): number {
+    let cut = 0;
+    for (const socket of CuttableWebSocket.opened) {
+      if (socket.readyState === WebSocket.OPEN) {
+        socket.terminate();
+        cut++;
+      }
+    }
+    CuttableWebSocket.opened = CuttableWebSocket.opened.filter((s) => s.readyState !== WebSocket.CLOSED);
+    return cut;
+  }
+}
+
+/** Polls `condition` until true; throws with `what` after `timeoutMs`. */
+export async function waitFor(what: string, condition: () => boolean, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+/** Every event a stream client gives, and every state it went through. */
+export function record(stream: StreamClient) {
+  const events: PoolEvent[] = [];
+  const states: string[] = [];
+  const errors: { code: string; message: string }[] = [];
+  stream.on('event', (e) => events.push(e));
+  stream.on('state', (s) => states.push(s));
+  stream.on('error', (e) => errors.push({ code: e.code, message: e.message }));
+  return { events, states, errors };
+}
