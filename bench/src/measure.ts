@@ -48,3 +48,10 @@ export function within<T>(promise: Promise<T>, ms: number, what: string): Promis
   });
   return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }
+
+/**
+ * V8's young generation held at its default maximum (2 × 16 MiB on 64-bit Node 20) in the
+ * processes whose RSS a bench reads: otherwise it grows under the burst of opening
+ * sessions and shrinks on V8's timer, 32 MiB either way, whichever side of a reading that lands.
+ */
+export const YOUNG_GENERATION_FLAGS = ['--min-semi-space-size=16', '--max-semi-space-size=16'];

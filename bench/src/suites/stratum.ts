@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { type RedisClient, connectRedis } from '@hashwire/registry';
 import { startRedis, waitFor } from '@hashwire/testkit';
 import { startBenchChild } from '../child-ipc.js';
-import { percentile } from '../measure.js';
+import { YOUNG_GENERATION_FLAGS, percentile } from '../measure.js';
 import {
   BENCH_ADDRESS,
   type HandshakeParams,
@@ -71,7 +71,9 @@ export const stratumSuite: BenchSuite = {
     const redisServer = await startRedis();
     const spoolDir = mkdtempSync(join(tmpdir(), 'hw-bench-stratum-'));
     const submitSpoolDir = mkdtempSync(join(tmpdir(), 'hw-bench-stratum-submit-'));
-    const server = startBenchChild('stratum-server-child', { execArgv: ['--expose-gc'] });
+    const server = startBenchChild('stratum-server-child', {
+      execArgv: ['--expose-gc', ...YOUNG_GENERATION_FLAGS],
+    });
     const miners = startBenchChild('stratum-session-child');
     const redis = connectRedis(redisServer.url, 'bench');
     const keyPrefix = `b${randomBytes(4).toString('hex')}:`;
