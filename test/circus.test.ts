@@ -1,16 +1,13 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createKeyBuilder } from '@hashwire/protocol';
-import { type RedisClient, connectRedis } from '@hashwire/registry';
-import { type LitecoinRegtest, type RedisServer, startLitecoinRegtest, startRedis } from '@hashwire/testkit';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { type RunningCircus, parseCircusIni, runCircusIni } from './circus-run.js';
 import {
   CLI_BIN,
   cli,
   expectServedThroughHaproxy,
   expectUpgradeKeepsMiner,
+  usePoolBackends,
   writeSupervisedPool,
 } from './supervised-pool.js';
 
@@ -19,32 +16,12 @@ import {
 // is not installable on this machine), and the stratum servers join HAProxy through the
 // follower alone: haproxy.cfg is rendered with no server in it.
 
-const PREFIX = `circus${process.pid}:`;
-const keys = createKeyBuilder({ prefix: PREFIX });
-
-let redisServer: RedisServer;
-let regtest: LitecoinRegtest;
-let redis: RedisClient;
-let dir: string;
-
-beforeAll(async () => {
-  [redisServer, regtest] = await Promise.all([startRedis(), startLitecoinRegtest({ nodes: 2 })]);
-  redis = connectRedis(redisServer.url);
-  dir = mkdtempSync(join(tmpdir(), 'hw-circus-'));
-});
-afterAll(async () => {
-  redis?.disconnect();
-  await Promise.all([regtest?.stop(), redisServer?.stop()]);
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
+const backends = usePoolBackends('circus');
 
 describe('the rendered circus.ini', () => {
   it('runs HAProxy, the follower and every service; the stratum servers join HAProxy, miners get shares accepted, and a stratum server is upgraded with its miner connected', async () => {
-    const pool = await writeSupervisedPool({
-      dir,
-      redisUrl: redisServer.url,
-      keyPrefix: PREFIX,
-      regtest,
+    const { dir } = backends;
+    const pool = await writeSupervisedPool(backends, {
       circus: { workingDir: dir, logDir: join(dir, 'log') },
     });
     const iniFile = join(dir, 'circus.ini');
@@ -86,8 +63,7 @@ describe('the rendered circus.ini', () => {
       ]);
       const live = await expectServedThroughHaproxy(
         pool,
-        redis,
-        keys,
+        backends,
         () => log('follow-haproxy.out.log'),
         logs,
       );

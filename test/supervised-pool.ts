@@ -1,17 +1,21 @@
 import { execFile } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { KeyBuilder } from '@hashwire/protocol';
-import { type RedisClient, type ServiceInfo, listServices } from '@hashwire/registry';
+import { type KeyBuilder, createKeyBuilder } from '@hashwire/protocol';
+import { type RedisClient, type ServiceInfo, connectRedis, listServices } from '@hashwire/registry';
 import {
   type LitecoinRegtest,
+  type RedisServer,
   getFreePort,
   runtimeCommand,
+  startLitecoinRegtest,
+  startRedis,
   startSimMiners,
   waitFor,
 } from '@hashwire/testkit';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 
 // The pool the supervisor tests (circus.test.ts, systemd.test.ts) run from rendered files, and
 // what they check of it once their supervisor runs it: the same config, the same checks, only
@@ -28,6 +32,41 @@ export function cli(args: string[]): Promise<{ code: number; output: string }> {
   });
 }
 
+export interface PoolBackends {
+  redisServer: RedisServer;
+  redis: RedisClient;
+  /** Two litecoind regtest nodes: the pool's daemons; node 1 holds the miners' account. */
+  regtest: LitecoinRegtest;
+  /** This file's key prefix, and its key builder. */
+  keyPrefix: string;
+  keys: KeyBuilder;
+  /** A temporary folder for the pool's files, removed after the tests. */
+  dir: string;
+}
+
+/**
+ * Real Redis and litecoind regtest (2 nodes) and a temporary folder, started before this test
+ * file's tests and stopped after them; the fields are set once the tests run.
+ */
+export function usePoolBackends(name: string): PoolBackends {
+  const keyPrefix = `${name}${process.pid}:`;
+  const backends = { keyPrefix, keys: createKeyBuilder({ prefix: keyPrefix }) } as PoolBackends;
+  beforeAll(async () => {
+    [backends.redisServer, backends.regtest] = await Promise.all([
+      startRedis(),
+      startLitecoinRegtest({ nodes: 2 }),
+    ]);
+    backends.redis = connectRedis(backends.redisServer.url);
+    backends.dir = mkdtempSync(join(tmpdir(), `hw-${name}-`));
+  });
+  afterAll(async () => {
+    backends.redis?.disconnect();
+    await Promise.all([backends.regtest?.stop(), backends.redisServer?.stop()]);
+    if (backends.dir) rmSync(backends.dir, { recursive: true, force: true });
+  });
+  return backends;
+}
+
 export interface SupervisedPool {
   /** The pool config file. */
   file: string;
@@ -41,10 +80,6 @@ export interface SupervisedPool {
 }
 
 export interface SupervisedPoolOptions {
-  dir: string;
-  redisUrl: string;
-  keyPrefix: string;
-  regtest: LitecoinRegtest;
   /** More `haproxy` settings (e.g. the master socket the supervisor's HAProxy uses). */
   haproxy?: Record<string, unknown>;
   /** The `circus` section (workingDir, logDir). */
@@ -56,8 +91,11 @@ export interface SupervisedPoolOptions {
  * with fast checks and its follower) to `<dir>/pool.json`, and renders HAProxy's file with no
  * server in it, as an operator does: the follower brings them.
  */
-export async function writeSupervisedPool(options: SupervisedPoolOptions): Promise<SupervisedPool> {
-  const { dir, regtest } = options;
+export async function writeSupervisedPool(
+  backends: PoolBackends,
+  options: SupervisedPoolOptions,
+): Promise<SupervisedPool> {
+  const { dir, regtest } = backends;
   const [node0, node1] = regtest.nodes;
   const payout = await node0!.rpc.call<string>('getnewaddress', ['', 'bech32']);
   const account = await node1!.rpc.call<string>('getnewaddress', ['', 'bech32']);
@@ -72,7 +110,7 @@ export async function writeSupervisedPool(options: SupervisedPoolOptions): Promi
   writeFileSync(
     pool.file,
     JSON.stringify({
-      redis: { url: options.redisUrl, keyPrefix: options.keyPrefix },
+      redis: { url: backends.redisServer.url, keyPrefix: backends.keyPrefix },
       chains: [
         {
           coin: 'litecoin',
@@ -126,8 +164,7 @@ export async function writeSupervisedPool(options: SupervisedPoolOptions): Promi
  */
 export async function expectServedThroughHaproxy(
   pool: SupervisedPool,
-  redis: RedisClient,
-  keys: KeyBuilder,
+  { redis, keys }: PoolBackends,
   followerLog: () => string,
   logs: () => string,
 ): Promise<ServiceInfo[]> {
@@ -158,9 +195,9 @@ export async function expectServedThroughHaproxy(
 
 /**
  * A miner through HAProxy gets a share accepted (the whole chain of processes works); then
- * `hashwire upgrade stratum` on the server it is on: exit 0, at least its session moved, the
- * supervisor's processes (`supervised()`, e.g. the stratum masters' pids) unchanged, the miner
- * never disconnected and a share of it accepted after the upgrade.
+ * `hashwire upgrade stratum` on the server it is on: exit 0, at least its session moved to a
+ * new worker, the supervisor's processes (`supervised()`, e.g. the stratum masters' pids)
+ * unchanged, the miner never disconnected and a share of it accepted after the upgrade.
  */
 export async function expectUpgradeKeepsMiner(
   pool: SupervisedPool,
@@ -188,9 +225,15 @@ export async function expectUpgradeKeepsMiner(
     const before = supervised();
     const upgrade = await cli(['upgrade', 'stratum', minersServer!.id, '--config', pool.file, '--json']);
     expect(upgrade.code, upgrade.output).toBe(0);
-    const upgraded = JSON.parse(upgrade.output) as { ok: boolean; moved: number };
+    const upgraded = JSON.parse(upgrade.output) as {
+      ok: boolean;
+      moved: number;
+      fromPid: number;
+      toPid: number;
+    };
     expect(upgraded.ok).toBe(true);
     expect(upgraded.moved).toBeGreaterThanOrEqual(1);
+    expect(upgraded.toPid).not.toBe(upgraded.fromPid);
     expect(supervised()).toEqual(before);
     const acceptedBefore = miners.stats().total.accepted;
     await waitFor(() => miners.stats().total.accepted > acceptedBefore, {

@@ -1,24 +1,13 @@
-import {
-  copyFileSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  readdirSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { renderSystemd } from '@hashwire/confgen';
-import { createKeyBuilder } from '@hashwire/protocol';
-import { type RedisClient, connectRedis } from '@hashwire/registry';
-import { type LitecoinRegtest, type RedisServer, startLitecoinRegtest, startRedis } from '@hashwire/testkit';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   CLI_BIN,
   cli,
   expectServedThroughHaproxy,
   expectUpgradeKeepsMiner,
+  usePoolBackends,
   writeSupervisedPool,
 } from './supervised-pool.js';
 import {
@@ -37,24 +26,7 @@ import {
 // join HAProxy through the follower alone: haproxy.cfg is rendered with no server in it.
 
 const DEBIAN_HAPROXY_UNIT = '/lib/systemd/system/haproxy.service';
-const PREFIX = `systemd${process.pid}:`;
-const keys = createKeyBuilder({ prefix: PREFIX });
-
-let redisServer: RedisServer;
-let regtest: LitecoinRegtest;
-let redis: RedisClient;
-let dir: string;
-
-beforeAll(async () => {
-  [redisServer, regtest] = await Promise.all([startRedis(), startLitecoinRegtest({ nodes: 2 })]);
-  redis = connectRedis(redisServer.url);
-  dir = mkdtempSync(join(tmpdir(), 'hw-systemd-'));
-});
-afterAll(async () => {
-  redis?.disconnect();
-  await Promise.all([regtest?.stop(), redisServer?.stop()]);
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
+const backends = usePoolBackends('systemd');
 
 const STRATUM_UNITS = [
   'hashwire-stratum-litecoin-regtest-1.service',
@@ -76,7 +48,7 @@ describe('the rendered systemd units', () => {
         },
       ],
     });
-    const unitDir = join(dir, 'words');
+    const unitDir = join(backends.dir, 'words');
     mkdirSync(unitDir);
     for (const [name, text] of Object.entries(units)) writeFileSync(join(unitDir, name), text);
     const unit = loadUnits(unitDir).get('hashwire-words-1.service')!;
@@ -86,13 +58,10 @@ describe('the rendered systemd units', () => {
   });
 
   it('run the follower and every service beside Debian’s haproxy.service; the stratum servers join HAProxy, miners get shares accepted, and a stratum server is upgraded with its miner connected', async () => {
+    const { dir } = backends;
     const masterSocket = join(dir, 'haproxy-master.sock');
     const pidFile = join(dir, 'haproxy.pid');
-    const pool = await writeSupervisedPool({
-      dir,
-      redisUrl: redisServer.url,
-      keyPrefix: PREFIX,
-      regtest,
+    const pool = await writeSupervisedPool(backends, {
       haproxy: { masterSocket },
       circus: { workingDir: dir },
     });
@@ -164,8 +133,7 @@ describe('the rendered systemd units', () => {
       ]);
       const live = await expectServedThroughHaproxy(
         pool,
-        redis,
-        keys,
+        backends,
         () => log('hashwire-follow-haproxy.service'),
         logs,
       );
