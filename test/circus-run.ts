@@ -1,6 +1,13 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
+import {
+  type SupervisedProcess,
+  endRestarts,
+  spawnLogged,
+  splitWords,
+  stopSupervised,
+  supervise,
+} from './supervised-process.js';
 
 // A stand-in for circusd, for the tests of the rendered circus.ini on machines without Circus
 // (Debian bookworm has no `circus` package; PyPI may be out of reach). It reads the file the way
@@ -55,50 +62,9 @@ export function parseCircusIni(text: string): CircusIni {
   return { circus: sections.get('circus') ?? {}, watchers };
 }
 
-/** Splits a command line as Python's `shlex.split` (POSIX mode) does. */
-export function shlexSplit(line: string): string[] {
-  const words: string[] = [];
-  let word = '';
-  let inWord = false;
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i] as string;
-    if (c === "'") {
-      const end = line.indexOf("'", i + 1);
-      if (end < 0) throw new Error(`unclosed ' in ${line}`);
-      word += line.slice(i + 1, end);
-      inWord = true;
-      i = end;
-    } else if (c === '"') {
-      inWord = true;
-      for (i++; i < line.length && line[i] !== '"'; i++) {
-        if (line[i] === '\\' && (line[i + 1] === '"' || line[i + 1] === '\\' || line[i + 1] === '$')) i++;
-        word += line[i];
-      }
-      if (i >= line.length) throw new Error(`unclosed " in ${line}`);
-    } else if (c === '\\' && i + 1 < line.length) {
-      word += line[++i];
-      inWord = true;
-    } else if (/\s/.test(c)) {
-      if (inWord) words.push(word);
-      word = '';
-      inWord = false;
-    } else {
-      word += c;
-      inWord = true;
-    }
-  }
-  if (inWord) words.push(word);
-  return words;
-}
-
-export interface RunningProcess {
+export interface RunningProcess extends SupervisedProcess {
   watcher: string;
   wid: number;
-  child: ChildProcess;
-  /** Starts of this copy (1, then one more per respawn). */
-  starts: number;
-  /** Exit code or signal of the last exit, once it exited. */
-  lastExit?: { code: number | null; signal: NodeJS.Signals | null };
 }
 
 export interface RunningCircus {
@@ -109,13 +75,6 @@ export interface RunningCircus {
   stop(): Promise<{ watcher: string; wid: number; code: number | null; signal: NodeJS.Signals | null }[]>;
 }
 
-function exited(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  if (child.exitCode !== null || child.signalCode !== null) {
-    return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
-  }
-  return new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-}
-
 /** Starts every watcher of `ini` as circusd would; `baseEnv` is circusd's own environment. */
 export function runCircusIni(ini: CircusIni, baseEnv: NodeJS.ProcessEnv = process.env): RunningCircus {
   const watchers = [...ini.watchers].sort(
@@ -123,67 +82,49 @@ export function runCircusIni(ini: CircusIni, baseEnv: NodeJS.ProcessEnv = proces
   );
   const processes: RunningProcess[] = [];
   const argv = new Map<string, string[]>();
-  let stopping = false;
 
-  const start = (w: CircusWatcherSection, wid: number, proc?: RunningProcess): RunningProcess => {
+  const start = (w: CircusWatcherSection, wid: number) => () => {
     const sub = (text: string) =>
       text.replaceAll('$(circus.wid)', String(wid)).replaceAll('((circus.wid))', String(wid));
-    const words = [...shlexSplit(sub(w.options.cmd as string)), ...shlexSplit(sub(w.options.args ?? ''))];
+    const words = [...splitWords(sub(w.options.cmd as string)), ...splitWords(sub(w.options.args ?? ''))];
     argv.set(`${w.name}/${wid}`, words);
-    const env = { ...(w.options.copy_env === 'true' ? baseEnv : {}), ...w.env };
-    const child = spawn(words[0] as string, words.slice(1), {
-      cwd: w.options.working_dir,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const streams: { stdout?: string; stderr?: string } = {};
     for (const stream of ['stdout', 'stderr'] as const) {
       const file = w.options[`${stream}_stream.filename`];
-      if (!file) {
-        child[stream]?.resume();
-        continue;
-      }
+      if (!file) continue;
       // As circusd: the directory must exist (circusd 0.19 refuses the watcher otherwise).
       if (!existsSync(dirname(file)))
         throw new Error(`circusd would refuse watcher ${w.name}: no directory ${dirname(file)} for ${file}`);
-      child[stream]?.pipe(createWriteStream(file, { flags: 'a' }));
+      streams[stream] = file;
     }
-    const running = proc ?? { watcher: w.name, wid, child, starts: 0 };
-    running.child = child;
-    running.starts++;
-    child.on('error', () => {}); // a missing program shows as an exit
-    child.once('exit', (code, signal) => {
-      running.lastExit = { code, signal };
-      if (!stopping && w.options.respawn !== 'false' && running.starts < 20) start(w, wid, running);
+    return spawnLogged(words, {
+      cwd: w.options.working_dir,
+      env: { ...(w.options.copy_env === 'true' ? baseEnv : {}), ...w.env },
+      ...streams,
     });
-    return running;
   };
 
   for (const w of watchers) {
-    for (let wid = 1; wid <= Number(w.options.numprocesses ?? 1); wid++) processes.push(start(w, wid));
+    for (let wid = 1; wid <= Number(w.options.numprocesses ?? 1); wid++) {
+      // circusd starts an exited copy again at once (as long as respawn is on).
+      const again = (p: RunningProcess) => (w.options.respawn !== 'false' && p.starts < 20 ? 0 : undefined);
+      processes.push(supervise<RunningProcess>(start(w, wid), again, { watcher: w.name, wid }));
+    }
   }
   return {
     processes,
     argv,
     async stop() {
-      stopping = true;
+      for (const p of processes) endRestarts(p);
       const results: Awaited<ReturnType<RunningCircus['stop']>> = [];
       for (const w of [...watchers].reverse()) {
-        const copies = processes.filter((p) => p.watcher === w.name);
         const signal = (w.options.stop_signal ?? 'SIGTERM') as NodeJS.Signals;
         const deadlineMs = Number(w.options.graceful_timeout ?? 30) * 1000;
+        const copies = processes.filter((p) => p.watcher === w.name);
         await Promise.all(
           copies.map(async (p) => {
-            const done = exited(p.child);
-            if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill(signal);
-            let timer: NodeJS.Timeout | undefined;
-            const timeout = new Promise<'timeout'>((resolve) => {
-              timer = setTimeout(() => resolve('timeout'), deadlineMs);
-            });
-            const outcome = await Promise.race([done, timeout]);
-            clearTimeout(timer);
-            if (outcome === 'timeout') p.child.kill('SIGKILL');
-            const exit = await done;
-            results.push({ watcher: p.watcher, wid: p.wid, ...exit });
+            const { code, signal: exitSignal } = await stopSupervised(p, signal, deadlineMs);
+            results.push({ watcher: p.watcher, wid: p.wid, code, signal: exitSignal });
           }),
         );
       }

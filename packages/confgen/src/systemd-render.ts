@@ -91,19 +91,27 @@ const inputSchema = z
       ctx.addIssue({ code: 'custom', path: ['services'], message: 'two services have the same name' });
   });
 
+/** A word quoted for systemd.syntax(7) when it has to be: spaces, quotes, backslashes, empty. */
+function quoted(escaped: string): string {
+  if (escaped !== '' && /^[A-Za-z0-9_@+=:,./-]+$/.test(escaped)) return escaped;
+  return `"${escaped.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`;
+}
+
 /**
  * One word of a unit's command line as systemd reads it back: `%` and `$` doubled (no specifier
  * or variable expansion), quoted when it has spaces or quotes.
  */
 export function systemdWord(word: string): string {
-  const escaped = word.replaceAll('%', '%%').replaceAll('$', '$$$$');
-  if (escaped !== '' && /^[A-Za-z0-9_@+=:,./-]+$/.test(escaped)) return escaped;
-  return `"${escaped.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`;
+  return quoted(word.replaceAll('%', '%%').replaceAll('$', '$$$$'));
 }
 
-/** `KEY=value` for `Environment=`, quoted as a whole. */
+/**
+ * `KEY=value` for `Environment=`, quoted as a whole. Only `%` is doubled: systemd expands
+ * specifiers there but no variables ("the $ character has no special meaning", systemd.exec(5)),
+ * so a doubled `$` would reach the process doubled.
+ */
 function environmentLine(key: string, value: string): string {
-  return `Environment=${systemdWord(`${key}=${value}`)}`;
+  return `Environment=${quoted(`${key}=${value}`.replaceAll('%', '%%'))}`;
 }
 
 /** The unit files by file name: each service's, and the target's. Throws RenderInputError naming each bad field. */

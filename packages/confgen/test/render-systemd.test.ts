@@ -25,7 +25,11 @@ describe('renderSystemd', () => {
       user: 'hashwire',
       services: [
         { ...service, name: 'hashwire-reporter-ltc-1', timeoutStopSec: 45 },
-        { ...service, after: ['hashwire-reporter-ltc-1'], env: { NODE_ENV: 'production' } },
+        {
+          ...service,
+          after: ['hashwire-reporter-ltc-1'],
+          env: { NODE_ENV: 'production', GREETING: 'pay $5 at 100%' },
+        },
       ],
     });
     expect(Object.keys(files)).toEqual([
@@ -38,6 +42,8 @@ describe('renderSystemd', () => {
     expect(unit).toMatch(/^User=hashwire$/m);
     expect(unit).toMatch(/^After=network-online\.target hashwire-reporter-ltc-1\.service$/m);
     expect(unit).toMatch(/^Environment=NODE_ENV=production$/m);
+    // No variables are expanded in Environment= (systemd.exec(5)): `$` as is, `%` doubled.
+    expect(unit).toMatch(/^Environment="GREETING=pay \$5 at 100%%"$/m);
     expect(unit).toMatch(/^PartOf=hashwire\.target$/m);
     expect(files['hashwire.target']).toMatch(
       /^Wants=hashwire-reporter-ltc-1\.service hashwire-stratum-ltc-1\.service$/m,
