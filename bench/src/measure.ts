@@ -50,8 +50,15 @@ export function within<T>(promise: Promise<T>, ms: number, what: string): Promis
 }
 
 /**
- * V8's young generation held at its default maximum (2 × 16 MiB on 64-bit Node 20) in the
- * processes whose RSS a bench reads: otherwise it grows under the burst of opening
- * sessions and shrinks on V8's timer, 32 MiB either way, whichever side of a reading that lands.
+ * Node flags for the processes whose RSS a bench reads (both designs alike): V8's young
+ * generation held at its default maximum (2 × 16 MiB on 64-bit Node 20), and no memory reducer.
+ * Left to itself V8 grows the young generation under the burst of opening sessions, and its
+ * memory reducer gives that and free old-space pages back on a timer some seconds after the
+ * process goes idle: 15–32 MiB, on whichever side of a reading it lands (a stratum master holding
+ * no session measured 88.5 → 73.3 MiB between two readings with only the young generation fixed).
  */
-export const YOUNG_GENERATION_FLAGS = ['--min-semi-space-size=16', '--max-semi-space-size=16'];
+export const STEADY_HEAP_FLAGS = [
+  '--min-semi-space-size=16',
+  '--max-semi-space-size=16',
+  '--no-memory-reducer',
+];

@@ -4,11 +4,8 @@
 // the count of signals so far, so the bench reads memory held, not garbage, of processes it
 // cannot ask over IPC. Does nothing else.
 //
-// The bench also starts these processes with V8's young generation fixed at its default maximum
-// (YOUNG_GENERATION_FLAGS in suites/stratum-master.ts): left to itself V8 grows it under a burst of
-// allocation, such as opening 1,000 sessions, and gives it back on its own timer some seconds after
-// the process goes idle (measured: RSS 118 → 86 MiB between two probes 1 s apart, nothing
-// happening), whichever side of a reading that lands on.
+// The bench starts these processes with STEADY_HEAP_FLAGS (measure.ts): without them V8 gives
+// 15–32 MiB back on its own timer, on whichever side of a reading that lands.
 import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 

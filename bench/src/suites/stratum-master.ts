@@ -11,7 +11,7 @@ import { createKeyBuilder } from '@hashwire/protocol';
 import { connectRedis, getService } from '@hashwire/registry';
 import { startRedis, waitFor } from '@hashwire/testkit';
 import { type BenchChild, benchScript, startBenchChild } from '../child-ipc.js';
-import { YOUNG_GENERATION_FLAGS, percentile, within } from '../measure.js';
+import { STEADY_HEAP_FLAGS, percentile, within } from '../measure.js';
 import type {
   FeedStarted,
   HandshakeParams,
@@ -153,7 +153,7 @@ export const stratumMasterSuite: BenchSuite = {
         };
         const bin = join(STRATUM_DIST, name === 'master' ? 'master-bin.js' : 'bin.js');
         // A master's worker inherits its node flags (fork's execArgv); Node refuses these in NODE_OPTIONS.
-        const child = spawn(process.execPath, [...YOUNG_GENERATION_FLAGS, bin], {
+        const child = spawn(process.execPath, [...STEADY_HEAP_FLAGS, bin], {
           env: {
             ...process.env,
             HASHWIRE_STRATUM_CONFIG: JSON.stringify(config),

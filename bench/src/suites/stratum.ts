@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { type RedisClient, connectRedis } from '@hashwire/registry';
 import { startRedis, waitFor } from '@hashwire/testkit';
 import { startBenchChild } from '../child-ipc.js';
-import { YOUNG_GENERATION_FLAGS, percentile } from '../measure.js';
+import { STEADY_HEAP_FLAGS, percentile } from '../measure.js';
 import {
   BENCH_ADDRESS,
   type HandshakeParams,
@@ -72,7 +72,7 @@ export const stratumSuite: BenchSuite = {
     const spoolDir = mkdtempSync(join(tmpdir(), 'hw-bench-stratum-'));
     const submitSpoolDir = mkdtempSync(join(tmpdir(), 'hw-bench-stratum-submit-'));
     const server = startBenchChild('stratum-server-child', {
-      execArgv: ['--expose-gc', ...YOUNG_GENERATION_FLAGS],
+      execArgv: ['--expose-gc', ...STEADY_HEAP_FLAGS],
     });
     const miners = startBenchChild('stratum-session-child');
     const redis = connectRedis(redisServer.url, 'bench');
