@@ -70,8 +70,11 @@ async function instance(keys: ReturnType<typeof createKeyBuilder>, id: string) {
     /** The same id back from a restart whose status server took another port. */
     async restart() {
       await registration.close();
-      status.server.close();
+      // The new status server listens before the old one closes: the kernel may hand a port
+      // just freed straight back (one CI run got the same port, and the test failed on it).
+      const old = status;
       status = await startStatus();
+      await new Promise((resolve) => old.server.close(resolve));
       await register();
     },
   };
