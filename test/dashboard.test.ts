@@ -16,7 +16,7 @@ import {
   waitFor,
 } from '@hashwire/testkit';
 import type { Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { CHAIN, type MinerGroup, type Pool, startPool } from './pool-harness.js';
 import { type ApiProcess, killService, spawnApi } from './service-process.js';
 
@@ -59,6 +59,9 @@ async function startApi(id: string): Promise<ApiProcess> {
 
 async function openPage(path: string, token?: string): Promise<Page> {
   const page = await browser.context.newPage();
+  // Closed when the test ends, failed or not: a page left open keeps its stream on an api
+  // instance, and the api-kill test picks the instance holding a stream as its victim.
+  onTestFinished(() => page.close());
   page.on('console', (message) => {
     if (message.type() === 'error') pageErrors.push(`${path}: ${message.text()}`);
   });
@@ -273,6 +276,21 @@ describe('dashboard in headless Chromium', () => {
     expect(await page.locator('[data-worker]').count()).toBe(1);
     await page.getByLabel('Filter by name').fill('');
     await page.locator('button[data-sort="name"]').focus();
+    // The table renders its rows again on every refresh: the focus stays on the sort button
+    // through one (it was rebuilt with the rows, and an Enter pressed after that did nothing).
+    await page.evaluate(() => {
+      (window as unknown as { shownRow: Element | null }).shownRow = document.querySelector('[data-worker]');
+    });
+    await waitFor(
+      () =>
+        page.evaluate(
+          () =>
+            document.querySelector('[data-worker]') !==
+            (window as unknown as { shownRow: Element | null }).shownRow,
+        ),
+      { timeoutMs: 30_000, what: 'the workers table rendered again by a refresh' },
+    );
+    expect(await page.evaluate(() => document.activeElement?.getAttribute('data-sort') ?? null)).toBe('name');
     await page.keyboard.press('Enter');
     expect(await page.locator('[data-worker]').first().getAttribute('data-worker')).toBe('w2');
     await page.getByLabel('Per page').selectOption('25');

@@ -141,35 +141,46 @@ export function workersTable(account: string): WorkersTable {
     PAGE_SIZES.map((n) => h('option', { value: n, selected: n === state.pageSize }, String(n))),
   );
 
-  function renderHead(): void {
-    fill(
-      head,
-      COLUMNS.map(({ key, label }) => {
-        const active = state.sort === key;
-        return h(
-          'th',
-          { scope: 'col', 'aria-sort': active ? (state.descending ? 'descending' : 'ascending') : 'none' },
-          h(
-            'button',
-            {
-              type: 'button',
-              class: 'sort',
-              'data-sort': key,
-              onclick: () => {
-                if (state.sort === key) state.descending = !state.descending;
-                else {
-                  state.sort = key;
-                  state.descending = key !== 'name';
-                }
-                go(0);
-              },
-            },
-            label,
-            h('span', { 'aria-hidden': 'true' }, active ? (state.descending ? ' ▼' : ' ▲') : ''),
-          ),
-        );
-      }),
+  // The header is built once and only its sort state changes on a render: the rows are rendered
+  // again on every refresh (every 10 s) and event, and a sort button rebuilt then would take the
+  // keyboard focus with it (a user tabbing to a column and pressing Enter saw nothing happen).
+  const sortHeads = COLUMNS.map(({ key, label }) => {
+    const mark = h('span', { 'aria-hidden': 'true' });
+    const th = h(
+      'th',
+      { scope: 'col' },
+      h(
+        'button',
+        {
+          type: 'button',
+          class: 'sort',
+          'data-sort': key,
+          onclick: () => {
+            if (state.sort === key) state.descending = !state.descending;
+            else {
+              state.sort = key;
+              state.descending = key !== 'name';
+            }
+            go(0);
+          },
+        },
+        label,
+        mark,
+      ),
     );
+    return { key, th, mark };
+  });
+  fill(
+    head,
+    sortHeads.map((c) => c.th),
+  );
+
+  function renderHead(): void {
+    for (const { key, th, mark } of sortHeads) {
+      const active = state.sort === key;
+      th.setAttribute('aria-sort', active ? (state.descending ? 'descending' : 'ascending') : 'none');
+      mark.textContent = active ? (state.descending ? ' ▼' : ' ▲') : '';
+    }
   }
 
   function render(): void {
