@@ -193,6 +193,14 @@ describe('pool: jobmanager group → stratum servers → sim miners, on litecoin
     const raw = await rawSession(pool.servers[0]!.port);
     const before = pool.feeds[0]!.current()!;
 
+    // Node 1 must not be behind node 0 (the test before mined blocks through the pool, submitted
+    // to node 0): a block it mined at a height node 0 already has is a stale fork, never the
+    // pool's new tip (a CI run waited 10 s for it in vain). A tie of equal work is fine: node 1's
+    // block then makes its chain the longer one.
+    await waitFor(async () => (await ltc.rpc[1]!.getBlockCount()) >= (await ltc.rpc[0]!.getBlockCount()), {
+      timeoutMs: 30_000,
+      what: 'node 1 caught up with node 0',
+    });
     const [hash] = await ltc.mine(1, 1);
     const newPrevhash = stratumPrevhashFromDisplay(hash!);
     await waitFor(() => pool.feeds.every((f) => f.current()!.prevhash === newPrevhash), {
