@@ -186,8 +186,11 @@ describe('pool: jobmanager group → stratum servers → sim miners, on litecoin
 
   it('a block mined elsewhere sends every miner a clean job; shares on the old job are stale', async () => {
     const pool = await startPool();
-    // Barely hashing: they must not find a block of their own while we watch for the new one.
-    const miners = await mine(pool, 2, 4);
+    // Barely hashing: they must not find a block of their own while we watch for the new one (at
+    // this pool's share difficulty every share is a regtest block: at 4 H/s a server, one about
+    // every 16 s, and one landing on node 0 while node 1's propagated made a tie node 0 kept).
+    // 0.2 H/s a server: one about every 5 minutes.
+    const miners = await mine(pool, 2, 0.2);
     const notifies: SimNotifyEvent[][] = miners.map(() => []);
     miners.forEach((m, s) => m.on('notify', (e) => notifies[s]!.push(e)));
     const raw = await rawSession(pool.servers[0]!.port);
