@@ -43,6 +43,12 @@ export interface EventTail {
   /** Resolves once every stream's starting point is pinned (after start()). */
   ready(): Promise<void>;
   /**
+   * Resolves once every event appended to the streams before this call has reached the
+   * listeners (after start()): a snapshot taken after it covers them, so none of them arrives
+   * after it as a live event.
+   */
+  caughtUp(): Promise<void>;
+  /**
    * The seq of the last event of each stream given to the listeners (or the head when the tail
    * started): every event after it will still reach the listeners. A live subscription's position.
    */
@@ -126,6 +132,21 @@ export function createEventTail(options: EventTailOptions): EventTail {
   const readyPromise = new Promise<void>((resolve) => {
     markReady = resolve;
   });
+  /** caughtUp() calls waiting for the listeners to have seen these heads. */
+  let waiters: { heads: Record<string, string>; resolve: () => void }[] = [];
+  const reached = (heads: Record<string, string>) =>
+    Object.entries(heads).every(([stream, head]) => {
+      const at = seen[stream];
+      return at !== undefined && !seqBefore(at, head);
+    });
+  const settleWaiters = () => {
+    if (waiters.length === 0) return;
+    waiters = waiters.filter((w) => {
+      if (!reached(w.heads)) return true;
+      w.resolve();
+      return false;
+    });
+  };
 
   async function follow(
     stream: string,
@@ -158,6 +179,7 @@ export function createEventTail(options: EventTailOptions): EventTail {
             for (const listener of listeners) listener(event);
           }
         }
+        settleWaiters();
       } catch (error) {
         if (!running || !active.on) return;
         options.onError?.(error as Error, stream);
@@ -166,23 +188,31 @@ export function createEventTail(options: EventTailOptions): EventTail {
     }
   }
 
+  async function heads(): Promise<Record<string, string>> {
+    const newest: Record<string, string> = {};
+    await Promise.all(
+      streams.map(async (stream) => {
+        const entries = (await redis.xrevrange(keyOf(stream), '+', '-', 'COUNT', 1)) as StreamEntry[];
+        newest[stream] = entries[0]?.[0] ?? '0-0';
+      }),
+    );
+    return newest;
+  }
+
   return {
     streams,
     subscribe(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
-    async heads() {
-      const heads: Record<string, string> = {};
-      await Promise.all(
-        streams.map(async (stream) => {
-          const newest = (await redis.xrevrange(keyOf(stream), '+', '-', 'COUNT', 1)) as StreamEntry[];
-          heads[stream] = newest[0]?.[0] ?? '0-0';
-        }),
-      );
-      return heads;
-    },
+    heads,
     ready: () => readyPromise,
+    async caughtUp() {
+      await readyPromise;
+      const target = await heads();
+      if (!running || reached(target)) return;
+      await new Promise<void>((resolve) => waiters.push({ heads: target, resolve }));
+    },
     positions: () => ({ ...seen }),
     async range(stream, afterSeq, max) {
       if (!streams.includes(stream) && !extra.has(stream)) throw new TypeError(`unknown stream ${stream}`);
@@ -240,6 +270,7 @@ export function createEventTail(options: EventTailOptions): EventTail {
     },
     async close() {
       running = false;
+      for (const waiter of waiters.splice(0)) waiter.resolve();
       for (const reader of readers) reader.disconnect();
       for (const entry of extra.values()) entry.reader.disconnect();
       extra.clear();
