@@ -331,13 +331,19 @@ describe('dashboard in headless Chromium', () => {
     const row = (id: string) => page.locator(`[data-service="stratum/${id}"]`);
     await waitFor(async () => (await row('st-2').count()) === 1, { what: 'st-2 on the operator page' });
     const st2 = pool.running.get('st-2')!;
-    await page.getByRole('button', { name: 'Drain stratum st-2' }).click();
+    // By keyboard: focus the button, Enter.
+    await page.getByRole('button', { name: 'Drain stratum st-2' }).focus();
+    await page.keyboard.press('Enter');
     await waitFor(
       async () => (await page.locator('[data-testid="drain-result"]').innerText()).includes('accepted'),
       {
         what: 'the drain accepted',
       },
     );
+    // A keyboard user's focus stays on st-1's drain button while the table is rebuilt on each
+    // service event (st-2 draining, down, up again).
+    await page.getByRole('button', { name: 'Drain stratum st-1' }).focus();
+    const focusedDrain = () => page.evaluate(() => document.activeElement?.getAttribute('data-drain') ?? null);
     // The server really drains: it exits 0 once its miners are sent away and its spool flushed.
     expect((await st2.exited).code).toBe(0);
     await waitFor(async () => (await row('st-2').count()) === 0, {
@@ -352,6 +358,7 @@ describe('dashboard in headless Chromium', () => {
         (await row('st-2').locator('[data-testid="service-state"]').innerText()) === 'up',
       { timeoutMs: 30_000, what: 'st-2 back up on the page' },
     );
+    expect(await focusedDrain()).toBe('stratum/st-1');
     // HAProxy's api backend (both instances UP) and each stratum server's quarantine (none).
     await waitFor(async () => (await page.locator('[data-haproxy^="api/"]').count()) === 2, {
       what: 'the api backend on the page',

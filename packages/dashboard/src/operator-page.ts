@@ -209,6 +209,10 @@ export async function operatorPage(main: HTMLElement): Promise<void> {
   const renderServices = (services: Service[]) => {
     const now = Date.now();
     const sorted = [...services].sort((a, b) => a.kind.localeCompare(b.kind) || a.id.localeCompare(b.id));
+    // The table is rebuilt on every service event: a keyboard user's focus on a drain button
+    // goes to that service's new button, not to the page's top.
+    const active = document.activeElement;
+    const focused = active && servicesHolder.contains(active) ? active.getAttribute('data-drain') : null;
     fill(
       servicesHolder,
       sorted.length === 0
@@ -252,6 +256,8 @@ export async function operatorPage(main: HTMLElement): Promise<void> {
             }),
           ),
     );
+    if (focused !== null)
+      servicesHolder.querySelector<HTMLButtonElement>(`[data-drain="${CSS.escape(focused)}"]`)?.focus();
   };
   const renderAudit = () =>
     fill(
