@@ -343,7 +343,8 @@ describe('dashboard in headless Chromium', () => {
     // A keyboard user's focus stays on st-1's drain button while the table is rebuilt on each
     // service event (st-2 draining, down, up again).
     await page.getByRole('button', { name: 'Drain stratum st-1' }).focus();
-    const focusedDrain = () => page.evaluate(() => document.activeElement?.getAttribute('data-drain') ?? null);
+    const focusedDrain = () =>
+      page.evaluate(() => document.activeElement?.getAttribute('data-drain') ?? null);
     // The server really drains: it exits 0 once its miners are sent away and its spool flushed.
     expect((await st2.exited).code).toBe(0);
     await waitFor(async () => (await row('st-2').count()) === 0, {
