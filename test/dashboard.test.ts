@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HaproxyRuntime, type StratumFollower, followApiServers, renderHaproxy } from '@hashwire/confgen';
 import { getService } from '@hashwire/registry';
+import { readWorkers } from '@hashwire/reporter';
 import {
   type HaproxyInstance,
   type HeadlessChromium,
@@ -307,12 +308,31 @@ describe('dashboard in headless Chromium', () => {
     // The solo miner stops. A worker goes offline 10 minutes after its last share; the test
     // cannot wait that long, so it ages the worker's last share in the online set as those 10
     // minutes would (the reporter's own sweep then takes it out and emits worker.offline).
-    await solo.miners.stop();
+    // Aged only once the reporter credited every share solo0 will ever have: a share credited
+    // after the ageing (a batch is sealed every second) writes its own time there again, and
+    // solo0 stays online for 10 minutes. So it is stopped with no share in flight (checked and
+    // stopped in one turn: a stopped miner submits nothing), and its accepted shares are all
+    // credited before the ageing.
+    let stopped: Promise<void> | undefined;
+    await waitFor(
+      () => {
+        if (solo.miners.shares().some((s) => s.answer === 'pending')) return false;
+        stopped = solo.miners.stop();
+        return true;
+      },
+      { intervalMs: 5, what: 'the solo miner with no share in flight' },
+    );
+    await stopped;
     const member = `${pool.account}.solo0`;
+    const soloAccepted = solo.miners.stats().total.accepted;
+    await waitFor(
+      async () =>
+        ((await readWorkers(pool.redis, pool.keys, CHAIN, [member])).get(member)?.accepted ?? 0) >=
+        soloAccepted,
+      { what: `the ${soloAccepted} shares solo0 saw accepted credited` },
+    );
     const online = pool.keys.onlineWorkers(CHAIN);
-    await waitFor(async () => (await pool.redis.zscore(online, member)) !== null, {
-      what: 'solo0 in the online set',
-    });
+    expect(await pool.redis.zscore(online, member)).not.toBeNull();
     await pool.redis.zadd(online, 'XX', Date.now() - 11 * 60_000, member);
     await waitFor(
       async () =>

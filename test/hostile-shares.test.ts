@@ -98,7 +98,9 @@ describe('one share schema: whatever a stratum server spools, a reporter accepts
     expect(new Set(spooled.map((s) => s.account))).toEqual(new Set([ADDRESS]));
     reporterAccepts(spooled);
     c.close();
-  });
+    // Not vitest's default 30 s: 400 request/settle rounds over TCP, CPU-bound in this process
+    // (12.5–17.7 s beside two busy loops at a load of 18–24, 29.3 s once).
+  }, 120_000);
 
   it('a submit with job id "a b" is answered "job not found", spooled with no job id, and counted', async () => {
     const spooled: Share[] = [];

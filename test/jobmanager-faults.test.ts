@@ -22,6 +22,12 @@ import {
 } from './service-process.js';
 
 const CHAIN = 'litecoin-regtest';
+/**
+ * Each test's own bound, not vitest's default 30 s: the first restarts both litecoind nodes and
+ * starts two jobmanager processes before its fixed 10 s window (29.3 s of the 30 s on this 2-core
+ * box at a load of about 28), and the waits of each allow well over 30 s.
+ */
+const OWN = { timeout: 180_000 };
 
 let ltc: LitecoinRegtest;
 let redisServer: RedisServer;
@@ -108,7 +114,7 @@ async function redisFrozen(): Promise<boolean> {
   return !answered;
 }
 
-describe('jobmanager faults (real litecoind, Redis, jobmanagers in their own processes)', () => {
+describe('jobmanager faults (real litecoind, Redis, jobmanagers in their own processes)', OWN, () => {
   it('after a daemon restart, an idle pool asks each daemon at most 3 times a second, the standby included', async () => {
     // A freshly started litecoind answers a GBT long poll at once until its first new block.
     await Promise.all(ltc.nodes.map((n) => n.restart()));

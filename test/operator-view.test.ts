@@ -323,10 +323,14 @@ describe("operator's view (real litecoind, Redis, every service its own process)
     });
     // Logged when the error changes while it is down, not at every retry: a daemon starting up
     // may answer "connection refused", then "Loading block index…", then refuse again, but never
-    // the same error twice in a row.
-    const failures = logged(/^jobmanager: daemon .* failed: /).filter((l) => l.daemon === daemon);
-    const repeats = failures.filter((l, i) => i > 0 && l.err === failures[i - 1]!.err);
-    expect(repeats, JSON.stringify(failures.map((l) => l.err))).toEqual([]);
+    // the same error twice in a row while it stays down. A daemon that answers in between (one
+    // shutting down on a loaded machine still answers a call now and then) is logged back, and
+    // its next failure is a new one even with the same error.
+    const lines = logged(/^jobmanager: daemon .* (failed: |answers again$)/).filter(
+      (l) => l.daemon === daemon,
+    );
+    const repeats = lines.filter((l, i) => i > 0 && l.err !== undefined && l.err === lines[i - 1]!.err);
+    expect(repeats, JSON.stringify(lines.map((l) => l.err ?? 'answers again'))).toEqual([]);
   }, 180_000);
 
   it('a drained jobmanager logs that it gave its lease up, at info', async () => {

@@ -22,6 +22,12 @@ import { startFedStratum } from './fed-stratum.js';
 import { killService, regtestJobmanagerConfig, spawnService } from './service-process.js';
 
 const CHAIN = 'litecoin-regtest';
+/**
+ * Each test's own bound, not vitest's default 30 s: `startPool` starts two jobmanager processes
+ * first (9–26 s on this 2-core box at a load of 30–45), and the waits of a test allow 65–185 s
+ * after that; past 30 s a run ended as 'Test timed out' in whichever wait it was, naming none.
+ */
+const OWN = { timeout: 240_000 };
 
 let ltc: LitecoinRegtest;
 let redisServer: RedisServer;
@@ -150,7 +156,7 @@ async function rawSession(port: number) {
 const acceptedBlocks = (miners: SimMiners[]) =>
   miners.flatMap((m) => m.shares()).filter((s) => s.blockCandidate && s.answer === 'accepted');
 
-describe('pool: jobmanager group → stratum servers → sim miners, on litecoind with MWEB', () => {
+describe('pool: jobmanager group → stratum servers → sim miners, on litecoind with MWEB', OWN, () => {
   it('blocks found through two servers fed by two jobmanagers are accepted, peg-ins included', async () => {
     const pool = await startPool();
     // A peg-in and segwit spends in the mempool: the next templates carry them.
