@@ -20,6 +20,12 @@ let redis: RedisClient;
 let keys: KeyBuilder;
 let api: ApiService;
 const streams: StreamClient[] = [];
+/**
+ * Event producers of the running test. A test that timed out is abandoned, not stopped: its
+ * producer kept appending into the tests after it (one run at load 44: the cut-and-resume test
+ * timed out, and the next two got its block.accepted events among theirs).
+ */
+const producers: { stop: boolean; done: Promise<unknown> }[] = [];
 
 function open(options: Partial<Parameters<typeof createStream>[0]> & { topics: string[] }): StreamClient {
   const stream = createStream({ url: api.url!, WebSocket: CuttableWebSocket, backoffMs: 20, ...options });
@@ -61,8 +67,10 @@ beforeAll(async () => {
   tokens.revokeMe = await make({ kind: 'read', name: 'to revoke' });
 });
 
-afterEach(() => {
+afterEach(async () => {
   for (const s of streams.splice(0)) s.close();
+  for (const p of producers) p.stop = true;
+  await Promise.allSettled(producers.splice(0).map((p) => p.done));
 });
 
 afterAll(async () => {
@@ -116,8 +124,9 @@ describe('GET /v1/stream', () => {
     const appended: Record<string, string[]> = { ltc: [], pool: [] };
     const TOTAL = 600;
     let producing = true;
+    const control = { stop: false, done: Promise.resolve() as Promise<unknown> };
     const producer = (async () => {
-      for (let i = 0; i < TOTAL; i++) {
+      for (let i = 0; i < TOTAL && !control.stop; i++) {
         if (i % 3 === 2)
           appended.pool!.push(
             await appendEvent(redis, keys, 'service.stratum.up', { kind: 'stratum', id: `st-${i}` }),
@@ -129,6 +138,8 @@ describe('GET /v1/stream', () => {
       }
       producing = false;
     })();
+    control.done = producer;
+    producers.push(control);
     let cuts = 0;
     for (const mark of [100, 300]) {
       await waitFor(`${mark} events`, () => seen.events.length >= mark);
