@@ -24,9 +24,10 @@ export class CuttableWebSocket extends WebSocket {
 
 /** Polls `condition` until true; throws with `what` after `timeoutMs`. */
 export async function waitFor(what: string, condition: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+  // performance.now: a test may hold Date.now (the api's clock) still.
+  const deadline = performance.now() + timeoutMs;
   while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
 }
