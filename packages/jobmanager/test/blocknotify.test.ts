@@ -45,7 +45,11 @@ beforeAll(async () => {
     longpoll: false,
     pollIntervalMs: 600_000,
     refreshIntervalMs: 600_000,
-    leaseTtlMs: 600,
+    // The only member, it leads from its start, and a lease no stall of this process outlasts
+    // keeps it leading: with 600 ms, an event-loop stall of 0.4 s (0.4-0.75 s are seen in a
+    // jobmanager test on a loaded machine) lapsed the lease, and the re-elected leader published
+    // its job again, a job no block asked for.
+    leaseTtlMs: 60_000,
     heartbeatIntervalMs: 100,
   });
   await waitFor(() => jm.leadership.isLeader(), { timeoutMs: 5000, what: 'the jobmanager to lead' });
