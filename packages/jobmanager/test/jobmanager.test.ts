@@ -55,7 +55,11 @@ function baseOptions(id: string, keys = createKeyBuilder({ prefix: `t${randomByt
     payouts: [{ address: payout }],
     redis,
     keys,
-    leaseTtlMs: 600,
+    // Who leads is decided at the start (the first to start takes the free lease) and changes
+    // only by close, drain or handover, never by a stall: with 600 ms, event-loop stalls of
+    // 0.4-0.75 s on a loaded machine lapsed the leader's lease mid-test (it re-published as a
+    // new leader, or a standby took over). The takeover test sets a short one of its own.
+    leaseTtlMs: 60_000,
     heartbeatIntervalMs: 100,
     pollIntervalMs: 100,
   } satisfies JobManagerOptions;
@@ -204,12 +208,15 @@ describe('jobmanager', () => {
   });
 
   it('a standby takes over when the leader goes, with a higher epoch, and keeps the same work when the block did not change', async () => {
-    const opts = baseOptions('jm-1');
+    // A short lease: the standby retries every leaseTtlMs / 8, so it takes over at once.
+    const opts = { ...baseOptions('jm-1'), leaseTtlMs: 600 };
     const first = await start(opts);
     await waitFor(() => first.leadership.isLeader(), { timeoutMs: 5000, what: 'jm-1 to lead' });
+    // Read while jm-1 leads for sure: a stall past the short lease may hand it to jm-2 before
+    // the close, under a higher epoch still.
+    const epoch = first.leadership.epoch!;
     const second = await start({ ...opts, id: 'jm-2' });
     const sub = await subscriber(second.endpoint);
-    const epoch = first.leadership.epoch!;
     await first.close(); // gone: no handover
     await waitFor(() => sub.jobs.find((j) => j.jmId === 'jm-2'), {
       timeoutMs: 5000,
