@@ -45,11 +45,17 @@ beforeAll(async () => {
     longpoll: false,
     pollIntervalMs: 600_000,
     refreshIntervalMs: 600_000,
-    leaseTtlMs: 600,
-    heartbeatIntervalMs: 100,
+    // The only member, it leads from its start, and a lease no stall of this process outlasts
+    // keeps it leading: with 600 ms, an event-loop stall of 0.4 s (0.4-0.75 s are seen in a
+    // jobmanager test on a loaded machine) lapsed the lease, and the re-elected leader published
+    // its job again, a job no block asked for.
+    leaseTtlMs: 60_000,
+    // The default rpc heartbeat: with 100 ms, a client takes the jobmanager (in this very
+    // process) for gone after 300 ms without a word, which a loaded machine's event loop exceeds.
+    heartbeatIntervalMs: 1000,
   });
   await waitFor(() => jm.leadership.isLeader(), { timeoutMs: 5000, what: 'the jobmanager to lead' });
-  client = createRpcClient<RpcMethods, RpcPushes>(jm.endpoint, { heartbeatIntervalMs: 100 });
+  client = createRpcClient<RpcMethods, RpcPushes>(jm.endpoint, { heartbeatIntervalMs: 1000 });
   client.onPush('job', (job) => jobs.push(job));
   const reply = await client.subscribe('jm.subscribe', { stratumId: 's-bn', chain: CHAIN });
   if (reply.job) jobs.push(reply.job);

@@ -27,6 +27,12 @@ import {
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 const params = getChainParams('litecoin', 'regtest');
+/**
+ * The rpc heartbeat of the jobmanagers and their clients: the default. With 100 ms, a client
+ * took the jobmanager (in this very process) for gone after 300 ms without a word, which a
+ * loaded machine's event loop exceeds: 'jm.submitBlock: connection to server lost'.
+ */
+const HEARTBEAT_MS = 1000;
 let ltc: LitecoinRegtest;
 let redisServer: RedisServer;
 let redis: RedisClient;
@@ -55,8 +61,12 @@ function baseOptions(id: string, keys = createKeyBuilder({ prefix: `t${randomByt
     payouts: [{ address: payout }],
     redis,
     keys,
-    leaseTtlMs: 600,
-    heartbeatIntervalMs: 100,
+    // Who leads is decided at the start (the first to start takes the free lease) and changes
+    // only by close, drain or handover, never by a stall: with 600 ms, event-loop stalls of
+    // 0.4-0.75 s on a loaded machine lapsed the leader's lease mid-test (it re-published as a
+    // new leader, or a standby took over). The takeover test sets a short one of its own.
+    leaseTtlMs: 60_000,
+    heartbeatIntervalMs: HEARTBEAT_MS,
     pollIntervalMs: 100,
   } satisfies JobManagerOptions;
 }
@@ -70,7 +80,7 @@ async function start(options: JobManagerOptions): Promise<JobManager> {
 /** A stratum server's side of the wire: subscribe, collect pushed jobs. */
 async function subscriber(endpoint: string) {
   const client: RpcClient<RpcMethods, RpcPushes> = createRpcClient<RpcMethods, RpcPushes>(endpoint, {
-    heartbeatIntervalMs: 100,
+    heartbeatIntervalMs: HEARTBEAT_MS,
   });
   cleanups.push(() => client.close());
   const jobs: Job[] = [];
@@ -204,12 +214,15 @@ describe('jobmanager', () => {
   });
 
   it('a standby takes over when the leader goes, with a higher epoch, and keeps the same work when the block did not change', async () => {
-    const opts = baseOptions('jm-1');
+    // A short lease: the standby retries every leaseTtlMs / 8, so it takes over at once.
+    const opts = { ...baseOptions('jm-1'), leaseTtlMs: 600 };
     const first = await start(opts);
     await waitFor(() => first.leadership.isLeader(), { timeoutMs: 5000, what: 'jm-1 to lead' });
+    // Read while jm-1 leads for sure: a stall past the short lease may hand it to jm-2 before
+    // the close, under a higher epoch still.
+    const epoch = first.leadership.epoch!;
     const second = await start({ ...opts, id: 'jm-2' });
     const sub = await subscriber(second.endpoint);
-    const epoch = first.leadership.epoch!;
     await first.close(); // gone: no handover
     await waitFor(() => sub.jobs.find((j) => j.jmId === 'jm-2'), {
       timeoutMs: 5000,
@@ -272,7 +285,7 @@ describe('jobmanager', () => {
       timeoutMs: 5000,
       what: 'the sibling at both daemons',
     });
-    const client = createRpcClient<RpcMethods>(jm.endpoint, { heartbeatIntervalMs: 100 });
+    const client = createRpcClient<RpcMethods>(jm.endpoint, { heartbeatIntervalMs: HEARTBEAT_MS });
     cleanups.push(() => client.close());
     const started = Date.now();
     const reply = await client.request(
@@ -317,7 +330,7 @@ describe('jobmanager', () => {
       addressToScript(finder, params),
     ).toString('hex');
     const minerJob = { ...job, coinb2 };
-    const client = createRpcClient<RpcMethods>(jm.endpoint, { heartbeatIntervalMs: 100 });
+    const client = createRpcClient<RpcMethods>(jm.endpoint, { heartbeatIntervalMs: HEARTBEAT_MS });
     cleanups.push(() => client.close());
     await expect(
       client.request('jm.submitBlock', {
@@ -364,7 +377,7 @@ describe('jobmanager', () => {
     const other = await start({ ...opts, id: 'jm-other' });
     await issuer.close();
 
-    const client = createRpcClient<RpcMethods>(other.endpoint, { heartbeatIntervalMs: 100 });
+    const client = createRpcClient<RpcMethods>(other.endpoint, { heartbeatIntervalMs: HEARTBEAT_MS });
     cleanups.push(() => client.close());
     const reply = await client.request('jm.submitBlock', {
       ...blockSubmission(job, '0a0b0c0d', '00000001', 'share-1'),

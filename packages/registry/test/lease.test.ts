@@ -135,7 +135,18 @@ describe('leader lease with fencing epoch', () => {
     const frozenEpoch = Number(ready.match(/^ready (\d+)$/)?.[1]);
     expect(frozenEpoch).toBeGreaterThan(0);
 
-    const standby = leaseLeadership({ redis, keys, group: 'jm:test', holder: 'standby', ttlMs: 600 });
+    // Its own lease long (no stall of this process lapses it once taken), its retries quick (it
+    // takes the frozen leader's lease as soon as it runs out). With a 600 ms lease like the
+    // frozen one's, an event-loop stall of 0.5 s (seen in this file on a loaded machine) while
+    // the woken child answered lapsed it too: 'expected false to be true' below.
+    const standby = leaseLeadership({
+      redis,
+      keys,
+      group: 'jm:test',
+      holder: 'standby',
+      ttlMs: 60_000,
+      retryEveryMs: 75,
+    });
     cleanups.push(() => standby.close());
     await standby.start();
     expect(standby.isLeader()).toBe(false);

@@ -30,7 +30,12 @@ type SharesRequest = RpcMethods['reporter.shares']['req'];
 type SubBody = Omit<SharesRequest, 'subs'> & { batchId: string; seq: number; shares: Share[] };
 type SubReply = { batchId: string; credited: number; status?: 'credited' | 'repeat' | 'forgotten' };
 
-const HEARTBEAT_MS = 200;
+/**
+ * The rpc heartbeat (the default): 3 s of silence make a dead reporter. With 200 ms the 600 ms
+ * allowed are within a loaded machine's event-loop delays in a process holding both ends, and a
+ * live reporter taken for dead gets its request resent: a second copy where one is asserted.
+ */
+const HEARTBEAT_MS = 1000;
 const WAIT_MS = 20_000;
 
 let redisServer: RedisServer;

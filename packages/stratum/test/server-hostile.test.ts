@@ -268,6 +268,10 @@ describe('timeouts, limits and bans', () => {
     await c.waitClosed();
   });
 
+  // 5,000 connections with both ends in this process: CPU-bound work that takes what the machine
+  // gives it (the storm alone 10.7 s at load 11; the test 13-25 s beside other test files, once
+  // 30.2 s: past the 30 s meant for tests that wait, not work). Its own bound, as the 200-miner
+  // handover test has.
   it('refuses connections past the per-address limit (5,000 from one address) and is back to baseline after', async () => {
     const storm = 5000;
     const limit = 100;
@@ -315,7 +319,7 @@ describe('timeouts, limits and bans', () => {
     const heapAfter = await settledHeapBytes();
     expect(heapDuring - heapBefore, 'the storm shows in the heap').toBeGreaterThan(4 * 2 ** 20);
     expect(heapAfter - heapBefore, `heap ${heapBefore} → ${heapDuring} → ${heapAfter}`).toBeLessThan(2 ** 20);
-  });
+  }, 120_000);
 
   it('bans an address sending mostly bad shares, refuses it meanwhile, and keeps others mining', async () => {
     const { server: strict, jobs: strictJobs } = await h.start({
