@@ -110,6 +110,14 @@ const LINGER_MS = 2000;
  * answers to its shares in flight before it is closed.
  */
 const TAKEOVER_SETTLE_MS = 1000;
+/**
+ * A connection handed to another process (`handOffSessions`) waits at most this long for the
+ * answers to its shares in flight: they depend only on validation and the local spool write,
+ * which a loaded machine can make take seconds. The socket moves only once they are out (an
+ * answer due after `letGo` would never be written); past this bound the connection is closed
+ * instead, so its miner sees a disconnect, not a submit left unanswered on a live connection.
+ */
+const HANDOFF_ANSWERS_MS = 30_000;
 /** Reasons that come with a last message worth delivering (or answers to shares). */
 const LINGER: ReadonlySet<CloseReason> = new Set([
   'replaced',
@@ -887,7 +895,8 @@ export class StratumServer extends EventEmitter<StratumServerEvents> {
    * in flight and what it had written go out, its extranonce1 claim is detached, and `receive`
    * gets the session and the socket. New connections are refused from the start. Resolves with
    * the number of sessions handed over; close the server afterwards. A session `receive`
-   * fails on is closed: its miner reconnects and resumes as after any disconnect.
+   * fails on is closed: its miner reconnects and resumes as after any disconnect; so is one
+   * whose shares are still unanswered after HANDOFF_ANSWERS_MS.
    */
   async handOffSessions(receive: SessionReceiver, waveSize = HANDOFF_WAVE_SIZE): Promise<number> {
     if (this.phase !== 'running') throw new Error(`stratum server ${this.id} is ${this.phase}, not running`);
@@ -927,6 +936,9 @@ export class StratumServer extends EventEmitter<StratumServerEvents> {
   ): Promise<number> {
     let moved = 0;
     const moving = new Set<Connection>();
+    // Once one connection waited the whole HANDOFF_ANSWERS_MS, the spool is stuck, not slow: the
+    // others wait the short bound, so the switch does not take that long per connection.
+    const wait = { ms: HANDOFF_ANSWERS_MS };
     const next = (): Connection | undefined => {
       for (const conn of this.connections) if (!conn.closed && !moving.has(conn)) return conn;
       return undefined;
@@ -934,7 +946,7 @@ export class StratumServer extends EventEmitter<StratumServerEvents> {
     const lane = async () => {
       for (let conn = next(); conn; conn = next()) {
         moving.add(conn);
-        if (await this.handOffOne(conn, receive, accepted)) moved++;
+        if (await this.handOffOne(conn, receive, accepted, wait)) moved++;
         moving.delete(conn);
       }
     };
@@ -947,11 +959,21 @@ export class StratumServer extends EventEmitter<StratumServerEvents> {
     conn: Connection,
     receive: SessionReceiver,
     accepted: Map<string, [jobId: string, key: string][]>,
+    wait: { ms: number },
   ): Promise<boolean> {
     const stoppedAt = Date.now();
     this.mining.delete(conn);
     stopReading(conn.socket);
-    await this.settleWave([conn]);
+    // Its answers first: after `letGo` an answer still due is dropped (the connection is closed
+    // to this server), and nothing carries it to the new owner.
+    await this.settleWave([conn], wait.ms);
+    if (!conn.closed && conn.inFlight > 0) {
+      wait.ms = TAKEOVER_SETTLE_MS;
+      // Shares still not answered (a stuck spool): the miner resumes after a reconnect, knowing
+      // those submits went unanswered, rather than waiting on them forever on a live connection.
+      this.closeConnection(conn, 'replaced', 'handed over before its shares were answered');
+      return false;
+    }
     const flushed = await written(conn.socket, TAKEOVER_SETTLE_MS);
     if (conn.closed) return false;
     if (conn.held !== null) {
@@ -982,14 +1004,20 @@ export class StratumServer extends EventEmitter<StratumServerEvents> {
   }
 
   /**
-   * Waits for the answers to a wave's shares in flight and for subscribes being answered (at
-   * most TAKEOVER_SETTLE_MS). Only the wave's: the other miners keep submitting meanwhile, so
-   * the whole pipeline may never be idle.
+   * Waits for the answers to a wave's shares in flight (at most `ms`) and for subscribes being
+   * answered (at most TAKEOVER_SETTLE_MS). Only the wave's: the other miners keep submitting
+   * meanwhile, so the whole pipeline may never be idle.
    */
-  private async settleWave(wave: Connection[]): Promise<void> {
-    const deadline = Date.now() + TAKEOVER_SETTLE_MS;
-    const busy = () => wave.some((c) => !c.closed && (c.inFlight > 0 || c.held !== null));
-    while (busy() && Date.now() < deadline) {
+  private async settleWave(wave: Connection[], ms: number): Promise<void> {
+    const started = Date.now();
+    const busy = () => {
+      const waited = Date.now() - started;
+      return wave.some(
+        (c) =>
+          !c.closed && ((c.inFlight > 0 && waited < ms) || (c.held !== null && waited < TAKEOVER_SETTLE_MS)),
+      );
+    };
+    while (busy()) {
       // Answers come from Redis and the spool: look again on the next turns of the loop.
       await new Promise((resolve) => setTimeout(resolve, 1));
     }

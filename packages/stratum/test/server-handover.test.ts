@@ -1,6 +1,9 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { headerFieldHex } from '@hashwire/chain';
 import type { Share } from '@hashwire/protocol';
-import type { StratumServer } from '@hashwire/stratum';
+import { type ShareSink, ShareSpool, type StratumServer } from '@hashwire/stratum';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHAIN, type Harness, RawClient, TestJobSource, USER, createHarness, job } from './server-helpers.js';
 
@@ -147,5 +150,63 @@ describe('handing sessions to a new server with their connections open', () => {
     );
     again.close();
     third.close();
+  });
+
+  it('a share whose spool write takes longer than a second is answered on the same connection before it moves, once, and spooled once', async () => {
+    // A slow disk cannot be made for real: the old server's spool is real, its appends delayed.
+    const feed = new TestJobSource();
+    feed.push(job('s1'));
+    const dir = mkdtempSync(join(tmpdir(), 'hw-stratum-slow-'));
+    h.dirs.push(dir);
+    const spool = await ShareSpool.open({ dir });
+    const appended: Share[] = [];
+    let slowFrom = Number.POSITIVE_INFINITY;
+    let started: () => void = () => {};
+    const appendStarted = new Promise<void>((resolve) => {
+      started = resolve;
+    });
+    const slowSink: ShareSink = {
+      async append(s) {
+        appended.push(s);
+        if (appended.length >= slowFrom) {
+          started();
+          await new Promise((resolve) => setTimeout(resolve, 1500));
+        }
+        await spool.append(s);
+      },
+      close: () => spool.close(),
+    };
+    const { server: a } = await h.start({
+      id: 'stratum-slow-old',
+      jobs: feed,
+      shareSink: slowSink,
+      spoolDir: undefined,
+    });
+    const { server: b } = await h.start({ id: 'stratum-slow-new', jobs: feed });
+    const byOld = accepted([a]);
+    const byNew = accepted([b]);
+    const client = await RawClient.connect(a.port);
+    await client.handshake();
+
+    // The share is validated and being written when the switch starts.
+    slowFrom = appended.length + 1;
+    const slow = share('s1');
+    const pending = client.line('mining.submit', slow);
+    client.write(pending.text);
+    await appendStarted;
+    expect(await a.handOffSessions(handTo(b))).toBe(1);
+
+    // The next answer comes from the new server on the same connection, after whatever the old
+    // one wrote before letting it go: the slow share's answer must be among it.
+    expect(await client.request('mining.submit', share('s1'))).toMatchObject({ result: true, error: null });
+    expect(client.messages.filter((m) => m.id === pending.id)).toEqual([
+      expect.objectContaining({ id: pending.id, result: true, error: null }),
+    ]);
+    expect(client.closed).toBe(false);
+    const en2 = slow[2];
+    expect(appended.filter((s) => s.extranonce2 === en2)).toHaveLength(1);
+    expect(byOld.filter((s) => s.extranonce2 === en2)).toHaveLength(1);
+    expect(byNew.filter((s) => s.extranonce2 === en2)).toHaveLength(0);
+    client.close();
   });
 });
