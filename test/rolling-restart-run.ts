@@ -129,7 +129,7 @@ export async function rollingRestart(redis: NonNullable<PoolOptions['redis']>): 
   expect(describeShares(answers.notStale), 'shares rejected for another reason than a stale job').toEqual([]);
   // Once per stratum restart for the miners it held, resumed with the same extranonce1;
   // none at all while jobmanagers and reporters restart.
-  expect(reconnects.problems, 'reconnects').toEqual([]);
+  expect(reconnects.problems, `reconnects: ${reconnects.problems.join('; ')}`).toEqual([]);
   expect(blocks.problems, `blocks found during the run: ${blocks.problems.join('; ')}`).toEqual([]);
   // The leader was among the restarted jobmanagers: it handed its lease over (a higher epoch).
   const [before, after] = phases.find((ph) => ph.leader)?.epochs ?? [];
