@@ -543,8 +543,9 @@ export async function createApiService(options: ApiServiceOptions): Promise<ApiS
           logger.warn({ err: error }, 'api: registry refresh failed');
         },
       });
-      // The api's own `service.api.up` (and whatever came before it) reaches the tail before a
-      // client can subscribe: a snapshot covers it, rather than it arriving after as news.
+      // The api's own `service.api.up` (and whatever came before it) reaches the tail before
+      // start() resolves: a client subscribing after that gets it in its snapshot, not after it
+      // as news.
       await tail.caughtUp();
       logger.info({ url, chains: [...chains.keys()] }, 'api: up');
     },
