@@ -4,6 +4,7 @@ import { startRedis } from '@hashwire/testkit';
 import { expect, it } from 'vitest';
 import { testKeys } from '../../reporter/test/helpers.js';
 import { createEventTail } from '../src/event-tail.js';
+import { appendNumbered } from './stream-helpers.js';
 
 it('caughtUp() resolves once every event appended before it reached the listeners, in order', async () => {
   const server = await startRedis();
@@ -23,16 +24,7 @@ it('caughtUp() resolves once every event appended before it reached the listener
     const appended: [string, string][] = [];
     for (let i = 0; i < 200; i++) {
       const stream = i % 2 === 0 ? 'ltc' : 'pool';
-      const seq =
-        stream === 'pool'
-          ? await appendEvent(redis, keys, 'service.stratum.up', { kind: 'stratum', id: `st-${i}` })
-          : await appendEvent(
-              redis,
-              keys,
-              'block.accepted',
-              { chain: 'ltc', hash: 'ab', height: i, state: 'accepted' },
-              'ltc',
-            );
+      const seq = await appendNumbered(redis, keys, stream, i);
       appended.push([stream, seq]);
     }
     await tail.caughtUp();

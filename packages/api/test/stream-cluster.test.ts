@@ -1,11 +1,11 @@
 import { createStream } from '@hashwire/client';
 import { createLogger } from '@hashwire/core';
-import { appendEvent, connectRedis } from '@hashwire/registry';
+import { connectRedis } from '@hashwire/registry';
 import { startRedisCluster } from '@hashwire/testkit';
 import { describe, expect, it } from 'vitest';
 import { testKeys } from '../../reporter/test/helpers.js';
 import { createApiService } from '../src/index.js';
-import { CuttableWebSocket, record, waitFor } from './stream-helpers.js';
+import { CuttableWebSocket, appendNumbered, record, waitFor } from './stream-helpers.js';
 
 // The stream's streams live in different slots (one per chain, one for the pool): on a Cluster
 // every read stays within one slot, and a resume catches up on each.
@@ -47,16 +47,7 @@ describe('live stream on Redis Cluster', () => {
         const producer = (async () => {
           for (let i = 0; i < TOTAL; i++) {
             const s = streams[i % 3]!;
-            const id =
-              s === 'pool'
-                ? await appendEvent(redis, keys, 'service.stratum.up', { kind: 'stratum', id: `st-${i}` })
-                : await appendEvent(
-                    redis,
-                    keys,
-                    'block.accepted',
-                    { chain: s, hash: 'ab', height: i, state: 'accepted' },
-                    s,
-                  );
+            const id = await appendNumbered(redis, keys, s, i);
             appended[s]!.push(id);
           }
         })();

@@ -1,5 +1,28 @@
 import type { PoolEvent, StreamClient } from '@hashwire/client';
+import { type KeyBuilder, POOL_STREAM } from '@hashwire/protocol';
+import { type RedisClient, appendEvent } from '@hashwire/registry';
 import WebSocket from 'ws';
+
+/**
+ * Appends the `i`th event of a test's flow to `stream`: `service.stratum.up` (id `st-<i>`) to the
+ * pool's stream, `block.accepted` (height `i`) to a chain's. Returns its seq.
+ */
+export function appendNumbered(
+  redis: RedisClient,
+  keys: KeyBuilder,
+  stream: string,
+  i: number,
+): Promise<string> {
+  return stream === POOL_STREAM
+    ? appendEvent(redis, keys, 'service.stratum.up', { kind: 'stratum', id: `st-${i}` })
+    : appendEvent(
+        redis,
+        keys,
+        'block.accepted',
+        { chain: stream, hash: 'ab', height: i, state: 'accepted' },
+        stream,
+      );
+}
 
 /** ws's WebSocket, remembering every socket opened so a test can cut them as a network would. */
 export class CuttableWebSocket extends WebSocket {

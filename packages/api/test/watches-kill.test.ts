@@ -65,11 +65,14 @@ describe('watch delivery across api processes', () => {
       });
       const a = await spawnApi(config('api-a'));
       procs.push(a);
-      const created = await call(`${a.ready.url}/v1/watches`, {
-        method: 'POST',
-        headers: admin,
-        body: JSON.stringify({ pattern: 'worker.*', endpoint: `${hook.url}/kill` }),
-      });
+      // One registration, made through either process: the same watch.
+      const register = (api: typeof a) =>
+        call(`${api.ready.url}/v1/watches`, {
+          method: 'POST',
+          headers: admin,
+          body: JSON.stringify({ pattern: 'worker.*', endpoint: `${hook.url}/kill` }),
+        });
+      const created = await register(a);
       expect(created.status).toBe(201);
       const id = created.body.id as string;
 
@@ -94,11 +97,7 @@ describe('watch delivery across api processes', () => {
       const b = await spawnApi(config('api-b'));
       procs.push(b);
       // the same registration through the other process: the same watch
-      const again = await call(`${b.ready.url}/v1/watches`, {
-        method: 'POST',
-        headers: admin,
-        body: JSON.stringify({ pattern: 'worker.*', endpoint: `${hook.url}/kill` }),
-      });
+      const again = await register(b);
       expect(again.status).toBe(200);
       expect(again.body.id).toBe(id);
       await produce(6, 10);
